@@ -1,0 +1,68 @@
+//! Every default value of the configuration, each a named constant with the reason for
+//! its value. docs/CONFIG.md quotes these; change both together.
+
+use std::time::Duration;
+
+/// Request bodies above this are refused with 413. A 128k-token prompt is about 0.5 MB
+/// of JSON; 4 MiB leaves room for a few inline images while bounding memory per request.
+pub const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// JSON documents nested deeper than this are refused with 400. Real model APIs nest
+/// fewer than 10 levels; deep nesting is only useful to attack recursive parsers.
+pub const MAX_JSON_DEPTH: u32 = 64;
+
+/// Upper bound for one request's header block (HTTP/1.1 read buffer, HTTP/2 header
+/// list). Browsers and SDKs send under 4 KiB; 16 KiB allows large JWTs.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// A client must finish sending request headers within this time (slowloris defence).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connecting to an upstream target. Model servers sit on the same network; a slow
+/// connect means the target is down and another target should be tried.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Until the upstream's response headers arrive. LLM prefill of a long prompt can take
+/// tens of seconds, so this is generous.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Whole exchange, including a streamed response. Long generations finish well within.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Longest silence between two body chunks, in either direction, before the exchange
+/// is cut. Token streams produce a chunk every few tens of milliseconds.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long in-flight requests may run after SIGTERM before they are cut.
+/// Kubernetes' default termination grace period is 30 s.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Consecutive failures (connect errors, 5xx, timeouts) before a target is ejected.
+pub const HEALTH_MAX_FAILURES: u32 = 3;
+
+/// How long an ejected target stays out before it is tried again.
+pub const HEALTH_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// Interval between active health checks, when a health path is configured.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One active health check must answer within this.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Idle upstream connections are closed after this; below typical server keep-alive
+/// limits (uvicorn 5 s is lower, so the pool also retries a request that hit a
+/// connection the server closed before it was used).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Idle connections kept per upstream target.
+pub const POOL_MAX_IDLE_PER_TARGET: usize = 256;
+
+/// The admin listener (health, metrics, reload) binds to loopback only by default.
+pub const ADMIN_LISTEN: &str = "127.0.0.1:9901";
+
+/// Open client connections per listener; over it, new connections wait in the
+/// kernel's backlog instead of exhausting file descriptors.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Node identity written to logs (and later audit records) when none is configured.
+pub const NODE_ID: &str = "rampart-1";

@@ -1,0 +1,162 @@
+//! The validated runtime configuration. Every value here has passed validation; the
+//! gateway builds its runtime from these types and never sees raw TOML.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue, Method};
+
+pub use crate::raw::{Balance, ClientAuth, Protocol};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this config came from, if any (used by reload).
+    pub source: Option<PathBuf>,
+    pub server: Server,
+    pub admin: Admin,
+    pub listeners: Vec<Listener>,
+    pub upstreams: Vec<Upstream>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub node_id: String,
+    pub shutdown_grace: Duration,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// `None` when the admin listener is disabled.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Accept HTTP/2 with prior knowledge on a plaintext listener.
+    pub h2c: bool,
+    pub tls: Option<ListenerTls>,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    /// Keep X-Forwarded-For / Forwarded from the client instead of replacing them.
+    pub trust_forwarded_headers: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub balance: Balance,
+    pub connect_timeout: Duration,
+    /// Speak HTTP/2 (prior knowledge on http, ALPN on https) to the targets.
+    pub http2: bool,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_target: usize,
+    pub health: Health,
+    pub tls: UpstreamTls,
+    /// Headers added to every upstream request (credentials for the model server).
+    pub headers: Vec<(HeaderName, Secret<HeaderValue>)>,
+}
+
+/// One upstream server: `http://host:port` or `https://host:port`, no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+impl Target {
+    pub fn is_tls(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.authority)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub max_failures: u32,
+    pub cooldown: Duration,
+    /// Active checks: `GET path` every `interval`; `None` means passive health only.
+    pub active: Option<ActiveHealth>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActiveHealth {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// Extra root CA (PEM); when absent the Mozilla roots are trusted.
+    pub ca: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub path: PathMatch,
+    /// Lower-case host names without port; empty means any host.
+    pub hosts: Vec<String>,
+    /// Empty means any method.
+    pub methods: Vec<Method>,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    pub protocol: Protocol,
+    /// Reachable without authentication. Routes are closed unless this is set.
+    pub public: bool,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+impl PathMatch {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub max_json_depth: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub first_byte: Duration,
+    pub total: Duration,
+    pub idle: Duration,
+}

@@ -1,0 +1,183 @@
+//! Raw configuration exactly as written in the TOML file. Every table denies unknown
+//! keys so that a typo is an error, not a silently ignored setting. Nothing here is
+//! validated; [`crate::validate`] turns these into the runtime types.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub defaults: RawRouteSettings,
+    #[serde(default)]
+    pub upstreams: Vec<RawUpstream>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub node_id: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub access_log: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: String,
+    pub listen: String,
+    pub h2c: Option<bool>,
+    pub tls: Option<RawListenerTls>,
+    pub max_header_bytes: Option<usize>,
+    pub header_read_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub trust_forwarded_headers: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    pub cert: String,
+    pub key: String,
+    pub client_ca: Option<String>,
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Whether a TLS listener with a `client_ca` demands a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    Required,
+    Optional,
+}
+
+/// Limits and timeouts; `[defaults]` sets them for every route, a route may override.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteSettings {
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body_bytes: Option<u64>,
+    pub max_json_depth: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub first_byte: Option<String>,
+    pub total: Option<String>,
+    pub idle: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub name: String,
+    pub targets: Vec<String>,
+    pub balance: Option<Balance>,
+    pub connect_timeout: Option<String>,
+    pub http2: Option<bool>,
+    pub pool_idle_timeout: Option<String>,
+    pub pool_max_idle_per_target: Option<usize>,
+    #[serde(default)]
+    pub health: RawHealth,
+    pub tls: Option<RawUpstreamTls>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, RawSecretRef>,
+}
+
+/// How a pool picks a target for each request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    LeastOutstanding,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub max_failures: Option<u32>,
+    pub cooldown: Option<String>,
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub ca: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub server_name: Option<String>,
+}
+
+/// A secret named by where it lives. Exactly one of `env` and `file`; `prefix` is
+/// prepended (e.g. `"Bearer "`). There is deliberately no inline form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretRef {
+    pub env: Option<String>,
+    pub file: Option<String>,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    pub path: Option<String>,
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub upstream: String,
+    pub protocol: Option<Protocol>,
+    pub public: Option<bool>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+/// What the route speaks; decides error shapes and, later, which validators run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// OpenAI-compatible API: errors are OpenAI-shaped.
+    Openai,
+    /// KServe / Open Inference Protocol v2.
+    Kserve,
+    /// Any JSON API.
+    #[default]
+    Json,
+    /// Opaque HTTP: bodies are streamed, never parsed.
+    Http,
+}

@@ -1,0 +1,447 @@
+//! Raw → validated config. Collects every problem instead of stopping at the first, and
+//! words each one so the user knows what to write instead.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue, Method, Uri};
+
+use crate::error::{ConfigError, ConfigIssue};
+use crate::locate::{KeyPath, Locator};
+use crate::model::*;
+use crate::raw::*;
+use crate::secret::Secret;
+use crate::{defaults, duration};
+
+/// Where secrets and relative paths come from while validating.
+pub struct Environment<'a> {
+    /// Directory relative file paths are resolved against (the config file's).
+    pub base_dir: PathBuf,
+    /// Reads an environment variable.
+    pub var: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl std::fmt::Debug for Environment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment").field("base_dir", &self.base_dir).finish()
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    locator: Locator<'a>,
+    env: &'a Environment<'a>,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Validator<'_> {
+    fn issue(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            file: self.file.to_owned(),
+            line: self.locator.line(path),
+            key: path.render(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, path: &KeyPath, raw: &Option<String>, default: Duration) -> Duration {
+        match raw {
+            None => default,
+            Some(text) => match duration::parse(text) {
+                Ok(d) if d.is_zero() => {
+                    self.issue(path, "must be greater than zero");
+                    default
+                }
+                Ok(d) => d,
+                Err(msg) => {
+                    self.issue(path, msg);
+                    default
+                }
+            },
+        }
+    }
+
+    fn positive<T: PartialOrd + Default + Copy>(&mut self, path: &KeyPath, raw: Option<T>, default: T) -> T {
+        match raw {
+            Some(v) if v <= T::default() => {
+                self.issue(path, "must be greater than zero");
+                default
+            }
+            Some(v) => v,
+            None => default,
+        }
+    }
+
+    fn file_path(&mut self, path: &KeyPath, raw: &str) -> PathBuf {
+        let p = Path::new(raw);
+        let full = if p.is_absolute() { p.to_path_buf() } else { self.env.base_dir.join(p) };
+        if !full.is_file() {
+            self.issue(path, format!("file `{}` does not exist or is not a file", full.display()));
+        }
+        full
+    }
+
+    fn socket_addr(&mut self, path: &KeyPath, raw: &str) -> Option<SocketAddr> {
+        match raw.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.issue(path, format!("`{raw}` is not an address like `127.0.0.1:8080` or `[::1]:8080`"));
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, path: &KeyPath, raw: &RawSecretRef) -> Option<String> {
+        let value = match (&raw.env, &raw.file) {
+            (Some(var), None) => match (self.env.var)(var) {
+                Some(v) => v,
+                None => {
+                    self.issue(&path.key("env"), format!("environment variable `{var}` is not set"));
+                    return None;
+                }
+            },
+            (None, Some(file)) => {
+                let full = self.file_path(&path.key("file"), file);
+                match std::fs::read_to_string(&full) {
+                    Ok(v) => v.trim_end_matches(['\r', '\n']).to_owned(),
+                    Err(e) => {
+                        self.issue(&path.key("file"), format!("cannot read `{}`: {e}", full.display()));
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                self.issue(path, "name exactly one of `env` or `file`; secrets are never written inline");
+                return None;
+            }
+        };
+        Some(format!("{}{}", raw.prefix.as_deref().unwrap_or(""), value))
+    }
+
+    fn limits(&mut self, path: &KeyPath, raw: &RawLimits, base: Limits) -> Limits {
+        Limits {
+            max_body_bytes: self.positive(&path.key("max_body_bytes"), raw.max_body_bytes, base.max_body_bytes),
+            max_json_depth: self.positive(&path.key("max_json_depth"), raw.max_json_depth, base.max_json_depth),
+        }
+    }
+
+    fn timeouts(&mut self, path: &KeyPath, raw: &RawTimeouts, base: Timeouts) -> Timeouts {
+        let t = Timeouts {
+            first_byte: self.duration(&path.key("first_byte"), &raw.first_byte, base.first_byte),
+            total: self.duration(&path.key("total"), &raw.total, base.total),
+            idle: self.duration(&path.key("idle"), &raw.idle, base.idle),
+        };
+        if t.first_byte > t.total {
+            self.issue(&path.key("first_byte"), "must not be longer than timeouts.total");
+        }
+        t
+    }
+
+    fn listener(&mut self, path: &KeyPath, raw: &RawListener) -> Option<Listener> {
+        let addr = self.socket_addr(&path.key("listen"), &raw.listen);
+        let tls = raw.tls.as_ref().map(|tls| {
+            let tp = path.key("tls");
+            let client_ca = tls.client_ca.as_deref().map(|ca| self.file_path(&tp.key("client_ca"), ca));
+            if tls.client_auth.is_some() && client_ca.is_none() {
+                self.issue(&tp.key("client_auth"), "needs `client_ca` to verify client certificates against");
+            }
+            ListenerTls {
+                cert: self.file_path(&tp.key("cert"), &tls.cert),
+                key: self.file_path(&tp.key("key"), &tls.key),
+                client_ca,
+                client_auth: tls.client_auth.unwrap_or(ClientAuth::Required),
+            }
+        });
+        let max_header_bytes =
+            self.positive(&path.key("max_header_bytes"), raw.max_header_bytes, defaults::MAX_HEADER_BYTES);
+        if max_header_bytes < 8192 {
+            self.issue(&path.key("max_header_bytes"), "must be at least 8192 (the HTTP/1.1 parser's minimum buffer)");
+        }
+        Some(Listener {
+            name: raw.name.clone(),
+            addr: addr?,
+            h2c: raw.h2c.unwrap_or(true),
+            tls,
+            max_header_bytes,
+            header_read_timeout: self.duration(
+                &path.key("header_read_timeout"),
+                &raw.header_read_timeout,
+                defaults::HEADER_READ_TIMEOUT,
+            ),
+            max_connections: self.positive(&path.key("max_connections"), raw.max_connections, defaults::MAX_CONNECTIONS),
+            trust_forwarded_headers: raw.trust_forwarded_headers.unwrap_or(false),
+        })
+    }
+
+    fn target(&mut self, path: &KeyPath, raw: &str) -> Option<Target> {
+        let bad = |v: &mut Self, why: &str| {
+            v.issue(path, format!("`{raw}` {why}; write a base URL like `http://10.0.0.5:8000`"));
+            None
+        };
+        let Ok(uri) = raw.parse::<Uri>() else { return bad(self, "is not a URL") };
+        let scheme = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
+            _ => return bad(self, "must start with http:// or https://"),
+        };
+        let Some(authority) = uri.authority().cloned() else { return bad(self, "has no host") };
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return bad(self, "must not have a path or query");
+        }
+        if authority.as_str().contains('@') {
+            return bad(self, "must not carry credentials; use `headers` with a secret instead");
+        }
+        let authority: Authority = if authority.port().is_some() {
+            authority
+        } else {
+            let port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+            match format!("{}:{port}", authority.host()).parse() {
+                Ok(a) => a,
+                Err(_) => return bad(self, "has an invalid host"),
+            }
+        };
+        Some(Target { scheme, authority })
+    }
+
+    fn upstream(&mut self, path: &KeyPath, raw: &RawUpstream) -> Upstream {
+        if raw.targets.is_empty() {
+            self.issue(&path.key("targets"), format!("upstream \"{}\": needs at least one target", raw.name));
+        }
+        let targets = raw
+            .targets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| self.target(&path.key("targets").index(i), t))
+            .collect();
+        let hp = path.key("health");
+        let active = match &raw.health.path {
+            Some(p) if !p.starts_with('/') => {
+                self.issue(&hp.key("path"), "must start with `/`");
+                None
+            }
+            Some(p) => Some(ActiveHealth {
+                path: p.clone(),
+                interval: self.duration(&hp.key("interval"), &raw.health.interval, defaults::HEALTH_INTERVAL),
+                timeout: self.duration(&hp.key("timeout"), &raw.health.timeout, defaults::HEALTH_TIMEOUT),
+            }),
+            None => {
+                if raw.health.interval.is_some() || raw.health.timeout.is_some() {
+                    self.issue(&hp.key("path"), "is required when `interval` or `timeout` is set");
+                }
+                None
+            }
+        };
+        let health = Health {
+            max_failures: self.positive(&hp.key("max_failures"), raw.health.max_failures, defaults::HEALTH_MAX_FAILURES),
+            cooldown: self.duration(&hp.key("cooldown"), &raw.health.cooldown, defaults::HEALTH_COOLDOWN),
+            active,
+        };
+        let tls = match &raw.tls {
+            None => UpstreamTls::default(),
+            Some(t) => {
+                let tp = path.key("tls");
+                if t.client_cert.is_some() != t.client_key.is_some() {
+                    self.issue(&tp, "set both `client_cert` and `client_key`, or neither");
+                }
+                UpstreamTls {
+                    ca: t.ca.as_deref().map(|p| self.file_path(&tp.key("ca"), p)),
+                    client_cert: t.client_cert.as_deref().map(|p| self.file_path(&tp.key("client_cert"), p)),
+                    client_key: t.client_key.as_deref().map(|p| self.file_path(&tp.key("client_key"), p)),
+                    server_name: t.server_name.clone(),
+                }
+            }
+        };
+        let mut headers = Vec::new();
+        for (name, secret) in &raw.headers {
+            let hpath = path.key("headers").key(name);
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                self.issue(&hpath, "is not a valid header name");
+                continue;
+            };
+            if let Some(value) = self.secret(&hpath, secret) {
+                match HeaderValue::from_str(&value) {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        headers.push((header, Secret::new(v)));
+                    }
+                    Err(_) => self.issue(&hpath, "the secret's value is not a valid header value"),
+                }
+            }
+        }
+        Upstream {
+            name: raw.name.clone(),
+            targets,
+            balance: raw.balance.unwrap_or_default(),
+            connect_timeout: self.duration(&path.key("connect_timeout"), &raw.connect_timeout, defaults::CONNECT_TIMEOUT),
+            http2: raw.http2.unwrap_or(false),
+            pool_idle_timeout: self.duration(
+                &path.key("pool_idle_timeout"),
+                &raw.pool_idle_timeout,
+                defaults::POOL_IDLE_TIMEOUT,
+            ),
+            pool_max_idle_per_target: raw.pool_max_idle_per_target.unwrap_or(defaults::POOL_MAX_IDLE_PER_TARGET),
+            health,
+            tls,
+            headers,
+        }
+    }
+
+    fn route(&mut self, path: &KeyPath, raw: &RawRoute, upstreams: &[Upstream], base: (Limits, Timeouts)) -> Route {
+        let matcher = match (&raw.path, &raw.path_prefix) {
+            (Some(p), None) => PathMatch::Exact(p.clone()),
+            (None, Some(p)) => PathMatch::Prefix(p.clone()),
+            _ => {
+                self.issue(path, format!("route \"{}\": set exactly one of `path` or `path_prefix`", raw.name));
+                PathMatch::Exact(String::new())
+            }
+        };
+        if let PathMatch::Exact(p) | PathMatch::Prefix(p) = &matcher
+            && !p.is_empty()
+            && !p.starts_with('/')
+        {
+            let key = if raw.path.is_some() { "path" } else { "path_prefix" };
+            self.issue(&path.key(key), format!("route \"{}\": must start with `/`", raw.name));
+        }
+        let mut methods = Vec::new();
+        for (i, m) in raw.methods.iter().enumerate() {
+            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(method) => methods.push(method),
+                Err(_) => self.issue(&path.key("methods").index(i), format!("`{m}` is not an HTTP method")),
+            }
+        }
+        let upstream = match upstreams.iter().position(|u| u.name == raw.upstream) {
+            Some(i) => i,
+            None => {
+                let known: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+                self.issue(
+                    &path.key("upstream"),
+                    format!("route \"{}\": no upstream named \"{}\" (known: {})", raw.name, raw.upstream, known.join(", ")),
+                );
+                0
+            }
+        };
+        Route {
+            name: raw.name.clone(),
+            path: matcher,
+            hosts: raw.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            methods,
+            upstream,
+            protocol: raw.protocol.unwrap_or_default(),
+            public: raw.public.unwrap_or(false),
+            limits: self.limits(&path.key("limits"), &raw.limits, base.0),
+            timeouts: self.timeouts(&path.key("timeouts"), &raw.timeouts, base.1),
+        }
+    }
+
+    fn unique_names<'n>(&mut self, table: &str, names: impl Iterator<Item = &'n str>) {
+        let mut seen = HashSet::new();
+        for (i, name) in names.enumerate() {
+            let path = KeyPath::default().key(table).index(i).key("name");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                self.issue(&path, format!("`{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`"));
+            }
+            if !seen.insert(name) {
+                self.issue(&path, format!("the name \"{name}\" is used twice"));
+            }
+        }
+    }
+}
+
+/// Validates a parsed raw config. `file` is the name used in error messages.
+pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>) -> Result<Config, ConfigError> {
+    let mut v = Validator {
+        file,
+        locator: Locator::new(source),
+        env,
+        issues: Vec::new(),
+    };
+    let root = KeyPath::default();
+
+    let server = Server {
+        node_id: raw.server.node_id.clone().unwrap_or_else(|| defaults::NODE_ID.to_owned()),
+        shutdown_grace: v.duration(
+            &root.key("server").key("shutdown_grace"),
+            &raw.server.shutdown_grace,
+            defaults::SHUTDOWN_GRACE,
+        ),
+        access_log: raw.server.access_log.unwrap_or(true),
+    };
+    let admin = Admin {
+        listen: if raw.admin.enabled.unwrap_or(true) {
+            let text = raw.admin.listen.as_deref().unwrap_or(defaults::ADMIN_LISTEN);
+            v.socket_addr(&root.key("admin").key("listen"), text)
+        } else {
+            None
+        },
+    };
+
+    v.unique_names("listeners", raw.listeners.iter().map(|l| l.name.as_str()));
+    v.unique_names("upstreams", raw.upstreams.iter().map(|u| u.name.as_str()));
+    v.unique_names("routes", raw.routes.iter().map(|r| r.name.as_str()));
+    if raw.listeners.is_empty() {
+        v.issue(&root.key("listeners"), "at least one [[listeners]] entry is required");
+    }
+    if raw.routes.is_empty() {
+        v.issue(&root.key("routes"), "at least one [[routes]] entry is required; unmatched requests get 404");
+    }
+
+    let listeners: Vec<Listener> = raw
+        .listeners
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| v.listener(&root.key("listeners").index(i), l))
+        .collect();
+    let mut addrs = HashSet::new();
+    for (i, l) in listeners.iter().enumerate() {
+        if l.addr.port() != 0 && !addrs.insert(l.addr) {
+            v.issue(&root.key("listeners").index(i).key("listen"), format!("{} is used by two listeners", l.addr));
+        }
+    }
+
+    let upstreams: Vec<Upstream> = raw
+        .upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, u)| v.upstream(&root.key("upstreams").index(i), u))
+        .collect();
+
+    let dp = root.key("defaults");
+    let base_limits = v.limits(
+        &dp.key("limits"),
+        &raw.defaults.limits,
+        Limits {
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            max_json_depth: defaults::MAX_JSON_DEPTH,
+        },
+    );
+    let base_timeouts = v.timeouts(
+        &dp.key("timeouts"),
+        &raw.defaults.timeouts,
+        Timeouts {
+            first_byte: defaults::FIRST_BYTE_TIMEOUT,
+            total: defaults::TOTAL_TIMEOUT,
+            idle: defaults::IDLE_TIMEOUT,
+        },
+    );
+    let routes: Vec<Route> = raw
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| v.route(&root.key("routes").index(i), r, &upstreams, (base_limits, base_timeouts)))
+        .collect();
+
+    if v.issues.is_empty() {
+        Ok(Config {
+            source: None,
+            server,
+            admin,
+            listeners,
+            upstreams,
+            routes,
+        })
+    } else {
+        Err(ConfigError { issues: v.issues })
+    }
+}

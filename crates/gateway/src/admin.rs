@@ -1,0 +1,107 @@
+//! The admin listener (loopback by default, separate from client traffic): liveness
+//! (`GET /healthz`), readiness (`GET /readyz`: every pool has a target in rotation and
+//! the gateway is not draining), Prometheus metrics (`GET /metrics`) and config reload
+//! (`POST /admin/reload`). It never proxies anything.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::runtime::Gateway;
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+async fn route(gateway: Arc<Gateway>, method: Method, path: &str, draining: bool) -> Response<Full<Bytes>> {
+    match (method, path) {
+        (Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        (Method::GET, "/readyz") => {
+            let ready = !draining && gateway.current().ready();
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let text = if draining {
+                "draining"
+            } else if ready {
+                "ready"
+            } else {
+                "no healthy upstream target"
+            };
+            json(status, serde_json::json!({"status": text}))
+        }
+        (Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(gateway.metrics.render())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            r
+        }
+        (Method::POST, "/admin/reload") => {
+            let gw = Arc::clone(&gateway);
+            match tokio::task::spawn_blocking(move || gw.reload()).await {
+                Ok(Ok(())) => json(StatusCode::OK, serde_json::json!({"status": "reloaded"})),
+                Ok(Err(e)) => json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    serde_json::json!({"error": {"code": "invalid_config", "message": e.to_string()}}),
+                ),
+                Err(_) => json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    serde_json::json!({"error": {"code": "reload_failed", "message": "reload task failed"}}),
+                ),
+            }
+        }
+        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload") => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"error": {"code": "method_not_allowed", "message": "method not allowed"}}),
+        ),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
+        ),
+    }
+}
+
+pub async fn serve(socket: TcpListener, gateway: Arc<Gateway>, drain: crate::server::Drain, mut stop: watch::Receiver<bool>) {
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    loop {
+        let (stream, _) = tokio::select! {
+            r = socket.accept() => match r {
+                Ok(s) => s,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let gateway = Arc::clone(&gateway);
+        let draining = Arc::clone(&draining);
+        let Some(watcher) = crate::server::watcher(&drain) else { return };
+        tokio::spawn(async move {
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let gateway = Arc::clone(&gateway);
+                let draining = draining.load(std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    Ok::<_, Infallible>(route(gateway, req.method().clone(), req.uri().path(), draining).await)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = watcher.watch(conn).await;
+        });
+    }
+}

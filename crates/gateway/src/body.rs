@@ -1,0 +1,352 @@
+//! Body types. Owns the request body as stages see it ([`RequestBody`]), bounded
+//! buffering with an idle timeout, the size- and time-bounded streaming request body
+//! sent upstream, and [`ExchangeBody`], the response body every client receives: it
+//! passes upstream frames through as they arrive (no buffering), enforces the idle
+//! and total timeouts, runs chunk stages, and ends the exchange exactly once (on the
+//! last frame, on error, or when the client goes away).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::context::{Exchange, Outcome};
+use crate::error::RequestError;
+use crate::pipeline::Pipeline;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Body sent to upstreams.
+pub type UpstreamBody = BoxBody<Bytes, BoxError>;
+
+/// The request body at some point of the request stages.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// Not read yet; will be streamed to the upstream.
+    Streaming(Incoming),
+    /// Read completely (bounded) by the body stage.
+    Buffered(Bytes),
+}
+
+/// Reads a whole body, refusing more than `limit` bytes and a silence longer than `idle`.
+pub async fn read_bounded(mut body: Incoming, limit: u64, idle: Duration) -> Result<Bytes, RequestError> {
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(RequestError::BodyTimeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(RequestError::BodyRead),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if (buf.len() + data.len()) as u64 > limit {
+                return Err(RequestError::BodyTooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// [`BoundedStream`] exceeded its byte limit.
+pub const TRIP_TOO_LARGE: u8 = 1;
+/// [`BoundedStream`] saw no data for its idle timeout.
+pub const TRIP_IDLE: u8 = 2;
+
+/// Error raised inside a streaming request body; the proxy maps it back.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeded its limit or idle timeout")]
+pub struct StreamLimitError;
+
+pin_project_lite::pin_project! {
+    /// A streaming request body with a byte limit and an idle timeout. When either
+    /// trips, `tripped` is set (to [`TRIP_TOO_LARGE`] or [`TRIP_IDLE`]) so the proxy can
+    /// answer 413/408 instead of 502.
+    pub struct BoundedStream {
+        #[pin]
+        inner: Incoming,
+        #[pin]
+        idle: Sleep,
+        idle_for: Duration,
+        seen: u64,
+        limit: u64,
+        tripped: Arc<AtomicU8>,
+    }
+}
+
+impl BoundedStream {
+    pub fn new(inner: Incoming, limit: u64, idle_for: Duration, tripped: Arc<AtomicU8>) -> Self {
+        Self {
+            inner,
+            idle: tokio::time::sleep(idle_for),
+            idle_for,
+            seen: 0,
+            limit,
+            tripped,
+        }
+    }
+}
+
+impl Body for BoundedStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.seen += data.len() as u64;
+                    if *this.seen > *this.limit {
+                        this.tripped.store(TRIP_TOO_LARGE, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(Box::new(StreamLimitError))));
+                    }
+                }
+                let deadline = Instant::now() + *this.idle_for;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(this.idle.poll(cx));
+                this.tripped.store(TRIP_IDLE, Ordering::Relaxed);
+                Poll::Ready(Some(Err(Box::new(StreamLimitError))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Turns a request body into the upstream body.
+pub fn upstream_body(body: RequestBody, limit: u64, idle: Duration, tripped: Arc<AtomicU8>) -> UpstreamBody {
+    match body {
+        RequestBody::Buffered(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
+        RequestBody::Streaming(incoming) => BoundedStream::new(incoming, limit, idle, tripped).boxed(),
+    }
+}
+
+/// Where the response body comes from.
+pub enum Source {
+    Upstream(Incoming),
+    Full(Option<Bytes>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Upstream(_) => f.write_str("Source::Upstream"),
+            Source::Full(b) => write!(f, "Source::Full({:?} bytes)", b.as_ref().map(Bytes::len)),
+        }
+    }
+}
+
+/// Timing rules for a response body.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimers {
+    pub idle: Duration,
+    pub deadline: Instant,
+    /// The response is a Server-Sent-Events stream: a timeout ends it with an
+    /// `event: error` message instead of an abrupt reset.
+    pub sse: bool,
+}
+
+pin_project_lite::pin_project! {
+    /// The body of every response the gateway sends. See the module docs.
+    pub struct ExchangeBody {
+        source: Source,
+        #[pin]
+        idle: Sleep,
+        #[pin]
+        deadline: Sleep,
+        timers: Option<BodyTimers>,
+        exchange: Option<Box<Exchange>>,
+        pipeline: Arc<Pipeline>,
+        route: Option<Arc<crate::runtime::RouteRuntime>>,
+        chunk_stages: bool,
+        trailer: Option<Bytes>,
+        finished: bool,
+        guard: Option<crate::upstream::Outstanding>,
+    }
+
+    impl PinnedDrop for ExchangeBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(ex) = this.exchange.take() {
+                let mut ex = ex;
+                ex.outcome.get_or_insert(Outcome::ClientGone);
+                this.pipeline.complete(&ex);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ExchangeBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeBody").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+impl ExchangeBody {
+    pub fn new(
+        source: Source,
+        exchange: Box<Exchange>,
+        pipeline: Arc<Pipeline>,
+        route: Option<Arc<crate::runtime::RouteRuntime>>,
+        timers: Option<BodyTimers>,
+    ) -> Self {
+        let now = Instant::now();
+        let (idle_at, deadline_at) = match timers {
+            Some(t) => (now + t.idle, t.deadline),
+            // Full bodies never wait; the sleeps are never polled.
+            None => (now, now),
+        };
+        let chunk_stages = route.as_ref().is_some_and(|r| pipeline.wants_chunks(r));
+        Self {
+            source,
+            idle: tokio::time::sleep_until(idle_at),
+            deadline: tokio::time::sleep_until(deadline_at),
+            timers,
+            exchange: Some(exchange),
+            pipeline,
+            route,
+            chunk_stages,
+            trailer: None,
+            finished: false,
+            guard: None,
+        }
+    }
+
+    /// Keeps the target's outstanding-request count raised until the body ends.
+    pub fn with_guard(mut self, guard: crate::upstream::Outstanding) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+}
+
+fn finish(pipeline: &Pipeline, exchange: &mut Option<Box<Exchange>>, outcome: Outcome) {
+    if let Some(mut ex) = exchange.take() {
+        ex.outcome = Some(outcome);
+        pipeline.complete(&ex);
+    }
+}
+
+impl Body for ExchangeBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if *this.finished {
+            return Poll::Ready(None);
+        }
+        if let Some(trailer) = this.trailer.take() {
+            *this.finished = true;
+            finish(this.pipeline, this.exchange, Outcome::Failed);
+            return Poll::Ready(Some(Ok(Frame::data(trailer))));
+        }
+        let polled = match this.source {
+            Source::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Source::Upstream(incoming) => Pin::new(incoming).poll_frame(cx).map(|o| o.map(|r| r.map_err(BoxError::from))),
+        };
+        match polled {
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(data) = frame.data_mut() {
+                    if let Some(ex) = this.exchange.as_mut() {
+                        ex.response_bytes += data.len() as u64;
+                        if *this.chunk_stages
+                            && let Err(err) = this.pipeline.response_chunk(ex, data)
+                        {
+                            *this.finished = true;
+                            ex.error = Some(err);
+                            finish(this.pipeline, this.exchange, Outcome::Failed);
+                            return Poll::Ready(Some(Err(Box::new(StreamLimitError))));
+                        }
+                    }
+                    if let Some(t) = this.timers {
+                        this.idle.as_mut().reset(Instant::now() + t.idle);
+                    }
+                }
+                let ended = match this.source {
+                    Source::Full(rest) => rest.is_none(),
+                    Source::Upstream(incoming) => incoming.is_end_stream(),
+                };
+                if ended {
+                    *this.finished = true;
+                    finish(this.pipeline, this.exchange, Outcome::Complete);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                *this.finished = true;
+                if let Some(ex) = this.exchange.as_mut() {
+                    ex.error.get_or_insert(RequestError::UpstreamFailed);
+                }
+                finish(this.pipeline, this.exchange, Outcome::Failed);
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                *this.finished = true;
+                finish(this.pipeline, this.exchange, Outcome::Complete);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let Some(t) = *this.timers else { return Poll::Pending };
+                let idle = this.idle.as_mut().poll(cx).is_ready();
+                let total = this.deadline.as_mut().poll(cx).is_ready();
+                if !idle && !total {
+                    return Poll::Pending;
+                }
+                if let Some(ex) = this.exchange.as_mut() {
+                    ex.error = Some(RequestError::UpstreamTimeout);
+                }
+                // Dropping the upstream body closes that connection.
+                *this.source = Source::Full(None);
+                if t.sse {
+                    let request_id = this.exchange.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
+                    let which = if total { "total" } else { "idle" };
+                    let event = format!(
+                        "event: error\ndata: {{\"error\":{{\"type\":\"api_error\",\"code\":\"upstream_timeout\",\"message\":\"the upstream stream exceeded the {which} timeout\",\"request_id\":\"{request_id}\"}}}}\n\n"
+                    );
+                    *this.trailer = Some(Bytes::from(event));
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                *this.finished = true;
+                finish(this.pipeline, this.exchange, Outcome::Failed);
+                Poll::Ready(Some(Err(Box::new(StreamLimitError))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.finished {
+            return SizeHint::with_exact(0);
+        }
+        match &self.source {
+            Source::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Source::Full(None) if self.trailer.is_none() => SizeHint::with_exact(0),
+            Source::Upstream(incoming) if !self.chunk_stages => incoming.size_hint(),
+            _ => SizeHint::default(),
+        }
+    }
+}

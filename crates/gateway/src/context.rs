@@ -1,0 +1,168 @@
+//! The per-exchange context: one typed value that travels through every stage of one
+//! request/response exchange. Stages read and write it instead of request extensions.
+//! Findings and the decision are data here; the access log, metrics and (later) the
+//! audit trail are written from it when the exchange ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{Method, StatusCode};
+use rampart_config::Protocol;
+
+use crate::error::RequestError;
+
+/// What the connection told us about the client.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: bool,
+    /// The client certificate chain's leaf (DER), when mTLS presented one.
+    pub client_cert: Option<Arc<[u8]>>,
+}
+
+/// Where in the exchange a finding was made. Never the raw value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    RequestHeaders,
+    RequestBody,
+    ResponseHeaders,
+    ResponseBody,
+}
+
+/// One thing a stage noticed: its kind (`pii.email`, `secret.aws_key`, `injection`,
+/// ...), how sure it is, and where. Stages must never store the matched text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub confidence: f32,
+    pub location: Location,
+    /// Byte range in the inspected text, when meaningful.
+    pub span: Option<(usize, usize)>,
+}
+
+/// What the gateway did with the exchange, worst action wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Decision {
+    #[default]
+    Allow,
+    Flag,
+    Redact,
+    Block,
+    Error,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Flag => "flag",
+            Decision::Redact => "redact",
+            Decision::Block => "block",
+            Decision::Error => "error",
+        }
+    }
+}
+
+/// Timing marks, all relative to `Exchange::started`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Request sent to the upstream (all request stages done).
+    pub upstream_sent: Option<Duration>,
+    /// Upstream response headers received.
+    pub upstream_headers: Option<Duration>,
+    /// Response headers handed to the client connection.
+    pub response_headers: Option<Duration>,
+}
+
+/// How the exchange ended, from the client's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The full response body was delivered.
+    Complete,
+    /// The body ended with an error (upstream reset, timeout).
+    Failed,
+    /// The client went away before the body ended.
+    ClientGone,
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    pub request_id: String,
+    pub started: Instant,
+    pub started_wall: SystemTime,
+    pub conn: Arc<ConnInfo>,
+    pub method: Method,
+    pub path: String,
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
+    /// Matched route name and protocol; `None` until routing.
+    pub route: Option<Arc<str>>,
+    pub protocol: Protocol,
+    pub upstream: Option<Arc<str>>,
+    pub target: Option<Arc<str>>,
+    pub findings: Vec<Finding>,
+    pub decision: Decision,
+    pub error: Option<RequestError>,
+    pub status: Option<StatusCode>,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub timings: Timings,
+    pub outcome: Option<Outcome>,
+}
+
+impl Exchange {
+    pub fn new(conn: Arc<ConnInfo>, method: Method, path: String) -> Self {
+        Self {
+            request_id: String::new(),
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            conn,
+            method,
+            path,
+            host: None,
+            user_agent: None,
+            route: None,
+            protocol: Protocol::Json,
+            upstream: None,
+            target: None,
+            findings: Vec::new(),
+            decision: Decision::Allow,
+            error: None,
+            status: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            timings: Timings::default(),
+            outcome: None,
+        }
+    }
+
+    /// Records a finding and raises the decision to at least `decision`.
+    pub fn add_finding(&mut self, finding: Finding, decision: Decision) {
+        self.findings.push(finding);
+        self.decide(decision);
+    }
+
+    pub fn decide(&mut self, decision: Decision) {
+        self.decision = self.decision.max(decision);
+    }
+
+    /// Gateway-added time: everything until response headers minus the time the
+    /// upstream took to answer with headers.
+    pub fn gateway_added(&self) -> Option<Duration> {
+        let headers = self.timings.response_headers?;
+        match (self.timings.upstream_sent, self.timings.upstream_headers) {
+            (Some(sent), Some(got)) => Some(headers.saturating_sub(got.saturating_sub(sent))),
+            _ => Some(headers),
+        }
+    }
+
+    pub fn upstream_time(&self) -> Option<Duration> {
+        match (self.timings.upstream_sent, self.timings.upstream_headers) {
+            (Some(sent), Some(got)) => Some(got.saturating_sub(sent)),
+            _ => None,
+        }
+    }
+}

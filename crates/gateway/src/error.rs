@@ -1,0 +1,143 @@
+//! Gateway errors, typed per phase. [`RequestError`] is the one place that maps a
+//! request-phase failure to its status code, JSON body and metric label; nothing else
+//! in the gateway builds an error response. [`InitError`] covers building a runtime
+//! from config (certificates, keys) and binding listeners.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use rampart_config::Protocol;
+
+/// Why a request was refused or failed. The message never contains secrets or
+/// request content.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    #[error("no route matches this request")]
+    NoRoute,
+    #[error("the request path has dot segments or encoded separators")]
+    InvalidPath,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("authentication is required for this route")]
+    Unauthenticated,
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("JSON body is nested deeper than the limit of {limit}")]
+    JsonTooDeep { limit: u32 },
+    #[error("request body is not valid JSON: {reason}")]
+    InvalidJson { reason: &'static str },
+    #[error("request body was not received within the idle timeout")]
+    BodyTimeout,
+    #[error("request body could not be read")]
+    BodyRead,
+    #[error("no healthy upstream target is available")]
+    NoHealthyUpstream,
+    #[error("could not connect to the upstream")]
+    UpstreamConnect,
+    #[error("the upstream did not answer within the timeout")]
+    UpstreamTimeout,
+    #[error("the upstream failed to answer")]
+    UpstreamFailed,
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl RequestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::JsonTooDeep { .. } | Self::InvalidJson { .. } | Self::BodyRead | Self::InvalidPath => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::NoHealthyUpstream | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamConnect | Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Stable machine-readable code: the JSON `code` and the metric label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidPath => "invalid_path",
+            Self::Unauthenticated => "unauthenticated",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::JsonTooDeep { .. } => "json_too_deep",
+            Self::InvalidJson { .. } => "invalid_json",
+            Self::BodyTimeout => "body_timeout",
+            Self::BodyRead => "body_read_error",
+            Self::NoHealthyUpstream => "no_healthy_upstream",
+            Self::UpstreamConnect => "upstream_connect_error",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamFailed => "upstream_error",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// OpenAI's error `type` vocabulary.
+    fn openai_type(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "authentication_error",
+            Self::NoRoute
+            | Self::MethodNotAllowed
+            | Self::InvalidPath
+            | Self::BodyTooLarge { .. }
+            | Self::JsonTooDeep { .. }
+            | Self::InvalidJson { .. }
+            | Self::BodyTimeout
+            | Self::BodyRead => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The JSON error body for a route speaking `protocol`. OpenAI routes (and generic
+    /// JSON routes) get `{"error":{"type","code","message","request_id"}}`; KServe v2
+    /// routes get the protocol's `{"error": "<message>"}` plus `code` and `request_id`.
+    pub fn body(&self, protocol: Protocol, request_id: &str) -> Bytes {
+        let message = self.to_string();
+        let value = match protocol {
+            Protocol::Kserve => serde_json::json!({
+                "error": message,
+                "code": self.code(),
+                "request_id": request_id,
+            }),
+            _ => serde_json::json!({
+                "error": {
+                    "type": self.openai_type(),
+                    "code": self.code(),
+                    "message": message,
+                    "request_id": request_id,
+                }
+            }),
+        };
+        Bytes::from(value.to_string())
+    }
+
+    /// Extra headers the status requires (RFC 9110 / RFC 6750).
+    pub fn extra_headers(&self) -> Option<(header::HeaderName, HeaderValue)> {
+        match self {
+            Self::Unauthenticated => Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"rampart\""))),
+            Self::ShuttingDown | Self::NoHealthyUpstream => {
+                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Failure while building a runtime from a validated config or binding listeners.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{key}: cannot use `{path}`: {reason}")]
+    Tls { key: String, path: String, reason: String },
+    #[error("listener \"{name}\": cannot bind {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}

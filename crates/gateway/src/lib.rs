@@ -1,0 +1,26 @@
+//! Rampart's gateway: listeners and TLS (`server`, `tls`), routing (`router`), upstream
+//! pools and forwarding (`upstream`, `proxy`), the pipeline of stages (`pipeline`,
+//! `stage`, `stages`) with its per-exchange context (`context`), bodies and their
+//! timeouts (`body`), the admin API (`admin`), metrics (`metrics`) and the runtime
+//! that hot reload swaps (`runtime`). It must never forward a request before every
+//! request stage passed, never read an unbounded body, and never log a secret.
+
+pub mod admin;
+pub mod body;
+pub mod context;
+pub mod error;
+pub mod json;
+pub mod metrics;
+pub mod pipeline;
+pub mod proxy;
+pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod stage;
+pub mod stages;
+pub mod tls;
+pub mod upstream;
+
+pub use error::{InitError, RequestError};
+pub use runtime::{Gateway, Runtime};
+pub use server::Server;

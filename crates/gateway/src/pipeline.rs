@@ -1,0 +1,297 @@
+//! The pipeline: every stage, in order, in this one file.
+//!
+//! ```text
+//! client ──TLS──▶ listener ─▶ route match ─▶ request stages ─▶ upstream pool ─▶ response stages ─▶ client
+//!                                               │                                   │
+//!                                               └──── findings + decision ──────────┴─▶ access log, metrics
+//! ```
+//!
+//! Request stages run top to bottom and the first rejection wins; nothing is sent to an
+//! upstream until all of them passed. Response stages run on the upstream's response
+//! head, chunk stages on every body chunk as it streams, and completion stages exactly
+//! once when the exchange ends — however it ends (see `body::ExchangeBody`). Stages
+//! yet to come (authorize, limit, inspect, transform, harden, account, audit) slot into
+//! the marked places.
+//!
+//! Generic HTTP concerns that are not policy live around the pipeline, not in it:
+//! header-size limits and the header-read timeout (server.rs), hop-by-hop and
+//! forwarding headers, the first-byte timeout and retries (proxy.rs), the idle and total
+//! timeouts on bodies (body.rs).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use rampart_config::Protocol;
+
+use crate::body::{BodyTimers, ExchangeBody, RequestBody, Source};
+use crate::context::{ConnInfo, Decision, Exchange};
+use crate::error::RequestError;
+use crate::metrics::Metrics;
+use crate::proxy;
+use crate::runtime::{RouteRuntime, Runtime};
+use crate::stage::{Flow, RequestParts, Stage};
+use crate::stages::access_log::{AccessLogStage, Message};
+use crate::stages::body::BodyStage;
+use crate::stages::identify::IdentifyStage;
+use crate::stages::metrics::MetricsStage;
+use crate::stages::request_id::{RequestIdStage, X_REQUEST_ID};
+
+/// Every stage of the gateway. Fields are listed in the order they run.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Request: stamp the request id on the upstream request. Response: return it.
+    request_id: RequestIdStage,
+    /// Request: who is calling; non-public routes need a principal (fail closed).
+    identify: IdentifyStage,
+    // authorize: roles → routes, models, actions                  (identity issue)
+    // limit:     rate, concurrency and token limits                (limits issue)
+    /// Request: body size limit, bounded buffering, JSON depth.
+    body: BodyStage,
+    // inspect:   PII, secrets, injection scoring                   (content issue)
+    // transform: redact, pseudonymise, canary                      (content issue)
+    /// Completion: counters and latency histograms.
+    metrics: MetricsStage,
+    /// Completion: one ECS JSON line per exchange.
+    access_log: AccessLogStage,
+}
+
+impl Pipeline {
+    pub fn new(metrics: Arc<Metrics>, log: std::sync::mpsc::SyncSender<Message>, node: &str, access_log: bool) -> Self {
+        Self {
+            request_id: RequestIdStage::new(),
+            identify: IdentifyStage,
+            body: BodyStage,
+            metrics: MetricsStage::new(Arc::clone(&metrics)),
+            access_log: AccessLogStage::new(access_log, Arc::from(node), log, metrics),
+        }
+    }
+
+    async fn request_stages(
+        &self,
+        ex: &mut Exchange,
+        route: &RouteRuntime,
+        req: &mut RequestParts,
+    ) -> Result<(), RequestError> {
+        run(&self.request_id, ex, route, req).await?;
+        run(&self.identify, ex, route, req).await?;
+        run(&self.body, ex, route, req).await?;
+        Ok(())
+    }
+
+    fn response_stages(
+        &self,
+        ex: &mut Exchange,
+        route: &RouteRuntime,
+        head: &mut http::response::Parts,
+    ) -> Result<(), RequestError> {
+        flow(self.request_id.on_response(ex, route, head))?;
+        Ok(())
+    }
+
+    /// Whether any stage inspects response chunks on this route.
+    pub fn wants_chunks(&self, route: &RouteRuntime) -> bool {
+        self.request_id.wants_chunks(route)
+            || self.identify.wants_chunks(route)
+            || self.body.wants_chunks(route)
+            || self.metrics.wants_chunks(route)
+            || self.access_log.wants_chunks(route)
+    }
+
+    /// Chunk stages, in order, on one response body chunk.
+    pub fn response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Result<(), RequestError> {
+        flow(self.request_id.on_response_chunk(ex, chunk))?;
+        flow(self.identify.on_response_chunk(ex, chunk))?;
+        flow(self.body.on_response_chunk(ex, chunk))?;
+        Ok(())
+    }
+
+    /// Completion stages. Called exactly once per exchange, by `ExchangeBody`.
+    pub fn complete(&self, ex: &Exchange) {
+        self.request_id.on_complete(ex);
+        self.identify.on_complete(ex);
+        self.body.on_complete(ex);
+        self.metrics.on_complete(ex);
+        self.access_log.on_complete(ex);
+    }
+
+    pub fn assign_request_id(&self, ex: &mut Exchange, headers: &http::HeaderMap) {
+        self.request_id.assign(ex, headers);
+    }
+}
+
+async fn run<S: Stage>(
+    stage: &S,
+    ex: &mut Exchange,
+    route: &RouteRuntime,
+    req: &mut RequestParts,
+) -> Result<(), RequestError> {
+    flow(stage.on_request(ex, route, req).await)
+}
+
+fn flow(f: Flow) -> Result<(), RequestError> {
+    match f {
+        Flow::Continue => Ok(()),
+        Flow::Reject(e) => Err(e),
+    }
+}
+
+/// Host of the request without port, from the URI (HTTP/2) or the Host header.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = match req.uri().host() {
+        Some(h) => h.to_owned(),
+        None => {
+            let value = req.headers().get(header::HOST)?.to_str().ok()?;
+            let uri: http::Uri = format!("http://{value}/").parse().ok()?;
+            uri.host()?.to_owned()
+        }
+    };
+    Some(raw.to_ascii_lowercase())
+}
+
+/// Refuses dot segments (plain or percent-encoded): an upstream that normalises
+/// `/v1/../admin` would otherwise serve a path no route allowed.
+fn path_is_clean(path: &str) -> bool {
+    path.starts_with('/')
+        && path.split('/').all(|seg| {
+            let lower = seg.to_ascii_lowercase();
+            let decoded = lower.replace("%2e", ".");
+            decoded != "." && decoded != ".."
+        })
+        && !path.contains('\\')
+        && !path.to_ascii_lowercase().contains("%2f")
+        && !path.to_ascii_lowercase().contains("%5c")
+}
+
+/// Handles one request end to end. Never fails: every error becomes a JSON response.
+pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<ExchangeBody> {
+    let pipeline = Arc::clone(&rt.pipeline);
+    let mut ex = Box::new(Exchange::new(conn, req.method().clone(), req.uri().path().to_owned()));
+    ex.host = request_host(&req);
+    ex.user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    pipeline.assign_request_id(&mut ex, req.headers());
+
+    if !path_is_clean(&ex.path) {
+        return error_response(pipeline, ex, None, RequestError::InvalidPath);
+    }
+    let route = match rt.router.route(ex.host.as_deref(), &ex.method, &ex.path) {
+        Ok(r) => Arc::clone(r),
+        Err(e) => return error_response(pipeline, ex, None, e),
+    };
+    ex.route = Some(Arc::clone(&route.name));
+    ex.protocol = route.config.protocol;
+    ex.upstream = Some(Arc::clone(&route.pool.name.0));
+    let total = route.config.timeouts.total;
+    let deadline = tokio::time::Instant::now() + total;
+
+    let (head, incoming) = req.into_parts();
+    let mut parts = RequestParts {
+        head,
+        body: RequestBody::Streaming(incoming),
+    };
+    let staged = tokio::time::timeout(total, pipeline.request_stages(&mut ex, &route, &mut parts)).await;
+    match staged {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return error_response(pipeline, ex, Some(route), e),
+        Err(_) => return error_response(pipeline, ex, Some(route), RequestError::BodyTimeout),
+    }
+
+    let host = ex.host.clone();
+    proxy::set_forwarding(
+        &mut parts.head.headers,
+        &ex.conn,
+        host.as_deref(),
+        rt.trusts_forwarded(&ex.conn.listener),
+    );
+    let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let upstreamed = match proxy::forward(&mut ex, &route, parts.head, parts.body, budget).await {
+        Ok(u) => u,
+        Err(e) => return error_response(pipeline, ex, Some(route), e),
+    };
+
+    let (mut head, incoming) = upstreamed.response.into_parts();
+    proxy::strip_hop_by_hop(&mut head.headers);
+    if let Err(e) = pipeline.response_stages(&mut ex, &route, &mut head) {
+        return error_response(pipeline, ex, Some(route), e);
+    }
+    let sse = head
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    ex.status = Some(head.status);
+    ex.timings.response_headers = Some(ex.started.elapsed());
+    let timers = BodyTimers {
+        idle: route.config.timeouts.idle,
+        deadline,
+        sse,
+    };
+    let body = ExchangeBody::new(Source::Upstream(incoming), ex, pipeline, Some(route), Some(timers))
+        .with_guard(upstreamed.guard);
+    Response::from_parts(head, body)
+}
+
+/// The one place an error becomes a response.
+fn error_response(
+    pipeline: Arc<Pipeline>,
+    mut ex: Box<Exchange>,
+    route: Option<Arc<RouteRuntime>>,
+    err: RequestError,
+) -> Response<ExchangeBody> {
+    let status = err.status();
+    let protocol = route.as_ref().map(|r| r.config.protocol).unwrap_or(Protocol::Json);
+    let body = err.body(protocol, &ex.request_id);
+    let extra = err.extra_headers();
+    ex.decide(if status.is_server_error() {
+        Decision::Error
+    } else {
+        Decision::Block
+    });
+    ex.status = Some(status);
+    ex.error = Some(err);
+    ex.timings.response_headers = Some(ex.started.elapsed());
+    let request_id = HeaderValue::from_str(&ex.request_id).ok();
+    let mut response = Response::new(ExchangeBody::new(Source::Full(Some(body)), ex, pipeline, route, None));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(id) = request_id {
+        headers.insert(X_REQUEST_ID.clone(), id);
+    }
+    if let Some((name, value)) = extra {
+        headers.insert(name, value);
+    }
+    response
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_refused() {
+        assert!(path_is_clean("/v1/chat/completions"));
+        assert!(path_is_clean("/v2/models/iris/infer"));
+        assert!(path_is_clean("/v1/files/a.b.c"));
+        for bad in [
+            "/v1/../admin",
+            "/v1/./x",
+            "/v1/%2e%2e/admin",
+            "/v1/.%2E/admin",
+            "/v1/%2E/x",
+            "/v1%2fadmin",
+            "/v1\\..\\admin",
+            "relative",
+        ] {
+            assert!(!path_is_clean(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The runtime built from one validated config: routes with their pools, the router,
+//! the pipeline and the listeners' TLS configs. [`Gateway`] holds the current runtime
+//! behind an atomic pointer; a reload builds a complete new runtime first and swaps it
+//! in only if everything succeeded, so in-flight requests finish on the runtime they
+//! started with and an invalid config never replaces a working one.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rampart_config::{Config, Route};
+use rustls::ServerConfig;
+
+use crate::error::InitError;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::router::Router;
+use crate::stages::access_log::AccessLogWriter;
+use crate::upstream::Pool;
+
+#[derive(Debug)]
+pub struct RouteRuntime {
+    pub name: Arc<str>,
+    pub config: Route,
+    pub pool: Arc<Pool>,
+}
+
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub pools: Vec<Arc<Pool>>,
+    pub pipeline: Arc<Pipeline>,
+    pub listener_tls: HashMap<String, Arc<ServerConfig>>,
+    trusted_listeners: Vec<Arc<str>>,
+}
+
+impl Runtime {
+    /// Builds everything a config describes, without binding sockets. Must run inside
+    /// a Tokio runtime (pools start their active health checks).
+    pub fn build(config: Config, metrics: &Arc<Metrics>, log: &AccessLogWriter) -> Result<Self, InitError> {
+        let mut listener_tls = HashMap::new();
+        for (i, l) in config.listeners.iter().enumerate() {
+            if let Some(tls) = &l.tls {
+                listener_tls.insert(l.name.clone(), crate::tls::server_config(&format!("listeners[{i}].tls"), tls)?);
+            }
+        }
+        let pools = config
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| Pool::new(&format!("upstreams[{i}]"), u, Arc::clone(metrics)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes: Vec<Arc<RouteRuntime>> = config
+            .routes
+            .iter()
+            .filter_map(|r| {
+                pools.get(r.upstream).map(|pool| {
+                    Arc::new(RouteRuntime {
+                        name: Arc::from(r.name.as_str()),
+                        config: r.clone(),
+                        pool: Arc::clone(pool),
+                    })
+                })
+            })
+            .collect();
+        let pipeline = Arc::new(Pipeline::new(
+            Arc::clone(metrics),
+            log.sender(),
+            &config.server.node_id,
+            config.server.access_log,
+        ));
+        let trusted_listeners = config
+            .listeners
+            .iter()
+            .filter(|l| l.trust_forwarded_headers)
+            .map(|l| Arc::from(l.name.as_str()))
+            .collect();
+        Ok(Self {
+            router: Router::new(&routes),
+            config: Arc::new(config),
+            pools,
+            pipeline,
+            listener_tls,
+            trusted_listeners,
+        })
+    }
+
+    pub fn trusts_forwarded(&self, listener: &str) -> bool {
+        self.trusted_listeners.iter().any(|l| &**l == listener)
+    }
+
+    /// Ready when every pool has at least one target in rotation.
+    pub fn ready(&self) -> bool {
+        self.pools.iter().all(|p| p.any_available())
+    }
+}
+
+/// Outcome of a reload request.
+#[derive(Debug)]
+pub enum ReloadError {
+    NoSource,
+    Config(rampart_config::ConfigError),
+    Init(InitError),
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::NoSource => f.write_str("the gateway was not started from a config file"),
+            ReloadError::Config(e) => write!(f, "{e}"),
+            ReloadError::Init(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The process-wide gateway: the current runtime plus what outlives reloads.
+#[derive(Debug)]
+pub struct Gateway {
+    current: ArcSwap<Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLogWriter,
+    source: Option<PathBuf>,
+    reload_lock: std::sync::Mutex<()>,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Result<Arc<Self>, InitError> {
+        let metrics = Arc::new(Metrics::new());
+        let access_log = AccessLogWriter::start().map_err(|e| InitError::Tls {
+            key: "server.access_log".into(),
+            path: "stdout".into(),
+            reason: e.to_string(),
+        })?;
+        let source = config.source.clone();
+        let runtime = Runtime::build(config, &metrics, &access_log)?;
+        Ok(Arc::new(Self {
+            current: ArcSwap::from_pointee(runtime),
+            metrics,
+            access_log,
+            source,
+            reload_lock: std::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The runtime new requests use.
+    pub fn current(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// Re-reads the config file and swaps in the new runtime. On any error the old
+    /// runtime keeps serving.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let _serialised = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.try_reload();
+        self.metrics.reload(result.is_ok());
+        match &result {
+            Ok(()) => tracing::info!(event = "config_reload", result = "success", "config reloaded"),
+            Err(e) => tracing::error!(
+                event = "config_reload",
+                result = "failure",
+                error = %e,
+                "config reload rejected; the previous config keeps serving"
+            ),
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<(), ReloadError> {
+        let path = self.source.as_ref().ok_or(ReloadError::NoSource)?;
+        let config = rampart_config::load(path).map_err(ReloadError::Config)?;
+        let old = self.current();
+        let changed: Vec<&str> = config
+            .listeners
+            .iter()
+            .filter(|l| {
+                !old.config
+                    .listeners
+                    .iter()
+                    .any(|o| o.name == l.name && o.addr == l.addr && o.tls.is_some() == l.tls.is_some())
+            })
+            .map(|l| l.name.as_str())
+            .collect();
+        if !changed.is_empty() || config.listeners.len() != old.config.listeners.len() {
+            tracing::warn!(
+                listeners = ?changed,
+                "listener addresses changed; they take effect at the next restart (routes, upstreams, limits and certificates are reloaded now)"
+            );
+        }
+        let runtime = Runtime::build(config, &self.metrics, &self.access_log).map_err(ReloadError::Init)?;
+        self.current.store(Arc::new(runtime));
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! Access log: one JSON line per exchange, with Elastic Common Schema field names, written
+//! to stdout by a dedicated thread so the request path never blocks on the terminal or
+//! a pipe. Only the method, path (never the query string, which may carry keys), status,
+//! sizes, timings, client address, user agent and the gateway's own decisions are
+//! logged: no header other than User-Agent, and no body, ever reaches this log.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::context::{Exchange, Outcome};
+use crate::metrics::Metrics;
+use crate::stage::Stage;
+
+/// Lines buffered between the request path and the writer thread before lines are
+/// dropped (and counted in `rampart_access_log_dropped_total`).
+const QUEUE_LINES: usize = 65_536;
+
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    #[serde(rename = "event.dataset")]
+    dataset: &'static str,
+    #[serde(rename = "event.duration")]
+    duration_ns: u64,
+    #[serde(rename = "event.outcome")]
+    outcome: &'static str,
+    #[serde(rename = "service.node.name")]
+    node: &'a str,
+    #[serde(rename = "http.request.id")]
+    request_id: &'a str,
+    #[serde(rename = "http.request.method")]
+    method: &'a str,
+    #[serde(rename = "url.path")]
+    path: &'a str,
+    #[serde(rename = "http.request.body.bytes")]
+    request_bytes: u64,
+    #[serde(rename = "http.response.status_code")]
+    status: u16,
+    #[serde(rename = "http.response.body.bytes")]
+    response_bytes: u64,
+    #[serde(rename = "client.ip")]
+    client_ip: String,
+    #[serde(rename = "client.port")]
+    client_port: u16,
+    #[serde(rename = "tls.established")]
+    tls: bool,
+    #[serde(rename = "user_agent.original", skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+    #[serde(rename = "rampart.listener")]
+    listener: &'a str,
+    #[serde(rename = "rampart.route", skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
+    #[serde(rename = "rampart.upstream", skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a str>,
+    #[serde(rename = "rampart.upstream.target", skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(rename = "rampart.decision")]
+    decision: &'static str,
+    #[serde(rename = "rampart.error.code", skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(rename = "rampart.findings")]
+    findings: usize,
+    #[serde(rename = "rampart.gateway_added_us", skip_serializing_if = "Option::is_none")]
+    gateway_added_us: Option<u64>,
+    #[serde(rename = "rampart.upstream_us", skip_serializing_if = "Option::is_none")]
+    upstream_us: Option<u64>,
+    #[serde(rename = "rampart.client_disconnected")]
+    client_gone: bool,
+}
+
+/// RFC 3339 UTC timestamp with microseconds, without pulling in a date crate.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+/// What the request path sends to the writer thread.
+#[derive(Debug)]
+pub enum Message {
+    Line(Vec<u8>),
+    /// Write everything queued before this, then acknowledge.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The writer thread's handle. The thread ends when the last sender is dropped.
+#[derive(Debug)]
+pub struct AccessLogWriter {
+    sender: SyncSender<Message>,
+}
+
+impl AccessLogWriter {
+    /// Starts the writer thread, writing to stdout.
+    pub fn start() -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel::<Message>(QUEUE_LINES);
+        std::thread::Builder::new()
+            .name("rampart-access-log".into())
+            .spawn(move || write_loop(receiver))?;
+        Ok(Self { sender })
+    }
+
+    pub fn sender(&self) -> SyncSender<Message> {
+        self.sender.clone()
+    }
+
+    /// Waits (up to `timeout`) until every line queued before now is written.
+    pub fn flush(&self, timeout: std::time::Duration) {
+        let (ack, done) = std::sync::mpsc::channel();
+        if self.sender.send(Message::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(timeout);
+        }
+    }
+}
+
+fn write_loop(receiver: Receiver<Message>) {
+    // Not `stdout.lock()`: holding the lock for the thread's life would block every
+    // other writer to stdout (the demo's banner, for one).
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let handle = |msg: Message, out: &mut std::io::BufWriter<std::io::Stdout>| match msg {
+        Message::Line(line) => {
+            let _ = out.write_all(&line);
+        }
+        Message::Flush(ack) => {
+            let _ = out.flush();
+            let _ = ack.send(());
+        }
+    };
+    while let Ok(msg) = receiver.recv() {
+        handle(msg, &mut out);
+        // Batch whatever else is already queued, then flush once.
+        while let Ok(more) = receiver.try_recv() {
+            handle(more, &mut out);
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+#[derive(Debug)]
+pub struct AccessLogStage {
+    enabled: bool,
+    node: Arc<str>,
+    sender: SyncSender<Message>,
+    metrics: Arc<Metrics>,
+}
+
+impl AccessLogStage {
+    pub fn new(enabled: bool, node: Arc<str>, sender: SyncSender<Message>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            enabled,
+            node,
+            sender,
+            metrics,
+        }
+    }
+}
+
+impl Stage for AccessLogStage {
+    const NAME: &'static str = "access_log";
+
+    fn on_complete(&self, ex: &Exchange) {
+        if !self.enabled {
+            return;
+        }
+        let failed = matches!(ex.outcome, Some(Outcome::Failed)) || ex.status.is_none_or(|s| s.as_u16() >= 500);
+        let line = Line {
+            timestamp: rfc3339(ex.started_wall),
+            dataset: "rampart.access",
+            duration_ns: u64::try_from(ex.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            outcome: if failed { "failure" } else { "success" },
+            node: &self.node,
+            request_id: &ex.request_id,
+            method: ex.method.as_str(),
+            path: &ex.path,
+            request_bytes: ex.request_bytes,
+            status: ex.status.map(|s| s.as_u16()).unwrap_or(0),
+            response_bytes: ex.response_bytes,
+            client_ip: ex.conn.peer.ip().to_canonical().to_string(),
+            client_port: ex.conn.peer.port(),
+            tls: ex.conn.tls,
+            user_agent: ex.user_agent.as_deref(),
+            listener: &ex.conn.listener,
+            route: ex.route.as_deref(),
+            upstream: ex.upstream.as_deref(),
+            target: ex.target.as_deref(),
+            decision: ex.decision.as_str(),
+            error: ex.error.as_ref().map(|e| e.code()),
+            findings: ex.findings.len(),
+            gateway_added_us: ex.gateway_added().map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            upstream_us: ex.upstream_time().map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            client_gone: matches!(ex.outcome, Some(Outcome::ClientGone)),
+        };
+        let mut buf = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut buf, &line).is_err() {
+            return;
+        }
+        buf.push(b'\n');
+        match self.sender.try_send(Message::Line(buf)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.metrics.access_log_dropped(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456);
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123456Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
+}

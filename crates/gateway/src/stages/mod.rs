@@ -1,0 +1,7 @@
+//! The stages. Each file owns one stage; `pipeline.rs` decides their order.
+
+pub mod access_log;
+pub mod body;
+pub mod identify;
+pub mod metrics;
+pub mod request_id;

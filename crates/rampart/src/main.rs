@@ -1,0 +1,182 @@
+//! The `rampart` binary: command-line parsing, logging setup, signal handling and
+//! exit codes. Glue only; everything else lives in the library crates.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rampart_gateway::{Gateway, Server};
+
+#[derive(Parser, Debug)]
+#[command(name = "rampart", version, about = "A security gateway for AI model endpoints")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway with a config file.
+    Serve {
+        /// Path to the TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file (including certificates and secrets) and exit.
+    CheckConfig {
+        /// Path to the TOML config file.
+        config: PathBuf,
+    },
+    /// Start the gateway in front of built-in demo model servers and print curl examples.
+    Demo {
+        /// Address for the gateway; falls back to a free port if taken.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Address for the admin API; falls back to a free port if taken.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
+    },
+}
+
+fn init_logging() {
+    let level = match std::env::var("RAMPART_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rampart-worker")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Demo { listen, admin } => runtime().and_then(|rt| rt.block_on(demo::run(listen, admin))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<rampart_config::Config, ExitCode> {
+    rampart_config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let summary = format!(
+        "{}: ok ({} listeners, {} upstreams, {} routes)",
+        path.display(),
+        config.listeners.len(),
+        config.upstreams.len(),
+        config.routes.len()
+    );
+    // Build the runtime too: certificates and keys are only parsed there.
+    let built = runtime()?.block_on(async { Gateway::new(config).map(|_| ()) });
+    match built {
+        Ok(()) => {
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    runtime()?.block_on(async move {
+        let gateway = match Gateway::new(config.clone()) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let server = Server::bind(Arc::clone(&gateway), &config).await?;
+        announce(&server);
+        let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&gateway)));
+        server.run(shutdown_signal()).await;
+        reloader.abort();
+        tracing::info!(event = "shutdown", "stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Logs every bound address, then `ready` (the test harness and operators wait for it).
+pub(crate) fn announce(server: &Server) {
+    for (name, addr) in server.addresses() {
+        tracing::info!(listener = %name, address = %addr, "listening");
+    }
+    tracing::info!("ready");
+}
+
+async fn reload_on_sighup(gateway: Arc<Gateway>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload through the admin API only");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let gw = Arc::clone(&gateway);
+        // Reload reads files; keep it off the request workers.
+        let _ = tokio::task::spawn_blocking(move || gw.reload()).await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

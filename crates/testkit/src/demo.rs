@@ -1,0 +1,401 @@
+//! Demo model servers. `spawn_openai` serves an OpenAI-compatible API
+//! (`/v1/chat/completions` with and without `stream: true`, `/v1/embeddings`,
+//! `/v1/models`) with deterministic answers and `usage` filled in; `spawn_kserve` serves
+//! the Open Inference Protocol v2 (`/v2/health/*`, `/v2/models/{m}`, `/v2/models/{m}/infer`)
+//! for the shipped iris classifier. Both validate what they receive and answer with the
+//! protocol's own error shapes, like a real server would.
+//!
+//! Token counts in `usage` are whitespace-separated words: a documented, deterministic
+//! stand-in for a tokenizer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::http_server::{BoxError, ResponseBody, TestServer};
+use crate::iris::IrisModel;
+
+/// Largest request body the demo servers read.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Behaviour knobs for tests.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Delay before response headers (to exercise first-byte timeouts).
+    pub first_byte_delay: Duration,
+    /// Delay between streamed chunks (to prove chunks pass through one by one).
+    pub chunk_delay: Duration,
+    /// Name this server reports in `x-demo-server` (to tell pool targets apart).
+    pub server_name: Option<String>,
+}
+
+fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut r = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    r
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<ResponseBody> {
+    full(status, "application/json", value.to_string())
+}
+
+fn openai_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    json_response(
+        status,
+        &json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+    )
+}
+
+async fn read_json(req: Request<Incoming>) -> Result<Value, String> {
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read body: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| format!("body is not valid JSON: {e}"))
+}
+
+fn words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+fn message_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        // Content parts: concatenate the text parts.
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The deterministic answer to a conversation: it repeats the last user message.
+pub fn demo_reply(last_user: &str) -> String {
+    if last_user.trim().is_empty() {
+        "Hello from the Rampart demo model.".to_owned()
+    } else {
+        format!("You said: {}", last_user.trim())
+    }
+}
+
+fn stamp(mut r: Response<ResponseBody>, name: &Option<String>) -> Response<ResponseBody> {
+    if let Some(n) = name
+        && let Ok(v) = http::HeaderValue::from_str(n)
+    {
+        r.headers_mut().insert("x-demo-server", v);
+    }
+    r
+}
+
+async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBody> {
+    let body = match read_json(req).await {
+        Ok(v) => v,
+        Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return openai_error(StatusCode::BAD_REQUEST, "'messages' is a required array");
+    };
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("rampart-demo-chat").to_owned();
+    let mut prompt_tokens = 0;
+    let mut last_user = String::new();
+    for m in messages {
+        let (Some(role), Some(content)) = (m.get("role").and_then(Value::as_str), m.get("content")) else {
+            return openai_error(StatusCode::BAD_REQUEST, "each message needs 'role' and 'content'");
+        };
+        let text = message_text(content);
+        prompt_tokens += words(&text);
+        if role == "user" {
+            last_user = text;
+        }
+    }
+    let reply = demo_reply(&last_user);
+    let completion_tokens = words(&reply);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    });
+    let id = format!("chatcmpl-demo-{:016x}", fnv(reply.as_bytes()));
+    let created = 1_700_000_000u64;
+    tokio::time::sleep(opts.first_byte_delay).await;
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        let include_usage = body
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let mut events = Vec::new();
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        events.push(chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+        let pieces: Vec<&str> = reply.split_inclusive(' ').collect();
+        for piece in pieces {
+            events.push(chunk(json!({"content": piece}), Value::Null));
+        }
+        events.push(chunk(json!({}), json!("stop")));
+        if include_usage {
+            events.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                               "choices": [], "usage": usage}));
+        }
+        let mut lines: Vec<Bytes> = events.iter().map(|e| Bytes::from(format!("data: {e}\n\n"))).collect();
+        lines.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        return sse(lines, opts.chunk_delay);
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "usage": usage,
+        }),
+    )
+}
+
+/// Streams `events` as Server-Sent Events, one frame each, `delay` apart.
+fn sse(events: Vec<Bytes>, delay: Duration) -> Response<ResponseBody> {
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    tokio::spawn(async move {
+        for (i, e) in events.into_iter().enumerate() {
+            if i > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if tx.send(Ok(Frame::data(e))).await.is_err() {
+                return; // client went away
+            }
+        }
+    });
+    let mut r = Response::new(ChannelBody { rx }.boxed());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// A response body fed frame by frame from a channel.
+struct ChannelBody {
+    rx: mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Deterministic 8-dimensional unit embedding from the text's words.
+pub fn demo_embedding(text: &str) -> Vec<f64> {
+    let mut v = [0f64; 8];
+    for w in text.split_whitespace() {
+        let h = fnv(w.to_lowercase().as_bytes());
+        for (i, slot) in v.iter_mut().enumerate() {
+            let bits = (h >> (i * 8)) & 0xff;
+            *slot += (bits as f64 / 127.5) - 1.0;
+        }
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        v.iter().map(|x| x / norm).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+async fn embeddings(req: Request<Incoming>) -> Response<ResponseBody> {
+    let body = match read_json(req).await {
+        Ok(v) => v,
+        Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => {
+            a.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+        }
+        _ => return openai_error(StatusCode::BAD_REQUEST, "'input' must be a string or a non-empty array of strings"),
+    };
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("rampart-demo-embed");
+    let tokens: u64 = inputs.iter().map(|s| words(s)).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({"object": "embedding", "index": i, "embedding": demo_embedding(s)}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+    )
+}
+
+fn models() -> Response<ResponseBody> {
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": [
+            {"id": "rampart-demo-chat", "object": "model", "created": 1_700_000_000u64, "owned_by": "rampart-demo"},
+            {"id": "rampart-demo-embed", "object": "model", "created": 1_700_000_000u64, "owned_by": "rampart-demo"},
+        ]}),
+    )
+}
+
+/// Starts the OpenAI-compatible demo server.
+pub async fn spawn_openai(addr: SocketAddr, opts: DemoOptions) -> std::io::Result<TestServer> {
+    let opts = Arc::new(opts);
+    TestServer::spawn(addr, move |req: Request<Incoming>| {
+        let opts = Arc::clone(&opts);
+        async move {
+            let name = opts.server_name.clone();
+            let resp = match (req.method().clone(), req.uri().path()) {
+                (Method::POST, "/v1/chat/completions") => chat(req, &opts).await,
+                (Method::POST, "/v1/embeddings") => embeddings(req).await,
+                (Method::GET, "/v1/models") => models(),
+                (Method::GET, "/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
+                (_, path) => openai_error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
+            };
+            stamp(resp, &name)
+        }
+    })
+    .await
+}
+
+fn kserve_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    json_response(status, &json!({"error": message}))
+}
+
+fn model_metadata(model: &IrisModel) -> Value {
+    json!({
+        "name": model.name,
+        "versions": ["1"],
+        "platform": "rampart-demo-logreg",
+        "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, model.n_features()]}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, model.classes.len()]},
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+        ],
+    })
+}
+
+fn flatten(v: &Value, out: &mut Vec<f64>) -> bool {
+    match v {
+        Value::Array(a) => a.iter().all(|x| flatten(x, out)),
+        Value::Number(n) => n.as_f64().map(|f| out.push(f)).is_some(),
+        _ => false,
+    }
+}
+
+async fn infer(req: Request<Incoming>, model: &IrisModel) -> Response<ResponseBody> {
+    let body = match read_json(req).await {
+        Ok(v) => v,
+        Err(e) => return kserve_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let Some(input) = body.get("inputs").and_then(Value::as_array).and_then(|a| a.first()) else {
+        return kserve_error(StatusCode::BAD_REQUEST, "'inputs' must be a non-empty array");
+    };
+    let datatype = input.get("datatype").and_then(Value::as_str).unwrap_or("");
+    if !matches!(datatype, "FP32" | "FP64") {
+        return kserve_error(StatusCode::BAD_REQUEST, "inputs[0].datatype must be FP32 or FP64");
+    }
+    let shape: Vec<i64> = input
+        .get("shape")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    let nf = model.n_features();
+    if shape.len() != 2 || shape[1] != nf as i64 || shape[0] < 1 {
+        return kserve_error(StatusCode::BAD_REQUEST, &format!("inputs[0].shape must be [N, {nf}] with N >= 1"));
+    }
+    let mut data = Vec::new();
+    if !input.get("data").is_some_and(|d| flatten(d, &mut data)) {
+        return kserve_error(StatusCode::BAD_REQUEST, "inputs[0].data must be numbers");
+    }
+    let rows = shape[0] as usize;
+    if data.len() != rows * nf {
+        return kserve_error(
+            StatusCode::BAD_REQUEST,
+            &format!("inputs[0].data has {} values, shape needs {}", data.len(), rows * nf),
+        );
+    }
+    let mut probs = Vec::with_capacity(rows * model.classes.len());
+    let mut labels = Vec::with_capacity(rows);
+    for row in data.chunks(nf) {
+        let p = model.predict(row);
+        let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        labels.push(model.classes[best].clone());
+        probs.extend(p.iter().map(|v| (*v as f32) as f64));
+    }
+    let mut out = json!({
+        "model_name": model.name,
+        "model_version": "1",
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [rows, model.classes.len()], "data": probs},
+            {"name": "label", "datatype": "BYTES", "shape": [rows], "data": labels},
+        ],
+    });
+    if let Some(id) = body.get("id") {
+        out["id"] = id.clone();
+    }
+    json_response(StatusCode::OK, &out)
+}
+
+/// Starts the KServe v2 demo server with the iris model.
+pub async fn spawn_kserve(addr: SocketAddr, opts: DemoOptions) -> std::io::Result<TestServer> {
+    let model = Arc::new(IrisModel::load().map_err(std::io::Error::other)?);
+    let opts = Arc::new(opts);
+    TestServer::spawn(addr, move |req: Request<Incoming>| {
+        let model = Arc::clone(&model);
+        let opts = Arc::clone(&opts);
+        async move {
+            tokio::time::sleep(opts.first_byte_delay).await;
+            let path = req.uri().path().to_owned();
+            let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            let resp = match (req.method().clone(), segments.as_slice()) {
+                (Method::GET, ["v2", "health", "live"]) => json_response(StatusCode::OK, &json!({"live": true})),
+                (Method::GET, ["v2", "health", "ready"]) => json_response(StatusCode::OK, &json!({"ready": true})),
+                (Method::GET, ["v2"]) => json_response(
+                    StatusCode::OK,
+                    &json!({"name": "rampart-demo-kserve", "version": env!("CARGO_PKG_VERSION"), "extensions": []}),
+                ),
+                (Method::GET, ["v2", "models", m]) | (Method::GET, ["v2", "models", m, "versions", "1"])
+                    if *m == model.name =>
+                {
+                    json_response(StatusCode::OK, &model_metadata(&model))
+                }
+                (Method::GET, ["v2", "models", m, "ready"]) if *m == model.name => {
+                    json_response(StatusCode::OK, &json!({"name": m, "ready": true}))
+                }
+                (Method::POST, ["v2", "models", m, "infer"])
+                | (Method::POST, ["v2", "models", m, "versions", "1", "infer"])
+                    if *m == model.name =>
+                {
+                    infer(req, &model).await
+                }
+                (_, ["v2", "models", m, ..]) => {
+                    kserve_error(StatusCode::NOT_FOUND, &format!("model '{m}' is not served here"))
+                }
+                _ => kserve_error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
+            };
+            stamp(resp, &opts.server_name)
+        }
+    })
+    .await
+}
