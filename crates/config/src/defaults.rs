@@ -64,5 +64,11 @@ pub const ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// kernel's backlog instead of exhausting file descriptors.
 pub const MAX_CONNECTIONS: usize = 10_000;
 
+/// Request-serving threads when none are configured: one per available core, like
+/// nginx's `worker_processes auto`.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 /// Node identity written to logs (and later audit records) when none is configured.
 pub const NODE_ID: &str = "rampart-1";

@@ -5,9 +5,13 @@ use std::time::Duration;
 /// Parses `<integer><unit>` with unit one of `ms`, `s`, `m`, `h`.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    const HINT: &str = "write e.g. `500ms`, `10s`, `5m`, `1h`";
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!("`{text}` is not a duration; {HINT}"));
+    }
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit; write e.g. `500ms`, `10s`, `5m`, `1h`"))?;
+        .ok_or_else(|| format!("`{text}` has no unit; {HINT}"))?;
     let (digits, unit) = text.split_at(split);
     let value: u64 = digits
         .parse()

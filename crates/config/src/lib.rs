@@ -24,7 +24,13 @@ pub use validate::{Environment, validate};
 /// paths resolve against `base_dir`.
 pub fn from_str(source: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(source).map_err(|e| {
-        let line = e.span().map(|s| source.as_bytes()[..s.start.min(source.len())].iter().filter(|&&b| b == b'\n').count() + 1);
+        let line = e.span().map(|s| {
+            source.as_bytes()[..s.start.min(source.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
         ConfigError {
             issues: vec![ConfigIssue {
                 file: file.to_owned(),

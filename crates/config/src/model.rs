@@ -27,6 +27,9 @@ pub struct Server {
     pub node_id: String,
     pub shutdown_grace: Duration,
     pub access_log: bool,
+    /// Request-serving threads, each with its own event loop, listener socket
+    /// (SO_REUSEPORT) and upstream connection pool.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]

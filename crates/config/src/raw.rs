@@ -29,6 +29,7 @@ pub struct RawServer {
     pub node_id: Option<String>,
     pub shutdown_grace: Option<String>,
     pub access_log: Option<bool>,
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

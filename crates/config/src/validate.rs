@@ -77,9 +77,16 @@ impl Validator<'_> {
 
     fn file_path(&mut self, path: &KeyPath, raw: &str) -> PathBuf {
         let p = Path::new(raw);
-        let full = if p.is_absolute() { p.to_path_buf() } else { self.env.base_dir.join(p) };
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.env.base_dir.join(p)
+        };
         if !full.is_file() {
-            self.issue(path, format!("file `{}` does not exist or is not a file", full.display()));
+            self.issue(
+                path,
+                format!("file `{}` does not exist or is not a file", full.display()),
+            );
         }
         full
     }
@@ -88,7 +95,10 @@ impl Validator<'_> {
         match raw.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.issue(path, format!("`{raw}` is not an address like `127.0.0.1:8080` or `[::1]:8080`"));
+                self.issue(
+                    path,
+                    format!("`{raw}` is not an address like `127.0.0.1:8080` or `[::1]:8080`"),
+                );
                 None
             }
         }
@@ -114,7 +124,10 @@ impl Validator<'_> {
                 }
             }
             _ => {
-                self.issue(path, "name exactly one of `env` or `file`; secrets are never written inline");
+                self.issue(
+                    path,
+                    "name exactly one of `env` or `file`; secrets are never written inline",
+                );
                 return None;
             }
         };
@@ -129,12 +142,16 @@ impl Validator<'_> {
     }
 
     fn timeouts(&mut self, path: &KeyPath, raw: &RawTimeouts, base: Timeouts) -> Timeouts {
+        let issues_before = self.issues.len();
         let t = Timeouts {
             first_byte: self.duration(&path.key("first_byte"), &raw.first_byte, base.first_byte),
             total: self.duration(&path.key("total"), &raw.total, base.total),
             idle: self.duration(&path.key("idle"), &raw.idle, base.idle),
         };
-        if t.first_byte > t.total {
+        // Compare only where this level sets a value and it parsed; inherited values
+        // were checked at their own level.
+        let set_here = raw.first_byte.is_some() || raw.total.is_some();
+        if set_here && self.issues.len() == issues_before && t.first_byte > t.total {
             self.issue(&path.key("first_byte"), "must not be longer than timeouts.total");
         }
         t
@@ -144,9 +161,15 @@ impl Validator<'_> {
         let addr = self.socket_addr(&path.key("listen"), &raw.listen);
         let tls = raw.tls.as_ref().map(|tls| {
             let tp = path.key("tls");
-            let client_ca = tls.client_ca.as_deref().map(|ca| self.file_path(&tp.key("client_ca"), ca));
+            let client_ca = tls
+                .client_ca
+                .as_deref()
+                .map(|ca| self.file_path(&tp.key("client_ca"), ca));
             if tls.client_auth.is_some() && client_ca.is_none() {
-                self.issue(&tp.key("client_auth"), "needs `client_ca` to verify client certificates against");
+                self.issue(
+                    &tp.key("client_auth"),
+                    "needs `client_ca` to verify client certificates against",
+                );
             }
             ListenerTls {
                 cert: self.file_path(&tp.key("cert"), &tls.cert),
@@ -155,10 +178,16 @@ impl Validator<'_> {
                 client_auth: tls.client_auth.unwrap_or(ClientAuth::Required),
             }
         });
-        let max_header_bytes =
-            self.positive(&path.key("max_header_bytes"), raw.max_header_bytes, defaults::MAX_HEADER_BYTES);
+        let max_header_bytes = self.positive(
+            &path.key("max_header_bytes"),
+            raw.max_header_bytes,
+            defaults::MAX_HEADER_BYTES,
+        );
         if max_header_bytes < 8192 {
-            self.issue(&path.key("max_header_bytes"), "must be at least 8192 (the HTTP/1.1 parser's minimum buffer)");
+            self.issue(
+                &path.key("max_header_bytes"),
+                "must be at least 8192 (the HTTP/1.1 parser's minimum buffer)",
+            );
         }
         Some(Listener {
             name: raw.name.clone(),
@@ -171,22 +200,33 @@ impl Validator<'_> {
                 &raw.header_read_timeout,
                 defaults::HEADER_READ_TIMEOUT,
             ),
-            max_connections: self.positive(&path.key("max_connections"), raw.max_connections, defaults::MAX_CONNECTIONS),
+            max_connections: self.positive(
+                &path.key("max_connections"),
+                raw.max_connections,
+                defaults::MAX_CONNECTIONS,
+            ),
             trust_forwarded_headers: raw.trust_forwarded_headers.unwrap_or(false),
         })
     }
 
     fn target(&mut self, path: &KeyPath, raw: &str) -> Option<Target> {
         let bad = |v: &mut Self, why: &str| {
-            v.issue(path, format!("`{raw}` {why}; write a base URL like `http://10.0.0.5:8000`"));
+            v.issue(
+                path,
+                format!("`{raw}` {why}; write a base URL like `http://10.0.0.5:8000`"),
+            );
             None
         };
-        let Ok(uri) = raw.parse::<Uri>() else { return bad(self, "is not a URL") };
+        let Ok(uri) = raw.parse::<Uri>() else {
+            return bad(self, "is not a URL");
+        };
         let scheme = match uri.scheme() {
             Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
             _ => return bad(self, "must start with http:// or https://"),
         };
-        let Some(authority) = uri.authority().cloned() else { return bad(self, "has no host") };
+        let Some(authority) = uri.authority().cloned() else {
+            return bad(self, "has no host");
+        };
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return bad(self, "must not have a path or query");
         }
@@ -207,7 +247,10 @@ impl Validator<'_> {
 
     fn upstream(&mut self, path: &KeyPath, raw: &RawUpstream) -> Upstream {
         if raw.targets.is_empty() {
-            self.issue(&path.key("targets"), format!("upstream \"{}\": needs at least one target", raw.name));
+            self.issue(
+                &path.key("targets"),
+                format!("upstream \"{}\": needs at least one target", raw.name),
+            );
         }
         let targets = raw
             .targets
@@ -234,7 +277,11 @@ impl Validator<'_> {
             }
         };
         let health = Health {
-            max_failures: self.positive(&hp.key("max_failures"), raw.health.max_failures, defaults::HEALTH_MAX_FAILURES),
+            max_failures: self.positive(
+                &hp.key("max_failures"),
+                raw.health.max_failures,
+                defaults::HEALTH_MAX_FAILURES,
+            ),
             cooldown: self.duration(&hp.key("cooldown"), &raw.health.cooldown, defaults::HEALTH_COOLDOWN),
             active,
         };
@@ -247,8 +294,14 @@ impl Validator<'_> {
                 }
                 UpstreamTls {
                     ca: t.ca.as_deref().map(|p| self.file_path(&tp.key("ca"), p)),
-                    client_cert: t.client_cert.as_deref().map(|p| self.file_path(&tp.key("client_cert"), p)),
-                    client_key: t.client_key.as_deref().map(|p| self.file_path(&tp.key("client_key"), p)),
+                    client_cert: t
+                        .client_cert
+                        .as_deref()
+                        .map(|p| self.file_path(&tp.key("client_cert"), p)),
+                    client_key: t
+                        .client_key
+                        .as_deref()
+                        .map(|p| self.file_path(&tp.key("client_key"), p)),
                     server_name: t.server_name.clone(),
                 }
             }
@@ -274,14 +327,20 @@ impl Validator<'_> {
             name: raw.name.clone(),
             targets,
             balance: raw.balance.unwrap_or_default(),
-            connect_timeout: self.duration(&path.key("connect_timeout"), &raw.connect_timeout, defaults::CONNECT_TIMEOUT),
+            connect_timeout: self.duration(
+                &path.key("connect_timeout"),
+                &raw.connect_timeout,
+                defaults::CONNECT_TIMEOUT,
+            ),
             http2: raw.http2.unwrap_or(false),
             pool_idle_timeout: self.duration(
                 &path.key("pool_idle_timeout"),
                 &raw.pool_idle_timeout,
                 defaults::POOL_IDLE_TIMEOUT,
             ),
-            pool_max_idle_per_target: raw.pool_max_idle_per_target.unwrap_or(defaults::POOL_MAX_IDLE_PER_TARGET),
+            pool_max_idle_per_target: raw
+                .pool_max_idle_per_target
+                .unwrap_or(defaults::POOL_MAX_IDLE_PER_TARGET),
             health,
             tls,
             headers,
@@ -293,7 +352,10 @@ impl Validator<'_> {
             (Some(p), None) => PathMatch::Exact(p.clone()),
             (None, Some(p)) => PathMatch::Prefix(p.clone()),
             _ => {
-                self.issue(path, format!("route \"{}\": set exactly one of `path` or `path_prefix`", raw.name));
+                self.issue(
+                    path,
+                    format!("route \"{}\": set exactly one of `path` or `path_prefix`", raw.name),
+                );
                 PathMatch::Exact(String::new())
             }
         };
@@ -317,7 +379,12 @@ impl Validator<'_> {
                 let known: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
                 self.issue(
                     &path.key("upstream"),
-                    format!("route \"{}\": no upstream named \"{}\" (known: {})", raw.name, raw.upstream, known.join(", ")),
+                    format!(
+                        "route \"{}\": no upstream named \"{}\" (known: {})",
+                        raw.name,
+                        raw.upstream,
+                        known.join(", ")
+                    ),
                 );
                 0
             }
@@ -340,7 +407,10 @@ impl Validator<'_> {
         for (i, name) in names.enumerate() {
             let path = KeyPath::default().key(table).index(i).key("name");
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                self.issue(&path, format!("`{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`"));
+                self.issue(
+                    &path,
+                    format!("`{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`"),
+                );
             }
             if !seen.insert(name) {
                 self.issue(&path, format!("the name \"{name}\" is used twice"));
@@ -360,13 +430,22 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     let root = KeyPath::default();
 
     let server = Server {
-        node_id: raw.server.node_id.clone().unwrap_or_else(|| defaults::NODE_ID.to_owned()),
+        node_id: raw
+            .server
+            .node_id
+            .clone()
+            .unwrap_or_else(|| defaults::NODE_ID.to_owned()),
         shutdown_grace: v.duration(
             &root.key("server").key("shutdown_grace"),
             &raw.server.shutdown_grace,
             defaults::SHUTDOWN_GRACE,
         ),
         access_log: raw.server.access_log.unwrap_or(true),
+        workers: v.positive(
+            &root.key("server").key("workers"),
+            raw.server.workers,
+            defaults::workers(),
+        ),
     };
     let admin = Admin {
         listen: if raw.admin.enabled.unwrap_or(true) {
@@ -384,7 +463,10 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         v.issue(&root.key("listeners"), "at least one [[listeners]] entry is required");
     }
     if raw.routes.is_empty() {
-        v.issue(&root.key("routes"), "at least one [[routes]] entry is required; unmatched requests get 404");
+        v.issue(
+            &root.key("routes"),
+            "at least one [[routes]] entry is required; unmatched requests get 404",
+        );
     }
 
     let listeners: Vec<Listener> = raw
@@ -396,7 +478,10 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     let mut addrs = HashSet::new();
     for (i, l) in listeners.iter().enumerate() {
         if l.addr.port() != 0 && !addrs.insert(l.addr) {
-            v.issue(&root.key("listeners").index(i).key("listen"), format!("{} is used by two listeners", l.addr));
+            v.issue(
+                &root.key("listeners").index(i).key("listen"),
+                format!("{} is used by two listeners", l.addr),
+            );
         }
     }
 
@@ -429,7 +514,14 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| v.route(&root.key("routes").index(i), r, &upstreams, (base_limits, base_timeouts)))
+        .map(|(i, r)| {
+            v.route(
+                &root.key("routes").index(i),
+                r,
+                &upstreams,
+                (base_limits, base_timeouts),
+            )
+        })
         .collect();
 
     if v.issues.is_empty() {

@@ -30,7 +30,11 @@ async fn route(gateway: Arc<Gateway>, method: Method, path: &str, draining: bool
         (Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         (Method::GET, "/readyz") => {
             let ready = !draining && gateway.current().ready();
-            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
             let text = if draining {
                 "draining"
             } else if ready {
@@ -73,7 +77,12 @@ async fn route(gateway: Arc<Gateway>, method: Method, path: &str, draining: bool
     }
 }
 
-pub async fn serve(socket: TcpListener, gateway: Arc<Gateway>, drain: crate::server::Drain, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    socket: TcpListener,
+    gateway: Arc<Gateway>,
+    drain: crate::server::Drain,
+    mut stop: watch::Receiver<bool>,
+) {
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let (stream, _) = tokio::select! {
@@ -88,14 +97,14 @@ pub async fn serve(socket: TcpListener, gateway: Arc<Gateway>, drain: crate::ser
         };
         let gateway = Arc::clone(&gateway);
         let draining = Arc::clone(&draining);
-        let Some(watcher) = crate::server::watcher(&drain) else { return };
+        let Some(watcher) = crate::server::watcher(&drain) else {
+            return;
+        };
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let gateway = Arc::clone(&gateway);
                 let draining = draining.load(std::sync::atomic::Ordering::Relaxed);
-                async move {
-                    Ok::<_, Infallible>(route(gateway, req.method().clone(), req.uri().path(), draining).await)
-                }
+                async move { Ok::<_, Infallible>(route(gateway, req.method().clone(), req.uri().path(), draining).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -198,7 +198,9 @@ pin_project_lite::pin_project! {
 
 impl std::fmt::Debug for ExchangeBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExchangeBody").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("ExchangeBody")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -262,7 +264,9 @@ impl Body for ExchangeBody {
         }
         let polled = match this.source {
             Source::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Source::Upstream(incoming) => Pin::new(incoming).poll_frame(cx).map(|o| o.map(|r| r.map_err(BoxError::from))),
+            Source::Upstream(incoming) => Pin::new(incoming)
+                .poll_frame(cx)
+                .map(|o| o.map(|r| r.map_err(BoxError::from))),
         };
         match polled {
             Poll::Ready(Some(Ok(mut frame))) => {

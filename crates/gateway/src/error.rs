@@ -120,10 +120,11 @@ impl RequestError {
     /// Extra headers the status requires (RFC 9110 / RFC 6750).
     pub fn extra_headers(&self) -> Option<(header::HeaderName, HeaderValue)> {
         match self {
-            Self::Unauthenticated => Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"rampart\""))),
-            Self::ShuttingDown | Self::NoHealthyUpstream => {
-                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
-            }
+            Self::Unauthenticated => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rampart\""),
+            )),
+            Self::ShuttingDown | Self::NoHealthyUpstream => Some((header::RETRY_AFTER, HeaderValue::from_static("1"))),
             _ => None,
         }
     }

@@ -75,6 +75,9 @@ mod tests {
     #[test]
     fn deep_document_is_cheap_and_refused() {
         let doc = "[".repeat(1_000_000);
-        assert!(matches!(check_depth(doc.as_bytes(), 64), Err(RequestError::JsonTooDeep { .. })));
+        assert!(matches!(
+            check_depth(doc.as_bytes(), 64),
+            Err(RequestError::JsonTooDeep { .. })
+        ));
     }
 }

@@ -106,7 +106,11 @@ impl Metrics {
             access_log_dropped: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("requests", "Exchanges by route, status and decision", m.requests.clone());
+        registry.register(
+            "requests",
+            "Exchanges by route, status and decision",
+            m.requests.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Total exchange time, first request byte to last response byte",
@@ -122,14 +126,26 @@ impl Metrics {
             "Time the gateway added before response headers reached the client",
             m.gateway_added.clone(),
         );
-        registry.register("upstream_errors", "Upstream failures by kind", m.upstream_errors.clone());
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by kind",
+            m.upstream_errors.clone(),
+        );
         registry.register(
             "upstream_ejections",
             "Targets ejected by passive or active health checks",
             m.upstream_ejections.clone(),
         );
-        registry.register("upstream_target_healthy", "1 if the target is in rotation", m.target_healthy.clone());
-        registry.register("open_connections", "Client connections currently open", m.open_connections.clone());
+        registry.register(
+            "upstream_target_healthy",
+            "1 if the target is in rotation",
+            m.target_healthy.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections currently open",
+            m.open_connections.clone(),
+        );
         registry.register("connections", "Client connections accepted", m.connections.clone());
         registry.register("config_reloads", "Config reloads by result", m.config_reloads.clone());
         registry.register(
@@ -152,7 +168,9 @@ impl Metrics {
 
     pub fn timings(&self, route: &Name, total: Duration, upstream: Option<Duration>, added: Option<Duration>) {
         let labels = RouteLabels { route: route.clone() };
-        self.request_duration.get_or_create(&labels).observe(total.as_secs_f64());
+        self.request_duration
+            .get_or_create(&labels)
+            .observe(total.as_secs_f64());
         if let Some(u) = upstream {
             self.upstream_duration.get_or_create(&labels).observe(u.as_secs_f64());
         }

@@ -154,15 +154,33 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
 /// Refuses dot segments (plain or percent-encoded): an upstream that normalises
 /// `/v1/../admin` would otherwise serve a path no route allowed.
 fn path_is_clean(path: &str) -> bool {
-    path.starts_with('/')
-        && path.split('/').all(|seg| {
-            let lower = seg.to_ascii_lowercase();
-            let decoded = lower.replace("%2e", ".");
-            decoded != "." && decoded != ".."
-        })
-        && !path.contains('\\')
-        && !path.to_ascii_lowercase().contains("%2f")
-        && !path.to_ascii_lowercase().contains("%5c")
+    fn is_dot(seg: &[u8]) -> bool {
+        // "." or "..", each dot possibly written as %2e / %2E.
+        let mut dots = 0;
+        let mut rest = seg;
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3 && rest[0] == b'%' && rest[1] == b'2' && rest[2].eq_ignore_ascii_case(&b'e') {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
+    }
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') || bytes.contains(&b'\\') {
+        return false;
+    }
+    // Encoded slash or backslash: %2f / %5c in any case.
+    let encoded_separator = bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && ((w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+                || (w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c')))
+    });
+    !encoded_separator && !bytes.split(|&b| b == b'/').any(is_dot)
 }
 
 /// Handles one request end to end. Never fails: every error becomes a JSON response.
@@ -271,10 +289,153 @@ fn error_response(
     response
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::ConnInfo;
+    use crate::metrics::Metrics;
+    use crate::runtime::Runtime;
+    use crate::stages::access_log::AccessLogWriter;
+
+    const CONFIG: &str = r#"
+[admin]
+enabled = false
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:0"
+[defaults.limits]
+max_body_bytes = 1000
+max_json_depth = 8
+[[upstreams]]
+name = "u"
+targets = ["http://127.0.0.1:9"]
+[[routes]]
+name = "public"
+path_prefix = "/v1/"
+upstream = "u"
+protocol = "openai"
+public = true
+[[routes]]
+name = "closed"
+path_prefix = "/closed/"
+upstream = "u"
+"#;
+
+    fn runtime() -> Runtime {
+        let config = rampart_config::from_str(CONFIG, "test.toml", std::path::Path::new(".")).unwrap();
+        let log = AccessLogWriter::start().unwrap();
+        Runtime::build(config, &Arc::new(Metrics::new()), &log).unwrap()
+    }
+
+    fn route(rt: &Runtime, path: &str) -> Arc<RouteRuntime> {
+        Arc::clone(rt.router.route(None, &http::Method::POST, path).unwrap())
+    }
+
+    fn exchange() -> Exchange {
+        let conn = Arc::new(ConnInfo {
+            listener: Arc::from("main"),
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            tls: false,
+            client_cert: None,
+        });
+        let mut ex = Exchange::new(conn, http::Method::POST, "/v1/chat/completions".into());
+        ex.request_id = "test-1".into();
+        ex
+    }
+
+    fn request(body: &'static str) -> RequestParts {
+        let (head, ()) = http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap()
+            .into_parts();
+        RequestParts {
+            head,
+            body: RequestBody::Buffered(Bytes::from_static(body.as_bytes())),
+        }
+    }
+
+    /// The contract every stage must meet. Add each new stage to `stage_compliance`.
+    async fn compliance<S: Stage>(stage: &S, rt: &Runtime) {
+        let public = route(rt, "/v1/chat/completions");
+        // A benign request on a public route passes every stage.
+        let mut ex = exchange();
+        let mut req = request(r#"{"messages":[{"role":"user","content":"hello"}]}"#);
+        assert!(
+            matches!(stage.on_request(&mut ex, &public, &mut req).await, Flow::Continue),
+            "{} refused a benign request",
+            S::NAME
+        );
+        // A benign response head passes and keeps its status.
+        let (mut head, ()) = http::Response::new(()).into_parts();
+        assert!(matches!(stage.on_response(&mut ex, &public, &mut head), Flow::Continue));
+        assert_eq!(head.status, http::StatusCode::OK);
+        // Stages that do not ask for chunks leave them alone.
+        if !stage.wants_chunks(&public) {
+            let mut chunk = Bytes::from_static(b"data: {}\n\n");
+            assert!(matches!(stage.on_response_chunk(&mut ex, &mut chunk), Flow::Continue));
+            assert_eq!(&chunk[..], b"data: {}\n\n");
+        }
+        // Findings never carry raw values: the type has no field for them. Completion
+        // must not panic, whatever the exchange looks like.
+        ex.status = Some(http::StatusCode::OK);
+        stage.on_complete(&ex);
+        let bare = exchange();
+        stage.on_complete(&bare);
+    }
+
+    #[tokio::test]
+    async fn stage_compliance() {
+        let rt = runtime();
+        let p = &rt.pipeline;
+        compliance(&p.request_id, &rt).await;
+        compliance(&p.identify, &rt).await;
+        compliance(&p.body, &rt).await;
+        compliance(&p.metrics, &rt).await;
+        compliance(&p.access_log, &rt).await;
+    }
+
+    #[tokio::test]
+    async fn identify_fails_closed() {
+        let rt = runtime();
+        let closed = route(&rt, "/closed/x");
+        let mut req = request("{}");
+        let flow = rt
+            .pipeline
+            .identify
+            .on_request(&mut exchange(), &closed, &mut req)
+            .await;
+        assert!(matches!(flow, Flow::Reject(RequestError::Unauthenticated)));
+    }
+
+    #[tokio::test]
+    async fn body_stage_enforces_size_and_depth() {
+        let rt = runtime();
+        let public = route(&rt, "/v1/chat/completions");
+        let stage = &rt.pipeline.body;
+        let mut deep = request("[[[[[[[[[[]]]]]]]]]]");
+        let flow = stage.on_request(&mut exchange(), &public, &mut deep).await;
+        assert!(matches!(flow, Flow::Reject(RequestError::JsonTooDeep { limit: 8 })));
+        let mut big = request("x");
+        big.body = RequestBody::Buffered(Bytes::from(vec![b' '; 1001]));
+        let flow = stage.on_request(&mut exchange(), &public, &mut big).await;
+        assert!(matches!(flow, Flow::Reject(RequestError::BodyTooLarge { limit: 1000 })));
+        let mut declared = request("{}");
+        declared
+            .head
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("5000"));
+        let flow = stage.on_request(&mut exchange(), &public, &mut declared).await;
+        assert!(matches!(flow, Flow::Reject(RequestError::BodyTooLarge { .. })));
+        // Accepted bodies are forwarded with an exact length.
+        let mut ok = request(r#"{"a":[1,2]}"#);
+        assert!(matches!(
+            stage.on_request(&mut exchange(), &public, &mut ok).await,
+            Flow::Continue
+        ));
+        assert_eq!(ok.head.headers[header::CONTENT_LENGTH], "11");
+    }
 
     #[test]
     fn dot_segments_are_refused() {

@@ -68,7 +68,10 @@ pub fn set_forwarding(headers: &mut HeaderMap, conn: &ConnInfo, original_host: O
     let ip = conn.peer.ip().to_canonical();
     let proto = if conn.tls { "https" } else { "http" };
     let prior_xff = if trust {
-        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     } else {
         None
     };
@@ -77,11 +80,19 @@ pub fn set_forwarding(headers: &mut HeaderMap, conn: &ConnInfo, original_host: O
     } else {
         None
     };
+    let ip_text = ip.to_string();
     let xff = match prior_xff {
-        Some(p) => format!("{p}, {ip}"),
-        None => ip.to_string(),
+        Some(p) => format!("{p}, {ip_text}"),
+        None => ip_text.clone(),
     };
-    let mut fwd = format!("for={};proto={proto}", forwarded_for(ip));
+    let mut fwd = String::with_capacity(64);
+    fwd.push_str("for=");
+    match ip {
+        IpAddr::V4(_) => fwd.push_str(&ip_text),
+        IpAddr::V6(_) => fwd.push_str(&forwarded_for(ip)),
+    }
+    fwd.push_str(";proto=");
+    fwd.push_str(proto);
     if let Some(host) = original_host
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
     {
@@ -109,6 +120,28 @@ pub fn set_forwarding(headers: &mut HeaderMap, conn: &ConnInfo, original_host: O
     }
 }
 
+/// RFC 9110 §9.2.2 idempotent methods: safe to send again after a connection died
+/// before any response (nginx's `proxy_next_upstream` rule).
+fn idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::PUT | http::Method::DELETE
+    )
+}
+
+/// The connection closed before any byte of a response arrived (for example a
+/// pooled keep-alive connection to a target that just died).
+fn closed_before_response(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled();
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// The upstream's answer plus the outstanding-request guard for its target, which
 /// must live until the response body ends.
 #[derive(Debug)]
@@ -133,10 +166,12 @@ pub async fn forward(
         head.headers.insert(name.clone(), value.expose().clone());
     }
     let path_and_query = head.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    // A retry is possible only with a buffered body and another target to try.
     let replayable = match &body {
-        RequestBody::Buffered(b) => Some(b.clone()),
-        RequestBody::Streaming(_) => None,
+        RequestBody::Buffered(b) if pool.targets.len() > 1 => Some(b.clone()),
+        _ => None,
     };
+    let mut headers = Some(std::mem::take(&mut head.headers));
     let limits = route.config.limits;
     let timeouts = route.config.timeouts;
     let wait = timeouts.first_byte.min(budget);
@@ -144,34 +179,53 @@ pub async fn forward(
     let mut body = Some(body);
     let mut exclude = None;
 
-    // At most two attempts: the second only when the first could not connect and the
-    // body is buffered, so the upstream cannot have seen the request.
+    // At most two attempts, the second on another target and only with a buffered body:
+    // when the first could not connect (the upstream never saw the request), or when
+    // an idempotent request's connection closed before any response.
     for attempt in 0..2 {
         let Some((index, guard)) = pool.pick(exclude) else {
             return Err(RequestError::NoHealthyUpstream);
         };
         let target = &pool.targets[index];
         ex.target = Some(Arc::clone(&target.label.0));
-        let uri = pool.uri(index, &path_and_query).map_err(|_| RequestError::UpstreamFailed)?;
+        let uri = pool
+            .uri(index, &path_and_query)
+            .map_err(|_| RequestError::UpstreamFailed)?;
         let this_body = match (body.take(), &replayable) {
             (Some(b), _) => b,
             (None, Some(bytes)) => RequestBody::Buffered(Bytes::clone(bytes)),
             (None, None) => return Err(RequestError::UpstreamConnect),
         };
-        let mut builder = Request::builder().method(head.method.clone()).uri(uri).version(Version::HTTP_11);
+        let mut builder = Request::builder()
+            .method(head.method.clone())
+            .uri(uri)
+            .version(Version::HTTP_11);
         if let Some(h) = builder.headers_mut() {
-            h.clone_from(&head.headers);
-            if !pool.http2 {
-                if let Ok(v) = HeaderValue::from_str(target.target.authority.as_str()) {
-                    h.insert(header::HOST, v);
+            // Move the headers on the last possible attempt; copy them when a retry may follow.
+            match (&replayable, headers.take()) {
+                (Some(_), Some(saved)) => {
+                    h.clone_from(&saved);
+                    headers = Some(saved);
                 }
+                (_, Some(saved)) => *h = saved,
+                (_, None) => {}
+            }
+            if !pool.http2
+                && let Ok(v) = HeaderValue::from_str(target.target.authority.as_str())
+            {
+                h.insert(header::HOST, v);
             }
         }
         let request = builder
-            .body(upstream_body(this_body, limits.max_body_bytes, timeouts.idle, Arc::clone(&tripped)))
+            .body(upstream_body(
+                this_body,
+                limits.max_body_bytes,
+                timeouts.idle,
+                Arc::clone(&tripped),
+            ))
             .map_err(|_| RequestError::UpstreamFailed)?;
         ex.timings.upstream_sent = Some(ex.started.elapsed());
-        let result = tokio::time::timeout(wait, pool.client.request(request)).await;
+        let result = tokio::time::timeout(wait, pool.client().request(request)).await;
         match result {
             Ok(Ok(response)) => {
                 ex.timings.upstream_headers = Some(ex.started.elapsed());
@@ -193,7 +247,8 @@ pub async fn forward(
                 pool.record_error(index, if connect { "connect" } else { "protocol" });
                 pool.report(index, false);
                 tracing::debug!(target = %target.label.0, attempt, error = %err, "upstream request failed");
-                if connect && replayable.is_some() && attempt == 0 && pool.targets.len() > 1 {
+                let retry = connect || (idempotent(&head.method) && closed_before_response(&err));
+                if retry && replayable.is_some() && attempt == 0 {
                     exclude = Some(index);
                     continue;
                 }

@@ -43,14 +43,24 @@ impl Runtime {
         let mut listener_tls = HashMap::new();
         for (i, l) in config.listeners.iter().enumerate() {
             if let Some(tls) = &l.tls {
-                listener_tls.insert(l.name.clone(), crate::tls::server_config(&format!("listeners[{i}].tls"), tls)?);
+                listener_tls.insert(
+                    l.name.clone(),
+                    crate::tls::server_config(&format!("listeners[{i}].tls"), tls)?,
+                );
             }
         }
         let pools = config
             .upstreams
             .iter()
             .enumerate()
-            .map(|(i, u)| Pool::new(&format!("upstreams[{i}]"), u, Arc::clone(metrics)))
+            .map(|(i, u)| {
+                Pool::new(
+                    &format!("upstreams[{i}]"),
+                    u,
+                    config.server.workers,
+                    Arc::clone(metrics),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let routes: Vec<Arc<RouteRuntime>> = config
             .routes

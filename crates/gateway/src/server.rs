@@ -4,6 +4,12 @@
 //! and HTTP/2 (h2c by prior knowledge where enabled) with bounded header sizes and a
 //! header-read timeout, and drains gracefully: on shutdown it stops accepting, lets
 //! in-flight exchanges finish up to the grace period, then cuts the rest.
+//!
+//! Threading: `server.workers` threads each run their own single-threaded event loop
+//! with their own socket per listener (SO_REUSEPORT, so the kernel spreads
+//! connections) and their own upstream connections. A request never changes thread,
+//! which removes cross-thread wake-ups from the hot path (nginx's worker model). The
+//! admin listener, signals, reloads and health checks run on the main runtime.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,7 +27,11 @@ pub type Drain = Arc<std::sync::Mutex<Option<GracefulShutdown>>>;
 
 /// A watcher for one new connection; `None` once draining started.
 pub fn watcher(drain: &Drain) -> Option<Watcher> {
-    drain.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(GracefulShutdown::watcher)
+    drain
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(GracefulShutdown::watcher)
 }
 use rampart_config::{Config, Listener};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -40,7 +50,8 @@ const H2_MAX_STREAMS: u32 = 256;
 #[derive(Debug)]
 struct Bound {
     config: Listener,
-    socket: TcpListener,
+    /// One socket per worker, all bound to the same address with SO_REUSEPORT.
+    sockets: Vec<std::net::TcpListener>,
 }
 
 /// Bound sockets, ready to serve.
@@ -50,29 +61,57 @@ pub struct Server {
     listeners: Vec<Bound>,
     admin: Option<TcpListener>,
     grace: Duration,
+    workers: usize,
 }
 
-async fn bind(name: &str, addr: SocketAddr) -> Result<TcpListener, InitError> {
-    TcpListener::bind(addr).await.map_err(|source| InitError::Bind {
+/// Backlog of pending connections per socket.
+const LISTEN_BACKLOG: i32 = 1024;
+
+fn reuseport_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    // The kernel only lets sockets of the same user share the port.
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn bind_workers(name: &str, addr: SocketAddr, workers: usize) -> Result<Vec<std::net::TcpListener>, InitError> {
+    let err = |source| InitError::Bind {
         name: name.to_owned(),
         addr,
         source,
-    })
+    };
+    let first = reuseport_socket(addr).map_err(err)?;
+    // With port 0 the kernel picked a port: the other workers join that one.
+    let actual = first.local_addr().map_err(err)?;
+    let mut sockets = vec![first];
+    for _ in 1..workers {
+        sockets.push(reuseport_socket(actual).map_err(err)?);
+    }
+    Ok(sockets)
 }
 
 impl Server {
     /// Binds every listener of `config` (the config the gateway was built from).
     pub async fn bind(gateway: Arc<Gateway>, config: &Config) -> Result<Self, InitError> {
+        let workers = config.server.workers.max(1);
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            let socket = bind(&l.name, l.addr).await?;
             listeners.push(Bound {
                 config: l.clone(),
-                socket,
+                sockets: bind_workers(&l.name, l.addr, workers)?,
             });
         }
         let admin = match config.admin.listen {
-            Some(addr) => Some(bind("admin", addr).await?),
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| InitError::Bind {
+                name: "admin".into(),
+                addr,
+                source,
+            })?),
             None => None,
         };
         Ok(Self {
@@ -80,6 +119,7 @@ impl Server {
             listeners,
             admin,
             grace: config.server.shutdown_grace,
+            workers,
         })
     }
 
@@ -88,7 +128,12 @@ impl Server {
         let mut out: Vec<(String, SocketAddr)> = self
             .listeners
             .iter()
-            .filter_map(|b| b.socket.local_addr().ok().map(|a| (b.config.name.clone(), a)))
+            .filter_map(|b| {
+                b.sockets
+                    .first()
+                    .and_then(|s| s.local_addr().ok())
+                    .map(|a| (b.config.name.clone(), a))
+            })
             .collect();
         if let Some(a) = self.admin.as_ref().and_then(|s| s.local_addr().ok()) {
             out.push(("admin".into(), a));
@@ -98,41 +143,131 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let drain: Drain = Arc::new(std::sync::Mutex::new(Some(GracefulShutdown::new())));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
+        let mut per_worker: Vec<Vec<(Listener, std::net::TcpListener, Arc<Semaphore>)>> =
+            (0..self.workers).map(|_| Vec::new()).collect();
         for bound in self.listeners {
-            tasks.spawn(accept_loop(
-                bound,
-                Arc::clone(&self.gateway),
-                Arc::clone(&drain),
-                stop_rx.clone(),
-            ));
+            let limit = Arc::new(Semaphore::new(bound.config.max_connections));
+            for (w, socket) in bound.sockets.into_iter().enumerate() {
+                per_worker[w].push((bound.config.clone(), socket, Arc::clone(&limit)));
+            }
         }
-        if let Some(admin) = self.admin {
-            tasks.spawn(crate::admin::serve(
+        let mut threads = Vec::new();
+        for (w, sockets) in per_worker.into_iter().enumerate() {
+            let gateway = Arc::clone(&self.gateway);
+            let stop = stop_rx.clone();
+            let grace = self.grace;
+            let spawned = std::thread::Builder::new()
+                .name(format!("rampart-worker-{w}"))
+                .spawn(move || worker(w, sockets, gateway, stop, grace));
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => tracing::error!(worker = w, error = %e, "cannot start worker thread"),
+            }
+        }
+        let admin_drain: Drain = Arc::new(std::sync::Mutex::new(Some(GracefulShutdown::new())));
+        let admin_task = self.admin.map(|admin| {
+            tokio::spawn(crate::admin::serve(
                 admin,
                 Arc::clone(&self.gateway),
-                Arc::clone(&drain),
+                Arc::clone(&admin_drain),
                 stop_rx.clone(),
-            ));
-        }
+            ))
+        });
         shutdown.await;
-        tracing::info!(event = "shutdown", grace_ms = self.grace.as_millis() as u64, "draining connections");
+        tracing::info!(
+            event = "shutdown",
+            grace_ms = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX),
+            "draining connections"
+        );
         let _ = stop_tx.send(true);
-        while tasks.join_next().await.is_some() {}
-        let graceful = drain.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let drained = async move {
-            if let Some(g) = graceful {
-                g.shutdown().await;
-            }
-        };
-        match tokio::time::timeout(self.grace, drained).await {
-            Ok(()) => tracing::info!(event = "shutdown", "all connections drained"),
-            Err(_) => tracing::warn!(event = "shutdown", "grace period over; cutting remaining connections"),
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
+        let drained = tokio::task::spawn_blocking(move || {
+            // Join every worker (no short-circuit), then report whether all drained.
+            let results: Vec<bool> = threads.into_iter().map(|t| t.join().unwrap_or(false)).collect();
+            results.iter().all(|&drained| drained)
+        })
+        .await
+        .unwrap_or(false);
+        let _ = tokio::time::timeout(Duration::from_millis(200), drain(&admin_drain)).await;
+        if drained {
+            tracing::info!(event = "shutdown", "all connections drained");
+        } else {
+            tracing::warn!(event = "shutdown", "grace period over; remaining connections were cut");
         }
         self.gateway.access_log.flush(Duration::from_secs(2));
     }
+}
+
+/// Waits for every connection watched by `drain` to finish.
+async fn drain(drain: &Drain) {
+    let graceful = drain.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(g) = graceful {
+        g.shutdown().await;
+    }
+}
+
+/// One worker thread: its own event loop, accept loops and connections. Returns
+/// whether every connection finished within the grace period.
+fn worker(
+    id: usize,
+    sockets: Vec<(Listener, std::net::TcpListener, Arc<Semaphore>)>,
+    gateway: Arc<Gateway>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> bool {
+    crate::upstream::set_worker(id);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = id, error = %e, "cannot start worker event loop");
+            return false;
+        }
+    };
+    let gw = Arc::clone(&gateway);
+    let drained = rt.block_on(async move {
+        let drain_handle: Drain = Arc::new(std::sync::Mutex::new(Some(GracefulShutdown::new())));
+        let mut tasks = JoinSet::new();
+        for (config, socket, limit) in sockets {
+            match TcpListener::from_std(socket) {
+                Ok(socket) => {
+                    tasks.spawn(accept_loop(
+                        config,
+                        socket,
+                        limit,
+                        Arc::clone(&gateway),
+                        Arc::clone(&drain_handle),
+                        stop.clone(),
+                    ));
+                }
+                Err(e) => tracing::error!(worker = id, error = %e, "cannot register listener socket"),
+            }
+        }
+        // Hand buffered access-log lines to the writer regularly.
+        let flusher = {
+            let gateway = Arc::clone(&gateway);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::stages::access_log::FLUSH_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    gateway.access_log.flush_thread(&gateway.metrics);
+                }
+            })
+        };
+        let _ = stop.changed().await;
+        while tasks.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(grace, drain(&drain_handle)).await.is_ok();
+        flusher.abort();
+        gateway.access_log.flush_thread(&gateway.metrics);
+        drained
+    });
+    // Exchanges cut at the end of the grace period complete when their tasks are
+    // dropped with the event loop; hand over their log lines too.
+    drop(rt);
+    gw.access_log.flush_thread(&gw.metrics);
+    drained
 }
 
 fn http_builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
@@ -155,11 +290,16 @@ fn http_builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn accept_loop(bound: Bound, gateway: Arc<Gateway>, drain: Drain, mut stop: watch::Receiver<bool>) {
-    let Bound { config, socket } = bound;
+async fn accept_loop(
+    config: Listener,
+    socket: TcpListener,
+    limit: Arc<Semaphore>,
+    gateway: Arc<Gateway>,
+    drain: Drain,
+    mut stop: watch::Receiver<bool>,
+) {
     let name = Name(Arc::from(config.name.as_str()));
     let builder = Arc::new(http_builder(&config));
-    let limit = Arc::new(Semaphore::new(config.max_connections));
     let local = socket.local_addr().ok();
     loop {
         let permit = tokio::select! {
@@ -220,8 +360,13 @@ async fn accept_loop(bound: Bound, gateway: Arc<Gateway>, drain: Drain, mut stop
     }
 }
 
-async fn serve<I>(io: I, info: ConnInfo, builder: &auto::Builder<TokioExecutor>, gateway: &Arc<Gateway>, watcher: Watcher)
-where
+async fn serve<I>(
+    io: I,
+    info: ConnInfo,
+    builder: &auto::Builder<TokioExecutor>,
+    gateway: &Arc<Gateway>,
+    watcher: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = Arc::new(info);

@@ -4,6 +4,12 @@
 //! and the pooled HTTP client (keep-alive, HTTP/1.1 or HTTP/2, TLS with a custom CA
 //! and client certificate). Pools never retry a request that may have reached a
 //! target; the proxy decides retries.
+//!
+//! Each worker thread has its own HTTP client (and so its own idle connections), so a
+//! request and its upstream connection always live on the same event loop; health
+//! state is shared by all workers through atomics.
+
+use std::cell::Cell;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -24,6 +30,15 @@ use crate::metrics::{Metrics, Name};
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Marks the current thread as request worker `id` (0-based).
+pub fn set_worker(id: usize) {
+    WORKER.with(|w| w.set(id));
+}
+
 /// One target and its health state.
 #[derive(Debug)]
 pub struct TargetState {
@@ -40,7 +55,8 @@ pub struct Pool {
     pub name: Name,
     pub targets: Vec<TargetState>,
     pub headers: Vec<(HeaderName, Secret<HeaderValue>)>,
-    pub client: HttpClient,
+    /// One client per worker, plus one (last) for everything else (health checks).
+    clients: Vec<HttpClient>,
     /// Targets are spoken to over HTTP/2.
     pub http2: bool,
     balance: Balance,
@@ -67,14 +83,16 @@ impl Drop for Outstanding {
 }
 
 impl Pool {
-    pub fn new(key: &str, cfg: &Upstream, metrics: Arc<Metrics>) -> Result<Arc<Self>, InitError> {
+    pub fn new(key: &str, cfg: &Upstream, workers: usize, metrics: Arc<Metrics>) -> Result<Arc<Self>, InitError> {
         let tls = crate::tls::client_config(&format!("{key}.tls"), &cfg.tls)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
         let builder = match &cfg.tls.server_name {
             Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
                 rustls_pki_types::ServerName::try_from(name.clone()).map_err(|e| InitError::Tls {
@@ -90,13 +108,17 @@ impl Pool {
         } else {
             builder.enable_http1().wrap_connector(http)
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_target)
-            .http2_only(cfg.http2)
-            .build(connector);
+        let clients = (0..=workers)
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(cfg.pool_idle_timeout)
+                    .pool_max_idle_per_host(cfg.pool_max_idle_per_target)
+                    .http2_only(cfg.http2)
+                    .build(connector.clone())
+            })
+            .collect();
         let name = Name(Arc::from(cfg.name.as_str()));
         let targets: Vec<TargetState> = cfg
             .targets
@@ -116,7 +138,7 @@ impl Pool {
             name,
             targets,
             headers: cfg.headers.clone(),
-            client,
+            clients,
             http2: cfg.http2,
             balance: cfg.balance,
             max_failures: cfg.health.max_failures,
@@ -136,8 +158,16 @@ impl Pool {
         Ok(pool)
     }
 
+    /// The HTTP client of the calling worker thread.
+    pub fn client(&self) -> &HttpClient {
+        let last = self.clients.len().saturating_sub(1);
+        &self.clients[WORKER.with(Cell::get).min(last)]
+    }
+
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     fn available(&self, i: usize, now: u64) -> bool {
@@ -208,11 +238,11 @@ impl Pool {
     /// Absolute URI for `path_and_query` on target `i`.
     pub fn uri(&self, i: usize, path_and_query: &str) -> Result<Uri, http::Error> {
         let t = &self.targets[i].target;
-        Ok(Uri::builder()
+        Uri::builder()
             .scheme(t.scheme.clone())
             .authority(t.authority.clone())
             .path_and_query(path_and_query)
-            .build()?)
+            .build()
     }
 
     /// Whether any target is currently in rotation (readiness).
@@ -236,7 +266,7 @@ async fn active_checks(pool: Weak<Pool>, path: String, interval: Duration, timeo
                     let req = Request::get(uri).body(Empty::new().map_err(|never| match never {}).boxed());
                     match req {
                         Ok(req) => matches!(
-                            tokio::time::timeout(timeout, pool.client.request(req)).await,
+                            tokio::time::timeout(timeout, pool.client().request(req)).await,
                             Ok(Ok(resp)) if resp.status().is_success()
                         ),
                         Err(_) => false,

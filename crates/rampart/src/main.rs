@@ -5,6 +5,11 @@
 
 mod demo;
 
+/// mimalloc: the request path allocates many small, short-lived buffers and glibc's
+/// allocator showed up at ~8% of CPU in profiles of the proxy under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -45,7 +50,11 @@ enum Command {
 }
 
 fn init_logging() {
-    let level = match std::env::var("RAMPART_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+    let level = match std::env::var("RAMPART_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "error" => tracing::Level::ERROR,
         "warn" => tracing::Level::WARN,
         "debug" => tracing::Level::DEBUG,

@@ -1,6 +1,6 @@
 //! Demo model servers. `spawn_openai` serves an OpenAI-compatible API
 //! (`/v1/chat/completions` with and without `stream: true`, `/v1/embeddings`,
-//! `/v1/models`) with deterministic answers and `usage` filled in; `spawn_kserve` serves
+//! `/v1/models`, plus `/echo`, which describes the request it received) with deterministic answers and `usage` filled in; `spawn_kserve` serves
 //! the Open Inference Protocol v2 (`/v2/health/*`, `/v2/models/{m}`, `/v2/models/{m}/infer`)
 //! for the shipped iris classifier. Both validate what they receive and answer with the
 //! protocol's own error shapes, like a real server would.
@@ -107,7 +107,11 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return openai_error(StatusCode::BAD_REQUEST, "'messages' is a required array");
     };
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("rampart-demo-chat").to_owned();
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("rampart-demo-chat")
+        .to_owned();
     let mut prompt_tokens = 0;
     let mut last_user = String::new();
     for m in messages {
@@ -147,8 +151,10 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
         }
         events.push(chunk(json!({}), json!("stop")));
         if include_usage {
-            events.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                               "choices": [], "usage": usage}));
+            events.push(
+                json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                               "choices": [], "usage": usage}),
+            );
         }
         let mut lines: Vec<Bytes> = events.iter().map(|e| Bytes::from(format!("data: {e}\n\n"))).collect();
         lines.push(Bytes::from_static(b"data: [DONE]\n\n"));
@@ -179,7 +185,10 @@ fn sse(events: Vec<Bytes>, delay: Duration) -> Response<ResponseBody> {
     });
     let mut r = Response::new(ChannelBody { rx }.boxed());
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
     r
 }
@@ -201,7 +210,9 @@ impl http_body::Body for ChannelBody {
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Deterministic 8-dimensional unit embedding from the text's words.
@@ -232,9 +243,17 @@ async fn embeddings(req: Request<Incoming>) -> Response<ResponseBody> {
         Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => {
             a.iter().filter_map(Value::as_str).map(str::to_owned).collect()
         }
-        _ => return openai_error(StatusCode::BAD_REQUEST, "'input' must be a string or a non-empty array of strings"),
+        _ => {
+            return openai_error(
+                StatusCode::BAD_REQUEST,
+                "'input' must be a string or a non-empty array of strings",
+            );
+        }
     };
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("rampart-demo-embed");
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("rampart-demo-embed");
     let tokens: u64 = inputs.iter().map(|s| words(s)).sum();
     let data: Vec<Value> = inputs
         .iter()
@@ -258,6 +277,37 @@ fn models() -> Response<ResponseBody> {
     )
 }
 
+/// Describes the request as received: what a test needs to check header hygiene.
+async fn echo(req: Request<Incoming>) -> Response<ResponseBody> {
+    let (parts, body) = req.into_parts();
+    let mut headers = serde_json::Map::new();
+    for (name, value) in &parts.headers {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match headers.get_mut(name.as_str()) {
+            Some(Value::Array(list)) => list.push(Value::String(v)),
+            _ => {
+                headers.insert(name.as_str().to_owned(), Value::Array(vec![Value::String(v)]));
+            }
+        }
+    }
+    let bytes = http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes().len())
+        .unwrap_or(0);
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "query": parts.uri.query(),
+            "version": format!("{:?}", parts.version),
+            "headers": headers,
+            "body_bytes": bytes,
+        }),
+    )
+}
+
 /// Starts the OpenAI-compatible demo server.
 pub async fn spawn_openai(addr: SocketAddr, opts: DemoOptions) -> std::io::Result<TestServer> {
     let opts = Arc::new(opts);
@@ -270,6 +320,7 @@ pub async fn spawn_openai(addr: SocketAddr, opts: DemoOptions) -> std::io::Resul
                 (Method::POST, "/v1/embeddings") => embeddings(req).await,
                 (Method::GET, "/v1/models") => models(),
                 (Method::GET, "/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
+                (_, "/echo") => echo(req).await,
                 (_, path) => openai_error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
             };
             stamp(resp, &name)
@@ -322,13 +373,16 @@ async fn infer(req: Request<Incoming>, model: &IrisModel) -> Response<ResponseBo
         .unwrap_or_default();
     let nf = model.n_features();
     if shape.len() != 2 || shape[1] != nf as i64 || shape[0] < 1 {
-        return kserve_error(StatusCode::BAD_REQUEST, &format!("inputs[0].shape must be [N, {nf}] with N >= 1"));
+        return kserve_error(
+            StatusCode::BAD_REQUEST,
+            &format!("inputs[0].shape must be [N, {nf}] with N >= 1"),
+        );
     }
     let mut data = Vec::new();
     if !input.get("data").is_some_and(|d| flatten(d, &mut data)) {
         return kserve_error(StatusCode::BAD_REQUEST, "inputs[0].data must be numbers");
     }
-    let rows = shape[0] as usize;
+    let rows = usize::try_from(shape[0]).unwrap_or(0);
     if data.len() != rows * nf {
         return kserve_error(
             StatusCode::BAD_REQUEST,
@@ -341,7 +395,9 @@ async fn infer(req: Request<Incoming>, model: &IrisModel) -> Response<ResponseBo
         let p = model.predict(row);
         let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
         labels.push(model.classes[best].clone());
-        probs.extend(p.iter().map(|v| (*v as f32) as f64));
+        // FP32 output: round through f32 like a real FP32 model would.
+        #[allow(clippy::cast_possible_truncation)]
+        probs.extend(p.iter().map(|v| f64::from(*v as f32)));
     }
     let mut out = json!({
         "model_name": model.name,

@@ -59,6 +59,11 @@ impl GatewayProcess {
 
     /// Like [`start`](Self::start) in a directory the caller prepared (certificates...).
     pub fn start_in(bin: &Path, config: &str, dir: TempDir) -> Result<Self, Error> {
+        Self::start_with_env(bin, config, dir, &[])
+    }
+
+    /// Like [`start_in`](Self::start_in) with extra environment variables for the child.
+    pub fn start_with_env(bin: &Path, config: &str, dir: TempDir, env: &[(&str, &str)]) -> Result<Self, Error> {
         let config_path = dir.join("rampart.toml");
         std::fs::write(&config_path, config)?;
         let mut child = Command::new(bin)
@@ -66,6 +71,7 @@ impl GatewayProcess {
             .arg("--config")
             .arg(&config_path)
             .env("RAMPART_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -149,7 +155,10 @@ impl GatewayProcess {
 
     /// Sends a signal by name (`TERM`, `HUP`, `INT`, `KILL`).
     pub fn signal(&self, name: &str) -> Result<(), Error> {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status()?;
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()?;
         if status.success() {
             Ok(())
         } else {
@@ -174,6 +183,19 @@ impl GatewayProcess {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(v) = self.logs().into_iter().find(|l| pred(l)) {
+                return Some(v);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits until an access-log line satisfies `pred` (lines are written in batches
+    /// every 100 ms).
+    pub fn wait_for_access_log(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(v) = self.access_logs().into_iter().find(|l| pred(l)) {
                 return Some(v);
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,9 +1,12 @@
 //! Access log: one JSON line per exchange, with Elastic Common Schema field names, written
 //! to stdout by a dedicated thread so the request path never blocks on the terminal or
-//! a pipe. Only the method, path (never the query string, which may carry keys), status,
+//! a pipe. Each worker thread collects lines in its own buffer and hands them over in
+//! batches (at 32 KiB, and every 100 ms from the worker's flush tick), so the request
+//! path does not wake the writer thread once per request. Only the method, path (never the query string, which may carry keys), status,
 //! sizes, timings, client address, user agent and the gateway's own decisions are
 //! logged: no header other than User-Agent, and no body, ever reaches this log.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -15,9 +18,33 @@ use crate::context::{Exchange, Outcome};
 use crate::metrics::Metrics;
 use crate::stage::Stage;
 
-/// Lines buffered between the request path and the writer thread before lines are
-/// dropped (and counted in `rampart_access_log_dropped_total`).
-const QUEUE_LINES: usize = 65_536;
+/// Batches queued between the workers and the writer thread before batches are
+/// dropped (their lines counted in `rampart_access_log_dropped_total`): at most
+/// 1024 × 32 KiB = 32 MiB of pending log.
+const QUEUE_BATCHES: usize = 1024;
+
+/// A worker hands its buffer to the writer once it holds this much.
+const BATCH_BYTES: usize = 32 * 1024;
+
+/// How often workers hand over partial batches.
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+thread_local! {
+    static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn send_batch(sender: &SyncSender<Message>, metrics: &Metrics, batch: Vec<u8>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(TrySendError::Full(Message::Line(lost)) | TrySendError::Disconnected(Message::Line(lost))) =
+        sender.try_send(Message::Line(batch))
+    {
+        for _ in lost.iter().filter(|&&b| b == b'\n') {
+            metrics.access_log_dropped();
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -115,7 +142,7 @@ pub struct AccessLogWriter {
 impl AccessLogWriter {
     /// Starts the writer thread, writing to stdout.
     pub fn start() -> std::io::Result<Self> {
-        let (sender, receiver) = sync_channel::<Message>(QUEUE_LINES);
+        let (sender, receiver) = sync_channel::<Message>(QUEUE_BATCHES);
         std::thread::Builder::new()
             .name("rampart-access-log".into())
             .spawn(move || write_loop(receiver))?;
@@ -124,6 +151,13 @@ impl AccessLogWriter {
 
     pub fn sender(&self) -> SyncSender<Message> {
         self.sender.clone()
+    }
+
+    /// Hands the calling thread's buffered lines to the writer (workers call this on
+    /// their flush tick and when they stop).
+    pub fn flush_thread(&self, metrics: &Metrics) {
+        let batch = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        send_batch(&self.sender, metrics, batch);
     }
 
     /// Waits (up to `timeout`) until every line queued before now is written.
@@ -209,18 +243,26 @@ impl Stage for AccessLogStage {
             decision: ex.decision.as_str(),
             error: ex.error.as_ref().map(|e| e.code()),
             findings: ex.findings.len(),
-            gateway_added_us: ex.gateway_added().map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-            upstream_us: ex.upstream_time().map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            gateway_added_us: ex
+                .gateway_added()
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            upstream_us: ex
+                .upstream_time()
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
             client_gone: matches!(ex.outcome, Some(Outcome::ClientGone)),
         };
-        let mut buf = Vec::with_capacity(512);
-        if serde_json::to_writer(&mut buf, &line).is_err() {
-            return;
-        }
-        buf.push(b'\n');
-        match self.sender.try_send(Message::Line(buf)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.metrics.access_log_dropped(),
+        let full = PENDING.with(|p| {
+            let mut buf = p.borrow_mut();
+            let before = buf.len();
+            if serde_json::to_writer(&mut *buf, &line).is_err() {
+                buf.truncate(before);
+                return None;
+            }
+            buf.push(b'\n');
+            (buf.len() >= BATCH_BYTES).then(|| std::mem::take(&mut *buf))
+        });
+        if let Some(batch) = full {
+            send_batch(&self.sender, &self.metrics, batch);
         }
     }
 }

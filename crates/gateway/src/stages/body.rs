@@ -46,14 +46,19 @@ impl Stage for BodyStage {
         if route.config.protocol == Protocol::Http {
             return Flow::Continue;
         }
-        let RequestBody::Streaming(incoming) =
-            std::mem::replace(&mut req.body, RequestBody::Buffered(bytes::Bytes::new()))
-        else {
-            return Flow::Continue;
-        };
-        let bytes = match read_bounded(incoming, limits.max_body_bytes, route.config.timeouts.idle).await {
-            Ok(b) => b,
-            Err(e) => return Flow::Reject(e),
+        let bytes = match std::mem::replace(&mut req.body, RequestBody::Buffered(bytes::Bytes::new())) {
+            RequestBody::Streaming(incoming) => {
+                match read_bounded(incoming, limits.max_body_bytes, route.config.timeouts.idle).await {
+                    Ok(b) => b,
+                    Err(e) => return Flow::Reject(e),
+                }
+            }
+            RequestBody::Buffered(b) if b.len() as u64 > limits.max_body_bytes => {
+                return Flow::Reject(RequestError::BodyTooLarge {
+                    limit: limits.max_body_bytes,
+                });
+            }
+            RequestBody::Buffered(b) => b,
         };
         ex.request_bytes = bytes.len() as u64;
         if !bytes.is_empty()

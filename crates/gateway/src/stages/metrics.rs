@@ -26,9 +26,14 @@ impl Stage for MetricsStage {
     const NAME: &'static str = "metrics";
 
     fn on_complete(&self, ex: &Exchange) {
-        let route = ex.route.as_ref().map(|r| Name(Arc::clone(r))).unwrap_or_else(|| self.unmatched.clone());
+        let route = ex
+            .route
+            .as_ref()
+            .map(|r| Name(Arc::clone(r)))
+            .unwrap_or_else(|| self.unmatched.clone());
         let status = ex.status.map(|s| s.as_u16()).unwrap_or(0);
         self.metrics.request(&route, status, ex.decision.as_str());
-        self.metrics.timings(&route, ex.started.elapsed(), ex.upstream_time(), ex.gateway_added());
+        self.metrics
+            .timings(&route, ex.started.elapsed(), ex.upstream_time(), ex.gateway_added());
     }
 }

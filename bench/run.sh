@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Side-by-side proxy benchmark, one run, same upstream, same load:
+#   (a) direct to the upstream, (b) nginx as a reverse proxy, (c) Rampart passthrough,
+#   (d) Rampart with its default pipeline (access log on).
+# Peak throughput with wrk (closed loop), then latency at half of Rampart's peak with
+# an open-loop generator (bench/src/bin/loadgen.rs) that counts from each request's
+# intended send time. Installs wrk and nginx from Debian packages when missing.
+#
+#   bench/run.sh                  # DURATION=10 CONNS=64 WRK_THREADS=1 by default
+#
+# Two suites: "shared" (nothing pinned, every process competes for the 2 cores) and
+# "pinned" (the proxy alone on one core: per-core efficiency without scheduler noise).
+#
+# Writes bench/results/proxy.md and prints it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+WRK_THREADS=${WRK_THREADS:-1}
+BASE_PORT=${BASE_PORT:-18000}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} from Debian packages" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release -q -p rampart -p rampart-bench
+BIN=target/release
+WORK=$(mktemp -d)
+cleanup() { pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+UP=$BASE_PORT; NG=$((BASE_PORT+1)); RP=$((BASE_PORT+2)); RPA=$((BASE_PORT+3)); RL=$((BASE_PORT+4)); RLA=$((BASE_PORT+5))
+BODY='{"model":"bench","messages":[{"role":"user","content":"Summarise the benefits of a security gateway in one sentence."}]}'
+cat >"$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+rampart_config() { # port admin_port access_log protocol workers
+  cat <<TOML
+[server]
+access_log = $3
+workers = $5
+[admin]
+listen = "127.0.0.1:$2"
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:$1"
+[[upstreams]]
+name = "bench"
+targets = ["http://127.0.0.1:$UP"]
+[[routes]]
+name = "passthrough"
+path_prefix = "/"
+upstream = "bench"
+protocol = "$4"
+public = true
+TOML
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# One suite. $1 = mode: "shared" (nothing pinned; nginx and Rampart use every core) or
+# "pinned" (proxy alone on CPU 1 with one worker; load generator and upstream on CPU 0).
+suite() {
+  local mode=$1 proxy_cpu="" load_cpu="" workers
+  workers=$(nproc)
+  if [ "$mode" = pinned ]; then proxy_cpu="taskset -c 1"; load_cpu="taskset -c 0"; workers=1; fi
+  local pids=()
+  UPSTREAM_THREADS=1 $load_cpu $BIN/upstream 127.0.0.1:$UP 2>"$WORK/upstream.log" & pids+=($!)
+  cat >"$WORK/nginx.conf" <<NGX
+worker_processes $workers;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream bench { server 127.0.0.1:$UP; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NG;
+    location / {
+      proxy_pass http://bench;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+NGX
+  $proxy_cpu "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" & pids+=($!)
+  rampart_config $RP $RPA false http "$workers" >"$WORK/passthrough.toml"
+  rampart_config $RL $RLA true json "$workers" >"$WORK/logged.toml"
+  $proxy_cpu $BIN/rampart serve --config "$WORK/passthrough.toml" >/dev/null 2>"$WORK/rp.log" & pids+=($!)
+  $proxy_cpu $BIN/rampart serve --config "$WORK/logged.toml" >/dev/null 2>"$WORK/rl.log" & pids+=($!)
+  for port in $UP $NG $RP $RL; do
+    for _ in $(seq 100); do curl -sf -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
+  done
+
+  declare -A RPS P50 P99 HL
+  local t name port out
+  for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
+    name=${t%%:*}; port=${t##*:}
+    $load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d2s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+    out=$($load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
+    RPS[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    P50[$name]=$(awk '$1=="50%" {print $2}' <<<"$out")
+    P99[$name]=$(awk '$1=="99%" {print $2}' <<<"$out")
+    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$mode/$name: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
+  done
+  local half; half=$(awk -v r="${RPS[rampart]}" 'BEGIN { printf "%d", r / 2 }')
+  for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
+    HL[${t%%:*}]=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$half" "$DURATION" 16 "$BODY")
+  done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  j() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"${HL[$1]}"; }
+
+  echo "### $mode: $( [ "$mode" = pinned ] && echo 'proxy alone on CPU 1 (1 worker), wrk + upstream on CPU 0' || echo "nothing pinned, proxies use $workers workers")"
+  echo
+  echo "| path | req/s (wrk) | ratio vs nginx | wrk p50 | wrk p99 | p50 at ${half}/s | p99 at ${half}/s | p99.9 at ${half}/s | errors at ${half}/s |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for name in direct nginx rampart rampart_logged; do
+    echo "| $name | ${RPS[$name]} | $(ratio "${RPS[$name]}" "${RPS[nginx]}") | ${P50[$name]} | ${P99[$name]} | $(j $name p50_us) µs | $(j $name p99_us) µs | $(j $name p999_us) µs | $(j $name errors) |"
+  done
+  echo
+  echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; with JSON buffering + access log: $(ratio "${RPS[rampart_logged]}" "${RPS[nginx]}")×"
+  echo "- p50 / p99 added vs direct at ${half}/s (half of Rampart's peak, open loop): Rampart $(( $(j rampart p50_us) - $(j direct p50_us) )) / $(( $(j rampart p99_us) - $(j direct p99_us) )) µs; nginx $(( $(j nginx p50_us) - $(j direct p50_us) )) / $(( $(j nginx p99_us) - $(j direct p99_us) )) µs"
+  echo
+}
+
+mkdir -p bench/results
+OUT=bench/results/proxy.md
+{
+  echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Upstream: bench/src/bin/upstream.rs (1 thread, ~300-byte JSON answer to a ~120-byte POST). nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), access_log off, upstream keepalive. Rampart: release build."
+  echo "rampart = passthrough route (protocol http: body streamed, access log off, as nginx); rampart_logged = JSON route (body buffered, JSON depth check) with the ECS access log on."
+  echo
+  suite shared
+  suite pinned
+} >"$OUT"
+cat "$OUT"

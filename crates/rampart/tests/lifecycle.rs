@@ -1,0 +1,377 @@
+//! Process lifecycle: hot reload (SIGHUP and admin API, valid and invalid configs, with
+//! requests in flight), graceful shutdown with a stream in flight, `check-config`
+//! errors, readiness, and `rampart demo` with its printed curl commands.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use http::{Method, StatusCode};
+use rampart_testkit::DemoOptions;
+use rampart_testkit::client::{TestClient, timed_chunks};
+use serde_json::json;
+
+fn stream_request() -> String {
+    json!({"stream": true, "messages": [{"role": "user", "content": "a b c d e f g h"}]}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_valid_and_invalid_with_requests_in_flight() {
+    let o = openai(DemoOptions {
+        chunk_delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let k = kserve().await;
+    let original = base_config(&o.url(), &k.url());
+    let gw = start(&original);
+    let c = TestClient::http1();
+    let main = gw.url("main");
+
+    // A stream that spans the reloads.
+    let in_flight = {
+        let c = c.clone();
+        let url = format!("{main}/v1/chat/completions");
+        tokio::spawn(async move {
+            let resp = c
+                .send(
+                    Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    stream_request(),
+                )
+                .await?;
+            let status = resp.status();
+            let chunks = timed_chunks(resp.into_body()).await?;
+            let text: String = chunks
+                .iter()
+                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+                .collect();
+            Ok::<_, rampart_testkit::client::Error>((status, text))
+        })
+    };
+    settle().await;
+
+    // 1. Valid change over SIGHUP: the closed route becomes public.
+    let opened = original.replace(
+        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"",
+        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"\npublic = true",
+    );
+    assert_ne!(opened, original);
+    assert_eq!(
+        c.get(&format!("{main}/private/x")).await.unwrap().status,
+        StatusCode::UNAUTHORIZED
+    );
+    std::fs::write(&gw.config_path, &opened).unwrap();
+    gw.signal("HUP").unwrap();
+    gw.wait_for_log(Duration::from_secs(5), |l| l["message"] == "config reloaded")
+        .expect("reload logged");
+    // Public now: the demo server answers its own 404 for this path.
+    let r = c.get(&format!("{main}/private/x")).await.unwrap();
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such endpoint")
+    );
+
+    // 2. Invalid config over SIGHUP: rejected with a clear log line; old config serves.
+    std::fs::write(&gw.config_path, opened.replace("[[routes]]", "[[routez]]")).unwrap();
+    gw.signal("HUP").unwrap();
+    let rejected = gw
+        .wait_for_log(Duration::from_secs(5), |l| l["result"] == "failure")
+        .expect("rejection logged");
+    let why = rejected["error"].as_str().unwrap();
+    assert!(why.contains("rampart.toml") && why.contains("routez"), "{why}");
+    assert_eq!(
+        c.get(&format!("{main}/v1/models")).await.unwrap().status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.get(&format!("{main}/private/x")).await.unwrap().status,
+        StatusCode::NOT_FOUND
+    );
+
+    // 3. Admin API: invalid → 422 with the reason, valid → 200.
+    let admin = gw.admin_url();
+    let r = c
+        .request(Method::POST, &format!("{admin}/admin/reload"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("routez"));
+    std::fs::write(&gw.config_path, &original).unwrap();
+    let r = c
+        .request(Method::POST, &format!("{admin}/admin/reload"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        c.get(&format!("{main}/private/x")).await.unwrap().status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The stream that started before all this finished intact.
+    let (status, text) = in_flight.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(text.contains("\"content\":\"h\""));
+
+    let m = c.get(&format!("{admin}/metrics")).await.unwrap().text();
+    assert_eq!(metric(&m, "rampart_config_reloads_total", &["result=\"success\""]), 2.0);
+    assert_eq!(metric(&m, "rampart_config_reloads_total", &["result=\"failure\""]), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_a_stream_finish() {
+    let o = openai(DemoOptions {
+        chunk_delay: Duration::from_millis(150),
+        ..Default::default()
+    })
+    .await;
+    let k = kserve().await;
+    let mut gw = start(&base_config(&o.url(), &k.url()));
+    let c = TestClient::http1();
+    let resp = c
+        .send(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json")],
+            stream_request(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let reader = tokio::spawn(timed_chunks(resp.into_body()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.signal("TERM").unwrap();
+    // Readiness flips and new connections are refused while the stream drains.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        TestClient::http1()
+            .get(&format!("{}/v1/models", gw.url("main")))
+            .await
+            .is_err()
+    );
+    let chunks = reader.await.unwrap().unwrap();
+    let text: String = chunks
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(text.ends_with("data: [DONE]\n\n"), "stream was cut: {text}");
+    let status = tokio::task::spawn_blocking(move || {
+        let s = gw.wait_exit(Duration::from_secs(10));
+        (s, gw)
+    })
+    .await
+    .unwrap();
+    let (exit, gw) = status;
+    assert!(exit.expect("gateway exited").success());
+    let logs = gw.access_logs();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["event.outcome"], "success");
+    assert_eq!(logs[0]["rampart.client_disconnected"], false);
+    assert!(gw.logs().iter().any(|l| l["message"] == "all connections drained"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_upstream_health() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let config = base_config(&o.url(), &k.url()).replace(
+        "name = \"openai\"\ntargets",
+        "name = \"openai\"\nhealth.path = \"/health\"\nhealth.interval = \"100ms\"\ntargets",
+    );
+    let gw = start(&config);
+    let c = TestClient::http1();
+    let admin = gw.admin_url();
+    assert_eq!(c.get(&format!("{admin}/healthz")).await.unwrap().status, StatusCode::OK);
+    assert_eq!(c.get(&format!("{admin}/readyz")).await.unwrap().status, StatusCode::OK);
+    o.stop().await;
+    let mut status = StatusCode::OK;
+    for _ in 0..40 {
+        status = c.get(&format!("{admin}/readyz")).await.unwrap().status;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // Liveness is unaffected, and with every target out the route answers 503 at once.
+    assert_eq!(c.get(&format!("{admin}/healthz")).await.unwrap().status, StatusCode::OK);
+    let r = c.get(&format!("{}/v1/models", gw.url("main"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"]["code"], "no_healthy_upstream");
+    assert_eq!(
+        c.get(&format!("{admin}/nope")).await.unwrap().status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+fn check_config(content: &str) -> (i32, String) {
+    let dir = rampart_testkit::TempDir::new("rampart-check").unwrap();
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, content).unwrap();
+    let out = Command::new(bin()).arg("check-config").arg(&path).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_config_names_file_line_and_key() {
+    let good = base_config("http://127.0.0.1:1", "http://127.0.0.1:2");
+    let (code, text) = check_config(&good);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok (1 listeners, 2 upstreams, 4 routes)"), "{text}");
+
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (text to change, replacement, expected words, key on the reported line)
+        (
+            "upstream = \"kserve\"",
+            "upstream = \"nowhere\"",
+            "routes[2].upstream: route \"kserve\": no upstream named \"nowhere\"",
+            "upstream",
+        ),
+        (
+            "first_byte = \"1s\"",
+            "first_byte = \"soon\"",
+            "defaults.timeouts.first_byte: `soon` is not a duration",
+            "first_byte",
+        ),
+        (
+            "header_read_timeout = \"1s\"",
+            "header_read_timeout = \"1s\"\nheader_raed_timeout = \"1s\"",
+            "unknown field `header_raed_timeout`",
+            "header_raed_timeout",
+        ),
+        (
+            "max_body_bytes = 65536",
+            "max_body_bytes = 0",
+            "defaults.limits.max_body_bytes: must be greater than zero",
+            "max_body_bytes",
+        ),
+        (
+            "protocol = \"kserve\"",
+            "protocol = \"grpc\"",
+            "unknown variant `grpc`",
+            "protocol",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\nheader",
+            "listen = \"localhost\"\nheader",
+            "listeners[0].listen: `localhost` is not an address",
+            "listen",
+        ),
+    ];
+    for (from, to, words, key) in cases {
+        let bad = good.replacen(from, to, 1);
+        assert_ne!(bad, good, "{from}");
+        let (code, text) = check_config(&bad);
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains(words), "expected {words:?} in {text}");
+        // The line number printed is the line where the offending key is written.
+        let line: usize = text
+            .split("rampart.toml:")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no line number in {text}"));
+        let offending = bad.lines().nth(line - 1).unwrap_or("");
+        assert!(
+            offending.starts_with(key),
+            "line {line} is {offending:?}, expected it to hold {key:?}"
+        );
+    }
+
+    // A missing certificate file is named with its key.
+    let tls = good.replacen(
+        "header_read_timeout = \"1s\"",
+        "header_read_timeout = \"1s\"\ntls.cert = \"missing.pem\"\ntls.key = \"missing.key\"",
+        1,
+    );
+    let (code, text) = check_config(&tls);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("listeners[0].tls.cert: file") && text.contains("missing.pem"),
+        "{text}"
+    );
+
+    // Secrets are never inline.
+    let inline = good.replacen(
+        "name = \"openai\"\ntargets",
+        "name = \"openai\"\nheaders.authorization = { prefix = \"Bearer sk-123\" }\ntargets",
+        1,
+    );
+    let (code, text) = check_config(&inline);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("upstreams[0].headers.authorization: name exactly one of `env` or `file`"),
+        "{text}"
+    );
+    assert!(!text.contains("sk-123"), "the secret was echoed: {text}");
+
+    // Unreadable file.
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg("/nonexistent/rampart.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rampart.toml: cannot read the file"));
+}
+
+#[test]
+fn demo_prints_curl_commands_that_work() {
+    let mut child = Command::new(bin())
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut commands = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(cmd) = line.strip_prefix("  curl ") {
+            commands.push(format!("curl {cmd}"));
+        }
+        if line.contains("Press Ctrl-C") {
+            break;
+        }
+    }
+    // Keep draining stdout (access log) so the demo never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    assert!(commands.len() >= 8, "{commands:?}");
+    let expectations = [
+        "rampart-demo-chat",
+        "You said: Hello, Rampart!",
+        "data: [DONE]",
+        "\"embedding\"",
+        "\"platform\":\"rampart-demo-logreg\"",
+        "\"label\"",
+        "route_not_found",
+        "json_too_deep",
+        "rampart_requests_total",
+    ];
+    assert_eq!(commands.len(), expectations.len(), "{commands:?}");
+    for (cmd, expect) in commands.iter().zip(expectations) {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd} failed: {text}");
+        assert!(text.contains(expect), "{cmd}: expected {expect:?} in {text}");
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}

@@ -1,0 +1,141 @@
+//! TLS termination, HTTP/2 over ALPN, and mTLS with certificates generated per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use http::{StatusCode, Version};
+use rampart_testkit::DemoOptions;
+use rampart_testkit::TempDir;
+use rampart_testkit::certs;
+use rampart_testkit::client::TestClient;
+use rampart_testkit::harness::GatewayProcess;
+
+fn tls_config(base: &str, pki: &certs::Pki) -> String {
+    let listeners = format!(
+        r#"
+[[listeners]]
+name = "tls"
+listen = "127.0.0.1:0"
+tls.cert = "{}"
+tls.key = "{}"
+
+[[listeners]]
+name = "mtls"
+listen = "127.0.0.1:0"
+tls.cert = "{}"
+tls.key = "{}"
+tls.client_ca = "{}"
+"#,
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        pki.ca_cert.display(),
+    );
+    base.replacen("[defaults.limits]", &format!("{listeners}\n[defaults.limits]"), 1)
+}
+
+fn https(gw: &GatewayProcess, listener: &str) -> String {
+    format!("https://localhost:{}", gw.addr(listener).port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_http1_and_h2_and_mtls() {
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let dir = TempDir::new("rampart-tls").unwrap();
+    let pki = certs::generate(dir.path()).unwrap();
+    let config = tls_config(&base_config(&o.url(), &k.url()), &pki);
+    let gw = GatewayProcess::start_in(bin(), &config, dir).unwrap();
+
+    // TLS, HTTP/1.1.
+    let c = TestClient::tls(&pki.ca_cert, None, false).unwrap();
+    let r = c.get(&format!("{}/v1/models", https(&gw, "tls"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.version, Version::HTTP_11);
+
+    // TLS, HTTP/2 negotiated by ALPN.
+    let c2 = TestClient::tls(&pki.ca_cert, None, true).unwrap();
+    let r = c2.get(&format!("{}/v2/models/iris", https(&gw, "tls"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.version, Version::HTTP_2);
+
+    // The upstream learns the client came over TLS.
+    let r = c.get(&format!("{}/echo", https(&gw, "tls"))).await.unwrap();
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"][0], "https");
+
+    // mTLS: no client certificate → handshake refused.
+    let no_cert = TestClient::tls(&pki.ca_cert, None, false).unwrap();
+    assert!(no_cert.get(&format!("{}/v1/models", https(&gw, "mtls"))).await.is_err());
+    // A certificate from an untrusted CA → refused.
+    let rogue = TestClient::tls(
+        &pki.ca_cert,
+        Some((&pki.rogue_client_cert, &pki.rogue_client_key)),
+        false,
+    )
+    .unwrap();
+    assert!(rogue.get(&format!("{}/v1/models", https(&gw, "mtls"))).await.is_err());
+    // A certificate from the configured CA → served, over h2 too.
+    let good = TestClient::tls(&pki.ca_cert, Some((&pki.client_cert, &pki.client_key)), true).unwrap();
+    let r = good.get(&format!("{}/v1/models", https(&gw, "mtls"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.version, Version::HTTP_2);
+
+    // Plain HTTP to a TLS port is not served.
+    let plain = TestClient::http1();
+    assert!(
+        plain
+            .get(&format!("http://127.0.0.1:{}/v1/models", gw.addr("tls").port()))
+            .await
+            .is_err()
+    );
+
+    // The plain listener keeps serving throughout.
+    let r = plain.get(&format!("{}/v1/models", gw.url("main"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    let logged = gw.wait_for_access_log(Duration::from_secs(5), |l| {
+        l["tls.established"] == true && l["rampart.listener"] == "mtls"
+    });
+    assert!(logged.is_some(), "mTLS exchange not logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tls_with_custom_ca_and_client_certificate() {
+    // A second gateway with mTLS acts as the TLS upstream of the first.
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let dir = TempDir::new("rampart-up-tls").unwrap();
+    let pki = certs::generate(dir.path()).unwrap();
+    let inner_config = tls_config(&base_config(&o.url(), &k.url()), &pki);
+    let inner = GatewayProcess::start_in(bin(), &inner_config, TempDir::new("rampart-inner").unwrap()).unwrap();
+
+    let upstream = format!("https://localhost:{}", inner.addr("mtls").port());
+    let outer_config = base_config(&upstream, &k.url()).replace(
+        &format!("targets = [\"{upstream}\"]"),
+        &format!(
+            "targets = [\"{upstream}\"]\ntls.ca = \"{}\"\ntls.client_cert = \"{}\"\ntls.client_key = \"{}\"",
+            pki.ca_cert.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    );
+    let outer = GatewayProcess::start_in(bin(), &outer_config, dir).unwrap();
+    let c = TestClient::http1();
+    let r = c.get(&format!("{}/v1/models", outer.url("main"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["data"][0]["id"], "rampart-demo-chat");
+    let logged = inner.wait_for_access_log(Duration::from_secs(5), |l| {
+        l["rampart.listener"] == "mtls" && l["tls.established"] == true
+    });
+    assert!(logged.is_some(), "the inner gateway did not log the mTLS exchange");
+
+    // Without the client certificate the inner gateway refuses the handshake: 502.
+    let no_cert_config = outer_config
+        .replace(&format!("tls.client_cert = \"{}\"\n", pki.client_cert.display()), "")
+        .replace(&format!("tls.client_key = \"{}\"", pki.client_key.display()), "");
+    let outer2 = GatewayProcess::start(bin(), &no_cert_config).unwrap();
+    let r = c.get(&format!("{}/v1/models", outer2.url("main"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+}

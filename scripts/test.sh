@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: formatting, lints, and the whole test suite (unit tests and
+# integration tests that start the real gateway binary on random ports).
+# Installs what the tests need when it is missing: today only curl (the demo test runs
+# the demo's printed curl commands). Nothing else is needed: no Redis, no PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v curl >/dev/null; then
+  echo "installing curl (the demo test runs the demo's printed curl commands)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== cargo test"
+cargo test --workspace 2>&1 | tee /tmp/rampart-test-$$.log
+# A closing summary the CI reader understands, summed over every test binary.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' /tmp/rampart-test-$$.log
+rm -f /tmp/rampart-test-$$.log
