@@ -6,7 +6,7 @@
 # an open-loop generator (bench/src/bin/loadgen.rs) that counts from each request's
 # intended send time. Installs wrk and nginx from Debian packages when missing.
 #
-#   bench/run.sh                  # DURATION=10 CONNS=64 WRK_THREADS=1 by default
+#   bench/run.sh                  # DURATION=10 CONNS=64 WRK_THREADS=1 ROUNDS=3 by default
 #
 # Two suites: "shared" (nothing pinned, every process competes for the 2 cores) and
 # "pinned" (the proxy alone on one core: per-core efficiency without scheduler noise).
@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-1}
+ROUNDS=${ROUNDS:-3}
 BASE_PORT=${BASE_PORT:-18000}
 
 need=()
@@ -109,20 +110,42 @@ NGX
   done
 
   declare -A RPS P50 P99 HL
-  local t name port out
-  for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
-    name=${t%%:*}; port=${t##*:}
-    $load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d2s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
-    out=$($load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
-    RPS[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    P50[$name]=$(awk '$1=="50%" {print $2}' <<<"$out")
-    P99[$name]=$(awk '$1=="99%" {print $2}' <<<"$out")
-    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$mode/$name: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
+  local t name port out round
+  # ROUNDS interleaved rounds (direct, nginx, rampart, logged, repeat); the median
+  # round per path is reported, so one noisy run on a shared 2-core box cannot decide.
+  for round in $(seq "$ROUNDS"); do
+    for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
+      name=${t%%:*}; port=${t##*:}
+      $load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d1s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+      out=$($load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
+      if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$mode/$name: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
+      echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out")" >>"$WORK/$mode-$name.rounds"
+    done
+  done
+  for name in direct nginx rampart rampart_logged; do
+    read -r RPS[$name] P50[$name] P99[$name] < <(sort -n "$WORK/$mode-$name.rounds" | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2)')
   done
   local half; half=$(awk -v r="${RPS[rampart]}" 'BEGIN { printf "%d", r / 2 }')
+  # Rampart's own view of the time it adds (rampart_gateway_added_seconds), over the
+  # open-loop run only: bucket counts after minus before.
+  curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/before.prom"
   for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
     HL[${t%%:*}]=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$half" "$DURATION" 16 "$BODY")
+    if [ "${t%%:*}" = rampart ]; then curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/after.prom"; fi
   done
+  local added
+  added=$(awk '
+    /^rampart_gateway_added_seconds_bucket/ {
+      match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      if (FILENAME ~ /before/) b[le] = $NF; else { a[le] = $NF; order[++n] = le }
+    }
+    END {
+      total = a["+Inf"] - b["+Inf"]; p50 = ""; p99 = ""
+      for (i = 1; i <= n; i++) { le = order[i]; c = a[le] - b[le]
+        if (p50 == "" && c >= 0.50 * total) p50 = le
+        if (p99 == "" && c >= 0.99 * total) p99 = le }
+      printf "p50 ≤ %.0f µs, p99 ≤ %.0f µs (%d exchanges)", p50 * 1e6, p99 * 1e6, total
+    }' "$WORK/before.prom" "$WORK/after.prom")
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   j() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"${HL[$1]}"; }
@@ -136,14 +159,15 @@ NGX
   done
   echo
   echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; with JSON buffering + access log: $(ratio "${RPS[rampart_logged]}" "${RPS[nginx]}")×"
-  echo "- p50 / p99 added vs direct at ${half}/s (half of Rampart's peak, open loop): Rampart $(( $(j rampart p50_us) - $(j direct p50_us) )) / $(( $(j rampart p99_us) - $(j direct p99_us) )) µs; nginx $(( $(j nginx p50_us) - $(j direct p50_us) )) / $(( $(j nginx p99_us) - $(j direct p99_us) )) µs"
+  echo "- p50 / p99 added vs direct at ${half}/s (half of Rampart's peak, open loop, client-measured): Rampart $(( $(j rampart p50_us) - $(j direct p50_us) )) / $(( $(j rampart p99_us) - $(j direct p99_us) )) µs; nginx $(( $(j nginx p50_us) - $(j direct p50_us) )) / $(( $(j nginx p99_us) - $(j direct p99_us) )) µs"
+  echo "- Gateway-added time as Rampart measures it (request in → response headers out, minus the upstream's wait; doubling histogram buckets) during that run: $added"
   echo
 }
 
 mkdir -p bench/results
 OUT=bench/results/proxy.md
 {
-  echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS ROUNDS=$ROUNDS, median round reported) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
   echo "Upstream: bench/src/bin/upstream.rs (1 thread, ~300-byte JSON answer to a ~120-byte POST). nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), access_log off, upstream keepalive. Rampart: release build."
   echo "rampart = passthrough route (protocol http: body streamed, access log off, as nginx); rampart_logged = JSON route (body buffered, JSON depth check) with the ECS access log on."

@@ -512,3 +512,86 @@ async fn http2_prior_knowledge_round_trip() {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_stream_ends_with_an_sse_error_event() {
+    // The upstream pauses 2 s between chunks; the route allows 500 ms of silence.
+    let o = openai(DemoOptions {
+        chunk_delay: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let k = kserve().await;
+    let config = base_config(&o.url(), &k.url()).replace(
+        "protocol = \"openai\"\npublic = true",
+        "protocol = \"openai\"\npublic = true\ntimeouts.idle = \"500ms\"",
+    );
+    let gw = start(&config);
+    let started = Instant::now();
+    let resp = TestClient::http1()
+        .send(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json")],
+            json!({"stream": true, "messages": [{"role": "user", "content": "x y z"}]}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let chunks = timed_chunks(resp.into_body()).await.unwrap();
+    let text: String = chunks
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    // The first event passed, then the stream ended cleanly with an error event.
+    assert!(text.starts_with("data: {"), "{text}");
+    assert!(text.ends_with("\n\n"), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: error\ndata: "), "{text}");
+    let payload: serde_json::Value = serde_json::from_str(last.trim_start_matches("event: error\ndata: ")).unwrap();
+    assert_eq!(payload["error"]["code"], "upstream_timeout");
+    assert!(!text.contains("[DONE]"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "cut by the idle timeout, not the upstream"
+    );
+    let log = gw
+        .wait_for_access_log(Duration::from_secs(5), |l| {
+            l["rampart.error.code"] == "upstream_timeout"
+        })
+        .expect("timeout logged");
+    assert_eq!(log["event.outcome"], "failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_timeout_cuts_a_long_stream() {
+    let o = openai(DemoOptions {
+        chunk_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let k = kserve().await;
+    let config = base_config(&o.url(), &k.url()).replace(
+        "protocol = \"openai\"\npublic = true",
+        "protocol = \"openai\"\npublic = true\ntimeouts.total = \"1s\"",
+    );
+    let gw = start(&config);
+    let resp = TestClient::http1()
+        .send(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json")],
+            json!({"stream": true, "messages": [{"role": "user", "content": "a b c d e f g h i j"}]}).to_string(),
+        )
+        .await
+        .unwrap();
+    let chunks = timed_chunks(resp.into_body()).await.unwrap();
+    let text: String = chunks
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    // 14 events at 300 ms would take ~4 s; the 1 s total timeout ends it early.
+    assert!(text.contains("event: error"), "{text}");
+    assert!(text.contains("exceeded the total timeout"), "{text}");
+    assert!(!text.contains("[DONE]"));
+}
