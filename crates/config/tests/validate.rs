@@ -1,0 +1,177 @@
+//! Validation: every problem is found, named by key and line, and worded as a fix.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use rampart_config::{ConfigError, PathMatch, Protocol, from_str};
+
+const BASE: &str = r#"
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:8080"
+
+[[upstreams]]
+name = "llm"
+targets = ["http://10.0.0.5:8000", "https://models.internal"]
+
+[[routes]]
+name = "chat"
+path_prefix = "/v1/"
+upstream = "llm"
+protocol = "openai"
+public = true
+"#;
+
+fn errors(text: &str) -> ConfigError {
+    from_str(text, "t.toml", Path::new("/nonexistent")).expect_err("config should be invalid")
+}
+
+fn has(err: &ConfigError, key: &str, words: &str) {
+    assert!(
+        err.issues.iter().any(|i| i.key == key && i.message.contains(words)),
+        "no issue at {key} containing {words:?} in:\n{err}"
+    );
+}
+
+#[test]
+fn a_minimal_config_gets_the_documented_defaults() {
+    let c = from_str(BASE, "t.toml", Path::new(".")).unwrap();
+    assert_eq!(c.admin.listen.unwrap().to_string(), "127.0.0.1:9901");
+    assert_eq!(c.routes[0].limits.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(c.routes[0].limits.max_json_depth, 64);
+    assert_eq!(c.routes[0].timeouts.first_byte.as_secs(), 120);
+    assert_eq!(c.routes[0].path, PathMatch::Prefix("/v1/".into()));
+    assert_eq!(c.routes[0].protocol, Protocol::Openai);
+    assert!(c.routes[0].public);
+    assert!(!c.listeners[0].trust_forwarded_headers);
+    // Ports are filled in from the scheme.
+    assert_eq!(c.upstreams[0].targets[1].to_string(), "https://models.internal:443");
+    assert!(c.server.workers >= 1);
+}
+
+#[test]
+fn routes_are_closed_unless_public() {
+    let c = from_str(&BASE.replace("public = true\n", ""), "t.toml", Path::new(".")).unwrap();
+    assert!(!c.routes[0].public);
+}
+
+#[test]
+fn route_overrides_inherit_the_rest_from_defaults() {
+    let text = format!(
+        "{BASE}timeouts.total = \"30s\"\n\n[defaults.timeouts]\nfirst_byte = \"5s\"\n[defaults.limits]\nmax_json_depth = 10\n"
+    );
+    let c = from_str(&text, "t.toml", Path::new(".")).unwrap();
+    let t = c.routes[0].timeouts;
+    assert_eq!(
+        (t.first_byte.as_secs(), t.total.as_secs(), t.idle.as_secs()),
+        (5, 30, 60)
+    );
+    assert_eq!(c.routes[0].limits.max_json_depth, 10);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = BASE
+        .replace("upstream = \"llm\"", "upstream = \"nope\"")
+        .replace("\"http://10.0.0.5:8000\"", "\"http://10.0.0.5:8000/v1\"")
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"8080\"");
+    let err = errors(&text);
+    has(&err, "routes[0].upstream", "no upstream named \"nope\" (known: llm)");
+    has(&err, "upstreams[0].targets[0]", "must not have a path");
+    has(&err, "listeners[0].listen", "is not an address");
+    assert_eq!(err.issues.len(), 3, "{err}");
+    assert!(err.issues.iter().all(|i| i.line.is_some() && i.file == "t.toml"));
+}
+
+#[test]
+fn structural_mistakes_are_named() {
+    let dup = format!("{BASE}\n[[routes]]\nname = \"chat\"\npath = \"/x\"\nupstream = \"llm\"\n");
+    has(&errors(&dup), "routes[1].name", "used twice");
+    let both = BASE.replace("path_prefix = \"/v1/\"", "path_prefix = \"/v1/\"\npath = \"/v1/x\"");
+    has(&errors(&both), "routes[0]", "exactly one of `path` or `path_prefix`");
+    let relative = BASE.replace("path_prefix = \"/v1/\"", "path_prefix = \"v1/\"");
+    has(&errors(&relative), "routes[0].path_prefix", "must start with `/`");
+    let creds = BASE.replace("http://10.0.0.5:8000", "http://user:pw@10.0.0.5:8000");
+    has(&errors(&creds), "upstreams[0].targets[0]", "must not carry credentials");
+    let method = BASE.replace("protocol = \"openai\"", "protocol = \"openai\"\nmethods = [\"P OST\"]");
+    has(&errors(&method), "routes[0].methods[0]", "is not an HTTP method");
+    let no_routes = &BASE[..BASE.find("[[routes]]").unwrap()];
+    has(&errors(no_routes), "routes", "at least one");
+}
+
+#[test]
+fn timeouts_and_limits_are_checked() {
+    let text = format!("{BASE}timeouts.first_byte = \"2m\"\ntimeouts.total = \"1m\"\nlimits.max_body_bytes = 0\n");
+    let err = errors(&text);
+    has(
+        &err,
+        "routes[0].timeouts.first_byte",
+        "must not be longer than timeouts.total",
+    );
+    has(&err, "routes[0].limits.max_body_bytes", "must be greater than zero");
+    let zero = format!("{BASE}timeouts.idle = \"0s\"\n");
+    has(&errors(&zero), "routes[0].timeouts.idle", "greater than zero");
+    let small = BASE.replace(
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:8080\"\nmax_header_bytes = 100",
+    );
+    has(&errors(&small), "listeners[0].max_header_bytes", "at least 8192");
+}
+
+#[test]
+fn secrets_come_from_env_or_file_and_never_show() {
+    let env = BASE.replace(
+        "[[routes]]",
+        "headers.authorization = { env = \"RAMPART_TEST_SURELY_UNSET_VAR\" }\n\n[[routes]]",
+    );
+    has(&errors(&env), "upstreams[0].headers.authorization.env", "is not set");
+    let both = BASE.replace(
+        "[[routes]]",
+        "headers.x-key = { env = \"A\", file = \"b\", prefix = \"sk-secret-prefix\" }\n\n[[routes]]",
+    );
+    let err = errors(&both);
+    has(&err, "upstreams[0].headers.x-key", "exactly one of `env` or `file`");
+    assert!(!err.to_string().contains("sk-secret-prefix"));
+
+    let dir = std::env::temp_dir().join(format!("rampart-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("key"), "s3cr3t-value\n").unwrap();
+    let file = BASE.replace(
+        "[[routes]]",
+        "headers.authorization = { file = \"key\", prefix = \"Bearer \" }\n\n[[routes]]",
+    );
+    let c = from_str(&file, "t.toml", &dir).unwrap();
+    let (name, value) = &c.upstreams[0].headers[0];
+    assert_eq!(name, "authorization");
+    assert_eq!(value.expose(), "Bearer s3cr3t-value");
+    assert!(value.expose().is_sensitive());
+    assert!(
+        !format!("{c:?}").contains("s3cr3t"),
+        "Debug of the config shows the secret"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tls_settings_need_their_files() {
+    let text = BASE.replace(
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:8080\"\ntls = { cert = \"c.pem\", key = \"k.pem\", client_auth = \"optional\" }",
+    );
+    let err = errors(&text);
+    has(&err, "listeners[0].tls.cert", "does not exist");
+    has(&err, "listeners[0].tls.key", "does not exist");
+    has(&err, "listeners[0].tls.client_auth", "needs `client_ca`");
+    let up = BASE.replace("[[routes]]", "tls = { client_cert = \"c.pem\" }\n\n[[routes]]");
+    has(&errors(&up), "upstreams[0].tls", "both `client_cert` and `client_key`");
+}
+
+#[test]
+fn syntax_errors_carry_a_line() {
+    let err = errors("[[listeners]]\nname = \"a\"\nlisten = \n");
+    assert_eq!(err.issues[0].line, Some(3), "{err}");
+    let unknown = errors(&BASE.replace("public = true", "pubilc = true"));
+    assert!(unknown.to_string().contains("unknown field `pubilc`"), "{unknown}");
+    assert!(unknown.issues[0].line.is_some());
+}
