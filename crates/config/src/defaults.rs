@@ -70,5 +70,16 @@ pub fn workers() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
+/// Headers an API key is read from when none are configured.
+pub const API_KEY_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
+
+/// How often the key file is checked for changes: a revoked key stops working within
+/// this time on every node that reads the file.
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Shortest accepted pepper: 32 bytes, the HMAC-SHA256 block-size-safe minimum for a
+/// key that must resist offline guessing.
+pub const MIN_PEPPER_BYTES: usize = 32;
+
 /// Node identity written to logs (and later audit records) when none is configured.
 pub const NODE_ID: &str = "rampart-1";

@@ -20,6 +20,34 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub upstreams: Vec<Upstream>,
     pub routes: Vec<Route>,
+    pub identity: Identity,
+    /// Role name → what it grants.
+    pub roles: std::collections::BTreeMap<String, RoleConfig>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// Secret API keys are hashed with; required when `api_keys` is set.
+    pub pepper: Option<Secret<Vec<u8>>>,
+    pub api_keys: Option<ApiKeys>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeys {
+    /// The key file (hashes only), managed with `rampart keys`.
+    pub file: PathBuf,
+    /// Headers a key is read from, in order: `authorization` (as `Bearer <key>`) and/or
+    /// any other header carrying the bare key (e.g. `x-api-key`).
+    pub headers: Vec<HeaderName>,
+    /// How often the key file is checked for changes (the revocation bound).
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RoleConfig {
+    pub routes: Vec<String>,
+    pub models: Vec<String>,
+    pub actions: Vec<rampart_identity::Action>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +64,8 @@ pub struct Server {
 pub struct Admin {
     /// `None` when the admin listener is disabled.
     pub listen: Option<SocketAddr>,
+    /// Serve `/metrics` without credentials (only allowed on a loopback address).
+    pub public_metrics: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +162,10 @@ pub struct Route {
     pub protocol: Protocol,
     /// Reachable without authentication. Routes are closed unless this is set.
     pub public: bool,
+    /// Only principals of this tenant may use the route.
+    pub tenant: Option<String>,
+    /// Send the client's credential headers upstream (stripped by default).
+    pub forward_credentials: bool,
     pub limits: Limits,
     pub timeouts: Timeouts,
 }

@@ -21,6 +21,37 @@ pub struct RawConfig {
     pub upstreams: Vec<RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub identity: RawIdentity,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RawRole>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// Server-side secret API keys are hashed with (HMAC-SHA256).
+    pub pepper: Option<RawSecretRef>,
+    pub api_keys: Option<RawApiKeys>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKeys {
+    pub file: String,
+    pub headers: Option<Vec<String>>,
+    pub reload_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    #[serde(default)]
+    pub routes: Vec<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +68,7 @@ pub struct RawServer {
 pub struct RawAdmin {
     pub enabled: Option<bool>,
     pub listen: Option<String>,
+    pub public_metrics: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +194,8 @@ pub struct RawRoute {
     pub upstream: String,
     pub protocol: Option<Protocol>,
     pub public: Option<bool>,
+    pub tenant: Option<String>,
+    pub forward_credentials: Option<bool>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]

@@ -397,9 +397,64 @@ impl Validator<'_> {
             upstream,
             protocol: raw.protocol.unwrap_or_default(),
             public: raw.public.unwrap_or(false),
+            tenant: raw.tenant.clone(),
+            forward_credentials: raw.forward_credentials.unwrap_or(false),
             limits: self.limits(&path.key("limits"), &raw.limits, base.0),
             timeouts: self.timeouts(&path.key("timeouts"), &raw.timeouts, base.1),
         }
+    }
+
+    fn identity(&mut self, path: &KeyPath, raw: &RawIdentity) -> Identity {
+        let pepper = raw.pepper.as_ref().and_then(|p| {
+            let value = self.secret(&path.key("pepper"), p)?;
+            if value.len() < defaults::MIN_PEPPER_BYTES {
+                self.issue(
+                    &path.key("pepper"),
+                    format!(
+                        "must be at least {} bytes (e.g. `openssl rand -hex 32`)",
+                        defaults::MIN_PEPPER_BYTES
+                    ),
+                );
+            }
+            Some(Secret::new(value.into_bytes()))
+        });
+        let api_keys = raw.api_keys.as_ref().map(|k| {
+            let kp = path.key("api_keys");
+            if raw.pepper.is_none() {
+                self.issue(&path.key("pepper"), "is required when api_keys is set");
+            }
+            let file = {
+                let p = Path::new(&k.file);
+                if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    self.env.base_dir.join(p)
+                }
+            };
+            // The file may not exist yet (`rampart keys create` makes it); the gateway
+            // refuses to start without it.
+            let names: Vec<String> = match &k.headers {
+                Some(h) => h.clone(),
+                None => defaults::API_KEY_HEADERS.iter().map(|s| s.to_string()).collect(),
+            };
+            let mut headers = Vec::new();
+            for (i, n) in names.iter().enumerate() {
+                match HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()) {
+                    Ok(h) => headers.push(h),
+                    Err(_) => self.issue(&kp.key("headers").index(i), format!("`{n}` is not a header name")),
+                }
+            }
+            ApiKeys {
+                file,
+                headers,
+                reload_interval: self.duration(
+                    &kp.key("reload_interval"),
+                    &k.reload_interval,
+                    defaults::KEY_RELOAD_INTERVAL,
+                ),
+            }
+        });
+        Identity { pepper, api_keys }
     }
 
     fn unique_names<'n>(&mut self, table: &str, names: impl Iterator<Item = &'n str>) {
@@ -454,7 +509,40 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         } else {
             None
         },
+        public_metrics: raw.admin.public_metrics.unwrap_or(false),
     };
+    if admin.public_metrics && admin.listen.is_some_and(|a| !a.ip().is_loopback()) {
+        v.issue(
+            &root.key("admin").key("public_metrics"),
+            "is only allowed when admin.listen is a loopback address",
+        );
+    }
+    let identity = v.identity(&root.key("identity"), &raw.identity);
+    let mut roles = std::collections::BTreeMap::new();
+    for (name, role) in &raw.roles {
+        let rp = root.key("roles").key(name);
+        let mut actions = Vec::new();
+        for (i, a) in role.actions.iter().enumerate() {
+            match rampart_identity::Action::parse(a) {
+                Some(action) => actions.push(action),
+                None => v.issue(
+                    &rp.key("actions").index(i),
+                    format!(
+                        "`{a}` is not an action; use {}",
+                        rampart_identity::Action::NAMES.join(", ")
+                    ),
+                ),
+            }
+        }
+        roles.insert(
+            name.clone(),
+            RoleConfig {
+                routes: role.routes.clone(),
+                models: role.models.clone(),
+                actions,
+            },
+        );
+    }
 
     v.unique_names("listeners", raw.listeners.iter().map(|l| l.name.as_str()));
     v.unique_names("upstreams", raw.upstreams.iter().map(|u| u.name.as_str()));
@@ -532,6 +620,8 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             listeners,
             upstreams,
             routes,
+            identity,
+            roles,
         })
     } else {
         Err(ConfigError { issues: v.issues })

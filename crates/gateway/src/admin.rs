@@ -1,7 +1,9 @@
 //! The admin listener (loopback by default, separate from client traffic): liveness
 //! (`GET /healthz`), readiness (`GET /readyz`: every pool has a target in rotation and
 //! the gateway is not draining), Prometheus metrics (`GET /metrics`) and config reload
-//! (`POST /admin/reload`). It never proxies anything.
+//! (`POST /admin/reload`). It never proxies anything. Health and readiness are open
+//! (for orchestrators); metrics need a credential whose roles grant `metrics` unless
+//! `admin.public_metrics` (loopback only); reload needs `admin`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use rampart_identity::Action;
+
 use crate::runtime::Gateway;
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
@@ -25,7 +29,46 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(gateway: Arc<Gateway>, method: Method, path: &str, draining: bool) -> Response<Full<Bytes>> {
+/// The refusal to send when the caller may not perform `action`; `None` if it may.
+fn refusal(gateway: &Gateway, headers: &http::HeaderMap, action: Action) -> Option<Response<Full<Bytes>>> {
+    let rt = gateway.current();
+    let principal = match rt.identity.authenticate(headers) {
+        Ok(p) => p,
+        Err(e) => {
+            let mut r = json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"rampart-admin\""),
+            );
+            return Some(r);
+        }
+    };
+    rt.identity.policy.action(&principal, action).err().map(|d| {
+        json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"error": {"code": d.code(), "message": d.to_string()}}),
+        )
+    })
+}
+
+async fn route(
+    gateway: Arc<Gateway>,
+    method: Method,
+    path: &str,
+    headers: &http::HeaderMap,
+    draining: bool,
+) -> Response<Full<Bytes>> {
+    let needs = match (&method, path) {
+        (&Method::GET, "/metrics") if !gateway.current().config.admin.public_metrics => Some(Action::Metrics),
+        (&Method::POST, "/admin/reload") => Some(Action::Admin),
+        _ => None,
+    };
+    if let Some(refused) = needs.and_then(|action| refusal(&gateway, headers, action)) {
+        return refused;
+    }
     match (method, path) {
         (Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         (Method::GET, "/readyz") => {
@@ -104,7 +147,11 @@ pub async fn serve(
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let gateway = Arc::clone(&gateway);
                 let draining = draining.load(std::sync::atomic::Ordering::Relaxed);
-                async move { Ok::<_, Infallible>(route(gateway, req.method().clone(), req.uri().path(), draining).await) }
+                async move {
+                    Ok::<_, Infallible>(
+                        route(gateway, req.method().clone(), req.uri().path(), req.headers(), draining).await,
+                    )
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

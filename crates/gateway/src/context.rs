@@ -103,6 +103,10 @@ pub struct Exchange {
     pub protocol: Protocol,
     pub upstream: Option<Arc<str>>,
     pub target: Option<Arc<str>>,
+    /// Who is calling; set by the identify stage (anonymous on public routes).
+    pub principal: Option<rampart_identity::Principal>,
+    /// The model the request names (OpenAI `model` field, KServe path), when known.
+    pub model: Option<String>,
     pub findings: Vec<Finding>,
     pub decision: Decision,
     pub error: Option<RequestError>,
@@ -128,6 +132,8 @@ impl Exchange {
             protocol: Protocol::Json,
             upstream: None,
             target: None,
+            principal: None,
+            model: None,
             findings: Vec::new(),
             decision: Decision::Allow,
             error: None,

@@ -17,8 +17,12 @@ pub enum RequestError {
     InvalidPath,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
-    #[error("authentication is required for this route")]
-    Unauthenticated,
+    /// 401; the code says why without saying which part of a secret was wrong.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(&'static str),
+    /// 403 for a known caller without permission.
+    #[error("not permitted: {0}")]
+    Forbidden(&'static str),
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: u64 },
     #[error("JSON body is nested deeper than the limit of {limit}")]
@@ -46,7 +50,8 @@ impl RequestError {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::JsonTooDeep { .. } | Self::InvalidJson { .. } | Self::BodyRead | Self::InvalidPath => {
                 StatusCode::BAD_REQUEST
@@ -64,7 +69,7 @@ impl RequestError {
             Self::NoRoute => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidPath => "invalid_path",
-            Self::Unauthenticated => "unauthenticated",
+            Self::Unauthenticated(code) | Self::Forbidden(code) => code,
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::JsonTooDeep { .. } => "json_too_deep",
             Self::InvalidJson { .. } => "invalid_json",
@@ -81,7 +86,8 @@ impl RequestError {
     /// OpenAI's error `type` vocabulary.
     fn openai_type(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "authentication_error",
+            Self::Unauthenticated(_) => "authentication_error",
+            Self::Forbidden(_) => "permission_error",
             Self::NoRoute
             | Self::MethodNotAllowed
             | Self::InvalidPath
@@ -120,9 +126,13 @@ impl RequestError {
     /// Extra headers the status requires (RFC 9110 / RFC 6750).
     pub fn extra_headers(&self) -> Option<(header::HeaderName, HeaderValue)> {
         match self {
-            Self::Unauthenticated => Some((
+            Self::Unauthenticated("missing_credentials") => Some((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"rampart\""),
+            )),
+            Self::Unauthenticated(_) => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rampart\", error=\"invalid_token\""),
             )),
             Self::ShuttingDown | Self::NoHealthyUpstream => Some((header::RETRY_AFTER, HeaderValue::from_static("1"))),
             _ => None,
@@ -135,6 +145,8 @@ impl RequestError {
 pub enum InitError {
     #[error("{key}: cannot use `{path}`: {reason}")]
     Tls { key: String, path: String, reason: String },
+    #[error("identity.api_keys: {0}")]
+    Keys(String),
     #[error("listener \"{name}\": cannot bind {addr}: {source}")]
     Bind {
         name: String,

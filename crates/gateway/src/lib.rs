@@ -9,6 +9,7 @@ pub mod admin;
 pub mod body;
 pub mod context;
 pub mod error;
+pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod pipeline;

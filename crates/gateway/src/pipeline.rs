@@ -29,14 +29,17 @@ use rampart_config::Protocol;
 use crate::body::{BodyTimers, ExchangeBody, RequestBody, Source};
 use crate::context::{ConnInfo, Decision, Exchange};
 use crate::error::RequestError;
+use crate::identity::IdentityRuntime;
 use crate::metrics::Metrics;
 use crate::proxy;
 use crate::runtime::{RouteRuntime, Runtime};
 use crate::stage::{Flow, RequestParts, Stage};
 use crate::stages::access_log::{AccessLogStage, Message};
+use crate::stages::authorize::AuthorizeStage;
 use crate::stages::body::BodyStage;
 use crate::stages::identify::IdentifyStage;
 use crate::stages::metrics::MetricsStage;
+use crate::stages::model::ModelStage;
 use crate::stages::request_id::{RequestIdStage, X_REQUEST_ID};
 
 /// Every stage of the gateway. Fields are listed in the order they run.
@@ -44,12 +47,16 @@ use crate::stages::request_id::{RequestIdStage, X_REQUEST_ID};
 pub struct Pipeline {
     /// Request: stamp the request id on the upstream request. Response: return it.
     request_id: RequestIdStage,
-    /// Request: who is calling; non-public routes need a principal (fail closed).
+    /// Request: who is calling; non-public routes need a valid credential (fail
+    /// closed); credential headers are stripped before forwarding.
     identify: IdentifyStage,
-    // authorize: roles → routes, models, actions                  (identity issue)
+    /// Request: roles → route and action, tenant isolation (deny by default).
+    authorize: AuthorizeStage,
     // limit:     rate, concurrency and token limits                (limits issue)
     /// Request: body size limit, bounded buffering, JSON depth.
     body: BodyStage,
+    /// Request: the model the request names, and whether the caller may use it.
+    model: ModelStage,
     // inspect:   PII, secrets, injection scoring                   (content issue)
     // transform: redact, pseudonymise, canary                      (content issue)
     /// Completion: counters and latency histograms.
@@ -59,11 +66,19 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(metrics: Arc<Metrics>, log: std::sync::mpsc::SyncSender<Message>, node: &str, access_log: bool) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        log: std::sync::mpsc::SyncSender<Message>,
+        node: &str,
+        access_log: bool,
+        identity: Arc<IdentityRuntime>,
+    ) -> Self {
         Self {
             request_id: RequestIdStage::new(),
-            identify: IdentifyStage,
+            identify: IdentifyStage::new(Arc::clone(&identity)),
+            authorize: AuthorizeStage::new(Arc::clone(&identity)),
             body: BodyStage,
+            model: ModelStage::new(identity),
             metrics: MetricsStage::new(Arc::clone(&metrics)),
             access_log: AccessLogStage::new(access_log, Arc::from(node), log, metrics),
         }
@@ -77,7 +92,9 @@ impl Pipeline {
     ) -> Result<(), RequestError> {
         run(&self.request_id, ex, route, req).await?;
         run(&self.identify, ex, route, req).await?;
+        run(&self.authorize, ex, route, req).await?;
         run(&self.body, ex, route, req).await?;
+        run(&self.model, ex, route, req).await?;
         Ok(())
     }
 
@@ -95,7 +112,9 @@ impl Pipeline {
     pub fn wants_chunks(&self, route: &RouteRuntime) -> bool {
         self.request_id.wants_chunks(route)
             || self.identify.wants_chunks(route)
+            || self.authorize.wants_chunks(route)
             || self.body.wants_chunks(route)
+            || self.model.wants_chunks(route)
             || self.metrics.wants_chunks(route)
             || self.access_log.wants_chunks(route)
     }
@@ -104,7 +123,9 @@ impl Pipeline {
     pub fn response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Result<(), RequestError> {
         flow(self.request_id.on_response_chunk(ex, chunk))?;
         flow(self.identify.on_response_chunk(ex, chunk))?;
+        flow(self.authorize.on_response_chunk(ex, chunk))?;
         flow(self.body.on_response_chunk(ex, chunk))?;
+        flow(self.model.on_response_chunk(ex, chunk))?;
         Ok(())
     }
 
@@ -112,7 +133,9 @@ impl Pipeline {
     pub fn complete(&self, ex: &Exchange) {
         self.request_id.on_complete(ex);
         self.identify.on_complete(ex);
+        self.authorize.on_complete(ex);
         self.body.on_complete(ex);
+        self.model.on_complete(ex);
         self.metrics.on_complete(ex);
         self.access_log.on_complete(ex);
     }
@@ -391,7 +414,9 @@ upstream = "u"
         let p = &rt.pipeline;
         compliance(&p.request_id, &rt).await;
         compliance(&p.identify, &rt).await;
+        compliance(&p.authorize, &rt).await;
         compliance(&p.body, &rt).await;
+        compliance(&p.model, &rt).await;
         compliance(&p.metrics, &rt).await;
         compliance(&p.access_log, &rt).await;
     }
@@ -406,7 +431,10 @@ upstream = "u"
             .identify
             .on_request(&mut exchange(), &closed, &mut req)
             .await;
-        assert!(matches!(flow, Flow::Reject(RequestError::Unauthenticated)));
+        assert!(matches!(
+            flow,
+            Flow::Reject(RequestError::Unauthenticated("missing_credentials"))
+        ));
     }
 
     #[tokio::test]

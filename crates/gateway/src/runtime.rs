@@ -34,6 +34,7 @@ pub struct Runtime {
     pub pipeline: Arc<Pipeline>,
     pub listener_tls: HashMap<String, Arc<ServerConfig>>,
     trusted_listeners: Vec<Arc<str>>,
+    pub identity: Arc<crate::identity::IdentityRuntime>,
 }
 
 impl Runtime {
@@ -75,11 +76,13 @@ impl Runtime {
                 })
             })
             .collect();
+        let identity = crate::identity::IdentityRuntime::build(&config)?;
         let pipeline = Arc::new(Pipeline::new(
             Arc::clone(metrics),
             log.sender(),
             &config.server.node_id,
             config.server.access_log,
+            Arc::clone(&identity),
         ));
         let trusted_listeners = config
             .listeners
@@ -94,6 +97,7 @@ impl Runtime {
             pipeline,
             listener_tls,
             trusted_listeners,
+            identity,
         })
     }
 

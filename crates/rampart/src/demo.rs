@@ -42,6 +42,7 @@ node_id = "demo"
 
 [admin]
 listen = "{admin}"
+public_metrics = true
 
 [[listeners]]
 name = "main"

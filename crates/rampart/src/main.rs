@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
 mod demo;
+mod keys;
 
 /// mimalloc: the request path allocates many small, short-lived buffers and glibc's
 /// allocator showed up at ~8% of CPU in profiles of the proxy under load.
@@ -37,6 +38,11 @@ enum Command {
     CheckConfig {
         /// Path to the TOML config file.
         config: PathBuf,
+    },
+    /// Manage API keys in the key file named by the config (`identity.api_keys.file`).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Start the gateway in front of built-in demo model servers and print curl examples.
     Demo {
@@ -85,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Keys { command } => keys::run(command),
         Command::Demo { listen, admin } => runtime().and_then(|rt| rt.block_on(demo::run(listen, admin))),
     };
     match result {
@@ -96,7 +103,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<rampart_config::Config, ExitCode> {
+pub(crate) fn load(path: &Path) -> Result<rampart_config::Config, ExitCode> {
     rampart_config::load(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)

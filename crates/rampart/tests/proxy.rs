@@ -230,8 +230,8 @@ async fn refusals_are_json_errors() {
             "invalid_path",
             "json_too_deep",
             "json_too_deep",
+            "missing_credentials",
             "route_not_found",
-            "unauthenticated",
         ]
     );
     assert!(logs.iter().all(|l| l["rampart.decision"] == "block"));

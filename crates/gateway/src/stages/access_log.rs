@@ -78,6 +78,16 @@ struct Line<'a> {
     tls: bool,
     #[serde(rename = "user_agent.original", skip_serializing_if = "Option::is_none")]
     user_agent: Option<&'a str>,
+    #[serde(rename = "user.id", skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(rename = "rampart.tenant", skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
+    #[serde(rename = "rampart.auth.credential", skip_serializing_if = "Option::is_none")]
+    credential: Option<&'static str>,
+    #[serde(rename = "rampart.auth.key_id", skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(rename = "rampart.model", skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
     #[serde(rename = "rampart.listener")]
     listener: &'a str,
     #[serde(rename = "rampart.route", skip_serializing_if = "Option::is_none")]
@@ -236,6 +246,11 @@ impl Stage for AccessLogStage {
             client_port: ex.conn.peer.port(),
             tls: ex.conn.tls,
             user_agent: ex.user_agent.as_deref(),
+            user: ex.principal.as_ref().map(|p| p.subject.as_str()),
+            tenant: ex.principal.as_ref().and_then(|p| p.tenant.as_deref()),
+            credential: ex.principal.as_ref().map(|p| p.credential.as_str()),
+            key_id: ex.principal.as_ref().and_then(|p| p.key_id.as_deref()),
+            model: ex.model.as_deref(),
             listener: &ex.conn.listener,
             route: ex.route.as_deref(),
             upstream: ex.upstream.as_deref(),

@@ -1,31 +1,57 @@
 //! Identify: decides who is calling. Fail closed: a route that config does not mark
-//! `public = true` needs an authenticated principal. Until identity providers (API
-//! keys, JWT, client certificates) are configured, every non-public route answers
-//! 401, so nothing is ever reachable by accident. The explicit exemption list is the
-//! set of routes with `public = true`.
+//! `public = true` needs a valid credential (an API key today), else 401 with a reason
+//! code that never says which part of a secret was wrong. The explicit exemption list
+//! is the set of routes with `public = true`. Credential headers are stripped here
+//! before anything is forwarded, unless the route sets `forward_credentials`.
+
+use std::sync::Arc;
+
+use rampart_identity::Principal;
 
 use crate::context::Exchange;
 use crate::error::RequestError;
+use crate::identity::IdentityRuntime;
 use crate::runtime::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
-#[derive(Debug, Default)]
-pub struct IdentifyStage;
+#[derive(Debug)]
+pub struct IdentifyStage {
+    identity: Arc<IdentityRuntime>,
+}
+
+impl IdentifyStage {
+    pub fn new(identity: Arc<IdentityRuntime>) -> Self {
+        Self { identity }
+    }
+}
 
 impl Stage for IdentifyStage {
     const NAME: &'static str = "identify";
 
     fn on_request(
         &self,
-        _ex: &mut Exchange,
+        ex: &mut Exchange,
         route: &RouteRuntime,
-        _req: &mut RequestParts,
+        req: &mut RequestParts,
     ) -> impl Future<Output = Flow> + Send {
         let flow = if route.config.public {
+            ex.principal = Some(Principal::anonymous());
             Flow::Continue
         } else {
-            Flow::Reject(RequestError::Unauthenticated)
+            match self.identity.authenticate(&req.head.headers) {
+                Ok(p) => {
+                    ex.principal = Some(p);
+                    Flow::Continue
+                }
+                Err(e) => Flow::Reject(RequestError::Unauthenticated(e.code())),
+            }
         };
+        if !route.config.forward_credentials {
+            for name in &self.identity.headers {
+                req.head.headers.remove(name);
+            }
+            req.head.headers.remove(http::header::AUTHORIZATION);
+        }
         std::future::ready(flow)
     }
 }

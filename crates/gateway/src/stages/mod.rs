@@ -1,7 +1,9 @@
 //! The stages. Each file owns one stage; `pipeline.rs` decides their order.
 
 pub mod access_log;
+pub mod authorize;
 pub mod body;
 pub mod identify;
 pub mod metrics;
+pub mod model;
 pub mod request_id;

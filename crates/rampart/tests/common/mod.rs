@@ -50,6 +50,7 @@ shutdown_grace = "10s"
 
 [admin]
 listen = "127.0.0.1:0"
+public_metrics = true
 
 [[listeners]]
 name = "main"

@@ -1,0 +1,18 @@
+//! Rampart identity: the API key format and its peppered hashing (`apikey`), the key
+//! file that stores only hashes (`keyfile`), verification of presented keys (`store`),
+//! the principal later stages key on (`principal`), and deny-by-default authorization
+//! by roles, routes, models, actions and tenants (`authz`). Pure: no sockets, no async;
+//! it never logs and never keeps a key's secret part.
+
+pub mod apikey;
+pub mod authz;
+pub mod keyfile;
+pub mod principal;
+pub mod store;
+pub mod time;
+
+pub use apikey::{ApiKey, Pepper};
+pub use authz::{Action, Denied, Policy, Role};
+pub use keyfile::{KeyFile, KeyRecord, NewKey};
+pub use principal::{Credential, Principal, Scope};
+pub use store::{AuthError, KeyStore};
