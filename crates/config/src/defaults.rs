@@ -81,5 +81,19 @@ pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// key that must resist offline guessing.
 pub const MIN_PEPPER_BYTES: usize = 32;
 
+/// Clock skew tolerated on `exp`, `nbf` and `iat` (RFC 8725 asks for a small bound).
+pub const JWT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// Regular JWKS refresh, so rotated keys are known before the first token uses them.
+pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+
+/// An unknown `kid` triggers a JWKS fetch at most this often per issuer, so forged
+/// key ids cannot turn the gateway into a traffic amplifier against the IdP.
+pub const JWKS_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// While the identity provider is unreachable, cached keys keep working this long;
+/// after that the issuer's tokens are refused (fail closed).
+pub const JWKS_MAX_STALE: Duration = Duration::from_secs(3600);
+
 /// Node identity written to logs (and later audit records) when none is configured.
 pub const NODE_ID: &str = "rampart-1";

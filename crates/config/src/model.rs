@@ -30,6 +30,31 @@ pub struct Identity {
     /// Secret API keys are hashed with; required when `api_keys` is set.
     pub pepper: Option<Secret<Vec<u8>>>,
     pub api_keys: Option<ApiKeys>,
+    pub jwt: Vec<JwtIssuer>,
+}
+
+/// Where an issuer's signing keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    Url(http::Uri),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtIssuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<rampart_identity::jwt::Alg>,
+    pub jwks: JwksSource,
+    /// Extra CA for an https JWKS URL.
+    pub ca: Option<PathBuf>,
+    pub leeway: Duration,
+    pub subject_claim: String,
+    pub tenant_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    pub refresh_interval: Duration,
+    pub min_refresh_interval: Duration,
+    pub max_stale: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -33,6 +33,26 @@ pub struct RawIdentity {
     /// Server-side secret API keys are hashed with (HMAC-SHA256).
     pub pepper: Option<RawSecretRef>,
     pub api_keys: Option<RawApiKeys>,
+    #[serde(default)]
+    pub jwt: Vec<RawJwtIssuer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtIssuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<String>,
+    pub ca: Option<String>,
+    pub leeway: Option<String>,
+    pub subject_claim: Option<String>,
+    pub tenant_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    pub refresh_interval: Option<String>,
+    pub min_refresh_interval: Option<String>,
+    pub max_stale: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

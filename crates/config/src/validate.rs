@@ -454,7 +454,103 @@ impl Validator<'_> {
                 ),
             }
         });
-        Identity { pepper, api_keys }
+        let mut jwt = Vec::new();
+        for (i, raw) in raw.jwt.iter().enumerate() {
+            if let Some(issuer) = self.jwt_issuer(&path.key("jwt").index(i), raw) {
+                jwt.push(issuer);
+            }
+        }
+        Identity { pepper, api_keys, jwt }
+    }
+
+    fn jwt_issuer(&mut self, path: &KeyPath, raw: &RawJwtIssuer) -> Option<JwtIssuer> {
+        use rampart_identity::jwt::{Alg, MAX_LEEWAY_SECS};
+        if raw.audiences.is_empty() {
+            self.issue(
+                &path.key("audiences"),
+                "list at least one audience the tokens must name in `aud`",
+            );
+        }
+        if raw.algorithms.is_empty() {
+            self.issue(
+                &path.key("algorithms"),
+                format!(
+                    "list the algorithms your identity provider signs with: {}",
+                    Alg::NAMES.join(", ")
+                ),
+            );
+        }
+        let mut algorithms = Vec::new();
+        for (i, a) in raw.algorithms.iter().enumerate() {
+            match Alg::parse(a) {
+                Some(alg) => algorithms.push(alg),
+                None => self.issue(
+                    &path.key("algorithms").index(i),
+                    format!(
+                        "`{a}` is not accepted; use {} (HMAC and `none` are refused by design)",
+                        Alg::NAMES.join(", ")
+                    ),
+                ),
+            }
+        }
+        let jwks = match (&raw.jwks_url, &raw.jwks_file) {
+            (Some(url), None) => match url.parse::<http::Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => JwksSource::Url(u),
+                _ => {
+                    self.issue(&path.key("jwks_url"), format!("`{url}` is not an http(s) URL"));
+                    return None;
+                }
+            },
+            (None, Some(file)) => JwksSource::File(self.file_path(&path.key("jwks_file"), file)),
+            _ => {
+                self.issue(path, "set exactly one of `jwks_url` or `jwks_file`");
+                return None;
+            }
+        };
+        let leeway = match &raw.leeway {
+            Some(text) => match duration::parse(text) {
+                Ok(d) if d.as_secs() as i64 <= MAX_LEEWAY_SECS => d,
+                Ok(_) => {
+                    self.issue(&path.key("leeway"), format!("must be at most {MAX_LEEWAY_SECS}s"));
+                    defaults::JWT_LEEWAY
+                }
+                Err(m) => {
+                    self.issue(&path.key("leeway"), m);
+                    defaults::JWT_LEEWAY
+                }
+            },
+            None => defaults::JWT_LEEWAY,
+        };
+        let refresh_interval = self.duration(
+            &path.key("refresh_interval"),
+            &raw.refresh_interval,
+            defaults::JWKS_REFRESH_INTERVAL,
+        );
+        let max_stale = self.duration(&path.key("max_stale"), &raw.max_stale, defaults::JWKS_MAX_STALE);
+        if refresh_interval >= max_stale {
+            self.issue(
+                &path.key("refresh_interval"),
+                "must be shorter than max_stale, or cached keys expire between two refreshes",
+            );
+        }
+        Some(JwtIssuer {
+            issuer: raw.issuer.clone(),
+            audiences: raw.audiences.clone(),
+            algorithms,
+            jwks,
+            ca: raw.ca.as_deref().map(|p| self.file_path(&path.key("ca"), p)),
+            leeway,
+            subject_claim: raw.subject_claim.clone().unwrap_or_else(|| "sub".into()),
+            tenant_claim: raw.tenant_claim.clone(),
+            roles_claim: raw.roles_claim.clone(),
+            refresh_interval,
+            min_refresh_interval: self.duration(
+                &path.key("min_refresh_interval"),
+                &raw.min_refresh_interval,
+                defaults::JWKS_MIN_REFRESH_INTERVAL,
+            ),
+            max_stale,
+        })
     }
 
     fn unique_names<'n>(&mut self, table: &str, names: impl Iterator<Item = &'n str>) {

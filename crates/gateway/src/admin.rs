@@ -30,9 +30,9 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
 }
 
 /// The refusal to send when the caller may not perform `action`; `None` if it may.
-fn refusal(gateway: &Gateway, headers: &http::HeaderMap, action: Action) -> Option<Response<Full<Bytes>>> {
+async fn refusal(gateway: &Gateway, headers: &http::HeaderMap, action: Action) -> Option<Response<Full<Bytes>>> {
     let rt = gateway.current();
-    let principal = match rt.identity.authenticate(headers) {
+    let principal = match rt.identity.authenticate(headers).await {
         Ok(p) => p,
         Err(e) => {
             let mut r = json(
@@ -66,7 +66,9 @@ async fn route(
         (&Method::POST, "/admin/reload") => Some(Action::Admin),
         _ => None,
     };
-    if let Some(refused) = needs.and_then(|action| refusal(&gateway, headers, action)) {
+    if let Some(action) = needs
+        && let Some(refused) = refusal(&gateway, headers, action).await
+    {
         return refused;
     }
     match (method, path) {

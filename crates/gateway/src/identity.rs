@@ -1,8 +1,8 @@
 //! The identity runtime: the key store built from the key file (re-read whenever the
 //! file changes, checked every `api_keys.reload_interval`, which bounds how long a
-//! revoked key keeps working), the authorization policy built from `[roles]`, and
-//! credential extraction from request headers. Stages and the admin API use it; it
-//! never logs a credential.
+//! revoked key keeps working), JWT issuers with their cached key sets (`jwks.rs`), the
+//! authorization policy built from `[roles]`, and credential extraction from request
+//! headers. Stages and the admin API use it; it never logs a credential.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, header};
 use rampart_config::Config;
+use rampart_identity::jwt::{self, JwtError};
 use rampart_identity::{AuthError, KeyFile, KeyStore, Pepper, Policy, Principal, Role};
 
 use crate::error::InitError;
@@ -30,6 +31,7 @@ pub struct IdentityRuntime {
     /// Headers credentials are read from (and stripped before proxying).
     pub headers: Vec<HeaderName>,
     keys: Option<KeySource>,
+    issuers: Vec<Arc<crate::jwks::Issuer>>,
 }
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
@@ -75,9 +77,21 @@ impl IdentityRuntime {
                 };
                 (Some(source), k.headers.clone(), Some(k.reload_interval))
             }
-            _ => (None, Vec::new(), None),
+            _ => (None, vec![header::AUTHORIZATION], None),
         };
-        let runtime = Arc::new(Self { policy, headers, keys });
+        let issuers = config
+            .identity
+            .jwt
+            .iter()
+            .enumerate()
+            .map(|(i, cfg)| crate::jwks::Issuer::start(&format!("identity.jwt[{i}]"), cfg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let runtime = Arc::new(Self {
+            policy,
+            headers,
+            keys,
+            issuers,
+        });
         if let Some(every) = interval {
             tokio::spawn(watch_keys(Arc::downgrade(&runtime), every));
         }
@@ -105,17 +119,16 @@ impl IdentityRuntime {
         }
     }
 
-    /// Who presented the request's credentials.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let Some(src) = &self.keys else {
-            return Err(AuthError::Missing);
-        };
+    /// Who presented the request's credentials: a JWT (bearer token with three parts)
+    /// from a configured issuer, or an API key.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let mut presented = false;
         for name in &self.headers {
             let Some(value) = headers.get(name) else { continue };
             presented = true;
             let Ok(text) = value.to_str() else { continue };
-            let token = if name == header::AUTHORIZATION {
+            let from_authorization = name == header::AUTHORIZATION;
+            let token = if from_authorization {
                 match text.split_once(' ') {
                     Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
                     _ => continue,
@@ -123,12 +136,37 @@ impl IdentityRuntime {
             } else {
                 text.trim()
             };
-            return src.store.load().verify(token, rampart_identity::time::now());
+            if from_authorization && jwt::looks_like_jwt(token) {
+                return self.verify_jwt(token).await;
+            }
+            return match &self.keys {
+                Some(src) => src.store.load().verify(token, rampart_identity::time::now()),
+                None => Err(AuthError::Invalid),
+            };
         }
         Err(if presented {
             AuthError::Invalid
         } else {
             AuthError::Missing
+        })
+    }
+
+    async fn verify_jwt(&self, token: &str) -> Result<Principal, AuthError> {
+        let unverified = jwt::decode(token).map_err(|_| AuthError::Invalid)?;
+        // The (unverified) issuer only selects which rules and keys to verify with.
+        let issuer = unverified
+            .issuer()
+            .and_then(|iss| self.issuers.iter().find(|i| i.rules.issuer == iss))
+            .ok_or(AuthError::Invalid)?;
+        let now = rampart_identity::time::now();
+        let mut result = jwt::verify(token, &unverified, &issuer.rules, &issuer.keys(), now);
+        if result == Err(JwtError::UnknownKey) && issuer.refresh_for_unknown_kid().await {
+            result = jwt::verify(token, &unverified, &issuer.rules, &issuer.keys(), now);
+        }
+        result.map_err(|e| match e {
+            JwtError::Expired => AuthError::TokenExpired,
+            JwtError::NotYetValid => AuthError::TokenNotYetValid,
+            JwtError::Invalid | JwtError::UnknownKey => AuthError::Invalid,
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod error;
 pub mod identity;
 pub mod json;
+pub mod jwks;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

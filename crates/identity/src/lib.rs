@@ -1,11 +1,13 @@
 //! Rampart identity: the API key format and its peppered hashing (`apikey`), the key
 //! file that stores only hashes (`keyfile`), verification of presented keys (`store`),
 //! the principal later stages key on (`principal`), and deny-by-default authorization
-//! by roles, routes, models, actions and tenants (`authz`). Pure: no sockets, no async;
+//! by roles, routes, models, actions and tenants (`authz`), and JWT verification with
+//! the RFC 8725 rules (`jwt`). Pure: no sockets, no async;
 //! it never logs and never keeps a key's secret part.
 
 pub mod apikey;
 pub mod authz;
+pub mod jwt;
 pub mod keyfile;
 pub mod principal;
 pub mod store;

@@ -21,6 +21,10 @@ pub enum AuthError {
     Revoked,
     #[error("the API key has expired")]
     Expired,
+    #[error("the token has expired")]
+    TokenExpired,
+    #[error("the token is not valid yet")]
+    TokenNotYetValid,
 }
 
 impl AuthError {
@@ -30,6 +34,8 @@ impl AuthError {
             AuthError::Invalid => "invalid_credentials",
             AuthError::Revoked => "key_revoked",
             AuthError::Expired => "key_expired",
+            AuthError::TokenExpired => "token_expired",
+            AuthError::TokenNotYetValid => "token_not_yet_valid",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! behind the gateway (`demo`: an OpenAI-compatible server and a KServe v2 server with
 //! a real iris classifier), a harness that starts the real `rampart` binary on random
 //! ports and reads its logs (`harness`), certificate generation for TLS and mTLS tests
-//! (`certs`), and HTTP client helpers (`client`). The demo servers are honest servers:
+//! (`certs`), JWT signing and a JWKS server for identity tests (`jwt`), and HTTP client
+//! helpers (`client`). The demo servers are honest servers:
 //! they parse what they receive and answer from real computation, never canned bytes.
 
 pub mod certs;
@@ -11,6 +12,7 @@ pub mod demo;
 pub mod harness;
 pub mod http_server;
 pub mod iris;
+pub mod jwt;
 pub mod tempdir;
 
 pub use demo::{DemoOptions, spawn_kserve, spawn_openai};

@@ -28,17 +28,12 @@ impl IdentifyStage {
 impl Stage for IdentifyStage {
     const NAME: &'static str = "identify";
 
-    fn on_request(
-        &self,
-        ex: &mut Exchange,
-        route: &RouteRuntime,
-        req: &mut RequestParts,
-    ) -> impl Future<Output = Flow> + Send {
+    async fn on_request(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) -> Flow {
         let flow = if route.config.public {
             ex.principal = Some(Principal::anonymous());
             Flow::Continue
         } else {
-            match self.identity.authenticate(&req.head.headers) {
+            match self.identity.authenticate(&req.head.headers).await {
                 Ok(p) => {
                     ex.principal = Some(p);
                     Flow::Continue
@@ -52,6 +47,6 @@ impl Stage for IdentifyStage {
             }
             req.head.headers.remove(http::header::AUTHORIZATION);
         }
-        std::future::ready(flow)
+        flow
     }
 }
