@@ -31,6 +31,27 @@ pub struct Identity {
     pub pepper: Option<Secret<Vec<u8>>>,
     pub api_keys: Option<ApiKeys>,
     pub jwt: Vec<JwtIssuer>,
+    /// Client certificates (verified by an mTLS listener) as credentials; `None` = not used.
+    pub client_certs: Option<Vec<CertSubject>>,
+}
+
+/// Maps a client certificate subject (first URI SAN, else first DNS SAN, else CN) to a
+/// tenant and roles.
+#[derive(Debug, Clone)]
+pub struct CertSubject {
+    /// Exact subject, or a prefix when it ends with `*`.
+    pub pattern: String,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl CertSubject {
+    pub fn matches(&self, subject: &str) -> bool {
+        match self.pattern.strip_suffix('*') {
+            Some(prefix) => subject.starts_with(prefix),
+            None => subject == self.pattern,
+        }
+    }
 }
 
 /// Where an issuer's signing keys come from.

@@ -35,6 +35,25 @@ pub struct RawIdentity {
     pub api_keys: Option<RawApiKeys>,
     #[serde(default)]
     pub jwt: Vec<RawJwtIssuer>,
+    pub client_certs: Option<RawClientCerts>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientCerts {
+    #[serde(default)]
+    pub subjects: Vec<RawCertSubject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertSubject {
+    /// Exact subject, or a prefix ending in `*`.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

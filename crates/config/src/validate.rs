@@ -460,7 +460,22 @@ impl Validator<'_> {
                 jwt.push(issuer);
             }
         }
-        Identity { pepper, api_keys, jwt }
+        let client_certs = raw.client_certs.as_ref().map(|c| {
+            c.subjects
+                .iter()
+                .map(|s| CertSubject {
+                    pattern: s.pattern.clone(),
+                    tenant: s.tenant.clone(),
+                    roles: s.roles.clone(),
+                })
+                .collect()
+        });
+        Identity {
+            pepper,
+            api_keys,
+            jwt,
+            client_certs,
+        }
     }
 
     fn jwt_issuer(&mut self, path: &KeyPath, raw: &RawJwtIssuer) -> Option<JwtIssuer> {

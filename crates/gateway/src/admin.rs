@@ -32,7 +32,7 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
 /// The refusal to send when the caller may not perform `action`; `None` if it may.
 async fn refusal(gateway: &Gateway, headers: &http::HeaderMap, action: Action) -> Option<Response<Full<Bytes>>> {
     let rt = gateway.current();
-    let principal = match rt.identity.authenticate(headers).await {
+    let principal = match rt.identity.authenticate(headers, None).await {
         Ok(p) => p,
         Err(e) => {
             let mut r = json(

@@ -32,6 +32,39 @@ pub struct IdentityRuntime {
     pub headers: Vec<HeaderName>,
     keys: Option<KeySource>,
     issuers: Vec<Arc<crate::jwks::Issuer>>,
+    /// Client-certificate subjects; `None` when certificates are not credentials.
+    cert_subjects: Option<Vec<rampart_config::CertSubject>>,
+}
+
+/// The subject a client certificate names: its first URI SAN (e.g. a SPIFFE id), else
+/// its first DNS SAN, else its subject common name.
+pub fn certificate_subject(der: &[u8]) -> Option<String> {
+    let der = rustls_pki_types::CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&der).ok()?;
+    if let Some(uri) = cert.valid_uri_names().next() {
+        return Some(uri.to_owned());
+    }
+    if let Some(dns) = cert.valid_dns_names().next() {
+        return Some(dns.to_owned());
+    }
+    common_name(cert.subject())
+}
+
+/// The commonName (OID 2.5.4.3) of a DER-encoded X.501 Name.
+fn common_name(name: &[u8]) -> Option<String> {
+    const CN_OID: [u8; 5] = [0x06, 0x03, 0x55, 0x04, 0x03];
+    let at = name.windows(CN_OID.len()).position(|w| w == CN_OID)? + CN_OID.len();
+    let tag = *name.get(at)?;
+    // UTF8String, PrintableString, IA5String, TeletexString.
+    if !matches!(tag, 0x0c | 0x13 | 0x16 | 0x14) {
+        return None;
+    }
+    let len = usize::from(*name.get(at + 1)?);
+    if len >= 0x80 {
+        return None; // a CN is at most 64 characters: short-form length only
+    }
+    let value = name.get(at + 2..at + 2 + len)?;
+    std::str::from_utf8(value).ok().map(str::to_owned)
 }
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
@@ -91,6 +124,7 @@ impl IdentityRuntime {
             headers,
             keys,
             issuers,
+            cert_subjects: config.identity.client_certs.clone(),
         });
         if let Some(every) = interval {
             tokio::spawn(watch_keys(Arc::downgrade(&runtime), every));
@@ -121,7 +155,7 @@ impl IdentityRuntime {
 
     /// Who presented the request's credentials: a JWT (bearer token with three parts)
     /// from a configured issuer, or an API key.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap, client_cert: Option<&[u8]>) -> Result<Principal, AuthError> {
         let mut presented = false;
         for name in &self.headers {
             let Some(value) = headers.get(name) else { continue };
@@ -144,11 +178,26 @@ impl IdentityRuntime {
                 None => Err(AuthError::Invalid),
             };
         }
-        Err(if presented {
-            AuthError::Invalid
-        } else {
-            AuthError::Missing
-        })
+        if presented {
+            return Err(AuthError::Invalid);
+        }
+        // No credential header: a client certificate the listener verified (mTLS).
+        match (client_cert, &self.cert_subjects) {
+            (Some(der), Some(subjects)) => {
+                let subject = certificate_subject(der).ok_or(AuthError::Invalid)?;
+                let mapped = subjects.iter().find(|s| s.matches(&subject));
+                Ok(Principal {
+                    tenant: mapped.and_then(|m| m.tenant.clone()),
+                    roles: mapped.map(|m| m.roles.clone()).unwrap_or_default(),
+                    credential: rampart_identity::Credential::ClientCertificate,
+                    key_id: None,
+                    routes: rampart_identity::Scope::default(),
+                    models: rampart_identity::Scope::default(),
+                    subject,
+                })
+            }
+            _ => Err(AuthError::Missing),
+        }
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Principal, AuthError> {
@@ -179,5 +228,26 @@ async fn watch_keys(runtime: Weak<IdentityRuntime>, every: Duration) {
         let Some(rt) = runtime.upgrade() else { return };
         // File reads are blocking; keep them off the event loop.
         let _ = tokio::task::spawn_blocking(move || rt.refresh()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_name_is_read_from_a_der_name() {
+        // SEQUENCE { SET { SEQUENCE { OID 2.5.4.3, UTF8String "svc-a" } } }
+        let name = [
+            0x30, 0x10, 0x31, 0x0e, 0x30, 0x0c, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x05, b's', b'v', b'c', b'-', b'a',
+        ];
+        assert_eq!(common_name(&name).as_deref(), Some("svc-a"));
+        // Truncated or odd encodings give nothing rather than garbage.
+        assert_eq!(common_name(&name[..name.len() - 2]), None);
+        let mut long = name;
+        long[12] = 0x81;
+        assert_eq!(common_name(&long), None);
+        assert_eq!(common_name(&[]), None);
+        assert_eq!(certificate_subject(b"not a certificate"), None);
     }
 }

@@ -139,3 +139,57 @@ async fn upstream_tls_with_custom_ca_and_client_certificate() {
     let r = c.get(&format!("{}/v1/models", outer2.url("main"))).await.unwrap();
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_identity() {
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let dir = TempDir::new("rampart-cert-identity").unwrap();
+    let pki = certs::generate(dir.path()).unwrap();
+    let config = tls_config(&base_config(&o.url(), &k.url()), &pki).replace(
+        "[defaults.limits]",
+        r#"[identity.client_certs]
+subjects = [{ match = "client.rampart.*", tenant = "acme", roles = ["chat"] }]
+
+[roles.chat]
+routes = ["closed"]
+models = ["*"]
+actions = ["infer"]
+
+[defaults.limits]"#,
+    );
+    let gw = GatewayProcess::start_in(bin(), &config, dir).unwrap();
+    // The closed route proxies /private/* to the demo server, which answers its own 404.
+    let good = TestClient::tls(&pki.ca_cert, Some((&pki.client_cert, &pki.client_key)), false).unwrap();
+    let r = good.get(&format!("{}/private/x", https(&gw, "mtls"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such endpoint"),
+        "{}",
+        r.text()
+    );
+    let line = gw
+        .wait_for_access_log(Duration::from_secs(5), |l| {
+            l["rampart.auth.credential"] == "client_certificate"
+        })
+        .expect("certificate identity logged");
+    assert_eq!(line["user.id"], "client.rampart.test");
+    assert_eq!(line["rampart.tenant"], "acme");
+    // Without a certificate (plain listener) the closed route stays closed.
+    let plain = TestClient::http1();
+    let r = plain.get(&format!("{}/private/x", gw.url("main"))).await.unwrap();
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A credential header takes precedence over the certificate and must itself be valid.
+    let r = good
+        .request(
+            http::Method::GET,
+            &format!("{}/private/x", https(&gw, "mtls")),
+            &[("authorization", "Bearer rk_live_nope")],
+            bytes::Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

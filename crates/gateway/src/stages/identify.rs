@@ -33,7 +33,11 @@ impl Stage for IdentifyStage {
             ex.principal = Some(Principal::anonymous());
             Flow::Continue
         } else {
-            match self.identity.authenticate(&req.head.headers).await {
+            match self
+                .identity
+                .authenticate(&req.head.headers, ex.conn.client_cert.as_deref())
+                .await
+            {
                 Ok(p) => {
                     ex.principal = Some(p);
                     Flow::Continue
