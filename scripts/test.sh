@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: formatting, lints, and the whole test suite (unit tests and
 # integration tests that start the real gateway binary on random ports).
-# Installs what the tests need when it is missing: today only curl (the demo test runs
-# the demo's printed curl commands). Nothing else is needed: no Redis, no PostgreSQL.
+# Installs or starts what the tests need: curl (the demo test runs the demo's printed
+# curl commands) and PostgreSQL (the shared key-store test), via scripts/services.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ if ! command -v curl >/dev/null; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl >/dev/null
 fi
+
+scripts/services.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -80,13 +80,21 @@ pub struct JwtIssuer {
 
 #[derive(Debug, Clone)]
 pub struct ApiKeys {
-    /// The key file (hashes only), managed with `rampart keys`.
-    pub file: PathBuf,
+    /// Where keys (hashes only) live, managed with `rampart keys`.
+    pub store: KeyStoreConfig,
     /// Headers a key is read from, in order: `authorization` (as `Bearer <key>`) and/or
     /// any other header carrying the bare key (e.g. `x-api-key`).
     pub headers: Vec<HeaderName>,
     /// How often the key file is checked for changes (the revocation bound).
     pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum KeyStoreConfig {
+    /// A TOML file, for GitOps: the embedded default.
+    File(PathBuf),
+    /// A PostgreSQL table shared by many nodes (connection string from a secret).
+    Postgres(Secret<String>),
 }
 
 #[derive(Debug, Clone, Default)]

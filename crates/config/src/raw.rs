@@ -77,7 +77,9 @@ pub struct RawJwtIssuer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApiKeys {
-    pub file: String,
+    pub file: Option<String>,
+    /// PostgreSQL connection string (a secret: it may hold a password).
+    pub postgres: Option<RawSecretRef>,
     pub headers: Option<Vec<String>>,
     pub reload_interval: Option<String>,
 }

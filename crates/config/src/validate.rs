@@ -423,12 +423,21 @@ impl Validator<'_> {
             if raw.pepper.is_none() {
                 self.issue(&path.key("pepper"), "is required when api_keys is set");
             }
-            let file = {
-                let p = Path::new(&k.file);
-                if p.is_absolute() {
-                    p.to_path_buf()
-                } else {
-                    self.env.base_dir.join(p)
+            let store = match (&k.file, &k.postgres) {
+                (Some(f), None) => {
+                    let p = Path::new(f);
+                    KeyStoreConfig::File(if p.is_absolute() {
+                        p.to_path_buf()
+                    } else {
+                        self.env.base_dir.join(p)
+                    })
+                }
+                (None, Some(pg)) => {
+                    KeyStoreConfig::Postgres(Secret::new(self.secret(&kp.key("postgres"), pg).unwrap_or_default()))
+                }
+                _ => {
+                    self.issue(&kp, "set exactly one of `file` or `postgres`");
+                    KeyStoreConfig::File(PathBuf::new())
                 }
             };
             // The file may not exist yet (`rampart keys create` makes it); the gateway
@@ -445,7 +454,7 @@ impl Validator<'_> {
                 }
             }
             ApiKeys {
-                file,
+                store,
                 headers,
                 reload_interval: self.duration(
                     &kp.key("reload_interval"),

@@ -16,13 +16,39 @@ use rampart_identity::{AuthError, KeyFile, KeyStore, Pepper, Policy, Principal, 
 
 use crate::error::InitError;
 
+/// A PostgreSQL connection kept by the key watcher (reconnects after errors).
+struct PgConn(Option<tokio_postgres::Client>);
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PgConn(connected)"
+        } else {
+            "PgConn(none)"
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Backing {
+    File {
+        path: PathBuf,
+        /// (modified time, length) of the file the store was built from.
+        stamp: Mutex<Option<(SystemTime, u64)>>,
+    },
+    Postgres {
+        url: rampart_config::Secret<String>,
+        /// (max version, count) the store was built from.
+        stamp: Mutex<(i64, i64)>,
+        conn: tokio::sync::Mutex<PgConn>,
+    },
+}
+
 #[derive(Debug)]
 struct KeySource {
-    file: PathBuf,
     pepper: Arc<Pepper>,
     store: ArcSwap<KeyStore>,
-    /// (modified time, length) of the file the store was built from.
-    stamp: Mutex<Option<(SystemTime, u64)>>,
+    backing: Backing,
 }
 
 #[derive(Debug)]
@@ -95,18 +121,44 @@ impl IdentityRuntime {
         let (keys, headers, interval) = match (&config.identity.api_keys, &config.identity.pepper) {
             (Some(k), Some(pepper)) => {
                 let pepper = Arc::new(Pepper::new(pepper.expose()));
-                if !k.file.exists() {
-                    return Err(InitError::Keys(format!(
-                        "{} does not exist; create it with `rampart keys create --config <this file>`",
-                        k.file.display()
-                    )));
-                }
-                let file = KeyFile::load(&k.file).map_err(|e| InitError::Keys(e.to_string()))?;
+                let (file, backing) = match &k.store {
+                    rampart_config::KeyStoreConfig::File(path) => {
+                        if !path.exists() {
+                            return Err(InitError::Keys(format!(
+                                "{} does not exist; create it with `rampart keys create --config <this file>`",
+                                path.display()
+                            )));
+                        }
+                        let file = KeyFile::load(path).map_err(|e| InitError::Keys(e.to_string()))?;
+                        let backing = Backing::File {
+                            path: path.clone(),
+                            stamp: Mutex::new(stamp(path)),
+                        };
+                        (file, backing)
+                    }
+                    rampart_config::KeyStoreConfig::Postgres(url) => {
+                        // Start-up needs the keys now: refuse to start without the database.
+                        let text = url.expose().clone();
+                        let (file, at) = crate::keystore_pg::run_blocking(async move {
+                            let client = crate::keystore_pg::connect(&text).await?;
+                            Ok((
+                                crate::keystore_pg::load(&client).await?,
+                                crate::keystore_pg::stamp(&client).await?,
+                            ))
+                        })
+                        .map_err(|e| InitError::Keys(format!("postgres: {e}")))?;
+                        let backing = Backing::Postgres {
+                            url: url.clone(),
+                            stamp: Mutex::new(at),
+                            conn: tokio::sync::Mutex::new(PgConn(None)),
+                        };
+                        (file, backing)
+                    }
+                };
                 let source = KeySource {
-                    stamp: Mutex::new(stamp(&k.file)),
                     store: ArcSwap::from_pointee(KeyStore::from_file(Arc::clone(&pepper), &file)),
-                    file: k.file.clone(),
                     pepper,
+                    backing,
                 };
                 (Some(source), k.headers.clone(), Some(k.reload_interval))
             }
@@ -132,19 +184,69 @@ impl IdentityRuntime {
         Ok(runtime)
     }
 
-    /// Re-reads the key file if it changed. A broken file keeps the previous keys.
-    pub fn refresh(&self) {
+    /// Re-reads the key store if it changed. A broken file or an unreachable
+    /// database keeps the previous keys.
+    pub async fn refresh(self: &Arc<Self>) {
         let Some(src) = &self.keys else { return };
-        let now = stamp(&src.file);
-        let mut last = src.stamp.lock().unwrap_or_else(|p| p.into_inner());
+        match &src.backing {
+            Backing::File { .. } => {
+                let me = Arc::clone(self);
+                let _ = tokio::task::spawn_blocking(move || me.refresh_file()).await;
+            }
+            Backing::Postgres { url, stamp, conn } => {
+                let mut conn = conn.lock().await;
+                let result = async {
+                    if conn.0.is_none() {
+                        conn.0 = Some(crate::keystore_pg::connect(url.expose()).await?);
+                    }
+                    let client = conn.0.as_ref().ok_or("not connected")?;
+                    let now = crate::keystore_pg::stamp(client).await?;
+                    if now == *stamp.lock().unwrap_or_else(|p| p.into_inner()) {
+                        return Ok::<_, String>(None);
+                    }
+                    Ok(Some((crate::keystore_pg::load(client).await?, now)))
+                }
+                .await;
+                match result {
+                    Ok(None) => {}
+                    Ok(Some((file, now))) => {
+                        let store = KeyStore::from_file(Arc::clone(&src.pepper), &file);
+                        tracing::info!(
+                            event = "keys_reloaded",
+                            keys = store.len(),
+                            "API keys reloaded from PostgreSQL"
+                        );
+                        src.store.store(Arc::new(store));
+                        *stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                    }
+                    Err(e) => {
+                        conn.0 = None;
+                        tracing::warn!(event = "keys_reload_failed", error = %e, "PostgreSQL key store unreachable; previous keys stay");
+                    }
+                }
+            }
+        }
+    }
+
+    fn refresh_file(&self) {
+        let Some(KeySource {
+            backing: Backing::File { path, stamp: last },
+            pepper,
+            store,
+        }) = &self.keys
+        else {
+            return;
+        };
+        let now = stamp(path);
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
         if now == *last {
             return;
         }
-        match KeyFile::load(&src.file) {
+        match KeyFile::load(path) {
             Ok(file) => {
-                let store = KeyStore::from_file(Arc::clone(&src.pepper), &file);
-                tracing::info!(event = "keys_reloaded", keys = store.len(), "API key file reloaded");
-                src.store.store(Arc::new(store));
+                let fresh = KeyStore::from_file(Arc::clone(pepper), &file);
+                tracing::info!(event = "keys_reloaded", keys = fresh.len(), "API key file reloaded");
+                store.store(Arc::new(fresh));
                 *last = now;
             }
             Err(e) => {
@@ -226,8 +328,7 @@ async fn watch_keys(runtime: Weak<IdentityRuntime>, every: Duration) {
     loop {
         tick.tick().await;
         let Some(rt) = runtime.upgrade() else { return };
-        // File reads are blocking; keep them off the event loop.
-        let _ = tokio::task::spawn_blocking(move || rt.refresh()).await;
+        rt.refresh().await;
     }
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod identity;
 pub mod json;
 pub mod jwks;
+pub mod keystore_pg;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

@@ -64,8 +64,59 @@ pub enum KeysCommand {
     },
 }
 
+/// Where keys live: the key file or the PostgreSQL table.
+enum Store {
+    File(PathBuf),
+    Postgres(String),
+}
+
+impl Store {
+    fn load(&self) -> anyhow::Result<KeyFile> {
+        Ok(match self {
+            Store::File(path) => KeyFile::load_or_empty(path)?,
+            Store::Postgres(url) => {
+                let url = url.clone();
+                rampart_gateway::keystore_pg::run_blocking(async move {
+                    let client = rampart_gateway::keystore_pg::connect(&url).await?;
+                    rampart_gateway::keystore_pg::load(&client).await
+                })
+                .map_err(anyhow::Error::msg)?
+            }
+        })
+    }
+
+    /// Writes `after`; for PostgreSQL only the records that differ from `before`.
+    fn save(&self, before: &KeyFile, after: &KeyFile) -> anyhow::Result<()> {
+        match self {
+            Store::File(path) => after.save(path)?,
+            Store::Postgres(url) => {
+                let changed: Vec<_> = after
+                    .keys
+                    .iter()
+                    .filter(|k| !before.keys.contains(k))
+                    .cloned()
+                    .collect();
+                let url = url.clone();
+                rampart_gateway::keystore_pg::run_blocking(async move {
+                    let client = rampart_gateway::keystore_pg::connect(&url).await?;
+                    rampart_gateway::keystore_pg::upsert(&client, &changed).await
+                })
+                .map_err(anyhow::Error::msg)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Store::File(path) => path.display().to_string(),
+            Store::Postgres(_) => "the PostgreSQL key store".to_owned(),
+        }
+    }
+}
+
 struct Target {
-    file: PathBuf,
+    file: Store,
     pepper: Pepper,
     roles: Vec<String>,
     interval: std::time::Duration,
@@ -83,7 +134,10 @@ fn target(config: &Path) -> anyhow::Result<Result<Target, ExitCode>> {
         bail!("the config has no identity.pepper");
     };
     Ok(Ok(Target {
-        file: api_keys.file.clone(),
+        file: match &api_keys.store {
+            rampart_config::KeyStoreConfig::File(path) => Store::File(path.clone()),
+            rampart_config::KeyStoreConfig::Postgres(url) => Store::Postgres(url.expose().clone()),
+        },
         pepper: Pepper::new(pepper.expose()),
         roles: config.roles.keys().cloned().collect(),
         interval: api_keys.reload_interval,
@@ -138,7 +192,8 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
-            let mut file = KeyFile::load_or_empty(&t.file)?;
+            let before = t.file.load()?;
+            let mut file = before.clone();
             let (key, record) = file.create(
                 &t.pepper,
                 &NewKey {
@@ -152,13 +207,13 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     test,
                 },
             )?;
-            file.save(&t.file)?;
+            t.file.save(&before, &file)?;
             println!("{}", key.expose());
             eprintln!(
                 "created key {} for {} in {}; the key above is shown only now: store it in a secret manager",
                 record.id,
                 record.subject,
-                t.file.display()
+                t.file.describe()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -167,7 +222,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 Ok(t) => t,
                 Err(code) => return Ok(code),
             };
-            let file = KeyFile::load_or_empty(&t.file)?;
+            let file = t.file.load()?;
             let now = time::now();
             if !json {
                 println!(
@@ -203,12 +258,13 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 Ok(t) => t,
                 Err(code) => return Ok(code),
             };
-            let mut file = KeyFile::load(&t.file)?;
+            let before = t.file.load()?;
+            let mut file = before.clone();
             file.revoke(&id)?;
-            file.save(&t.file)?;
+            t.file.save(&before, &file)?;
             eprintln!(
                 "revoked {id}; gateways reading {} refuse it within {} s",
-                t.file.display(),
+                t.file.describe(),
                 t.interval.as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)
@@ -220,9 +276,10 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             };
             let overlap_secs = time::parse_duration(&overlap)
                 .with_context(|| format!("--overlap `{overlap}`: write e.g. 24h, 30m"))?;
-            let mut file = KeyFile::load(&t.file)?;
+            let before = t.file.load()?;
+            let mut file = before.clone();
             let (key, record) = file.rotate(&t.pepper, &id, overlap_secs)?;
-            file.save(&t.file)?;
+            t.file.save(&before, &file)?;
             println!("{}", key.expose());
             eprintln!("rotated {id} → {}; {id} stays valid for {overlap}", record.id);
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Makes sure the services the tests talk to are running on this machine:
+#   PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres (key store tests).
+# Starts an installed cluster if it is down; installs PostgreSQL from Debian packages
+# if it is missing. Safe to run repeatedly.
+set -euo pipefail
+
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+if ! command -v pg_isready >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+  echo "installing PostgreSQL from Debian packages" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
+if ! pg_up; then
+  version=$(ls /etc/postgresql | sort -V | tail -1)
+  conf=/etc/postgresql/$version/main
+  # Tests connect over TCP as postgres without a password (a throwaway local cluster).
+  if ! grep -q "rampart-tests" "$conf/pg_hba.conf"; then
+    $SUDO sed -i '1i host all all 127.0.0.1/32 trust # rampart-tests\nhost all all ::1/128 trust # rampart-tests' "$conf/pg_hba.conf"
+  fi
+  $SUDO sed -i "s/^#\?listen_addresses.*/listen_addresses = 'localhost'/" "$conf/postgresql.conf"
+  echo "starting PostgreSQL $version" >&2
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || $SUDO pg_ctlcluster "$version" main start
+  for _ in $(seq 50); do pg_up && break; sleep 0.2; done
+fi
+
+pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+echo "PostgreSQL ready on 127.0.0.1:5432" >&2
