@@ -46,16 +46,24 @@ wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-rampart_config() { # port admin_port access_log protocol workers
+rampart_config() { # port admin_port access_log protocol workers public
   cat <<TOML
 [server]
 access_log = $3
 workers = $5
 [admin]
 listen = "127.0.0.1:$2"
+public_metrics = true
 [[listeners]]
 name = "main"
 listen = "127.0.0.1:$1"
+[identity]
+pepper = { file = "$WORK/pepper" }
+api_keys = { file = "$WORK/keys.toml" }
+[roles.bench]
+routes = ["*"]
+models = ["*"]
+actions = ["infer"]
 [[upstreams]]
 name = "bench"
 targets = ["http://127.0.0.1:$UP"]
@@ -64,9 +72,18 @@ name = "passthrough"
 path_prefix = "/"
 upstream = "bench"
 protocol = "$4"
-public = true
+public = $6
 TOML
 }
+echo "benchmark-pepper-benchmark-pepper-0123456789" >"$WORK/pepper"
+rampart_config 0 0 false http 1 true >"$WORK/keys-cli.toml"
+KEY=$($BIN/rampart keys create --config "$WORK/keys-cli.toml" --subject bench --role bench 2>/dev/null)
+cat >"$WORK/auth.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
@@ -101,12 +118,12 @@ http {
 }
 NGX
   $proxy_cpu "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" & pids+=($!)
-  rampart_config $RP $RPA false http "$workers" >"$WORK/passthrough.toml"
-  rampart_config $RL $RLA true json "$workers" >"$WORK/logged.toml"
+  rampart_config $RP $RPA false http "$workers" true >"$WORK/passthrough.toml"
+  rampart_config $RL $RLA true openai "$workers" false >"$WORK/logged.toml"
   $proxy_cpu $BIN/rampart serve --config "$WORK/passthrough.toml" >/dev/null 2>"$WORK/rp.log" & pids+=($!)
   $proxy_cpu $BIN/rampart serve --config "$WORK/logged.toml" >/dev/null 2>"$WORK/rl.log" & pids+=($!)
   for port in $UP $NG $RP $RL; do
-    for _ in $(seq 100); do curl -sf -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
+    for _ in $(seq 100); do curl -sf -H "Authorization: Bearer $KEY" -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
   done
 
   declare -A RPS P50 P99 HL
@@ -116,8 +133,9 @@ NGX
   for round in $(seq "$ROUNDS"); do
     for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
       name=${t%%:*}; port=${t##*:}
-      $load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d1s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
-      out=$($load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
+      script="$WORK/post.lua"; [ "$name" = rampart_logged ] && script="$WORK/auth.lua"
+      $load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+      out=$($load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$port/v1/chat/completions")
       if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$mode/$name: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
       echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out")" >>"$WORK/$mode-$name.rounds"
     done
@@ -130,7 +148,7 @@ NGX
   # open-loop run only: bucket counts after minus before.
   curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/before.prom"
   for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
-    HL[${t%%:*}]=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$half" "$DURATION" 16 "$BODY")
+    HL[${t%%:*}]=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$half" "$DURATION" 16 "$BODY" "Bearer $KEY")
     if [ "${t%%:*}" = rampart ]; then curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/after.prom"; fi
   done
   local added
@@ -158,7 +176,7 @@ NGX
     echo "| $name | ${RPS[$name]} | $(ratio "${RPS[$name]}" "${RPS[nginx]}") | ${P50[$name]} | ${P99[$name]} | $(j $name p50_us) µs | $(j $name p99_us) µs | $(j $name p999_us) µs | $(j $name errors) |"
   done
   echo
-  echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; with JSON buffering + access log: $(ratio "${RPS[rampart_logged]}" "${RPS[nginx]}")×"
+  echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; full pipeline so far (auth + JSON + access log): $(ratio "${RPS[rampart_logged]}" "${RPS[nginx]}")× nginx, $(ratio "${RPS[rampart_logged]}" "${RPS[rampart]}")× passthrough"
   echo "- p50 / p99 added vs direct at ${half}/s (half of Rampart's peak, open loop, client-measured): Rampart $(( $(j rampart p50_us) - $(j direct p50_us) )) / $(( $(j rampart p99_us) - $(j direct p99_us) )) µs; nginx $(( $(j nginx p50_us) - $(j direct p50_us) )) / $(( $(j nginx p99_us) - $(j direct p99_us) )) µs"
   echo "- Gateway-added time as Rampart measures it (request in → response headers out, minus the upstream's wait; doubling histogram buckets) during that run: $added"
   echo
@@ -170,7 +188,7 @@ OUT=bench/results/proxy.md
   echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS ROUNDS=$ROUNDS, median round reported) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
   echo "Upstream: bench/src/bin/upstream.rs (1 thread, ~300-byte JSON answer to a ~120-byte POST). nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), access_log off, upstream keepalive. Rampart: release build."
-  echo "rampart = passthrough route (protocol http: body streamed, access log off, as nginx); rampart_logged = JSON route (body buffered, JSON depth check) with the ECS access log on."
+  echo "rampart = passthrough route (protocol http: body streamed, public, access log off, as nginx); rampart_logged = the pipeline so far: OpenAI route with API-key authentication, authorization, body buffered + JSON depth check, model check, ECS access log on."
   echo
   suite shared
   suite pinned

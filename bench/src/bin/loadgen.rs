@@ -4,7 +4,7 @@
 //! hide its queueing (no coordinated omission); otherwise latency counts from the
 //! actual send, so the client's 1 ms timer granularity is not charged to the server.
 //!
-//! Usage: `loadgen URL RATE_PER_SEC SECONDS CONNECTIONS [BODY]`
+//! Usage: `loadgen URL RATE_PER_SEC SECONDS CONNECTIONS [BODY] [AUTHORIZATION]`
 //! Prints one line of JSON: sent, ok, errors, achieved rate, p50/p90/p99/p99.9/max µs.
 
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs: f64 = args[3].parse()?;
     let conns: usize = args[4].parse()?;
     let body = Bytes::from(args.get(5).cloned().unwrap_or_default());
+    let auth = args.get(6).cloned().unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (latencies, errors, elapsed) = rt.block_on(async move {
         let start = Instant::now() + Duration::from_millis(200);
@@ -44,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for c in 0..conns {
             let url = url.clone();
             let body = body.clone();
+            let auth = auth.clone();
             tasks.push(tokio::spawn(async move {
                 let addr = format!("{}:{}", url.host().unwrap_or("127.0.0.1"), url.port_u16().unwrap_or(80));
                 let mut lat = Vec::new();
@@ -64,12 +66,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     tokio::time::sleep_until(intended.into()).await;
                     let from = if prev_done > intended { intended } else { Instant::now() };
                     let method = if body.is_empty() { "GET" } else { "POST" };
-                    let req = Request::builder()
+                    let mut req = Request::builder()
                         .method(method)
                         .uri(url.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
                         .header("host", addr.as_str())
-                        .header("content-type", "application/json")
-                        .body(Full::new(body.clone()))?;
+                        .header("content-type", "application/json");
+                    if !auth.is_empty() {
+                        req = req.header("authorization", auth.as_str());
+                    }
+                    let req = req.body(Full::new(body.clone()))?;
                     match sender.send_request(req).await {
                         Ok(resp) if resp.status().is_success() => {
                             let _ = resp.into_body().collect().await;
