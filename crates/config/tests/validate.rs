@@ -175,3 +175,46 @@ fn syntax_errors_carry_a_line() {
     assert!(unknown.to_string().contains("unknown field `pubilc`"), "{unknown}");
     assert!(unknown.issues[0].line.is_some());
 }
+
+#[test]
+fn identity_settings_are_checked() {
+    let public = BASE.replace(
+        "[[listeners]]",
+        "[admin]\nlisten = \"0.0.0.0:9901\"\npublic_metrics = true\n\n[[listeners]]",
+    );
+    has(
+        &errors(&public),
+        "admin.public_metrics",
+        "only allowed when admin.listen is a loopback address",
+    );
+    let no_pepper = format!("{BASE}\n[identity]\napi_keys = {{ file = \"keys.toml\" }}\n");
+    has(
+        &errors(&no_pepper),
+        "identity.pepper",
+        "is required when api_keys is set",
+    );
+    let both = format!("{BASE}\n[identity]\napi_keys = {{ file = \"k\", postgres = {{ env = \"X\" }} }}\n");
+    has(
+        &errors(&both),
+        "identity.api_keys",
+        "exactly one of `file` or `postgres`",
+    );
+    let jwt = format!(
+        "{BASE}\n[[identity.jwt]]\nissuer = \"i\"\naudiences = []\nalgorithms = [\"HS256\", \"none\"]\njwks_url = \"ftp://x\"\nleeway = \"10m\"\n"
+    );
+    let err = errors(&jwt);
+    has(&err, "identity.jwt[0].audiences", "at least one audience");
+    has(&err, "identity.jwt[0].algorithms[0]", "HMAC and `none` are refused");
+    has(&err, "identity.jwt[0].algorithms[1]", "is not accepted");
+    has(&err, "identity.jwt[0].jwks_url", "is not an http(s) URL");
+    let stale = format!(
+        "{BASE}\n[[identity.jwt]]\nissuer = \"i\"\naudiences = [\"a\"]\nalgorithms = [\"ES256\"]\njwks_url = \"https://idp/jwks\"\nrefresh_interval = \"2h\"\n"
+    );
+    has(
+        &errors(&stale),
+        "identity.jwt[0].refresh_interval",
+        "shorter than max_stale",
+    );
+    let role = format!("{BASE}\n[roles.r]\nactions = [\"infer\", \"sudo\"]\n");
+    has(&errors(&role), "roles.r.actions[1]", "`sudo` is not an action");
+}

@@ -346,3 +346,25 @@ async fn jwks_rotation_and_identity_provider_outage() {
     assert!(back, "service did not resume after the IdP came back");
     assert_eq!(call(&c, &gw, &token_a).await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_keys_from_a_jwks_file() {
+    let o = openai(DemoOptions::default()).await;
+    let signer = Signer::ed25519("static-1").unwrap();
+    let dir = rampart_testkit::TempDir::new("rampart-jwks-file").unwrap();
+    std::fs::write(dir.join("jwks.json"), json!({"keys": [signer.jwk()]}).to_string()).unwrap();
+    let text = config(&o.url(), "unused", "").replace("jwks_url = \"unused\"", "jwks_file = \"jwks.json\"");
+    let gw = GatewayProcess::start_in(bin(), &text, dir).unwrap();
+    let c = TestClient::http1();
+    let token = signer.sign("EdDSA", &json!({}), &claims()).unwrap();
+    assert_eq!(call(&c, &gw, &token).await.status, StatusCode::OK);
+    let stranger = Signer::ed25519("static-1")
+        .unwrap()
+        .sign("EdDSA", &json!({}), &claims())
+        .unwrap();
+    refused(
+        &call(&c, &gw, &stranger).await,
+        "invalid_credentials",
+        "same kid, other key",
+    );
+}
