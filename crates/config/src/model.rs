@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
-pub use crate::raw::{Balance, ClientAuth, Protocol};
+pub use crate::raw::{Balance, ClientAuth, LimitKey, Protocol, QuotaPeriod};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -23,6 +23,80 @@ pub struct Config {
     pub identity: Identity,
     /// Role name → what it grants.
     pub roles: std::collections::BTreeMap<String, RoleConfig>,
+    pub rate_limits: Vec<RateLimit>,
+    pub concurrency_limits: Vec<ConcurrencyLimit>,
+    pub quotas: Vec<Quota>,
+}
+
+/// Requests per window, enforced with GCRA (a token bucket without timers).
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub name: String,
+    pub per: LimitKey,
+    pub requests: u64,
+    pub window: Duration,
+    /// Requests that may arrive at once after a quiet period.
+    pub burst: u64,
+    /// Route names it applies to; empty = every route.
+    pub routes: Vec<String>,
+    /// Count and report, never refuse.
+    pub shadow: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConcurrencyLimit {
+    pub name: String,
+    pub per: LimitKey,
+    pub max: u64,
+    pub routes: Vec<String>,
+    pub shadow: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Quota {
+    pub name: String,
+    pub per: LimitKey,
+    pub requests: u64,
+    /// Calendar period in UTC.
+    pub period: QuotaPeriod,
+    pub routes: Vec<String>,
+    pub shadow: bool,
+}
+
+/// An IPv4 or IPv6 network in CIDR form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (ip, prefix) = match text.split_once('/') {
+            Some((ip, p)) => (ip.parse::<std::net::IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let ip = text.parse::<std::net::IpAddr>().ok()?;
+                (ip, if ip.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Self { addr: ip, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match (self.addr, ip) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(a) & mask
+            }
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -220,6 +294,10 @@ pub struct Route {
     pub tenant: Option<String>,
     /// Send the client's credential headers upstream (stripped by default).
     pub forward_credentials: bool,
+    /// When non-empty, only clients in these networks may use the route.
+    pub allow_ips: Vec<Cidr>,
+    /// Clients in these networks are refused (checked before `allow_ips`).
+    pub deny_ips: Vec<Cidr>,
     pub limits: Limits,
     pub timeouts: Timeouts,
 }

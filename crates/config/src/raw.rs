@@ -25,6 +25,69 @@ pub struct RawConfig {
     pub identity: RawIdentity,
     #[serde(default)]
     pub roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    pub rate_limits: Vec<RawRateLimit>,
+    #[serde(default)]
+    pub concurrency_limits: Vec<RawConcurrencyLimit>,
+    #[serde(default)]
+    pub quotas: Vec<RawQuota>,
+}
+
+/// Whose traffic a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKey {
+    /// The authenticated caller (its key id or subject).
+    Principal,
+    Tenant,
+    /// The client IP address.
+    Ip,
+    Route,
+    /// Everything the limit applies to, together.
+    Global,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub name: String,
+    pub per: LimitKey,
+    pub requests: u64,
+    pub window: String,
+    pub burst: Option<u64>,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    pub shadow: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConcurrencyLimit {
+    pub name: String,
+    pub per: LimitKey,
+    pub max: u64,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    pub shadow: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPeriod {
+    Day,
+    Month,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub name: String,
+    pub per: LimitKey,
+    pub requests: u64,
+    pub period: QuotaPeriod,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    pub shadow: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +300,10 @@ pub struct RawRoute {
     pub public: Option<bool>,
     pub tenant: Option<String>,
     pub forward_credentials: Option<bool>,
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    #[serde(default)]
+    pub deny_ips: Vec<String>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]

@@ -399,6 +399,8 @@ impl Validator<'_> {
             public: raw.public.unwrap_or(false),
             tenant: raw.tenant.clone(),
             forward_credentials: raw.forward_credentials.unwrap_or(false),
+            allow_ips: self.cidrs(&path.key("allow_ips"), &raw.allow_ips),
+            deny_ips: self.cidrs(&path.key("deny_ips"), &raw.deny_ips),
             limits: self.limits(&path.key("limits"), &raw.limits, base.0),
             timeouts: self.timeouts(&path.key("timeouts"), &raw.timeouts, base.1),
         }
@@ -577,6 +579,30 @@ impl Validator<'_> {
         })
     }
 
+    fn cidrs(&mut self, path: &KeyPath, raw: &[String]) -> Vec<Cidr> {
+        raw.iter()
+            .enumerate()
+            .filter_map(|(i, text)| {
+                let c = Cidr::parse(text);
+                if c.is_none() {
+                    self.issue(
+                        &path.index(i),
+                        format!("`{text}` is not an address or network like `10.0.0.0/8`"),
+                    );
+                }
+                c
+            })
+            .collect()
+    }
+
+    fn limit_routes(&mut self, path: &KeyPath, routes: &[String], known: &[RawRoute]) {
+        for (i, r) in routes.iter().enumerate() {
+            if !known.iter().any(|k| &k.name == r) {
+                self.issue(&path.index(i), format!("no route named \"{r}\""));
+            }
+        }
+    }
+
     fn unique_names<'n>(&mut self, table: &str, names: impl Iterator<Item = &'n str>) {
         let mut seen = HashSet::new();
         for (i, name) in names.enumerate() {
@@ -732,6 +758,60 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         })
         .collect();
 
+    let mut rate_limits = Vec::new();
+    for (i, r) in raw.rate_limits.iter().enumerate() {
+        let p = root.key("rate_limits").index(i);
+        v.limit_routes(&p.key("routes"), &r.routes, &raw.routes);
+        let requests = v.positive(&p.key("requests"), Some(r.requests), 1);
+        let window = v.duration(&p.key("window"), &Some(r.window.clone()), Duration::from_secs(60));
+        rate_limits.push(RateLimit {
+            name: r.name.clone(),
+            per: r.per,
+            requests,
+            window,
+            burst: v.positive(&p.key("burst"), r.burst, requests),
+            routes: r.routes.clone(),
+            shadow: r.shadow.unwrap_or(false),
+        });
+    }
+    let mut concurrency_limits = Vec::new();
+    for (i, c) in raw.concurrency_limits.iter().enumerate() {
+        let p = root.key("concurrency_limits").index(i);
+        v.limit_routes(&p.key("routes"), &c.routes, &raw.routes);
+        concurrency_limits.push(ConcurrencyLimit {
+            name: c.name.clone(),
+            per: c.per,
+            max: v.positive(&p.key("max"), Some(c.max), 1),
+            routes: c.routes.clone(),
+            shadow: c.shadow.unwrap_or(false),
+        });
+    }
+    let mut quotas = Vec::new();
+    for (i, q) in raw.quotas.iter().enumerate() {
+        let p = root.key("quotas").index(i);
+        v.limit_routes(&p.key("routes"), &q.routes, &raw.routes);
+        quotas.push(Quota {
+            name: q.name.clone(),
+            per: q.per,
+            requests: v.positive(&p.key("requests"), Some(q.requests), 1),
+            period: q.period,
+            routes: q.routes.clone(),
+            shadow: q.shadow.unwrap_or(false),
+        });
+    }
+    let mut limit_names = HashSet::new();
+    let names = raw
+        .rate_limits
+        .iter()
+        .map(|r| ("rate_limits", &r.name))
+        .chain(raw.concurrency_limits.iter().map(|c| ("concurrency_limits", &c.name)))
+        .chain(raw.quotas.iter().map(|q| ("quotas", &q.name)));
+    for (table, name) in names {
+        if !limit_names.insert(name.clone()) {
+            v.issue(&root.key(table), format!("the limit name \"{name}\" is used twice"));
+        }
+    }
+
     if v.issues.is_empty() {
         Ok(Config {
             source: None,
@@ -742,6 +822,9 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             routes,
             identity,
             roles,
+            rate_limits,
+            concurrency_limits,
+            quotas,
         })
     } else {
         Err(ConfigError { issues: v.issues })

@@ -218,3 +218,32 @@ fn identity_settings_are_checked() {
     let role = format!("{BASE}\n[roles.r]\nactions = [\"infer\", \"sudo\"]\n");
     has(&errors(&role), "roles.r.actions[1]", "`sudo` is not an action");
 }
+
+#[test]
+fn limits_and_networks_are_checked() {
+    use rampart_config::Cidr;
+    let net = Cidr::parse("10.1.0.0/16").unwrap();
+    assert!(net.contains("10.1.200.3".parse().unwrap()));
+    assert!(!net.contains("10.2.0.1".parse().unwrap()));
+    assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+    assert!(
+        Cidr::parse("127.0.0.0/8")
+            .unwrap()
+            .contains("::ffff:127.0.0.1".parse().unwrap())
+    );
+    assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+    for bad in ["10.0.0.0/33", "10.0.0", "x/8", "::/129"] {
+        assert!(Cidr::parse(bad).is_none(), "{bad}");
+    }
+    let text = format!(
+        "{BASE}deny_ips = [\"10.0.0.0/40\"]\n\n[[rate_limits]]\nname = \"a\"\nper = \"ip\"\nrequests = 0\nwindow = \"soon\"\nroutes = [\"nope\"]\n\n[[quotas]]\nname = \"a\"\nper = \"tenant\"\nrequests = 5\nperiod = \"day\"\n"
+    );
+    let err = errors(&text);
+    has(&err, "routes[0].deny_ips[0]", "is not an address or network");
+    has(&err, "rate_limits[0].requests", "greater than zero");
+    has(&err, "rate_limits[0].window", "is not a duration");
+    has(&err, "rate_limits[0].routes[0]", "no route named \"nope\"");
+    has(&err, "quotas", "the limit name \"a\" is used twice");
+    let bad_key = format!("{BASE}\n[[rate_limits]]\nname = \"b\"\nper = \"user\"\nrequests = 1\nwindow = \"1s\"\n");
+    assert!(errors(&bad_key).to_string().contains("unknown variant `user`"));
+}

@@ -107,6 +107,10 @@ pub struct Exchange {
     pub principal: Option<rampart_identity::Principal>,
     /// The model the request names (OpenAI `model` field, KServe path), when known.
     pub model: Option<String>,
+    /// Concurrency slots held until the exchange ends.
+    pub holds: Vec<crate::limits::Hold>,
+    /// The tightest rate limit that applied, for `RateLimit` response headers.
+    pub rate_status: Option<crate::limits::RateStatus>,
     pub findings: Vec<Finding>,
     pub decision: Decision,
     pub error: Option<RequestError>,
@@ -134,6 +138,8 @@ impl Exchange {
             target: None,
             principal: None,
             model: None,
+            holds: Vec::new(),
+            rate_status: None,
             findings: Vec::new(),
             decision: Decision::Allow,
             error: None,

@@ -13,6 +13,12 @@ use rampart_config::Protocol;
 pub enum RequestError {
     #[error("no route matches this request")]
     NoRoute,
+    /// 429: a rate, concurrency or quota limit refused the request.
+    #[error("{}", .0.message)]
+    Limited(Box<crate::limits::Refusal>),
+    /// 403: the client's address is not allowed on this route.
+    #[error("the client address is not allowed on this route")]
+    IpDenied,
     #[error("the request path has dot segments or encoded separators")]
     InvalidPath,
     #[error("method not allowed on this route")]
@@ -51,7 +57,8 @@ impl RequestError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::IpDenied => StatusCode::FORBIDDEN,
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::JsonTooDeep { .. } | Self::InvalidJson { .. } | Self::BodyRead | Self::InvalidPath => {
                 StatusCode::BAD_REQUEST
@@ -70,6 +77,8 @@ impl RequestError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidPath => "invalid_path",
             Self::Unauthenticated(code) | Self::Forbidden(code) => code,
+            Self::Limited(r) => r.code,
+            Self::IpDenied => "ip_denied",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::JsonTooDeep { .. } => "json_too_deep",
             Self::InvalidJson { .. } => "invalid_json",
@@ -87,7 +96,8 @@ impl RequestError {
     fn openai_type(&self) -> &'static str {
         match self {
             Self::Unauthenticated(_) => "authentication_error",
-            Self::Forbidden(_) => "permission_error",
+            Self::Forbidden(_) | Self::IpDenied => "permission_error",
+            Self::Limited(_) => "rate_limit_error",
             Self::NoRoute
             | Self::MethodNotAllowed
             | Self::InvalidPath
@@ -123,19 +133,32 @@ impl RequestError {
         Bytes::from(value.to_string())
     }
 
-    /// Extra headers the status requires (RFC 9110 / RFC 6750).
-    pub fn extra_headers(&self) -> Option<(header::HeaderName, HeaderValue)> {
+    /// Extra headers the status requires (RFC 9110, RFC 6750, the IETF RateLimit draft).
+    pub fn extra_headers(&self) -> Vec<(header::HeaderName, HeaderValue)> {
         match self {
-            Self::Unauthenticated("missing_credentials") => Some((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"rampart\""),
-            )),
-            Self::Unauthenticated(_) => Some((
+            Self::Unauthenticated("missing_credentials") => {
+                vec![(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"rampart\""),
+                )]
+            }
+            Self::Unauthenticated(_) => vec![(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"rampart\", error=\"invalid_token\""),
-            )),
-            Self::ShuttingDown | Self::NoHealthyUpstream => Some((header::RETRY_AFTER, HeaderValue::from_static("1"))),
-            _ => None,
+            )],
+            Self::ShuttingDown | Self::NoHealthyUpstream => vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            Self::Limited(r) => {
+                let mut out = vec![(header::RETRY_AFTER, HeaderValue::from(r.retry_after))];
+                if let Ok(v) = HeaderValue::from_str(&r.policy) {
+                    out.push((header::HeaderName::from_static("ratelimit-policy"), v));
+                }
+                let name = r.policy.split(';').next().unwrap_or("\"\"");
+                if let Ok(v) = HeaderValue::from_str(&format!("{name};r=0;t={}", r.retry_after)) {
+                    out.push((header::HeaderName::from_static("ratelimit"), v));
+                }
+                out
+            }
+            _ => Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod json;
 pub mod jwks;
 pub mod keystore_pg;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

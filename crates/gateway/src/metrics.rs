@@ -52,6 +52,12 @@ pub struct ListenerLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: Name,
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -80,6 +86,7 @@ pub struct Metrics {
     open_connections: Family<ListenerLabels, Gauge>,
     connections: Family<ListenerLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
+    limits: Family<LimitLabels, Counter>,
     access_log_dropped: Counter,
 }
 
@@ -103,6 +110,7 @@ impl Metrics {
             open_connections: Family::default(),
             connections: Family::default(),
             config_reloads: Family::default(),
+            limits: Family::default(),
             access_log_dropped: Counter::default(),
             registry: Registry::default(),
         };
@@ -148,6 +156,11 @@ impl Metrics {
         );
         registry.register("connections", "Client connections accepted", m.connections.clone());
         registry.register("config_reloads", "Config reloads by result", m.config_reloads.clone());
+        registry.register(
+            "limit_refusals",
+            "Requests a limit refused (or, in shadow mode, would have refused)",
+            m.limits.clone(),
+        );
         registry.register(
             "access_log_dropped",
             "Access-log lines dropped because the writer fell behind",
@@ -225,6 +238,15 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.config_reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn limit(&self, limit: &Name, result: &'static str) {
+        self.limits
+            .get_or_create(&LimitLabels {
+                limit: limit.clone(),
+                result,
+            })
+            .inc();
     }
 
     pub fn access_log_dropped(&self) {

@@ -38,6 +38,7 @@ use crate::stages::access_log::{AccessLogStage, Message};
 use crate::stages::authorize::AuthorizeStage;
 use crate::stages::body::BodyStage;
 use crate::stages::identify::IdentifyStage;
+use crate::stages::limit::LimitStage;
 use crate::stages::metrics::MetricsStage;
 use crate::stages::model::ModelStage;
 use crate::stages::request_id::{RequestIdStage, X_REQUEST_ID};
@@ -52,7 +53,9 @@ pub struct Pipeline {
     identify: IdentifyStage,
     /// Request: roles → route and action, tenant isolation (deny by default).
     authorize: AuthorizeStage,
-    // limit:     rate, concurrency and token limits                (limits issue)
+    /// Request: IP rules, rate / concurrency / quota limits. Response: RateLimit headers.
+    limit: LimitStage,
+    // token limits (LLM tokens per minute/day)                    (limits issue, next)
     /// Request: body size limit, bounded buffering, JSON depth.
     body: BodyStage,
     /// Request: the model the request names, and whether the caller may use it.
@@ -72,11 +75,13 @@ impl Pipeline {
         node: &str,
         access_log: bool,
         identity: Arc<IdentityRuntime>,
+        limiter: crate::limits::Limiter,
     ) -> Self {
         Self {
             request_id: RequestIdStage::new(),
             identify: IdentifyStage::new(Arc::clone(&identity)),
             authorize: AuthorizeStage::new(Arc::clone(&identity)),
+            limit: LimitStage::new(limiter, Arc::clone(&metrics)),
             body: BodyStage,
             model: ModelStage::new(identity),
             metrics: MetricsStage::new(Arc::clone(&metrics)),
@@ -93,6 +98,7 @@ impl Pipeline {
         run(&self.request_id, ex, route, req).await?;
         run(&self.identify, ex, route, req).await?;
         run(&self.authorize, ex, route, req).await?;
+        run(&self.limit, ex, route, req).await?;
         run(&self.body, ex, route, req).await?;
         run(&self.model, ex, route, req).await?;
         Ok(())
@@ -105,6 +111,7 @@ impl Pipeline {
         head: &mut http::response::Parts,
     ) -> Result<(), RequestError> {
         flow(self.request_id.on_response(ex, route, head))?;
+        flow(self.limit.on_response(ex, route, head))?;
         Ok(())
     }
 
@@ -113,6 +120,7 @@ impl Pipeline {
         self.request_id.wants_chunks(route)
             || self.identify.wants_chunks(route)
             || self.authorize.wants_chunks(route)
+            || self.limit.wants_chunks(route)
             || self.body.wants_chunks(route)
             || self.model.wants_chunks(route)
             || self.metrics.wants_chunks(route)
@@ -124,6 +132,7 @@ impl Pipeline {
         flow(self.request_id.on_response_chunk(ex, chunk))?;
         flow(self.identify.on_response_chunk(ex, chunk))?;
         flow(self.authorize.on_response_chunk(ex, chunk))?;
+        flow(self.limit.on_response_chunk(ex, chunk))?;
         flow(self.body.on_response_chunk(ex, chunk))?;
         flow(self.model.on_response_chunk(ex, chunk))?;
         Ok(())
@@ -134,6 +143,7 @@ impl Pipeline {
         self.request_id.on_complete(ex);
         self.identify.on_complete(ex);
         self.authorize.on_complete(ex);
+        self.limit.on_complete(ex);
         self.body.on_complete(ex);
         self.model.on_complete(ex);
         self.metrics.on_complete(ex);
@@ -306,7 +316,7 @@ fn error_response(
     if let Some(id) = request_id {
         headers.insert(X_REQUEST_ID.clone(), id);
     }
-    if let Some((name, value)) = extra {
+    for (name, value) in extra {
         headers.insert(name, value);
     }
     response
@@ -347,7 +357,8 @@ upstream = "u"
     fn runtime() -> Runtime {
         let config = rampart_config::from_str(CONFIG, "test.toml", std::path::Path::new(".")).unwrap();
         let log = AccessLogWriter::start().unwrap();
-        Runtime::build(config, &Arc::new(Metrics::new()), &log).unwrap()
+        let store = crate::limits::LimitStore::default();
+        Runtime::build(config, &Arc::new(Metrics::new()), &log, &store).unwrap()
     }
 
     fn route(rt: &Runtime, path: &str) -> Arc<RouteRuntime> {
@@ -415,6 +426,7 @@ upstream = "u"
         compliance(&p.request_id, &rt).await;
         compliance(&p.identify, &rt).await;
         compliance(&p.authorize, &rt).await;
+        compliance(&p.limit, &rt).await;
         compliance(&p.body, &rt).await;
         compliance(&p.model, &rt).await;
         compliance(&p.metrics, &rt).await;

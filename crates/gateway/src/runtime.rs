@@ -40,7 +40,12 @@ pub struct Runtime {
 impl Runtime {
     /// Builds everything a config describes, without binding sockets. Must run inside
     /// a Tokio runtime (pools start their active health checks).
-    pub fn build(config: Config, metrics: &Arc<Metrics>, log: &AccessLogWriter) -> Result<Self, InitError> {
+    pub fn build(
+        config: Config,
+        metrics: &Arc<Metrics>,
+        log: &AccessLogWriter,
+        limits: &crate::limits::LimitStore,
+    ) -> Result<Self, InitError> {
         let mut listener_tls = HashMap::new();
         for (i, l) in config.listeners.iter().enumerate() {
             if let Some(tls) = &l.tls {
@@ -83,6 +88,7 @@ impl Runtime {
             &config.server.node_id,
             config.server.access_log,
             Arc::clone(&identity),
+            crate::limits::Limiter::build(&config, limits),
         ));
         let trusted_listeners = config
             .listeners
@@ -135,6 +141,8 @@ pub struct Gateway {
     current: ArcSwap<Runtime>,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLogWriter,
+    /// Limit state (rates, concurrency, quotas); survives reloads.
+    limits: crate::limits::LimitStore,
     source: Option<PathBuf>,
     reload_lock: std::sync::Mutex<()>,
 }
@@ -148,11 +156,13 @@ impl Gateway {
             reason: e.to_string(),
         })?;
         let source = config.source.clone();
-        let runtime = Runtime::build(config, &metrics, &access_log)?;
+        let limits = crate::limits::LimitStore::default();
+        let runtime = Runtime::build(config, &metrics, &access_log, &limits)?;
         Ok(Arc::new(Self {
             current: ArcSwap::from_pointee(runtime),
             metrics,
             access_log,
+            limits,
             source,
             reload_lock: std::sync::Mutex::new(()),
         }))
@@ -202,7 +212,8 @@ impl Gateway {
                 "listener addresses changed; they take effect at the next restart (routes, upstreams, limits and certificates are reloaded now)"
             );
         }
-        let runtime = Runtime::build(config, &self.metrics, &self.access_log).map_err(ReloadError::Init)?;
+        let runtime =
+            Runtime::build(config, &self.metrics, &self.access_log, &self.limits).map_err(ReloadError::Init)?;
         self.current.store(Arc::new(runtime));
         Ok(())
     }

@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod authorize;
 pub mod body;
 pub mod identify;
+pub mod limit;
 pub mod metrics;
 pub mod model;
 pub mod request_id;
