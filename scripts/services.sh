@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the services the tests talk to are running on this machine:
-#   PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres (key store tests).
+# Makes sure the services the tests talk to are there:
+#   PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres (key store tests);
+#   the redis-server binary (the shared-limits test starts and kills its own server).
 # Starts an installed cluster if it is down; installs PostgreSQL from Debian packages
 # if it is missing. Safe to run repeatedly.
 set -euo pipefail
@@ -29,4 +30,11 @@ if ! pg_up; then
 fi
 
 pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+
+if ! command -v redis-server >/dev/null; then
+  echo "installing Redis from Debian packages" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+echo "redis-server available: $(redis-server --version | cut -d' ' -f3)" >&2
 echo "PostgreSQL ready on 127.0.0.1:5432" >&2

@@ -2,7 +2,8 @@
 # Runs everything CI runs: formatting, lints, and the whole test suite (unit tests and
 # integration tests that start the real gateway binary on random ports).
 # Installs or starts what the tests need: curl (the demo test runs the demo's printed
-# curl commands) and PostgreSQL (the shared key-store test), via scripts/services.sh.
+# curl commands), PostgreSQL (the shared key-store test) and redis-server (the shared
+# limits test), via scripts/services.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

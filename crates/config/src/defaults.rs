@@ -95,5 +95,9 @@ pub const JWKS_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// after that the issuer's tokens are refused (fail closed).
 pub const JWKS_MAX_STALE: Duration = Duration::from_secs(3600);
 
+/// A Redis round trip for a limit decision must answer within this; then the limit's
+/// `on_backend_error` applies. Redis answers in well under a millisecond on a LAN.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+
 /// Node identity written to logs (and later audit records) when none is configured.
 pub const NODE_ID: &str = "rampart-1";

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
-pub use crate::raw::{Balance, ClientAuth, LimitKey, Protocol, QuotaPeriod};
+pub use crate::raw::{Balance, ClientAuth, LimitBackend, LimitKey, OnBackendError, Protocol, QuotaPeriod};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -26,6 +26,16 @@ pub struct Config {
     pub rate_limits: Vec<RateLimit>,
     pub concurrency_limits: Vec<ConcurrencyLimit>,
     pub quotas: Vec<Quota>,
+    /// Shared limit state for many nodes; required by `backend = "redis"` limits.
+    pub redis: Option<Redis>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Redis {
+    pub url: Secret<String>,
+    /// One Redis round trip must answer within this, else the limit's
+    /// `on_backend_error` applies.
+    pub timeout: Duration,
 }
 
 /// Requests per window, enforced with GCRA (a token bucket without timers).
@@ -33,6 +43,8 @@ pub struct Config {
 pub struct RateLimit {
     pub name: String,
     pub per: LimitKey,
+    pub backend: LimitBackend,
+    pub on_backend_error: OnBackendError,
     pub requests: u64,
     pub window: Duration,
     /// Requests that may arrive at once after a quiet period.
@@ -56,6 +68,8 @@ pub struct ConcurrencyLimit {
 pub struct Quota {
     pub name: String,
     pub per: LimitKey,
+    pub backend: LimitBackend,
+    pub on_backend_error: OnBackendError,
     pub requests: u64,
     /// Calendar period in UTC.
     pub period: QuotaPeriod,

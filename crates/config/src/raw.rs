@@ -31,6 +31,39 @@ pub struct RawConfig {
     pub concurrency_limits: Vec<RawConcurrencyLimit>,
     #[serde(default)]
     pub quotas: Vec<RawQuota>,
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://host:port/db` (a secret: it may hold a password).
+    pub url: RawSecretRef,
+    pub timeout: Option<String>,
+}
+
+/// Where a limit keeps its counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitBackend {
+    /// In this process (per node).
+    #[default]
+    Local,
+    /// In Redis, shared by every node.
+    Redis,
+}
+
+/// What a Redis-backed limit does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBackendError {
+    /// Enforce the same limit per node until Redis is back.
+    #[default]
+    Local,
+    /// Let requests through.
+    Open,
+    /// Refuse requests (503).
+    Closed,
 }
 
 /// Whose traffic a limit counts.
@@ -52,6 +85,8 @@ pub enum LimitKey {
 pub struct RawRateLimit {
     pub name: String,
     pub per: LimitKey,
+    pub backend: Option<LimitBackend>,
+    pub on_backend_error: Option<OnBackendError>,
     pub requests: u64,
     pub window: String,
     pub burst: Option<u64>,
@@ -83,6 +118,8 @@ pub enum QuotaPeriod {
 pub struct RawQuota {
     pub name: String,
     pub per: LimitKey,
+    pub backend: Option<LimitBackend>,
+    pub on_backend_error: Option<OnBackendError>,
     pub requests: u64,
     pub period: QuotaPeriod,
     #[serde(default)]

@@ -764,9 +764,18 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         v.limit_routes(&p.key("routes"), &r.routes, &raw.routes);
         let requests = v.positive(&p.key("requests"), Some(r.requests), 1);
         let window = v.duration(&p.key("window"), &Some(r.window.clone()), Duration::from_secs(60));
+        let backend = r.backend.unwrap_or_default();
+        if backend == LimitBackend::Redis && raw.redis.is_none() {
+            v.issue(
+                &p.key("backend"),
+                "`redis` needs a [redis] section with the server's url",
+            );
+        }
         rate_limits.push(RateLimit {
             name: r.name.clone(),
             per: r.per,
+            backend,
+            on_backend_error: r.on_backend_error.unwrap_or_default(),
             requests,
             window,
             burst: v.positive(&p.key("burst"), r.burst, requests),
@@ -790,9 +799,18 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     for (i, q) in raw.quotas.iter().enumerate() {
         let p = root.key("quotas").index(i);
         v.limit_routes(&p.key("routes"), &q.routes, &raw.routes);
+        let backend = q.backend.unwrap_or_default();
+        if backend == LimitBackend::Redis && raw.redis.is_none() {
+            v.issue(
+                &p.key("backend"),
+                "`redis` needs a [redis] section with the server's url",
+            );
+        }
         quotas.push(Quota {
             name: q.name.clone(),
             per: q.per,
+            backend,
+            on_backend_error: q.on_backend_error.unwrap_or_default(),
             requests: v.positive(&p.key("requests"), Some(q.requests), 1),
             period: q.period,
             routes: q.routes.clone(),
@@ -812,6 +830,11 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         }
     }
 
+    let redis = raw.redis.as_ref().map(|r| Redis {
+        url: Secret::new(v.secret(&root.key("redis").key("url"), &r.url).unwrap_or_default()),
+        timeout: v.duration(&root.key("redis").key("timeout"), &r.timeout, defaults::REDIS_TIMEOUT),
+    });
+
     if v.issues.is_empty() {
         Ok(Config {
             source: None,
@@ -825,6 +848,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             rate_limits,
             concurrency_limits,
             quotas,
+            redis,
         })
     } else {
         Err(ConfigError { issues: v.issues })

@@ -58,6 +58,7 @@ impl RequestError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::IpDenied => StatusCode::FORBIDDEN,
+            Self::Limited(r) if r.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::JsonTooDeep { .. } | Self::InvalidJson { .. } | Self::BodyRead | Self::InvalidPath => {

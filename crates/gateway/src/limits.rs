@@ -7,12 +7,23 @@
 //!
 //! Memory is bounded: each limit tracks at most [`MAX_KEYS`] keys; expired entries are
 //! purged first, and past that new keys pass untracked and are counted in metrics.
+//!
+//! Rate limits and quotas with `backend = "redis"` keep their counters in Redis, shared
+//! by every node: GCRA and quota counting run as atomic Lua scripts on one key each
+//! (cluster-safe: the whole key is a hash tag), with Redis's own clock. When Redis does
+//! not answer within `redis.timeout`, the limit's `on_backend_error` applies — the same
+//! limit per node (`local`, default), `open`, or `closed` (503) — with a metric and a log
+//! line on each change of state, and Redis is used again as soon as it answers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use rampart_config::{Config, LimitKey, QuotaPeriod};
+use rampart_config::{Config, LimitBackend, LimitKey, OnBackendError, QuotaPeriod};
+
+use crate::error::InitError;
+use crate::metrics::Metrics;
 
 use crate::context::Exchange;
 use crate::runtime::RouteRuntime;
@@ -141,6 +152,8 @@ pub struct Refusal {
     pub retry_after: u64,
     /// `RateLimit-Policy` value of the refusing limit.
     pub policy: String,
+    /// The limit's shared store was unreachable and it fails closed (503, not 429).
+    pub unavailable: bool,
 }
 
 /// The most constrained rate limit that applied, for `RateLimit` response headers.
@@ -190,17 +203,145 @@ fn period_bounds(period: QuotaPeriod, now: i64) -> (i64, i64) {
     }
 }
 
+const GCRA_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+if now < allow_at then return {0, allow_at - now} end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1)
+return {1, new_tat - now}
+";
+
+const GIVE_BACK_LUA: &str = r"
+local v = tonumber(redis.call('GET', KEYS[1]))
+if v then redis.call('SET', KEYS[1], v - tonumber(ARGV[1]), 'KEEPTTL') end
+return 1
+";
+
+const QUOTA_LUA: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return 0 end
+return 1
+";
+
+/// The shared store for `backend = "redis"` limits.
+pub struct RedisBackend {
+    conn: redis::aio::ConnectionManager,
+    timeout: Duration,
+    gcra: redis::Script,
+    give_back: redis::Script,
+    quota: redis::Script,
+    healthy: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    fn new(cfg: &rampart_config::Redis, metrics: Arc<Metrics>) -> Result<Self, InitError> {
+        let bad = |e: redis::RedisError| InitError::Keys(format!("redis.url: {e}"));
+        let client = redis::Client::open(cfg.url.expose().as_str()).map_err(bad)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(cfg.timeout.max(Duration::from_millis(200))))
+            .set_response_timeout(Some(cfg.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config).map_err(bad)?;
+        Ok(Self {
+            conn,
+            timeout: cfg.timeout,
+            gcra: redis::Script::new(GCRA_LUA),
+            give_back: redis::Script::new(GIVE_BACK_LUA),
+            quota: redis::Script::new(QUOTA_LUA),
+            healthy: AtomicBool::new(true),
+            metrics,
+        })
+    }
+
+    async fn call(&self, script: &redis::Script, key: &str, args: &[i64]) -> Result<Vec<i64>, String> {
+        let mut inv = script.key(key);
+        for a in args {
+            inv.arg(*a);
+        }
+        let mut conn = self.conn.clone();
+        let result = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        };
+        match &result {
+            Ok(_) => {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        event = "limit_backend_recovered",
+                        "Redis answers again; shared limits resume"
+                    );
+                }
+            }
+            Err(e) => {
+                self.metrics.limit_backend_error();
+                if self.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(event = "limit_backend_failed", error = %e, "Redis unreachable; limits apply their on_backend_error mode");
+                }
+            }
+        }
+        result
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+fn redis_key(kind: &str, limit: &str, key: &str) -> String {
+    // The whole identity is the hash tag: one slot per key in a Redis Cluster.
+    format!("rampart:{kind}:{{{limit}:{key}}}")
+}
+
+fn unavailable(name: &str) -> Refusal {
+    Refusal {
+        code: "limit_backend_unavailable",
+        limit: name.to_owned(),
+        message: format!("limit \"{name}\" cannot be checked right now"),
+        retry_after: 1,
+        policy: format!("\"{name}\""),
+        unavailable: true,
+    }
+}
+
 /// The limits of one runtime, over the shared state.
 #[derive(Debug, Default)]
 pub struct Limiter {
     rates: Vec<Rate>,
     concurrency: Vec<Concurrency>,
     quotas: Vec<QuotaLimit>,
+    redis: Option<Arc<RedisBackend>>,
+}
+
+enum Taken<'a> {
+    Rate(&'a Rate, String, bool),
+    Quota(&'a QuotaLimit, String, i64, bool),
 }
 
 impl Limiter {
-    pub fn build(config: &Config, store: &LimitStore) -> Self {
-        Self {
+    pub fn build(config: &Config, store: &LimitStore, metrics: &Arc<Metrics>) -> Result<Self, InitError> {
+        let redis = match &config.redis {
+            Some(r) => Some(Arc::new(RedisBackend::new(r, Arc::clone(metrics))?)),
+            None => None,
+        };
+        Ok(Self {
             rates: config
                 .rate_limits
                 .iter()
@@ -231,100 +372,192 @@ impl Limiter {
                     cfg: q.clone(),
                 })
                 .collect(),
-        }
+            redis,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
         self.rates.is_empty() && self.concurrency.is_empty() && self.quotas.is_empty()
     }
 
-    /// Checks every applicable limit; all or nothing.
-    pub fn check(&self, ex: &Exchange, route: &RouteRuntime) -> Result<Outcome, Refusal> {
-        let mut out = Outcome::default();
-        let mut taken_rates: Vec<(&Rate, String)> = Vec::new();
-        let mut taken_quotas: Vec<(&QuotaLimit, String, i64)> = Vec::new();
-        let refuse = |out: Outcome,
-                      taken_rates: Vec<(&Rate, String)>,
-                      taken_quotas: Vec<(&QuotaLimit, String, i64)>,
-                      r: Refusal| {
-            for (rate, key) in taken_rates {
-                rate.give_back(&key);
-            }
-            for (q, key, period) in taken_quotas {
-                q.give_back(&key, period);
-            }
-            drop(out); // releases concurrency holds taken so far
-            Err(r)
-        };
-
-        for rate in self.rates.iter().filter(|r| applies(&r.cfg.routes, &route.name)) {
-            let Some(key) = key_for(rate.cfg.per, ex, route) else {
-                continue;
-            };
-            match rate.take(&key) {
-                Ok(status) => {
-                    if out.status.as_ref().is_none_or(|s| status.remaining < s.remaining) {
-                        out.status = Some(status);
+    async fn take_rate(&self, rate: &Rate, key: &str) -> Result<(RateStatus, bool), Refusal> {
+        if let (LimitBackend::Redis, Some(redis)) = (rate.cfg.backend, &self.redis) {
+            let interval = i64::try_from(rate.interval / 1000).unwrap_or(i64::MAX).max(1);
+            let tolerance = i64::try_from(rate.tolerance / 1000).unwrap_or(i64::MAX);
+            match redis
+                .call(
+                    &redis.gcra,
+                    &redis_key("rl", &rate.cfg.name, key),
+                    &[interval, tolerance],
+                )
+                .await
+            {
+                Ok(v) if v.first() == Some(&1) => {
+                    let used = u64::try_from(v.get(1).copied().unwrap_or(0)).unwrap_or(0);
+                    return Ok((
+                        RateStatus {
+                            policy: rate.policy(),
+                            name: rate.cfg.name.clone(),
+                            remaining: u64::try_from(tolerance).unwrap_or(0).saturating_sub(used)
+                                / u64::try_from(interval).unwrap_or(1),
+                            reset: ceil_secs(used.saturating_mul(1000)),
+                        },
+                        true,
+                    ));
+                }
+                Ok(v) => {
+                    let wait = u64::try_from(v.get(1).copied().unwrap_or(0)).unwrap_or(0);
+                    return Err(rate.refusal(ceil_secs(wait.saturating_mul(1000))));
+                }
+                Err(_) => match rate.cfg.on_backend_error {
+                    OnBackendError::Local => {}
+                    OnBackendError::Open => {
+                        return Ok((
+                            RateStatus {
+                                policy: rate.policy(),
+                                name: rate.cfg.name.clone(),
+                                remaining: rate.cfg.burst,
+                                reset: 0,
+                            },
+                            false,
+                        ));
                     }
-                    taken_rates.push((rate, key));
-                }
-                Err(_) if rate.cfg.shadow => out.shadow_refusals.push(rate.cfg.name.clone()),
-                Err(r) => return refuse(out, taken_rates, taken_quotas, r),
+                    OnBackendError::Closed => return Err(unavailable(&rate.cfg.name)),
+                },
             }
         }
-        for c in self.concurrency.iter().filter(|c| applies(&c.cfg.routes, &route.name)) {
-            let Some(key) = key_for(c.cfg.per, ex, route) else {
-                continue;
-            };
-            match c.acquire(&key) {
-                Some(hold) => out.holds.push(hold),
-                None if c.cfg.shadow => out.shadow_refusals.push(c.cfg.name.clone()),
-                None => {
-                    let r = Refusal {
-                        code: "concurrency_limited",
-                        limit: c.cfg.name.clone(),
-                        message: format!(
-                            "too many requests in flight for limit \"{}\" (max {})",
-                            c.cfg.name, c.cfg.max
-                        ),
-                        retry_after: 1,
-                        policy: format!("\"{}\";q={}", c.cfg.name, c.cfg.max),
-                    };
-                    return refuse(out, taken_rates, taken_quotas, r);
-                }
+        rate.take(key).map(|s| (s, false))
+    }
+
+    async fn take_quota(&self, q: &QuotaLimit, key: &str, start: i64, next: i64) -> Result<bool, Refusal> {
+        if let (LimitBackend::Redis, Some(redis)) = (q.cfg.backend, &self.redis) {
+            let rkey = redis_key("q", &q.cfg.name, &format!("{key}:{start}"));
+            let limit = i64::try_from(q.cfg.requests).unwrap_or(i64::MAX);
+            match redis.call(&redis.quota, &rkey, &[limit, next + 60]).await {
+                Ok(v) => return Ok(v.first() == Some(&1)),
+                Err(_) => match q.cfg.on_backend_error {
+                    OnBackendError::Local => {}
+                    OnBackendError::Open => return Ok(true),
+                    OnBackendError::Closed => return Err(unavailable(&q.cfg.name)),
+                },
             }
         }
-        let now = rampart_identity::time::now();
-        for q in self.quotas.iter().filter(|q| applies(&q.cfg.routes, &route.name)) {
-            let Some(key) = key_for(q.cfg.per, ex, route) else {
-                continue;
-            };
-            let (start, next) = period_bounds(q.cfg.period, now);
-            if q.take(&key, start) {
-                taken_quotas.push((q, key, start));
-            } else if q.cfg.shadow {
-                out.shadow_refusals.push(q.cfg.name.clone());
-            } else {
-                let reset = rampart_identity::time::format(next);
-                let r = Refusal {
-                    code: "quota_exceeded",
-                    limit: q.cfg.name.clone(),
-                    message: format!(
-                        "quota \"{}\" of {} requests per {} is used up; it resets at {reset}",
-                        q.cfg.name,
-                        q.cfg.requests,
-                        match q.cfg.period {
-                            QuotaPeriod::Day => "day",
-                            QuotaPeriod::Month => "month",
-                        }
-                    ),
-                    retry_after: u64::try_from(next - now).unwrap_or(1).max(1),
-                    policy: format!("\"{}\";q={};w={}", q.cfg.name, q.cfg.requests, next - start),
+        Ok(q.take(key, start))
+    }
+
+    async fn give_back(&self, taken: Vec<Taken<'_>>) {
+        for t in taken {
+            match t {
+                Taken::Rate(rate, key, true) => {
+                    if let Some(redis) = &self.redis {
+                        let interval = i64::try_from(rate.interval / 1000).unwrap_or(i64::MAX);
+                        let _ = redis
+                            .call(&redis.give_back, &redis_key("rl", &rate.cfg.name, &key), &[interval])
+                            .await;
+                    }
+                }
+                Taken::Rate(rate, key, false) => rate.give_back(&key),
+                Taken::Quota(q, key, start, true) => {
+                    if let Some(redis) = &self.redis {
+                        let mut conn = redis.conn.clone();
+                        let rkey = redis_key("q", &q.cfg.name, &format!("{key}:{start}"));
+                        let _ = tokio::time::timeout(
+                            redis.timeout,
+                            redis::cmd("DECR").arg(rkey).query_async::<i64>(&mut conn),
+                        )
+                        .await;
+                    }
+                }
+                Taken::Quota(q, key, start, false) => q.give_back(&key, start),
+            }
+        }
+    }
+
+    /// Checks every applicable limit; all or nothing.
+    pub async fn check(&self, ex: &Exchange, route: &RouteRuntime) -> Result<Outcome, Refusal> {
+        let mut out = Outcome::default();
+        let mut taken: Vec<Taken<'_>> = Vec::new();
+        let refusal = 'check: {
+            for rate in self.rates.iter().filter(|r| applies(&r.cfg.routes, &route.name)) {
+                let Some(key) = key_for(rate.cfg.per, ex, route) else {
+                    continue;
                 };
-                return refuse(out, taken_rates, taken_quotas, r);
+                match self.take_rate(rate, &key).await {
+                    Ok((status, shared)) => {
+                        if out.status.as_ref().is_none_or(|s| status.remaining < s.remaining) {
+                            out.status = Some(status);
+                        }
+                        taken.push(Taken::Rate(rate, key, shared));
+                    }
+                    Err(r) if rate.cfg.shadow && !r.unavailable => out.shadow_refusals.push(rate.cfg.name.clone()),
+                    Err(r) => break 'check Some(r),
+                }
+            }
+            for c in self.concurrency.iter().filter(|c| applies(&c.cfg.routes, &route.name)) {
+                let Some(key) = key_for(c.cfg.per, ex, route) else {
+                    continue;
+                };
+                match c.acquire(&key) {
+                    Some(hold) => out.holds.push(hold),
+                    None if c.cfg.shadow => out.shadow_refusals.push(c.cfg.name.clone()),
+                    None => {
+                        break 'check Some(Refusal {
+                            code: "concurrency_limited",
+                            limit: c.cfg.name.clone(),
+                            message: format!(
+                                "too many requests in flight for limit \"{}\" (max {})",
+                                c.cfg.name, c.cfg.max
+                            ),
+                            retry_after: 1,
+                            policy: format!("\"{}\";q={}", c.cfg.name, c.cfg.max),
+                            unavailable: false,
+                        });
+                    }
+                }
+            }
+            let now = rampart_identity::time::now();
+            for q in self.quotas.iter().filter(|q| applies(&q.cfg.routes, &route.name)) {
+                let Some(key) = key_for(q.cfg.per, ex, route) else {
+                    continue;
+                };
+                let (start, next) = period_bounds(q.cfg.period, now);
+                let shared = q.cfg.backend == LimitBackend::Redis && self.redis.as_ref().is_some_and(|r| r.healthy());
+                match self.take_quota(q, &key, start, next).await {
+                    Ok(true) => taken.push(Taken::Quota(q, key, start, shared)),
+                    Ok(false) if q.cfg.shadow => out.shadow_refusals.push(q.cfg.name.clone()),
+                    Ok(false) => {
+                        let reset = rampart_identity::time::format(next);
+                        break 'check Some(Refusal {
+                            code: "quota_exceeded",
+                            limit: q.cfg.name.clone(),
+                            message: format!(
+                                "quota \"{}\" of {} requests per {} is used up; it resets at {reset}",
+                                q.cfg.name,
+                                q.cfg.requests,
+                                match q.cfg.period {
+                                    QuotaPeriod::Day => "day",
+                                    QuotaPeriod::Month => "month",
+                                }
+                            ),
+                            retry_after: u64::try_from(next - now).unwrap_or(1).max(1),
+                            policy: format!("\"{}\";q={};w={}", q.cfg.name, q.cfg.requests, next - start),
+                            unavailable: false,
+                        });
+                    }
+                    Err(r) => break 'check Some(r),
+                }
+            }
+            None
+        };
+        match refusal {
+            None => Ok(out),
+            Some(r) => {
+                // Give back what the other limits took; dropping `out` frees its slots.
+                self.give_back(taken).await;
+                drop(out);
+                Err(r)
             }
         }
-        Ok(out)
     }
 }
 
@@ -340,6 +573,22 @@ impl Rate {
 
     fn now(&self) -> u64 {
         u64::try_from(self.state.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn refusal(&self, retry_after: u64) -> Refusal {
+        Refusal {
+            code: "rate_limited",
+            limit: self.cfg.name.clone(),
+            message: format!(
+                "rate limit \"{}\" of {} requests per {} s exceeded",
+                self.cfg.name,
+                self.cfg.requests,
+                self.cfg.window.as_secs_f64()
+            ),
+            retry_after,
+            policy: self.policy(),
+            unavailable: false,
+        }
     }
 
     /// GCRA: allow when the new theoretical arrival time is within the burst tolerance.
@@ -362,18 +611,7 @@ impl Rate {
         let new_tat = tat + self.interval;
         let allow_at = new_tat.saturating_sub(self.tolerance);
         if now < allow_at {
-            return Err(Refusal {
-                code: "rate_limited",
-                limit: self.cfg.name.clone(),
-                message: format!(
-                    "rate limit \"{}\" of {} requests per {} s exceeded",
-                    self.cfg.name,
-                    self.cfg.requests,
-                    self.cfg.window.as_secs_f64()
-                ),
-                retry_after: ceil_secs(allow_at - now),
-                policy: self.policy(),
-            });
+            return Err(self.refusal(ceil_secs(allow_at - now)));
         }
         tats.insert(key.to_owned(), new_tat);
         let used = new_tat - now;
@@ -444,6 +682,8 @@ mod tests {
             cfg: rampart_config::RateLimit {
                 name: "t".into(),
                 per: LimitKey::Global,
+                backend: LimitBackend::Local,
+                on_backend_error: OnBackendError::Local,
                 requests,
                 window,
                 burst,

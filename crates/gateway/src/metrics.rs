@@ -87,6 +87,7 @@ pub struct Metrics {
     connections: Family<ListenerLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
+    limit_backend_errors: Counter,
     access_log_dropped: Counter,
 }
 
@@ -111,6 +112,7 @@ impl Metrics {
             connections: Family::default(),
             config_reloads: Family::default(),
             limits: Family::default(),
+            limit_backend_errors: Counter::default(),
             access_log_dropped: Counter::default(),
             registry: Registry::default(),
         };
@@ -160,6 +162,11 @@ impl Metrics {
             "limit_refusals",
             "Requests a limit refused (or, in shadow mode, would have refused)",
             m.limits.clone(),
+        );
+        registry.register(
+            "limit_backend_errors",
+            "Limit decisions that could not reach Redis (on_backend_error applied)",
+            m.limit_backend_errors.clone(),
         );
         registry.register(
             "access_log_dropped",
@@ -247,6 +254,10 @@ impl Metrics {
                 result,
             })
             .inc();
+    }
+
+    pub fn limit_backend_error(&self) {
+        self.limit_backend_errors.inc();
     }
 
     pub fn access_log_dropped(&self) {

@@ -88,7 +88,7 @@ impl Runtime {
             &config.server.node_id,
             config.server.access_log,
             Arc::clone(&identity),
-            crate::limits::Limiter::build(&config, limits),
+            crate::limits::Limiter::build(&config, limits, metrics)?,
         ));
         let trusted_listeners = config
             .listeners

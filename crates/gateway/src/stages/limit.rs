@@ -32,22 +32,17 @@ impl LimitStage {
 impl Stage for LimitStage {
     const NAME: &'static str = "limit";
 
-    fn on_request(
-        &self,
-        ex: &mut Exchange,
-        route: &RouteRuntime,
-        _req: &mut RequestParts,
-    ) -> impl Future<Output = Flow> + Send {
+    async fn on_request(&self, ex: &mut Exchange, route: &RouteRuntime, _req: &mut RequestParts) -> Flow {
         let ip = ex.conn.peer.ip();
         let cfg = &route.config;
-        let flow = if cfg.deny_ips.iter().any(|c| c.contains(ip))
+        if cfg.deny_ips.iter().any(|c| c.contains(ip))
             || (!cfg.allow_ips.is_empty() && !cfg.allow_ips.iter().any(|c| c.contains(ip)))
         {
             Flow::Reject(RequestError::IpDenied)
         } else if self.limiter.is_empty() {
             Flow::Continue
         } else {
-            match self.limiter.check(ex, route) {
+            match self.limiter.check(ex, route).await {
                 Ok(outcome) => {
                     for name in &outcome.shadow_refusals {
                         self.metrics.limit(&Name(Arc::from(name.as_str())), "shadow_refused");
@@ -70,8 +65,7 @@ impl Stage for LimitStage {
                     Flow::Reject(RequestError::Limited(Box::new(refusal)))
                 }
             }
-        };
-        std::future::ready(flow)
+        }
     }
 
     fn on_response(&self, ex: &mut Exchange, _route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {

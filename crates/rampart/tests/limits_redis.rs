@@ -1,0 +1,172 @@
+//! Limits shared through a real Redis (a `redis-server` this test starts on a random
+//! port): two gateway processes enforce one global limit; Redis killed mid-test → each
+//! limit's `on_backend_error` mode happens and both gateways keep serving; Redis back →
+//! shared limiting resumes without a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use http::StatusCode;
+use rampart_testkit::DemoOptions;
+use rampart_testkit::client::TestClient;
+use rampart_testkit::harness::GatewayProcess;
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn redis_server(port: u16) -> Child {
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/services.sh installs it)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start");
+}
+
+async fn get(c: &TestClient, gw: &GatewayProcess, path: &str) -> (StatusCode, String) {
+    let r = c.get(&format!("{}{path}", gw.url("main"))).await.unwrap();
+    let code = r.json()["error"]["code"]
+        .as_str()
+        .or(r.json()["code"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    (r.status, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_one_limit_and_survive_redis_outages() {
+    let port = free_port();
+    let mut redis = redis_server(port);
+    let uniq = format!(
+        "{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let config = format!(
+        r#"{}
+[redis]
+url = {{ env = "RAMPART_TEST_REDIS" }}
+timeout = "100ms"
+
+[[rate_limits]]
+name = "shared-{uniq}"
+per = "global"
+requests = 10
+window = "1h"
+routes = ["openai"]
+backend = "redis"
+on_backend_error = "local"
+
+[[rate_limits]]
+name = "strict-{uniq}"
+per = "global"
+requests = 1000
+window = "1h"
+routes = ["kserve"]
+backend = "redis"
+on_backend_error = "closed"
+"#,
+        base_config(&o.url(), &k.url())
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    let env = [("RAMPART_TEST_REDIS", url.as_str())];
+    let node = |name: &str| {
+        GatewayProcess::start_with_env(bin(), &config, rampart_testkit::TempDir::new(name).unwrap(), &env).unwrap()
+    };
+    let (g1, g2) = (node("rampart-redis-1"), node("rampart-redis-2"));
+    let c = TestClient::http1();
+
+    // 1. One global limit of 10 across both nodes.
+    let mut admitted = 0;
+    for i in 0..30 {
+        let gw = if i % 2 == 0 { &g1 } else { &g2 };
+        let (status, code) = get(&c, gw, "/v1/models").await;
+        match status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(code, "rate_limited"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(admitted, 10, "the shared limit admitted {admitted} of 30");
+
+    // 2. Redis dies: the fail-closed limit refuses with 503, the local-fallback limit
+    //    limits per node, and both gateways keep serving everything else.
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    for gw in [&g1, &g2] {
+        let (status, code) = get(&c, gw, "/v2/health/ready").await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "limit_backend_unavailable")
+        );
+        let mut local_ok = 0;
+        for _ in 0..12 {
+            if get(&c, gw, "/v1/models").await.0 == StatusCode::OK {
+                local_ok += 1;
+            }
+        }
+        assert_eq!(local_ok, 10, "local fallback should enforce the same limit per node");
+        let (status, _) = get(&c, gw, "/echo").await;
+        assert_eq!(status, StatusCode::OK, "routes without limits keep working");
+    }
+    let m = c.get(&format!("{}/metrics", g1.admin_url())).await.unwrap().text();
+    assert!(metric(&m, "rampart_limit_backend_errors_total", &[]) >= 1.0, "{m}");
+    assert!(g1.logs().iter().any(|l| l["event"] == "limit_backend_failed"));
+
+    // 3. Redis is back (empty): shared limiting resumes without a restart.
+    let mut redis = redis_server(port);
+    for gw in [&g1, &g2] {
+        let mut recovered = false;
+        for _ in 0..100 {
+            if get(&c, gw, "/v2/health/ready").await.0 == StatusCode::OK {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(recovered, "a gateway did not use Redis again");
+    }
+    let mut admitted = 0;
+    for i in 0..30 {
+        let gw = if i % 2 == 0 { &g1 } else { &g2 };
+        if get(&c, gw, "/v1/models").await.0 == StatusCode::OK {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10, "after recovery the shared limit admitted {admitted}");
+    assert!(
+        g1.wait_for_log(Duration::from_secs(5), |l| l["event"] == "limit_backend_recovered")
+            .is_some()
+    );
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}
