@@ -99,5 +99,9 @@ pub const JWKS_MAX_STALE: Duration = Duration::from_secs(3600);
 /// `on_backend_error` applies. Redis answers in well under a millisecond on a LAN.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 
+/// Completion tokens reserved for a request that sets no `max_tokens`: a typical chat
+/// answer; the real usage replaces the reservation when the response ends.
+pub const DEFAULT_COMPLETION_TOKENS: u64 = 256;
+
 /// Node identity written to logs (and later audit records) when none is configured.
 pub const NODE_ID: &str = "rampart-1";

@@ -26,6 +26,7 @@ pub struct Config {
     pub rate_limits: Vec<RateLimit>,
     pub concurrency_limits: Vec<ConcurrencyLimit>,
     pub quotas: Vec<Quota>,
+    pub token_limits: Vec<TokenLimit>,
     /// Shared limit state for many nodes; required by `backend = "redis"` limits.
     pub redis: Option<Redis>,
 }
@@ -52,6 +53,20 @@ pub struct RateLimit {
     /// Route names it applies to; empty = every route.
     pub routes: Vec<String>,
     /// Count and report, never refuse.
+    pub shadow: bool,
+}
+
+/// LLM tokens per window on OpenAI routes: reserved before forwarding (estimated
+/// prompt plus `max_tokens` or `default_completion_tokens`), reconciled with the real
+/// `usage` (or, for streams without usage, the streamed text) when the exchange ends.
+#[derive(Debug, Clone)]
+pub struct TokenLimit {
+    pub name: String,
+    pub per: LimitKey,
+    pub tokens: u64,
+    pub window: Duration,
+    pub default_completion_tokens: u64,
+    pub routes: Vec<String>,
     pub shadow: bool,
 }
 

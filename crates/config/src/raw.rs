@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub concurrency_limits: Vec<RawConcurrencyLimit>,
     #[serde(default)]
     pub quotas: Vec<RawQuota>,
+    #[serde(default)]
+    pub token_limits: Vec<RawTokenLimit>,
     pub redis: Option<RawRedis>,
 }
 
@@ -101,6 +103,19 @@ pub struct RawConcurrencyLimit {
     pub name: String,
     pub per: LimitKey,
     pub max: u64,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    pub shadow: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenLimit {
+    pub name: String,
+    pub per: LimitKey,
+    pub tokens: u64,
+    pub window: String,
+    pub default_completion_tokens: Option<u64>,
     #[serde(default)]
     pub routes: Vec<String>,
     pub shadow: Option<bool>,

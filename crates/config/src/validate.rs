@@ -817,13 +817,42 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             shadow: q.shadow.unwrap_or(false),
         });
     }
+    let mut token_limits = Vec::new();
+    for (i, t) in raw.token_limits.iter().enumerate() {
+        let p = root.key("token_limits").index(i);
+        v.limit_routes(&p.key("routes"), &t.routes, &raw.routes);
+        for r in &t.routes {
+            if raw
+                .routes
+                .iter()
+                .any(|x| &x.name == r && x.protocol != Some(Protocol::Openai))
+            {
+                v.issue(
+                    &p.key("routes"),
+                    format!("route \"{r}\" is not an OpenAI route; token limits need `protocol = \"openai\"`"),
+                );
+            }
+        }
+        token_limits.push(TokenLimit {
+            name: t.name.clone(),
+            per: t.per,
+            tokens: v.positive(&p.key("tokens"), Some(t.tokens), 1),
+            window: v.duration(&p.key("window"), &Some(t.window.clone()), Duration::from_secs(60)),
+            default_completion_tokens: t
+                .default_completion_tokens
+                .unwrap_or(defaults::DEFAULT_COMPLETION_TOKENS),
+            routes: t.routes.clone(),
+            shadow: t.shadow.unwrap_or(false),
+        });
+    }
     let mut limit_names = HashSet::new();
     let names = raw
         .rate_limits
         .iter()
         .map(|r| ("rate_limits", &r.name))
         .chain(raw.concurrency_limits.iter().map(|c| ("concurrency_limits", &c.name)))
-        .chain(raw.quotas.iter().map(|q| ("quotas", &q.name)));
+        .chain(raw.quotas.iter().map(|q| ("quotas", &q.name)))
+        .chain(raw.token_limits.iter().map(|t| ("token_limits", &t.name)));
     for (table, name) in names {
         if !limit_names.insert(name.clone()) {
             v.issue(&root.key(table), format!("the limit name \"{name}\" is used twice"));
@@ -848,6 +877,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             rate_limits,
             concurrency_limits,
             quotas,
+            token_limits,
             redis,
         })
     } else {

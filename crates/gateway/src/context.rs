@@ -111,6 +111,8 @@ pub struct Exchange {
     pub holds: Vec<crate::limits::Hold>,
     /// The tightest rate limit that applied, for `RateLimit` response headers.
     pub rate_status: Option<crate::limits::RateStatus>,
+    /// Token budget reservations, settled when the exchange ends.
+    pub tokens: Option<crate::tokens::TokenAccount>,
     pub findings: Vec<Finding>,
     pub decision: Decision,
     pub error: Option<RequestError>,
@@ -140,6 +142,7 @@ impl Exchange {
             model: None,
             holds: Vec::new(),
             rate_status: None,
+            tokens: None,
             findings: Vec::new(),
             decision: Decision::Allow,
             error: None,

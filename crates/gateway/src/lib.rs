@@ -23,6 +23,7 @@ pub mod server;
 pub mod stage;
 pub mod stages;
 pub mod tls;
+pub mod tokens;
 pub mod upstream;
 
 pub use error::{InitError, RequestError};

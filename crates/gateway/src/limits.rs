@@ -37,7 +37,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The key a limit counts this exchange under; `None` when it does not apply (a
 /// tenant limit for a caller without a tenant).
-fn key_for(per: LimitKey, ex: &Exchange, route: &RouteRuntime) -> Option<String> {
+pub(crate) fn key_for(per: LimitKey, ex: &Exchange, route: &RouteRuntime) -> Option<String> {
     match per {
         LimitKey::Principal => ex.principal.as_ref().map(|p| match (&p.key_id, p.credential) {
             (Some(id), c) => format!("{}:{id}", c.as_str()),

@@ -42,6 +42,7 @@ use crate::stages::limit::LimitStage;
 use crate::stages::metrics::MetricsStage;
 use crate::stages::model::ModelStage;
 use crate::stages::request_id::{RequestIdStage, X_REQUEST_ID};
+use crate::stages::tokens::TokensStage;
 
 /// Every stage of the gateway. Fields are listed in the order they run.
 #[derive(Debug)]
@@ -55,11 +56,12 @@ pub struct Pipeline {
     authorize: AuthorizeStage,
     /// Request: IP rules, rate / concurrency / quota limits. Response: RateLimit headers.
     limit: LimitStage,
-    // token limits (LLM tokens per minute/day)                    (limits issue, next)
     /// Request: body size limit, bounded buffering, JSON depth.
     body: BodyStage,
     /// Request: the model the request names, and whether the caller may use it.
     model: ModelStage,
+    /// Request: reserve the LLM token cost. Chunks: watch usage. Completion: settle.
+    tokens: TokensStage,
     // inspect:   PII, secrets, injection scoring                   (content issue)
     // transform: redact, pseudonymise, canary                      (content issue)
     /// Completion: counters and latency histograms.
@@ -76,6 +78,7 @@ impl Pipeline {
         access_log: bool,
         identity: Arc<IdentityRuntime>,
         limiter: crate::limits::Limiter,
+        tokens: crate::tokens::TokenLimiter,
     ) -> Self {
         Self {
             request_id: RequestIdStage::new(),
@@ -84,6 +87,7 @@ impl Pipeline {
             limit: LimitStage::new(limiter, Arc::clone(&metrics)),
             body: BodyStage,
             model: ModelStage::new(identity),
+            tokens: TokensStage::new(tokens, Arc::clone(&metrics)),
             metrics: MetricsStage::new(Arc::clone(&metrics)),
             access_log: AccessLogStage::new(access_log, Arc::from(node), log, metrics),
         }
@@ -101,6 +105,7 @@ impl Pipeline {
         run(&self.limit, ex, route, req).await?;
         run(&self.body, ex, route, req).await?;
         run(&self.model, ex, route, req).await?;
+        run(&self.tokens, ex, route, req).await?;
         Ok(())
     }
 
@@ -112,6 +117,7 @@ impl Pipeline {
     ) -> Result<(), RequestError> {
         flow(self.request_id.on_response(ex, route, head))?;
         flow(self.limit.on_response(ex, route, head))?;
+        flow(self.tokens.on_response(ex, route, head))?;
         Ok(())
     }
 
@@ -123,6 +129,7 @@ impl Pipeline {
             || self.limit.wants_chunks(route)
             || self.body.wants_chunks(route)
             || self.model.wants_chunks(route)
+            || self.tokens.wants_chunks(route)
             || self.metrics.wants_chunks(route)
             || self.access_log.wants_chunks(route)
     }
@@ -135,6 +142,7 @@ impl Pipeline {
         flow(self.limit.on_response_chunk(ex, chunk))?;
         flow(self.body.on_response_chunk(ex, chunk))?;
         flow(self.model.on_response_chunk(ex, chunk))?;
+        flow(self.tokens.on_response_chunk(ex, chunk))?;
         Ok(())
     }
 
@@ -146,6 +154,7 @@ impl Pipeline {
         self.limit.on_complete(ex);
         self.body.on_complete(ex);
         self.model.on_complete(ex);
+        self.tokens.on_complete(ex);
         self.metrics.on_complete(ex);
         self.access_log.on_complete(ex);
     }
@@ -357,7 +366,7 @@ upstream = "u"
     fn runtime() -> Runtime {
         let config = rampart_config::from_str(CONFIG, "test.toml", std::path::Path::new(".")).unwrap();
         let log = AccessLogWriter::start().unwrap();
-        let store = crate::limits::LimitStore::default();
+        let store = crate::runtime::LimitState::default();
         Runtime::build(config, &Arc::new(Metrics::new()), &log, &store).unwrap()
     }
 
@@ -429,6 +438,7 @@ upstream = "u"
         compliance(&p.limit, &rt).await;
         compliance(&p.body, &rt).await;
         compliance(&p.model, &rt).await;
+        compliance(&p.tokens, &rt).await;
         compliance(&p.metrics, &rt).await;
         compliance(&p.access_log, &rt).await;
     }

@@ -44,7 +44,7 @@ impl Runtime {
         config: Config,
         metrics: &Arc<Metrics>,
         log: &AccessLogWriter,
-        limits: &crate::limits::LimitStore,
+        limits: &LimitState,
     ) -> Result<Self, InitError> {
         let mut listener_tls = HashMap::new();
         for (i, l) in config.listeners.iter().enumerate() {
@@ -88,7 +88,8 @@ impl Runtime {
             &config.server.node_id,
             config.server.access_log,
             Arc::clone(&identity),
-            crate::limits::Limiter::build(&config, limits, metrics)?,
+            crate::limits::Limiter::build(&config, &limits.requests, metrics)?,
+            crate::tokens::TokenLimiter::build(&config, &limits.tokens),
         ));
         let trusted_listeners = config
             .listeners
@@ -117,6 +118,13 @@ impl Runtime {
     }
 }
 
+/// Limit state that outlives reloads.
+#[derive(Debug, Default)]
+pub struct LimitState {
+    pub requests: crate::limits::LimitStore,
+    pub tokens: crate::tokens::TokenStore,
+}
+
 /// Outcome of a reload request.
 #[derive(Debug)]
 pub enum ReloadError {
@@ -141,8 +149,8 @@ pub struct Gateway {
     current: ArcSwap<Runtime>,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLogWriter,
-    /// Limit state (rates, concurrency, quotas); survives reloads.
-    limits: crate::limits::LimitStore,
+    /// Limit state (rates, concurrency, quotas, token budgets); survives reloads.
+    limits: LimitState,
     source: Option<PathBuf>,
     reload_lock: std::sync::Mutex<()>,
 }
@@ -156,7 +164,7 @@ impl Gateway {
             reason: e.to_string(),
         })?;
         let source = config.source.clone();
-        let limits = crate::limits::LimitStore::default();
+        let limits = LimitState::default();
         let runtime = Runtime::build(config, &metrics, &access_log, &limits)?;
         Ok(Arc::new(Self {
             current: ArcSwap::from_pointee(runtime),

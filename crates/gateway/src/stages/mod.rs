@@ -8,3 +8,4 @@ pub mod limit;
 pub mod metrics;
 pub mod model;
 pub mod request_id;
+pub mod tokens;

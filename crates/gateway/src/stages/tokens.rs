@@ -1,0 +1,97 @@
+//! Tokens: reserves a request's estimated LLM token cost in the route's token budgets
+//! before it is forwarded (429 `token_limited` when it does not fit), watches the
+//! response (usage object, or streamed text) as it passes, and settles the real cost
+//! when the exchange ends. See `tokens.rs`.
+
+use std::sync::Arc;
+
+use crate::body::RequestBody;
+use crate::context::{Decision, Exchange, Finding, Location};
+use crate::error::RequestError;
+use crate::metrics::{Metrics, Name};
+use crate::runtime::RouteRuntime;
+use crate::stage::{Flow, RequestParts, Stage};
+use crate::tokens::TokenLimiter;
+
+#[derive(Debug)]
+pub struct TokensStage {
+    limiter: TokenLimiter,
+    metrics: Arc<Metrics>,
+}
+
+impl TokensStage {
+    pub fn new(limiter: TokenLimiter, metrics: Arc<Metrics>) -> Self {
+        Self { limiter, metrics }
+    }
+}
+
+impl Stage for TokensStage {
+    const NAME: &'static str = "tokens";
+
+    fn on_request(
+        &self,
+        ex: &mut Exchange,
+        route: &RouteRuntime,
+        req: &mut RequestParts,
+    ) -> impl Future<Output = Flow> + Send {
+        let flow = match &req.body {
+            RequestBody::Buffered(body) if self.limiter.applies(&route.name) => {
+                match self.limiter.reserve(ex, route, body) {
+                    Ok((account, shadow)) => {
+                        for name in shadow {
+                            self.metrics.limit(&Name(Arc::from(name.as_str())), "shadow_refused");
+                            ex.add_finding(
+                                Finding {
+                                    kind: "limit.shadow",
+                                    confidence: 1.0,
+                                    location: Location::RequestBody,
+                                    span: None,
+                                },
+                                Decision::Flag,
+                            );
+                        }
+                        ex.tokens = Some(account);
+                        Flow::Continue
+                    }
+                    Err(refusal) => {
+                        self.metrics.limit(&Name(Arc::from(refusal.limit.as_str())), "refused");
+                        Flow::Reject(RequestError::Limited(Box::new(refusal)))
+                    }
+                }
+            }
+            _ => Flow::Continue,
+        };
+        std::future::ready(flow)
+    }
+
+    fn on_response(&self, ex: &mut Exchange, _route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
+        if let Some(acc) = ex.tokens.as_mut() {
+            let sse = head
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("text/event-stream"));
+            acc.set_sse(sse);
+        }
+        Flow::Continue
+    }
+
+    fn wants_chunks(&self, route: &RouteRuntime) -> bool {
+        self.limiter.applies(&route.name)
+    }
+
+    fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut bytes::Bytes) -> Flow {
+        if let Some(acc) = ex.tokens.as_mut() {
+            acc.observe(chunk);
+        }
+        Flow::Continue
+    }
+
+    fn on_complete(&self, ex: &Exchange) {
+        if let Some(acc) = &ex.tokens {
+            let success = ex.status.is_some_and(|s| s.is_success())
+                && !matches!(ex.outcome, Some(crate::context::Outcome::Failed));
+            acc.settle(success);
+        }
+    }
+}
