@@ -235,8 +235,12 @@ pub struct Listener {
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
-    /// Keep X-Forwarded-For / Forwarded from the client instead of replacing them.
-    pub trust_forwarded_headers: bool,
+    /// Open connections one client IP may hold; `None` = no per-IP cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// Peers whose X-Forwarded-For / Forwarded are believed: the client address is then
+    /// the right-most address in X-Forwarded-For that is not a trusted proxy, and the
+    /// forwarding headers are kept and appended to instead of replaced.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 #[derive(Debug, Clone)]

@@ -237,7 +237,9 @@ pub struct RawListener {
     pub max_header_bytes: Option<usize>,
     pub header_read_timeout: Option<String>,
     pub max_connections: Option<usize>,
-    pub trust_forwarded_headers: Option<bool>,
+    pub max_connections_per_ip: Option<usize>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

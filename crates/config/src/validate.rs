@@ -205,7 +205,14 @@ impl Validator<'_> {
                 raw.max_connections,
                 defaults::MAX_CONNECTIONS,
             ),
-            trust_forwarded_headers: raw.trust_forwarded_headers.unwrap_or(false),
+            max_connections_per_ip: match raw.max_connections_per_ip {
+                Some(0) => {
+                    self.issue(&path.key("max_connections_per_ip"), "must be greater than zero");
+                    None
+                }
+                n => n,
+            },
+            trusted_proxies: self.cidrs(&path.key("trusted_proxies"), &raw.trusted_proxies),
         })
     }
 

@@ -44,7 +44,8 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(c.routes[0].path, PathMatch::Prefix("/v1/".into()));
     assert_eq!(c.routes[0].protocol, Protocol::Openai);
     assert!(c.routes[0].public);
-    assert!(!c.listeners[0].trust_forwarded_headers);
+    assert!(c.listeners[0].trusted_proxies.is_empty());
+    assert_eq!(c.listeners[0].max_connections_per_ip, None);
     // Ports are filled in from the scheme.
     assert_eq!(c.upstreams[0].targets[1].to_string(), "https://models.internal:443");
     assert!(c.server.workers >= 1);

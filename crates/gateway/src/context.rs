@@ -96,6 +96,9 @@ pub struct Exchange {
     pub conn: Arc<ConnInfo>,
     pub method: Method,
     pub path: String,
+    /// The client's address: the TCP peer, or, behind a trusted proxy, the address it
+    /// reported in X-Forwarded-For. Limits, IP rules and logs use this.
+    pub client_ip: std::net::IpAddr,
     pub host: Option<String>,
     pub user_agent: Option<String>,
     /// Matched route name and protocol; `None` until routing.
@@ -129,6 +132,7 @@ impl Exchange {
             request_id: String::new(),
             started: Instant::now(),
             started_wall: SystemTime::now(),
+            client_ip: conn.peer.ip().to_canonical(),
             conn,
             method,
             path,

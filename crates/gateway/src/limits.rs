@@ -41,11 +41,11 @@ pub(crate) fn key_for(per: LimitKey, ex: &Exchange, route: &RouteRuntime) -> Opt
     match per {
         LimitKey::Principal => ex.principal.as_ref().map(|p| match (&p.key_id, p.credential) {
             (Some(id), c) => format!("{}:{id}", c.as_str()),
-            (None, rampart_identity::Credential::Anonymous) => format!("ip:{}", ex.conn.peer.ip().to_canonical()),
+            (None, rampart_identity::Credential::Anonymous) => format!("ip:{}", ex.client_ip),
             (None, c) => format!("{}:{}", c.as_str(), p.subject),
         }),
         LimitKey::Tenant => ex.principal.as_ref().and_then(|p| p.tenant.clone()),
-        LimitKey::Ip => Some(ex.conn.peer.ip().to_canonical().to_string()),
+        LimitKey::Ip => Some(ex.client_ip.to_string()),
         LimitKey::Route => Some(route.name.to_string()),
         LimitKey::Global => Some(String::new()),
     }

@@ -85,6 +85,7 @@ pub struct Metrics {
     target_healthy: Family<TargetLabels, Gauge>,
     open_connections: Family<ListenerLabels, Gauge>,
     connections: Family<ListenerLabels, Counter>,
+    connections_refused: Family<ListenerLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
     limit_backend_errors: Counter,
@@ -110,6 +111,7 @@ impl Metrics {
             target_healthy: Family::default(),
             open_connections: Family::default(),
             connections: Family::default(),
+            connections_refused: Family::default(),
             config_reloads: Family::default(),
             limits: Family::default(),
             limit_backend_errors: Counter::default(),
@@ -157,6 +159,11 @@ impl Metrics {
             m.open_connections.clone(),
         );
         registry.register("connections", "Client connections accepted", m.connections.clone());
+        registry.register(
+            "connections_refused",
+            "Client connections closed at once because their IP had max_connections_per_ip open",
+            m.connections_refused.clone(),
+        );
         registry.register("config_reloads", "Config reloads by result", m.config_reloads.clone());
         registry.register(
             "limit_refusals",
@@ -232,6 +239,14 @@ impl Metrics {
         };
         self.connections.get_or_create(&labels).inc();
         self.open_connections.get_or_create(&labels).inc();
+    }
+
+    pub fn connection_refused(&self, listener: &Name) {
+        self.connections_refused
+            .get_or_create(&ListenerLabels {
+                listener: listener.clone(),
+            })
+            .inc();
     }
 
     pub fn connection_closed(&self, listener: &Name) {

@@ -236,6 +236,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
     pipeline.assign_request_id(&mut ex, req.headers());
+    ex.client_ip = rt.client_ip(&ex.conn.listener, ex.conn.peer.ip(), req.headers());
 
     if !path_is_clean(&ex.path) {
         return error_response(pipeline, ex, None, RequestError::InvalidPath);
@@ -255,11 +256,28 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
         head,
         body: RequestBody::Streaming(incoming),
     };
+    let http1 = parts.head.version <= http::Version::HTTP_11;
     let staged = tokio::time::timeout(total, pipeline.request_stages(&mut ex, &route, &mut parts)).await;
-    match staged {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return error_response(pipeline, ex, Some(route), e),
-        Err(_) => return error_response(pipeline, ex, Some(route), RequestError::BodyTimeout),
+    let refused = match staged {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(RequestError::BodyTimeout),
+    };
+    if let Some(e) = refused {
+        // A refused request's body may be unread: on HTTP/1.1 the connection cannot be
+        // reused safely, so say so instead of letting the client send into a closing socket.
+        let unread = matches!(parts.body, RequestBody::Streaming(_))
+            || matches!(
+                e,
+                RequestError::BodyTooLarge { .. } | RequestError::BodyTimeout | RequestError::BodyRead
+            );
+        let mut response = error_response(pipeline, ex, Some(route), e);
+        if http1 && unread {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return response;
     }
 
     let host = ex.host.clone();
@@ -267,7 +285,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
         &mut parts.head.headers,
         &ex.conn,
         host.as_deref(),
-        rt.trusts_forwarded(&ex.conn.listener),
+        rt.trusts_peer(&ex.conn.listener, ex.conn.peer.ip()),
     );
     let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
     let upstreamed = match proxy::forward(&mut ex, &route, parts.head, parts.body, budget).await {

@@ -33,7 +33,7 @@ pub struct Runtime {
     pub pools: Vec<Arc<Pool>>,
     pub pipeline: Arc<Pipeline>,
     pub listener_tls: HashMap<String, Arc<ServerConfig>>,
-    trusted_listeners: Vec<Arc<str>>,
+    trusted_proxies: Vec<(Arc<str>, Vec<rampart_config::Cidr>)>,
     pub identity: Arc<crate::identity::IdentityRuntime>,
 }
 
@@ -91,11 +91,11 @@ impl Runtime {
             crate::limits::Limiter::build(&config, &limits.requests, metrics)?,
             crate::tokens::TokenLimiter::build(&config, &limits.tokens),
         ));
-        let trusted_listeners = config
+        let trusted_proxies = config
             .listeners
             .iter()
-            .filter(|l| l.trust_forwarded_headers)
-            .map(|l| Arc::from(l.name.as_str()))
+            .filter(|l| !l.trusted_proxies.is_empty())
+            .map(|l| (Arc::from(l.name.as_str()), l.trusted_proxies.clone()))
             .collect();
         Ok(Self {
             router: Router::new(&routes),
@@ -103,13 +103,49 @@ impl Runtime {
             pools,
             pipeline,
             listener_tls,
-            trusted_listeners,
+            trusted_proxies,
             identity,
         })
     }
 
-    pub fn trusts_forwarded(&self, listener: &str) -> bool {
-        self.trusted_listeners.iter().any(|l| &**l == listener)
+    fn proxies(&self, listener: &str) -> &[rampart_config::Cidr] {
+        self.trusted_proxies
+            .iter()
+            .find(|(l, _)| &**l == listener)
+            .map(|(_, p)| p.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Whether the TCP peer is a trusted proxy on this listener.
+    pub fn trusts_peer(&self, listener: &str, peer: std::net::IpAddr) -> bool {
+        self.proxies(listener).iter().any(|c| c.contains(peer))
+    }
+
+    /// The client's address: the peer, or behind trusted proxies the right-most
+    /// X-Forwarded-For address that is not itself a trusted proxy.
+    pub fn client_ip(&self, listener: &str, peer: std::net::IpAddr, headers: &http::HeaderMap) -> std::net::IpAddr {
+        let proxies = self.proxies(listener);
+        let trusted = |ip: std::net::IpAddr| proxies.iter().any(|c| c.contains(ip));
+        let peer = peer.to_canonical();
+        if !trusted(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.parse::<std::net::IpAddr>() else { break };
+            client = ip.to_canonical();
+            if !trusted(client) {
+                break;
+            }
+        }
+        client
     }
 
     /// Ready when every pool has at least one target in rotation.

@@ -44,6 +44,46 @@ use crate::error::InitError;
 use crate::metrics::Name;
 use crate::runtime::Gateway;
 
+/// Open connections per client IP on one listener, shared by its workers.
+type PerIp = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One worker's share of a listener: its socket, the listener's connection cap and
+/// per-IP counts.
+type WorkerSocket = (Listener, std::net::TcpListener, Arc<Semaphore>, PerIp);
+
+/// Releases a client IP's connection slot when the connection ends.
+struct IpSlot {
+    map: PerIp,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Takes a connection slot for `ip`, or `None` when it already has `cap` open.
+fn ip_slot(map: &PerIp, ip: std::net::IpAddr, cap: Option<usize>) -> Option<Option<IpSlot>> {
+    let Some(cap) = cap else { return Some(None) };
+    let mut counts = map.lock().unwrap_or_else(|p| p.into_inner());
+    let n = counts.entry(ip).or_insert(0);
+    if *n >= cap {
+        return None;
+    }
+    *n += 1;
+    Some(Some(IpSlot {
+        map: Arc::clone(map),
+        ip,
+    }))
+}
+
 /// Concurrent HTTP/2 streams per client connection.
 const H2_MAX_STREAMS: u32 = 256;
 
@@ -144,12 +184,12 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut per_worker: Vec<Vec<(Listener, std::net::TcpListener, Arc<Semaphore>)>> =
-            (0..self.workers).map(|_| Vec::new()).collect();
+        let mut per_worker: Vec<Vec<WorkerSocket>> = (0..self.workers).map(|_| Vec::new()).collect();
         for bound in self.listeners {
             let limit = Arc::new(Semaphore::new(bound.config.max_connections));
+            let per_ip: PerIp = Arc::default();
             for (w, socket) in bound.sockets.into_iter().enumerate() {
-                per_worker[w].push((bound.config.clone(), socket, Arc::clone(&limit)));
+                per_worker[w].push((bound.config.clone(), socket, Arc::clone(&limit), Arc::clone(&per_ip)));
             }
         }
         let mut threads = Vec::new();
@@ -213,7 +253,7 @@ async fn drain(drain: &Drain) {
 /// whether every connection finished within the grace period.
 fn worker(
     id: usize,
-    sockets: Vec<(Listener, std::net::TcpListener, Arc<Semaphore>)>,
+    sockets: Vec<WorkerSocket>,
     gateway: Arc<Gateway>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
@@ -230,13 +270,14 @@ fn worker(
     let drained = rt.block_on(async move {
         let drain_handle: Drain = Arc::new(std::sync::Mutex::new(Some(GracefulShutdown::new())));
         let mut tasks = JoinSet::new();
-        for (config, socket, limit) in sockets {
+        for (config, socket, limit, per_ip) in sockets {
             match TcpListener::from_std(socket) {
                 Ok(socket) => {
                     tasks.spawn(accept_loop(
                         config,
                         socket,
                         limit,
+                        per_ip,
                         Arc::clone(&gateway),
                         Arc::clone(&drain_handle),
                         stop.clone(),
@@ -294,6 +335,7 @@ async fn accept_loop(
     config: Listener,
     socket: TcpListener,
     limit: Arc<Semaphore>,
+    per_ip: PerIp,
     gateway: Arc<Gateway>,
     drain: Drain,
     mut stop: watch::Receiver<bool>,
@@ -317,6 +359,11 @@ async fn accept_loop(
                 }
             },
             _ = stop.changed() => return,
+        };
+        let Some(ip_slot) = ip_slot(&per_ip, peer.ip().to_canonical(), config.max_connections_per_ip) else {
+            gateway.metrics.connection_refused(&name);
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
@@ -355,6 +402,7 @@ async fn accept_loop(
                 }
             }
             gateway.metrics.connection_closed(&name);
+            drop(ip_slot);
             drop(permit);
         });
     }

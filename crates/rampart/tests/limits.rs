@@ -180,3 +180,75 @@ shadow = true
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.json()["error"]["code"], "ip_denied");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_connection_cap_and_trusted_proxies() {
+    use tokio::io::AsyncReadExt;
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let config = base_config(&o.url(), &k.url())
+        .replace(
+            "header_read_timeout = \"1s\"",
+            "header_read_timeout = \"2s\"\nmax_connections_per_ip = 2\ntrusted_proxies = [\"127.0.0.1/32\"]",
+        )
+        .replace(
+            "name = \"echo\"\npath = \"/echo\"",
+            "name = \"echo\"\npath = \"/echo\"\ndeny_ips = [\"203.0.113.0/24\"]",
+        );
+    let gw = start(&config);
+    let addr = gw.addr("main");
+
+    // Two idle connections fill this IP's slots; a third is closed at once.
+    let _a = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_millis(1500), third.read(&mut buf)).await;
+    assert!(
+        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+        "third connection was not closed: {n:?}"
+    );
+    drop((_a, _b));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = TestClient::http1()
+        .get(&format!("{}/metrics", gw.admin_url()))
+        .await
+        .unwrap()
+        .text();
+    assert!(
+        metric(&m, "rampart_connections_refused_total", &["listener=\"main\""]) >= 1.0,
+        "{m}"
+    );
+
+    // Behind a trusted proxy (127.0.0.1), the client is the X-Forwarded-For address.
+    let c = TestClient::http1();
+    let r = c
+        .request(
+            Method::GET,
+            &format!("{}/echo", gw.url("main")),
+            &[("x-forwarded-for", "203.0.113.7")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "ip_denied");
+    let r = c
+        .request(
+            Method::GET,
+            &format!("{}/echo", gw.url("main")),
+            &[("x-forwarded-for", "198.51.100.1")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json()["headers"]["x-forwarded-for"],
+        json!(["198.51.100.1, 127.0.0.1"])
+    );
+    let line = gw
+        .wait_for_access_log(Duration::from_secs(5), |l| l["client.ip"] == "198.51.100.1")
+        .expect("client address from the trusted proxy logged");
+    assert_eq!(line["source.ip"], "127.0.0.1");
+}

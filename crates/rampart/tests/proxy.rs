@@ -182,6 +182,8 @@ async fn refusals_are_json_errors() {
         .unwrap();
     assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_big.json()["error"]["code"], "body_too_large");
+    // The unread body makes the connection unusable: the client is told so.
+    assert_eq!(too_big.header("connection"), Some("close"));
 
     // Too deep JSON → 400 (OpenAI-shaped on the OpenAI route).
     let deep = format!("{{\"messages\":{}{}}}", "[".repeat(40), "]".repeat(40));

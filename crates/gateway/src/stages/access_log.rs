@@ -72,6 +72,9 @@ struct Line<'a> {
     response_bytes: u64,
     #[serde(rename = "client.ip")]
     client_ip: String,
+    /// The TCP peer (a proxy, when the client came through a trusted one).
+    #[serde(rename = "source.ip")]
+    source_ip: String,
     #[serde(rename = "client.port")]
     client_port: u16,
     #[serde(rename = "tls.established")]
@@ -242,7 +245,8 @@ impl Stage for AccessLogStage {
             request_bytes: ex.request_bytes,
             status: ex.status.map(|s| s.as_u16()).unwrap_or(0),
             response_bytes: ex.response_bytes,
-            client_ip: ex.conn.peer.ip().to_canonical().to_string(),
+            client_ip: ex.client_ip.to_string(),
+            source_ip: ex.conn.peer.ip().to_canonical().to_string(),
             client_port: ex.conn.peer.port(),
             tls: ex.conn.tls,
             user_agent: ex.user_agent.as_deref(),

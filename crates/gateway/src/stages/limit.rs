@@ -33,7 +33,7 @@ impl Stage for LimitStage {
     const NAME: &'static str = "limit";
 
     async fn on_request(&self, ex: &mut Exchange, route: &RouteRuntime, _req: &mut RequestParts) -> Flow {
-        let ip = ex.conn.peer.ip();
+        let ip = ex.client_ip;
         let cfg = &route.config;
         if cfg.deny_ips.iter().any(|c| c.contains(ip))
             || (!cfg.allow_ips.is_empty() && !cfg.allow_ips.iter().any(|c| c.contains(ip)))
