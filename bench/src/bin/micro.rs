@@ -1,7 +1,9 @@
 //! Micro-benchmarks of the per-request identity work, in-process and single-threaded:
 //! API-key verification (parse + peppered HMAC-SHA256 + constant-time compare + expiry)
 //! against a store of 10 000 keys, and JWT verification with a cached key set for each
-//! supported algorithm (decode + signature + claims).
+//! supported algorithm (decode + signature + claims), and limit decisions (a rate limit,
+//! a concurrency limit and a quota, all-or-nothing) in-process and through Redis at
+//! 127.0.0.1:6379 when one answers there.
 //!
 //! Usage: `cargo run --release -p rampart-bench --bin micro`
 //! Each figure is the median of 7 runs of N operations after a warm-up.
@@ -95,5 +97,94 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             black_box(t.and_then(|t| jwt::verify(&token, &t, &rules, &set, now)).is_ok());
         });
     }
+    limit_decisions()?;
     Ok(())
+}
+
+const LIMITS: &str = r#"
+[admin]
+enabled = false
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:0"
+[[upstreams]]
+name = "u"
+targets = ["http://127.0.0.1:9"]
+[[routes]]
+name = "r"
+path_prefix = "/"
+upstream = "u"
+public = true
+[[rate_limits]]
+name = "rate-BACKEND"
+per = "ip"
+requests = 1000000000
+window = "1s"
+backend = "BACKEND"
+[[concurrency_limits]]
+name = "inflight-BACKEND"
+per = "ip"
+max = 1000
+[[quotas]]
+name = "quota-BACKEND"
+per = "ip"
+requests = 1000000000000
+period = "day"
+backend = "BACKEND"
+"#;
+
+fn limit_decisions() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use rampart_gateway::context::{ConnInfo, Exchange};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let redis_up = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
+        for backend in ["local", "redis"] {
+            if backend == "redis" && !redis_up {
+                println!("| limit decision (redis) | not measured: no Redis at 127.0.0.1:6379 | |");
+                continue;
+            }
+            let mut text = LIMITS.replace("BACKEND", backend);
+            // The Redis URL is a secret reference like any other: a file here.
+            let dir = std::env::temp_dir().join(format!("rampart-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("redis.url"), "redis://127.0.0.1:6379/")?;
+            if backend == "redis" {
+                text.push_str("[redis]\nurl = { file = \"redis.url\" }\n");
+            }
+            let config = rampart_config::from_str(&text, "bench.toml", &dir).map_err(|e| e.to_string())?;
+            let log = rampart_gateway::stages::access_log::AccessLogWriter::start()?;
+            let metrics = std::sync::Arc::new(rampart_gateway::metrics::Metrics::new());
+            let state = rampart_gateway::runtime::LimitState::default();
+            let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state)?;
+            let route = std::sync::Arc::clone(runtime.router.route(None, &http::Method::POST, "/v1/x")?);
+            let conn = std::sync::Arc::new(ConnInfo {
+                listener: std::sync::Arc::from("main"),
+                peer: "10.1.2.3:40000".parse()?,
+                local: "127.0.0.1:8080".parse()?,
+                tls: false,
+                client_cert: None,
+            });
+            let mut ex = Exchange::new(conn, http::Method::POST, "/v1/x".into());
+            ex.principal = Some(rampart_identity::Principal::anonymous());
+            let n: u32 = if backend == "local" { 200_000 } else { 5_000 };
+            for _ in 0..n / 10 {
+                let _ = runtime.limiter.check(&ex, &route).await;
+            }
+            let mut runs = Vec::new();
+            for _ in 0..7 {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(runtime.limiter.check(&ex, &route).await.is_ok());
+                }
+                runs.push(start.elapsed().as_nanos() as f64 / f64::from(n));
+            }
+            runs.sort_by(f64::total_cmp);
+            println!(
+                "| limit decision ({backend}): rate + concurrency + quota, all-or-nothing | {:.0} ns | {:.1} µs |",
+                runs[3],
+                runs[3] / 1000.0
+            );
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })
 }

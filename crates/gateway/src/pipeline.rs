@@ -77,7 +77,7 @@ impl Pipeline {
         node: &str,
         access_log: bool,
         identity: Arc<IdentityRuntime>,
-        limiter: crate::limits::Limiter,
+        limiter: Arc<crate::limits::Limiter>,
         tokens: crate::tokens::TokenLimiter,
     ) -> Self {
         Self {

@@ -35,6 +35,8 @@ pub struct Runtime {
     pub listener_tls: HashMap<String, Arc<ServerConfig>>,
     trusted_proxies: Vec<(Arc<str>, Vec<rampart_config::Cidr>)>,
     pub identity: Arc<crate::identity::IdentityRuntime>,
+    /// Request limits (also used by the limit stage).
+    pub limiter: Arc<crate::limits::Limiter>,
 }
 
 impl Runtime {
@@ -82,13 +84,14 @@ impl Runtime {
             })
             .collect();
         let identity = crate::identity::IdentityRuntime::build(&config)?;
+        let limiter = Arc::new(crate::limits::Limiter::build(&config, &limits.requests, metrics)?);
         let pipeline = Arc::new(Pipeline::new(
             Arc::clone(metrics),
             log.sender(),
             &config.server.node_id,
             config.server.access_log,
             Arc::clone(&identity),
-            crate::limits::Limiter::build(&config, &limits.requests, metrics)?,
+            Arc::clone(&limiter),
             crate::tokens::TokenLimiter::build(&config, &limits.tokens),
         ));
         let trusted_proxies = config
@@ -105,6 +108,7 @@ impl Runtime {
             listener_tls,
             trusted_proxies,
             identity,
+            limiter,
         })
     }
 

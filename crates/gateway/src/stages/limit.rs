@@ -19,12 +19,12 @@ use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug)]
 pub struct LimitStage {
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     metrics: Arc<Metrics>,
 }
 
 impl LimitStage {
-    pub fn new(limiter: Limiter, metrics: Arc<Metrics>) -> Self {
+    pub fn new(limiter: Arc<Limiter>, metrics: Arc<Metrics>) -> Self {
         Self { limiter, metrics }
     }
 }
