@@ -125,6 +125,7 @@ backend = "BACKEND"
 name = "inflight-BACKEND"
 per = "ip"
 max = 1000
+backend = "BACKEND"
 [[quotas]]
 name = "quota-BACKEND"
 per = "ip"

@@ -74,6 +74,8 @@ pub struct TokenLimit {
 pub struct ConcurrencyLimit {
     pub name: String,
     pub per: LimitKey,
+    pub backend: LimitBackend,
+    pub on_backend_error: OnBackendError,
     pub max: u64,
     pub routes: Vec<String>,
     pub shadow: bool,

@@ -102,6 +102,8 @@ pub struct RawRateLimit {
 pub struct RawConcurrencyLimit {
     pub name: String,
     pub per: LimitKey,
+    pub backend: Option<LimitBackend>,
+    pub on_backend_error: Option<OnBackendError>,
     pub max: u64,
     #[serde(default)]
     pub routes: Vec<String>,

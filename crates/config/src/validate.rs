@@ -794,9 +794,18 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     for (i, c) in raw.concurrency_limits.iter().enumerate() {
         let p = root.key("concurrency_limits").index(i);
         v.limit_routes(&p.key("routes"), &c.routes, &raw.routes);
+        let backend = c.backend.unwrap_or_default();
+        if backend == LimitBackend::Redis && raw.redis.is_none() {
+            v.issue(
+                &p.key("backend"),
+                "`redis` needs a [redis] section with the server's url",
+            );
+        }
         concurrency_limits.push(ConcurrencyLimit {
             name: c.name.clone(),
             per: c.per,
+            backend,
+            on_backend_error: c.on_backend_error.unwrap_or_default(),
             max: v.positive(&p.key("max"), Some(c.max), 1),
             routes: c.routes.clone(),
             shadow: c.shadow.unwrap_or(false),

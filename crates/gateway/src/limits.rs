@@ -125,18 +125,44 @@ struct QuotaLimit {
 
 /// Releases a concurrency slot when the exchange ends.
 #[derive(Debug)]
-pub struct Hold {
-    state: Arc<ConcurrencyState>,
-    key: String,
+pub enum Hold {
+    Local {
+        state: Arc<ConcurrencyState>,
+        key: String,
+    },
+    /// A slot counted in Redis; released with a bounded DECR when dropped.
+    Redis {
+        backend: Arc<RedisBackend>,
+        key: String,
+    },
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let mut counts = lock(&self.state.counts);
-        if let Some(n) = counts.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.key);
+        match self {
+            Hold::Local { state, key } => {
+                let mut counts = lock(&state.counts);
+                if let Some(n) = counts.get_mut(key.as_str()) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        counts.remove(key.as_str());
+                    }
+                }
+            }
+            Hold::Redis { backend, key } => {
+                // A short task with its own timeout; if it cannot run (no runtime, Redis
+                // down) the key's expiry releases the slot.
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    let (backend, key) = (Arc::clone(backend), std::mem::take(key));
+                    handle.spawn(async move {
+                        let mut conn = backend.conn.clone();
+                        let _ = tokio::time::timeout(
+                            backend.timeout,
+                            redis::cmd("DECR").arg(key).query_async::<i64>(&mut conn),
+                        )
+                        .await;
+                    });
+                }
             }
         }
     }
@@ -220,14 +246,26 @@ return {1, new_tat - now}
 const GIVE_BACK_LUA: &str = r"
 local v = tonumber(redis.call('GET', KEYS[1]))
 if v then redis.call('SET', KEYS[1], v - tonumber(ARGV[1]), 'KEEPTTL') end
-return 1
+return {1}
 ";
+
+/// Takes a concurrency slot; the key expires after ARGV[2] ms without new takers, which
+/// bounds how long a crashed node's slots stay counted.
+const SLOT_LUA: &str = r"
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return {0} end
+return {1}
+";
+
+/// Slots of a crashed node are released this long after the last request took one.
+const SLOT_TTL_MS: i64 = 15 * 60 * 1000;
 
 const QUOTA_LUA: &str = r"
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return 0 end
-return 1
+if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return {0} end
+return {1}
 ";
 
 /// The shared store for `backend = "redis"` limits.
@@ -237,6 +275,7 @@ pub struct RedisBackend {
     gcra: redis::Script,
     give_back: redis::Script,
     quota: redis::Script,
+    slot: redis::Script,
     healthy: AtomicBool,
     metrics: Arc<Metrics>,
 }
@@ -265,6 +304,7 @@ impl RedisBackend {
             gcra: redis::Script::new(GCRA_LUA),
             give_back: redis::Script::new(GIVE_BACK_LUA),
             quota: redis::Script::new(QUOTA_LUA),
+            slot: redis::Script::new(SLOT_LUA),
             healthy: AtomicBool::new(true),
             metrics,
         })
@@ -429,6 +469,37 @@ impl Limiter {
         rate.take(key).map(|s| (s, false))
     }
 
+    /// `Ok(Some(hold))` taken, `Ok(None)` full, `Err` refused because Redis is down
+    /// and the limit fails closed.
+    async fn take_slot(&self, c: &Concurrency, key: &str) -> Result<Option<Hold>, Refusal> {
+        if let (LimitBackend::Redis, Some(redis)) = (c.cfg.backend, &self.redis) {
+            let rkey = redis_key("c", &c.cfg.name, key);
+            let max = i64::try_from(c.cfg.max).unwrap_or(i64::MAX);
+            match redis.call(&redis.slot, &rkey, &[max, SLOT_TTL_MS]).await {
+                Ok(v) if v.first() == Some(&1) => {
+                    return Ok(Some(Hold::Redis {
+                        backend: Arc::clone(redis),
+                        key: rkey,
+                    }));
+                }
+                Ok(_) => return Ok(None),
+                Err(_) => match c.cfg.on_backend_error {
+                    OnBackendError::Local => {}
+                    OnBackendError::Open => {
+                        return Ok(Some(Hold::Local {
+                            state: Arc::new(ConcurrencyState {
+                                counts: Mutex::new(HashMap::new()),
+                            }),
+                            key: String::new(),
+                        }));
+                    }
+                    OnBackendError::Closed => return Err(unavailable(&c.cfg.name)),
+                },
+            }
+        }
+        Ok(c.acquire(key))
+    }
+
     async fn take_quota(&self, q: &QuotaLimit, key: &str, start: i64, next: i64) -> Result<bool, Refusal> {
         if let (LimitBackend::Redis, Some(redis)) = (q.cfg.backend, &self.redis) {
             let rkey = redis_key("q", &q.cfg.name, &format!("{key}:{start}"));
@@ -497,10 +568,11 @@ impl Limiter {
                 let Some(key) = key_for(c.cfg.per, ex, route) else {
                     continue;
                 };
-                match c.acquire(&key) {
-                    Some(hold) => out.holds.push(hold),
-                    None if c.cfg.shadow => out.shadow_refusals.push(c.cfg.name.clone()),
-                    None => {
+                match self.take_slot(c, &key).await {
+                    Err(r) => break 'check Some(r),
+                    Ok(Some(hold)) => out.holds.push(hold),
+                    Ok(None) if c.cfg.shadow => out.shadow_refusals.push(c.cfg.name.clone()),
+                    Ok(None) => {
                         break 'check Some(Refusal {
                             code: "concurrency_limited",
                             limit: c.cfg.name.clone(),
@@ -638,7 +710,7 @@ impl Concurrency {
             return None;
         }
         *n += 1;
-        Some(Hold {
+        Some(Hold::Local {
             state: Arc::clone(&self.state),
             key: key.to_owned(),
         })

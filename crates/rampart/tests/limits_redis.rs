@@ -170,3 +170,68 @@ on_backend_error = "closed"
     redis.kill().unwrap();
     redis.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_slots_are_shared_through_redis() {
+    let port = free_port();
+    let mut redis = redis_server(port);
+    let uniq = format!(
+        "{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let slow = openai(DemoOptions {
+        first_byte_delay: Duration::from_millis(700),
+        ..Default::default()
+    })
+    .await;
+    let k = kserve().await;
+    let config = format!(
+        "{}\n[redis]\nurl = {{ env = \"RAMPART_TEST_REDIS\" }}\ntimeout = \"100ms\"\n\n[[concurrency_limits]]\nname = \"slots-{uniq}\"\nper = \"global\"\nmax = 2\nroutes = [\"openai\"]\nbackend = \"redis\"\n\n[[quotas]]\nname = \"daily-{uniq}\"\nper = \"global\"\nrequests = 3\nperiod = \"day\"\nroutes = [\"kserve\"]\nbackend = \"redis\"\non_backend_error = \"closed\"\n",
+        base_config(&slow.url(), &k.url()).replace("first_byte = \"1s\"", "first_byte = \"5s\"")
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    let env = [("RAMPART_TEST_REDIS", url.as_str())];
+    let node = |name: &str| {
+        GatewayProcess::start_with_env(bin(), &config, rampart_testkit::TempDir::new(name).unwrap(), &env).unwrap()
+    };
+    let (g1, g2) = (node("rampart-slots-1"), node("rampart-slots-2"));
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let url = format!(
+            "{}/v1/chat/completions",
+            if i % 2 == 0 { g1.url("main") } else { g2.url("main") }
+        );
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"messages": [{"role": "user", "content": "slow"}]});
+            TestClient::http1().post_json(&url, &body).await.unwrap().status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((ok, refused), (2, 2), "{statuses:?}");
+    // Slots come back when exchanges end (released with a DECR in Redis).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let c = TestClient::http1();
+    assert_eq!(get(&c, &g2, "/v1/models").await.0, StatusCode::OK);
+    // A quota counted in Redis: 3 per day across both nodes.
+    let mut granted = 0;
+    for i in 0..6 {
+        let gw = if i % 2 == 0 { &g1 } else { &g2 };
+        match get(&c, gw, "/v2/health/ready").await {
+            (StatusCode::OK, _) => granted += 1,
+            (StatusCode::TOO_MANY_REQUESTS, code) => assert_eq!(code, "quota_exceeded"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(granted, 3);
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}
