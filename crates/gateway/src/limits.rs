@@ -321,7 +321,45 @@ impl RedisBackend {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
         };
-        match &result {
+        self.note(&result);
+        result
+    }
+
+    /// Runs several single-key scripts in one pipelined round trip (each stays atomic
+    /// on its own key, so Redis Cluster still works). One result per call, in order.
+    async fn batch(&self, calls: &[(&redis::Script, String, Vec<i64>)]) -> Vec<Result<Vec<i64>, String>> {
+        let run = |load: bool| {
+            let mut pipe = redis::pipe();
+            if load {
+                for script in [&self.gcra, &self.quota, &self.slot] {
+                    pipe.cmd("SCRIPT").arg("LOAD").arg(script_code(script, self)).ignore();
+                }
+            }
+            for (script, key, args) in calls {
+                pipe.cmd("EVALSHA").arg(script.get_hash()).arg(1).arg(key).arg(args);
+            }
+            let mut conn = self.conn.clone();
+            async move { pipe.query_async::<Vec<Vec<i64>>>(&mut conn).await }
+        };
+        let mut outcome = tokio::time::timeout(self.timeout, run(false)).await;
+        if matches!(&outcome, Ok(Err(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)) {
+            outcome = tokio::time::timeout(self.timeout, run(true)).await;
+        }
+        let result = match outcome {
+            Ok(Ok(v)) if v.len() == calls.len() => Ok(v),
+            Ok(Ok(_)) => Err("pipeline answered the wrong number of results".to_owned()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        };
+        self.note(&result);
+        match result {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => calls.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    fn note<T>(&self, result: &Result<T, String>) {
+        match result {
             Ok(_) => {
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!(
@@ -337,11 +375,21 @@ impl RedisBackend {
                 }
             }
         }
-        result
     }
 
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+/// The source of one of the backend's scripts (for SCRIPT LOAD).
+fn script_code(script: &redis::Script, backend: &RedisBackend) -> &'static str {
+    if std::ptr::eq(script, &backend.gcra) {
+        GCRA_LUA
+    } else if std::ptr::eq(script, &backend.quota) {
+        QUOTA_LUA
+    } else {
+        SLOT_LUA
     }
 }
 
@@ -369,6 +417,18 @@ pub struct Limiter {
     quotas: Vec<QuotaLimit>,
     redis: Option<Arc<RedisBackend>>,
 }
+
+/// How to give back a pipelined take that was never used (a limit before it refused).
+#[derive(Debug, Clone, Copy)]
+enum Undo {
+    /// Move a GCRA arrival time back by this many microseconds.
+    Rate(i64),
+    /// Decrement a counter (slot or quota).
+    Decr,
+}
+
+/// Pipelined Redis results by key, for one limit check.
+type Prefetched = HashMap<String, (Result<Vec<i64>, String>, Undo)>;
 
 enum Taken<'a> {
     Rate(&'a Rate, String, bool),
@@ -420,18 +480,82 @@ impl Limiter {
         self.rates.is_empty() && self.concurrency.is_empty() && self.quotas.is_empty()
     }
 
-    async fn take_rate(&self, rate: &Rate, key: &str) -> Result<(RateStatus, bool), Refusal> {
-        if let (LimitBackend::Redis, Some(redis)) = (rate.cfg.backend, &self.redis) {
-            let interval = i64::try_from(rate.interval / 1000).unwrap_or(i64::MAX).max(1);
-            let tolerance = i64::try_from(rate.tolerance / 1000).unwrap_or(i64::MAX);
-            match redis
-                .call(
+    /// Sends every Redis-backed limit that applies to this exchange in one pipelined
+    /// round trip; the results are consumed by the `take_*` calls below.
+    async fn prefetch(&self, ex: &Exchange, route: &RouteRuntime, now: i64) -> Prefetched {
+        let Some(redis) = &self.redis else {
+            return Prefetched::new();
+        };
+        let mut calls: Vec<(&redis::Script, String, Vec<i64>)> = Vec::new();
+        let mut undo: Vec<Undo> = Vec::new();
+        for rate in self.rates.iter().filter(|r| r.cfg.backend == LimitBackend::Redis) {
+            if !applies(&rate.cfg.routes, &route.name) {
+                continue;
+            }
+            if let Some(key) = key_for(rate.cfg.per, ex, route) {
+                let (interval, tolerance) = rate.redis_args();
+                calls.push((
                     &redis.gcra,
-                    &redis_key("rl", &rate.cfg.name, key),
-                    &[interval, tolerance],
-                )
-                .await
-            {
+                    redis_key("rl", &rate.cfg.name, &key),
+                    vec![interval, tolerance],
+                ));
+                undo.push(Undo::Rate(interval));
+            }
+        }
+        for c in self.concurrency.iter().filter(|c| c.cfg.backend == LimitBackend::Redis) {
+            if !applies(&c.cfg.routes, &route.name) {
+                continue;
+            }
+            if let Some(key) = key_for(c.cfg.per, ex, route) {
+                let max = i64::try_from(c.cfg.max).unwrap_or(i64::MAX);
+                calls.push((&redis.slot, redis_key("c", &c.cfg.name, &key), vec![max, SLOT_TTL_MS]));
+                undo.push(Undo::Decr);
+            }
+        }
+        for q in self.quotas.iter().filter(|q| q.cfg.backend == LimitBackend::Redis) {
+            if !applies(&q.cfg.routes, &route.name) {
+                continue;
+            }
+            if let Some(key) = key_for(q.cfg.per, ex, route) {
+                let (start, next) = period_bounds(q.cfg.period, now);
+                let limit = i64::try_from(q.cfg.requests).unwrap_or(i64::MAX);
+                calls.push((
+                    &redis.quota,
+                    redis_key("q", &q.cfg.name, &format!("{key}:{start}")),
+                    vec![limit, next + 60],
+                ));
+                undo.push(Undo::Decr);
+            }
+        }
+        if calls.is_empty() {
+            return Prefetched::new();
+        }
+        let results = redis.batch(&calls).await;
+        calls
+            .into_iter()
+            .map(|(_, key, _)| key)
+            .zip(results.into_iter().zip(undo))
+            .collect()
+    }
+
+    async fn fetch(
+        pre: &mut Prefetched,
+        redis: &RedisBackend,
+        script: &redis::Script,
+        key: &str,
+        args: &[i64],
+    ) -> Result<Vec<i64>, String> {
+        match pre.remove(key) {
+            Some((result, _)) => result,
+            None => redis.call(script, key, args).await,
+        }
+    }
+
+    async fn take_rate(&self, rate: &Rate, key: &str, pre: &mut Prefetched) -> Result<(RateStatus, bool), Refusal> {
+        if let (LimitBackend::Redis, Some(redis)) = (rate.cfg.backend, &self.redis) {
+            let (interval, tolerance) = rate.redis_args();
+            let rkey = redis_key("rl", &rate.cfg.name, key);
+            match Self::fetch(pre, redis, &redis.gcra, &rkey, &[interval, tolerance]).await {
                 Ok(v) if v.first() == Some(&1) => {
                     let used = u64::try_from(v.get(1).copied().unwrap_or(0)).unwrap_or(0);
                     return Ok((
@@ -471,11 +595,11 @@ impl Limiter {
 
     /// `Ok(Some(hold))` taken, `Ok(None)` full, `Err` refused because Redis is down
     /// and the limit fails closed.
-    async fn take_slot(&self, c: &Concurrency, key: &str) -> Result<Option<Hold>, Refusal> {
+    async fn take_slot(&self, c: &Concurrency, key: &str, pre: &mut Prefetched) -> Result<Option<Hold>, Refusal> {
         if let (LimitBackend::Redis, Some(redis)) = (c.cfg.backend, &self.redis) {
             let rkey = redis_key("c", &c.cfg.name, key);
             let max = i64::try_from(c.cfg.max).unwrap_or(i64::MAX);
-            match redis.call(&redis.slot, &rkey, &[max, SLOT_TTL_MS]).await {
+            match Self::fetch(pre, redis, &redis.slot, &rkey, &[max, SLOT_TTL_MS]).await {
                 Ok(v) if v.first() == Some(&1) => {
                     return Ok(Some(Hold::Redis {
                         backend: Arc::clone(redis),
@@ -500,11 +624,18 @@ impl Limiter {
         Ok(c.acquire(key))
     }
 
-    async fn take_quota(&self, q: &QuotaLimit, key: &str, start: i64, next: i64) -> Result<bool, Refusal> {
+    async fn take_quota(
+        &self,
+        q: &QuotaLimit,
+        key: &str,
+        start: i64,
+        next: i64,
+        pre: &mut Prefetched,
+    ) -> Result<bool, Refusal> {
         if let (LimitBackend::Redis, Some(redis)) = (q.cfg.backend, &self.redis) {
             let rkey = redis_key("q", &q.cfg.name, &format!("{key}:{start}"));
             let limit = i64::try_from(q.cfg.requests).unwrap_or(i64::MAX);
-            match redis.call(&redis.quota, &rkey, &[limit, next + 60]).await {
+            match Self::fetch(pre, redis, &redis.quota, &rkey, &[limit, next + 60]).await {
                 Ok(v) => return Ok(v.first() == Some(&1)),
                 Err(_) => match q.cfg.on_backend_error {
                     OnBackendError::Local => {}
@@ -548,12 +679,14 @@ impl Limiter {
     pub async fn check(&self, ex: &Exchange, route: &RouteRuntime) -> Result<Outcome, Refusal> {
         let mut out = Outcome::default();
         let mut taken: Vec<Taken<'_>> = Vec::new();
+        let now = rampart_identity::time::now();
+        let mut pre = self.prefetch(ex, route, now).await;
         let refusal = 'check: {
             for rate in self.rates.iter().filter(|r| applies(&r.cfg.routes, &route.name)) {
                 let Some(key) = key_for(rate.cfg.per, ex, route) else {
                     continue;
                 };
-                match self.take_rate(rate, &key).await {
+                match self.take_rate(rate, &key, &mut pre).await {
                     Ok((status, shared)) => {
                         if out.status.as_ref().is_none_or(|s| status.remaining < s.remaining) {
                             out.status = Some(status);
@@ -568,7 +701,7 @@ impl Limiter {
                 let Some(key) = key_for(c.cfg.per, ex, route) else {
                     continue;
                 };
-                match self.take_slot(c, &key).await {
+                match self.take_slot(c, &key, &mut pre).await {
                     Err(r) => break 'check Some(r),
                     Ok(Some(hold)) => out.holds.push(hold),
                     Ok(None) if c.cfg.shadow => out.shadow_refusals.push(c.cfg.name.clone()),
@@ -587,14 +720,13 @@ impl Limiter {
                     }
                 }
             }
-            let now = rampart_identity::time::now();
             for q in self.quotas.iter().filter(|q| applies(&q.cfg.routes, &route.name)) {
                 let Some(key) = key_for(q.cfg.per, ex, route) else {
                     continue;
                 };
                 let (start, next) = period_bounds(q.cfg.period, now);
                 let shared = q.cfg.backend == LimitBackend::Redis && self.redis.as_ref().is_some_and(|r| r.healthy());
-                match self.take_quota(q, &key, start, next).await {
+                match self.take_quota(q, &key, start, next, &mut pre).await {
                     Ok(true) => taken.push(Taken::Quota(q, key, start, shared)),
                     Ok(false) if q.cfg.shadow => out.shadow_refusals.push(q.cfg.name.clone()),
                     Ok(false) => {
@@ -626,6 +758,27 @@ impl Limiter {
             Some(r) => {
                 // Give back what the other limits took; dropping `out` frees its slots.
                 self.give_back(taken).await;
+                // Pipelined takes of limits never reached (a limit before them refused).
+                if let Some(redis) = &self.redis {
+                    for (key, (result, undo)) in pre {
+                        if !matches!(result, Ok(v) if v.first() == Some(&1)) {
+                            continue;
+                        }
+                        match undo {
+                            Undo::Rate(interval) => {
+                                let _ = redis.call(&redis.give_back, &key, &[interval]).await;
+                            }
+                            Undo::Decr => {
+                                let mut conn = redis.conn.clone();
+                                let _ = tokio::time::timeout(
+                                    redis.timeout,
+                                    redis::cmd("DECR").arg(key).query_async::<i64>(&mut conn),
+                                )
+                                .await;
+                            }
+                        }
+                    }
+                }
                 drop(out);
                 Err(r)
             }
@@ -634,6 +787,14 @@ impl Limiter {
 }
 
 impl Rate {
+    /// (interval, tolerance) in microseconds, as the Redis script takes them.
+    fn redis_args(&self) -> (i64, i64) {
+        (
+            i64::try_from(self.interval / 1000).unwrap_or(i64::MAX).max(1),
+            i64::try_from(self.tolerance / 1000).unwrap_or(i64::MAX),
+        )
+    }
+
     fn policy(&self) -> String {
         format!(
             "\"{}\";q={};w={}",
