@@ -10,8 +10,7 @@
 //! upstream until all of them passed. Response stages run on the upstream's response
 //! head, chunk stages on every body chunk as it streams, and completion stages exactly
 //! once when the exchange ends — however it ends (see `body::ExchangeBody`). Stages
-//! yet to come (authorize, limit, inspect, transform, harden, account, audit) slot into
-//! the marked places.
+//! yet to come (inspect, transform, harden, audit) slot into the marked places.
 //!
 //! Generic HTTP concerns that are not policy live around the pipeline, not in it:
 //! header-size limits and the header-read timeout (server.rs), hop-by-hop and
