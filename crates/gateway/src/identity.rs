@@ -60,6 +60,22 @@ pub struct IdentityRuntime {
     issuers: Vec<Arc<crate::jwks::Issuer>>,
     /// Client-certificate subjects; `None` when certificates are not credentials.
     cert_subjects: Option<Vec<rampart_config::CertSubject>>,
+    /// Tokens that verified, by SHA-256 of the token: a client reusing a token pays one
+    /// signature check, not one per request.
+    verified: Mutex<std::collections::HashMap<[u8; 32], CachedToken>>,
+}
+
+/// Verified tokens kept at most; the cache is emptied when it is full.
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+/// A token that verified. It is only used while its issuer's key set is the very one it
+/// verified against (a refresh or `max_stale` expiry replaces the set) and until `exp`.
+#[derive(Debug)]
+struct CachedToken {
+    issuer: usize,
+    keys: Arc<rampart_identity::jwt::KeySet>,
+    expires: i64,
+    principal: Principal,
 }
 
 /// The subject a client certificate names: its first URI SAN (e.g. a SPIFFE id), else
@@ -177,6 +193,7 @@ impl IdentityRuntime {
             keys,
             issuers,
             cert_subjects: config.identity.client_certs.clone(),
+            verified: Mutex::new(std::collections::HashMap::new()),
         });
         if let Some(every) = interval {
             tokio::spawn(watch_keys(Arc::downgrade(&runtime), every));
@@ -303,22 +320,62 @@ impl IdentityRuntime {
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = rampart_identity::time::now();
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut id = [0u8; 32];
+        id.copy_from_slice(digest.as_ref());
+        if let Some(hit) = self.cached(&id, now) {
+            return Ok(hit);
+        }
         let unverified = jwt::decode(token).map_err(|_| AuthError::Invalid)?;
         // The (unverified) issuer only selects which rules and keys to verify with.
-        let issuer = unverified
+        let (index, issuer) = unverified
             .issuer()
-            .and_then(|iss| self.issuers.iter().find(|i| i.rules.issuer == iss))
+            .and_then(|iss| self.issuers.iter().enumerate().find(|(_, i)| i.rules.issuer == iss))
             .ok_or(AuthError::Invalid)?;
-        let now = rampart_identity::time::now();
-        let mut result = jwt::verify(token, &unverified, &issuer.rules, &issuer.keys(), now);
+        let mut keys = issuer.keys();
+        let mut result = jwt::verify(token, &unverified, &issuer.rules, &keys, now);
         if result == Err(JwtError::UnknownKey) && issuer.refresh_for_unknown_kid().await {
-            result = jwt::verify(token, &unverified, &issuer.rules, &issuer.keys(), now);
+            keys = issuer.keys();
+            result = jwt::verify(token, &unverified, &issuer.rules, &keys, now);
+        }
+        if let (Ok(principal), Some(exp)) = (
+            &result,
+            unverified.claims.get("exp").and_then(serde_json::Value::as_i64),
+        ) {
+            let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= TOKEN_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(
+                id,
+                CachedToken {
+                    issuer: index,
+                    keys,
+                    expires: exp.saturating_add(issuer.rules.leeway),
+                    principal: principal.clone(),
+                },
+            );
         }
         result.map_err(|e| match e {
             JwtError::Expired => AuthError::TokenExpired,
             JwtError::NotYetValid => AuthError::TokenNotYetValid,
             JwtError::Invalid | JwtError::UnknownKey => AuthError::Invalid,
         })
+    }
+}
+
+impl IdentityRuntime {
+    /// A previously verified token, if it is still valid against the same key set.
+    fn cached(&self, id: &[u8; 32], now: i64) -> Option<Principal> {
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = cache.get(id)?;
+        let issuer = self.issuers.get(entry.issuer)?;
+        if now < entry.expires && Arc::ptr_eq(&entry.keys, &issuer.keys()) {
+            return Some(entry.principal.clone());
+        }
+        cache.remove(id);
+        None
     }
 }
 
