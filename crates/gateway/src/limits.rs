@@ -57,6 +57,58 @@ pub struct RateState {
     tats: Mutex<HashMap<String, u64>>,
 }
 
+/// The answer of one GCRA step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gcra {
+    /// Allowed; `used` ns of the burst tolerance are now in use.
+    Allowed { used: u64 },
+    /// Allowed without tracking: the key table is full (bounded memory).
+    Untracked,
+    /// Refused; it would fit in `wait` ns.
+    Refused { wait: u64 },
+}
+
+impl RateState {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// GCRA with a cost: allow when adding `increment` ns to the key's theoretical
+    /// arrival time stays within `tolerance` ns of now (a token bucket without timers).
+    /// Shared by request rates (increment = one interval) and token budgets (increment =
+    /// tokens × per-token interval).
+    pub(crate) fn take(&self, key: &str, increment: u64, tolerance: u64) -> Gcra {
+        let now = self.now();
+        let mut tats = lock(&self.tats);
+        if tats.len() >= MAX_KEYS && !tats.contains_key(key) {
+            tats.retain(|_, tat| *tat > now);
+            if tats.len() >= MAX_KEYS {
+                return Gcra::Untracked;
+            }
+        }
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat.saturating_add(increment);
+        let allow_at = new_tat.saturating_sub(tolerance);
+        if now < allow_at {
+            return Gcra::Refused { wait: allow_at - now };
+        }
+        tats.insert(key.to_owned(), new_tat);
+        Gcra::Allowed { used: new_tat - now }
+    }
+
+    /// Moves a key's arrival time later (`later`) or earlier by `by` ns: charges more, or
+    /// gives back what a take reserved.
+    pub(crate) fn shift(&self, key: &str, later: bool, by: u64) {
+        if let Some(tat) = lock(&self.tats).get_mut(key) {
+            *tat = if later {
+                tat.saturating_add(by)
+            } else {
+                tat.saturating_sub(by)
+            };
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ConcurrencyState {
     counts: Mutex<HashMap<String, u64>>,
@@ -76,7 +128,8 @@ pub struct LimitStore {
 }
 
 impl LimitStore {
-    fn rate(&self, name: &str) -> Arc<RateState> {
+    /// The GCRA state of a rate limit or token budget (limit names are unique).
+    pub(crate) fn rate(&self, name: &str) -> Arc<RateState> {
         Arc::clone(lock(&self.rates).entry(name.to_owned()).or_insert_with(|| {
             Arc::new(RateState {
                 epoch: Instant::now(),
@@ -804,10 +857,6 @@ impl Rate {
         )
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(self.state.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     fn refusal(&self, retry_after: u64) -> Refusal {
         Refusal {
             code: "rate_limited",
@@ -826,40 +875,24 @@ impl Rate {
 
     /// GCRA: allow when the new theoretical arrival time is within the burst tolerance.
     fn take(&self, key: &str) -> Result<RateStatus, Refusal> {
-        let now = self.now();
-        let mut tats = lock(&self.state.tats);
-        if tats.len() >= MAX_KEYS && !tats.contains_key(key) {
-            tats.retain(|_, tat| *tat > now);
-            if tats.len() >= MAX_KEYS {
-                // Bounded memory: past the cap a new key is not tracked.
-                return Ok(RateStatus {
-                    policy: self.policy(),
-                    name: self.cfg.name.clone(),
-                    remaining: self.cfg.burst,
-                    reset: 0,
-                });
-            }
-        }
-        let tat = tats.get(key).copied().unwrap_or(now).max(now);
-        let new_tat = tat + self.interval;
-        let allow_at = new_tat.saturating_sub(self.tolerance);
-        if now < allow_at {
-            return Err(self.refusal(ceil_secs(allow_at - now)));
-        }
-        tats.insert(key.to_owned(), new_tat);
-        let used = new_tat - now;
-        Ok(RateStatus {
+        let status = |remaining, reset| RateStatus {
             policy: self.policy(),
             name: self.cfg.name.clone(),
-            remaining: self.tolerance.saturating_sub(used) / self.interval,
-            reset: ceil_secs(used),
-        })
+            remaining,
+            reset,
+        };
+        match self.state.take(key, self.interval, self.tolerance) {
+            Gcra::Allowed { used } => Ok(status(
+                self.tolerance.saturating_sub(used) / self.interval,
+                ceil_secs(used),
+            )),
+            Gcra::Untracked => Ok(status(self.cfg.burst, 0)),
+            Gcra::Refused { wait } => Err(self.refusal(ceil_secs(wait))),
+        }
     }
 
     fn give_back(&self, key: &str) {
-        if let Some(tat) = lock(&self.state.tats).get_mut(key) {
-            *tat = tat.saturating_sub(self.interval);
-        }
+        self.state.shift(key, false, self.interval);
     }
 }
 

@@ -383,7 +383,7 @@ upstream = "u"
     fn runtime() -> Runtime {
         let config = rampart_config::from_str(CONFIG, "test.toml", std::path::Path::new(".")).unwrap();
         let log = AccessLogWriter::start().unwrap();
-        let store = crate::runtime::LimitState::default();
+        let store = crate::limits::LimitStore::default();
         Runtime::build(config, &Arc::new(Metrics::new()), &log, &store).unwrap()
     }
 

@@ -46,7 +46,7 @@ impl Runtime {
         config: Config,
         metrics: &Arc<Metrics>,
         log: &AccessLogWriter,
-        limits: &LimitState,
+        limits: &crate::limits::LimitStore,
     ) -> Result<Self, InitError> {
         let mut listener_tls = HashMap::new();
         for (i, l) in config.listeners.iter().enumerate() {
@@ -84,7 +84,7 @@ impl Runtime {
             })
             .collect();
         let identity = crate::identity::IdentityRuntime::build(&config)?;
-        let limiter = Arc::new(crate::limits::Limiter::build(&config, &limits.requests, metrics)?);
+        let limiter = Arc::new(crate::limits::Limiter::build(&config, limits, metrics)?);
         let pipeline = Arc::new(Pipeline::new(
             Arc::clone(metrics),
             log.sender(),
@@ -92,7 +92,7 @@ impl Runtime {
             config.server.access_log,
             Arc::clone(&identity),
             Arc::clone(&limiter),
-            crate::tokens::TokenLimiter::build(&config, &limits.tokens),
+            crate::tokens::TokenLimiter::build(&config, limits),
         ));
         let trusted_proxies = config
             .listeners
@@ -158,13 +158,6 @@ impl Runtime {
     }
 }
 
-/// Limit state that outlives reloads.
-#[derive(Debug, Default)]
-pub struct LimitState {
-    pub requests: crate::limits::LimitStore,
-    pub tokens: crate::tokens::TokenStore,
-}
-
 /// Outcome of a reload request.
 #[derive(Debug)]
 pub enum ReloadError {
@@ -190,7 +183,7 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLogWriter,
     /// Limit state (rates, concurrency, quotas, token budgets); survives reloads.
-    limits: LimitState,
+    limits: crate::limits::LimitStore,
     source: Option<PathBuf>,
     reload_lock: std::sync::Mutex<()>,
 }
@@ -204,7 +197,7 @@ impl Gateway {
             reason: e.to_string(),
         })?;
         let source = config.source.clone();
-        let limits = LimitState::default();
+        let limits = crate::limits::LimitStore::default();
         let runtime = Runtime::build(config, &metrics, &access_log, &limits)?;
         Ok(Arc::new(Self {
             current: ArcSwap::from_pointee(runtime),

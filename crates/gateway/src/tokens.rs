@@ -10,15 +10,13 @@
 //! streamed text at 4 characters per token; failed exchanges cost only what usage says.
 //! Budgets are GCRA with a per-request cost, in-process (per node).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use rampart_config::{Config, TokenLimit};
 use serde_json::Value;
 
 use crate::context::Exchange;
-use crate::limits::Refusal;
+use crate::limits::{Gcra, LimitStore, RateState, Refusal};
 use crate::runtime::RouteRuntime;
 
 /// Largest SSE line kept while looking for usage; longer lines are skipped.
@@ -26,37 +24,10 @@ const MAX_LINE: usize = 1024 * 1024;
 /// Tail of a JSON response kept to find `usage` in.
 const TAIL: usize = 16 * 1024;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-#[derive(Debug)]
-pub struct TokenState {
-    epoch: Instant,
-    tats: Mutex<HashMap<String, u64>>,
-}
-
-/// Token budget state by limit name; kept across reloads.
-#[derive(Debug, Default)]
-pub struct TokenStore {
-    states: Mutex<HashMap<String, Arc<TokenState>>>,
-}
-
-impl TokenStore {
-    fn state(&self, name: &str) -> Arc<TokenState> {
-        Arc::clone(lock(&self.states).entry(name.to_owned()).or_insert_with(|| {
-            Arc::new(TokenState {
-                epoch: Instant::now(),
-                tats: Mutex::new(HashMap::new()),
-            })
-        }))
-    }
-}
-
 #[derive(Debug)]
 struct Budget {
     cfg: TokenLimit,
-    state: Arc<TokenState>,
+    state: Arc<RateState>,
     /// Nanoseconds of budget one token uses, and the whole budget.
     per_token: u64,
     tolerance: u64,
@@ -64,7 +35,7 @@ struct Budget {
 
 #[derive(Debug)]
 struct Reservation {
-    state: Arc<TokenState>,
+    state: Arc<RateState>,
     key: String,
     per_token: u64,
 }
@@ -127,7 +98,7 @@ pub struct TokenLimiter {
 }
 
 impl TokenLimiter {
-    pub fn build(config: &Config, store: &TokenStore) -> Self {
+    pub fn build(config: &Config, store: &LimitStore) -> Self {
         Self {
             budgets: config
                 .token_limits
@@ -136,7 +107,7 @@ impl TokenLimiter {
                     let window = u64::try_from(t.window.as_nanos()).unwrap_or(u64::MAX);
                     let per_token = (window / t.tokens.max(1)).max(1);
                     Budget {
-                        state: store.state(&t.name),
+                        state: store.rate(&t.name),
                         per_token,
                         tolerance: per_token.saturating_mul(t.tokens),
                         cfg: t.clone(),
@@ -173,19 +144,13 @@ impl TokenLimiter {
             let cost = prompt + completion;
             account.prompt_estimate = prompt;
             account.reserved = cost;
-            let now = u64::try_from(b.state.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let mut tats = lock(&b.state.tats);
-            let tat = tats.get(&key).copied().unwrap_or(now).max(now);
-            let new_tat = tat.saturating_add(cost.saturating_mul(b.per_token));
-            let allow_at = new_tat.saturating_sub(b.tolerance);
-            if now < allow_at || cost > b.cfg.tokens {
+            // A cost above the whole budget never fits: the take always refuses it.
+            if let Gcra::Refused { wait } = b.state.take(&key, cost.saturating_mul(b.per_token), b.tolerance) {
                 if b.cfg.shadow {
                     shadow.push(b.cfg.name.clone());
                     continue;
                 }
-                drop(tats);
                 account.settle_with(0); // give back what earlier budgets reserved
-                let wait = allow_at.saturating_sub(now);
                 let message = if cost > b.cfg.tokens {
                     format!(
                         "this request may use {cost} tokens, more than the whole budget \"{}\" of {} tokens per {} s",
@@ -215,7 +180,6 @@ impl TokenLimiter {
                     unavailable: false,
                 });
             }
-            tats.insert(key.clone(), new_tat);
             account.reservations.push(Reservation {
                 state: Arc::clone(&b.state),
                 key,
@@ -304,15 +268,10 @@ impl TokenAccount {
     }
 
     fn settle_with(&self, actual: u64) {
+        let later = actual >= self.reserved;
+        let delta = actual.abs_diff(self.reserved);
         for r in &self.reservations {
-            let mut tats = lock(&r.state.tats);
-            if let Some(tat) = tats.get_mut(&r.key) {
-                if actual >= self.reserved {
-                    *tat = tat.saturating_add((actual - self.reserved).saturating_mul(r.per_token));
-                } else {
-                    *tat = tat.saturating_sub((self.reserved - actual).saturating_mul(r.per_token));
-                }
-            }
+            r.state.shift(&r.key, later, delta.saturating_mul(r.per_token));
         }
     }
 }
