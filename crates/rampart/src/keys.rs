@@ -144,6 +144,18 @@ fn target(config: &Path) -> anyhow::Result<Result<Target, ExitCode>> {
     }))
 }
 
+/// Loads the store, applies `change`, and writes back what changed.
+fn update<R>(
+    t: &Target,
+    change: impl FnOnce(&mut KeyFile) -> Result<R, rampart_identity::keyfile::KeyFileError>,
+) -> anyhow::Result<R> {
+    let before = t.file.load()?;
+    let mut after = before.clone();
+    let result = change(&mut after)?;
+    t.file.save(&before, &after)?;
+    Ok(result)
+}
+
 fn status(record: &rampart_identity::KeyRecord, now: i64) -> &'static str {
     if record.revoked_at.is_some() {
         "revoked"
@@ -192,22 +204,17 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
-            let before = t.file.load()?;
-            let mut file = before.clone();
-            let (key, record) = file.create(
-                &t.pepper,
-                &NewKey {
-                    subject,
-                    tenant,
-                    roles,
-                    routes,
-                    models,
-                    expires_in,
-                    note,
-                    test,
-                },
-            )?;
-            t.file.save(&before, &file)?;
+            let new = NewKey {
+                subject,
+                tenant,
+                roles,
+                routes,
+                models,
+                expires_in,
+                note,
+                test,
+            };
+            let (key, record) = update(&t, |file| file.create(&t.pepper, &new))?;
             println!("{}", key.expose());
             eprintln!(
                 "created key {} for {} in {}; the key above is shown only now: store it in a secret manager",
@@ -258,10 +265,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 Ok(t) => t,
                 Err(code) => return Ok(code),
             };
-            let before = t.file.load()?;
-            let mut file = before.clone();
-            file.revoke(&id)?;
-            t.file.save(&before, &file)?;
+            update(&t, |file| file.revoke(&id))?;
             eprintln!(
                 "revoked {id}; gateways reading {} refuse it within {} s",
                 t.file.describe(),
@@ -276,10 +280,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             };
             let overlap_secs = time::parse_duration(&overlap)
                 .with_context(|| format!("--overlap `{overlap}`: write e.g. 24h, 30m"))?;
-            let before = t.file.load()?;
-            let mut file = before.clone();
-            let (key, record) = file.rotate(&t.pepper, &id, overlap_secs)?;
-            t.file.save(&before, &file)?;
+            let (key, record) = update(&t, |file| file.rotate(&t.pepper, &id, overlap_secs))?;
             println!("{}", key.expose());
             eprintln!("rotated {id} → {}; {id} stays valid for {overlap}", record.id);
             Ok(ExitCode::SUCCESS)
