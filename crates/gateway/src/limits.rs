@@ -646,35 +646,34 @@ impl Limiter {
         rate.take(key).map(|s| (s, false))
     }
 
-    /// `Ok(Some(hold))` taken, `Ok(None)` full, `Err` refused because Redis is down
+    /// `Ok(Some(hold))` taken (a `None` hold when Redis is down and the limit fails
+    /// open: nothing to release), `Ok(None)` full, `Err` refused because Redis is down
     /// and the limit fails closed.
-    async fn take_slot(&self, c: &Concurrency, key: &str, pre: &mut Prefetched) -> Result<Option<Hold>, Refusal> {
+    async fn take_slot(
+        &self,
+        c: &Concurrency,
+        key: &str,
+        pre: &mut Prefetched,
+    ) -> Result<Option<Option<Hold>>, Refusal> {
         if let (LimitBackend::Redis, Some(redis)) = (c.cfg.backend, &self.redis) {
             let rkey = redis_key("c", &c.cfg.name, key);
             let max = i64::try_from(c.cfg.max).unwrap_or(i64::MAX);
             match Self::fetch(pre, redis, &redis.slot, &rkey, &[max, SLOT_TTL_MS]).await {
                 Ok(v) if v.first() == Some(&1) => {
-                    return Ok(Some(Hold::Redis {
+                    return Ok(Some(Some(Hold::Redis {
                         backend: Arc::clone(redis),
                         key: rkey,
-                    }));
+                    })));
                 }
                 Ok(_) => return Ok(None),
                 Err(_) => match c.cfg.on_backend_error {
                     OnBackendError::Local => {}
-                    OnBackendError::Open => {
-                        return Ok(Some(Hold::Local {
-                            state: Arc::new(ConcurrencyState {
-                                counts: Mutex::new(HashMap::new()),
-                            }),
-                            key: String::new(),
-                        }));
-                    }
+                    OnBackendError::Open => return Ok(Some(None)),
                     OnBackendError::Closed => return Err(unavailable(&c.cfg.name)),
                 },
             }
         }
-        Ok(c.acquire(key))
+        Ok(c.acquire(key).map(Some))
     }
 
     async fn take_quota(
@@ -756,7 +755,7 @@ impl Limiter {
                 };
                 match self.take_slot(c, &key, &mut pre).await {
                     Err(r) => break 'check Some(r),
-                    Ok(Some(hold)) => out.holds.push(hold),
+                    Ok(Some(hold)) => out.holds.extend(hold),
                     Ok(None) if c.cfg.shadow => out.shadow_refusals.push(c.cfg.name.clone()),
                     Ok(None) => {
                         break 'check Some(Refusal {
