@@ -97,8 +97,33 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             black_box(t.and_then(|t| jwt::verify(&token, &t, &rules, &set, now)).is_ok());
         });
     }
+    token_counting();
     limit_decisions()?;
     Ok(())
+}
+
+/// Prompt counting for token budgets: the estimate and both BPE vocabularies, on a
+/// typical 4 KiB English prompt and on a hostile 64 KiB run with no spaces (the case
+/// that is quadratic in naive BPE implementations).
+fn token_counting() {
+    use rampart_config::Tokenizer;
+    use rampart_gateway::tokens::Counter;
+    let sentence = "The gateway counts prompt tokens before it forwards a request, so budgets hold. ";
+    let prompt: String = sentence.repeat(4096 / sentence.len() + 1).chars().take(4096).collect();
+    let hostile = "x".repeat(64 * 1024);
+    for (name, t) in [
+        ("estimate", Tokenizer::Estimate),
+        ("cl100k", Tokenizer::Cl100k),
+        ("o200k", Tokenizer::O200k),
+    ] {
+        let counter = Counter::new(t);
+        measure(&format!("count tokens ({name}): 4 KiB English prompt"), 2_000, || {
+            black_box(counter.count(black_box(&prompt)));
+        });
+        measure(&format!("count tokens ({name}): 64 KiB without spaces"), 100, || {
+            black_box(counter.count(black_box(&hostile)));
+        });
+    }
 }
 
 const LIMITS: &str = r#"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
-pub use crate::raw::{Balance, ClientAuth, LimitBackend, LimitKey, OnBackendError, Protocol, QuotaPeriod};
+pub use crate::raw::{Balance, ClientAuth, LimitBackend, LimitKey, OnBackendError, Protocol, QuotaPeriod, Tokenizer};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -63,6 +63,8 @@ pub struct RateLimit {
 pub struct TokenLimit {
     pub name: String,
     pub per: LimitKey,
+    pub backend: LimitBackend,
+    pub on_backend_error: OnBackendError,
     pub tokens: u64,
     pub window: Duration,
     pub default_completion_tokens: u64,
@@ -335,6 +337,12 @@ pub struct Route {
     pub deny_ips: Vec<Cidr>,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    /// How prompt tokens are counted for token budgets.
+    pub tokenizer: Tokenizer,
+    /// Add `stream_options.include_usage` to streamed requests that a token budget
+    /// covers, so the real usage can be charged; the extra usage event is removed
+    /// before the client sees it when the client did not ask for it.
+    pub request_usage: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -118,6 +118,8 @@ pub struct RawTokenLimit {
     pub tokens: u64,
     pub window: String,
     pub default_completion_tokens: Option<u64>,
+    pub backend: Option<LimitBackend>,
+    pub on_backend_error: Option<OnBackendError>,
     #[serde(default)]
     pub routes: Vec<String>,
     pub shadow: Option<bool>,
@@ -364,6 +366,29 @@ pub struct RawRoute {
     pub limits: RawLimits,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub tokens: RawRouteTokens,
+}
+
+/// How an OpenAI route counts LLM tokens for token budgets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteTokens {
+    pub tokenizer: Option<Tokenizer>,
+    pub request_usage: Option<bool>,
+}
+
+/// How prompt tokens are counted before a request is forwarded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokenizer {
+    /// One token per 4 characters of text plus 3 per message (no vocabulary needed).
+    #[default]
+    Estimate,
+    /// The BPE vocabulary of GPT-3.5 / GPT-4.
+    Cl100k,
+    /// The BPE vocabulary of GPT-4o, GPT-4.1, o-series and later.
+    O200k,
 }
 
 /// What the route speaks; decides error shapes and, later, which validators run.

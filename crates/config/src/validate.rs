@@ -355,6 +355,17 @@ impl Validator<'_> {
     }
 
     fn route(&mut self, path: &KeyPath, raw: &RawRoute, upstreams: &[Upstream], base: (Limits, Timeouts)) -> Route {
+        if (raw.tokens.tokenizer.is_some() || raw.tokens.request_usage.is_some())
+            && raw.protocol != Some(Protocol::Openai)
+        {
+            self.issue(
+                &path.key("tokens"),
+                format!(
+                    "route \"{}\": token counting settings need `protocol = \"openai\"`",
+                    raw.name
+                ),
+            );
+        }
         let matcher = match (&raw.path, &raw.path_prefix) {
             (Some(p), None) => PathMatch::Exact(p.clone()),
             (None, Some(p)) => PathMatch::Prefix(p.clone()),
@@ -410,6 +421,8 @@ impl Validator<'_> {
             deny_ips: self.cidrs(&path.key("deny_ips"), &raw.deny_ips),
             limits: self.limits(&path.key("limits"), &raw.limits, base.0),
             timeouts: self.timeouts(&path.key("timeouts"), &raw.timeouts, base.1),
+            tokenizer: raw.tokens.tokenizer.unwrap_or_default(),
+            request_usage: raw.tokens.request_usage.unwrap_or(true),
         }
     }
 
@@ -849,9 +862,18 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
                 );
             }
         }
+        let backend = t.backend.unwrap_or_default();
+        if backend == LimitBackend::Redis && raw.redis.is_none() {
+            v.issue(
+                &p.key("backend"),
+                "`redis` needs a [redis] section with the server's url",
+            );
+        }
         token_limits.push(TokenLimit {
             name: t.name.clone(),
             per: t.per,
+            backend,
+            on_backend_error: t.on_backend_error.unwrap_or_default(),
             tokens: v.positive(&p.key("tokens"), Some(t.tokens), 1),
             window: v.duration(&p.key("window"), &Some(t.window.clone()), Duration::from_secs(60)),
             default_completion_tokens: t

@@ -248,3 +248,24 @@ fn limits_and_networks_are_checked() {
     let bad_key = format!("{BASE}\n[[rate_limits]]\nname = \"b\"\nper = \"user\"\nrequests = 1\nwindow = \"1s\"\n");
     assert!(errors(&bad_key).to_string().contains("unknown variant `user`"));
 }
+
+#[test]
+fn token_settings_are_checked() {
+    let ok = format!(
+        "{BASE}tokens = {{ tokenizer = \"o200k\", request_usage = false }}\n\n[[token_limits]]\nname = \"t\"\nper = \"tenant\"\ntokens = 1000\nwindow = \"1m\"\n"
+    );
+    let c = from_str(&ok, "t.toml", Path::new(".")).unwrap();
+    assert_eq!(c.routes[0].tokenizer, rampart_config::Tokenizer::O200k);
+    assert!(!c.routes[0].request_usage);
+    assert_eq!(c.token_limits[0].backend, rampart_config::LimitBackend::Local);
+    let text = format!(
+        "{BASE}\n[[routes]]\nname = \"other\"\npath = \"/x\"\nupstream = \"llm\"\ntokens = {{ tokenizer = \"cl100k\" }}\n\n[[token_limits]]\nname = \"t\"\nper = \"ip\"\ntokens = 0\nwindow = \"1m\"\nbackend = \"redis\"\nroutes = [\"other\"]\n"
+    );
+    let err = errors(&text);
+    has(&err, "routes[1].tokens", "need `protocol = \"openai\"`");
+    has(&err, "token_limits[0].tokens", "greater than zero");
+    has(&err, "token_limits[0].backend", "needs a [redis] section");
+    has(&err, "token_limits[0].routes", "is not an OpenAI route");
+    let unknown = format!("{BASE}tokens = {{ tokenizer = \"llama3\" }}\n");
+    assert!(errors(&unknown).to_string().contains("unknown variant `llama3`"));
+}

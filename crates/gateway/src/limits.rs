@@ -302,6 +302,22 @@ if v then redis.call('SET', KEYS[1], v - tonumber(ARGV[1]), 'KEEPTTL') end
 return {1}
 ";
 
+/// Moves a GCRA arrival time by ARGV[1] µs (negative: earlier), keeping the key alive
+/// as long as it holds debt: token budgets charge the real cost after the exchange.
+const SHIFT_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local v = tonumber(redis.call('GET', KEYS[1]))
+if not v or v < now then v = now end
+local nv = v + tonumber(ARGV[1])
+if nv > now then
+  redis.call('SET', KEYS[1], nv, 'PX', math.floor((nv - now) / 1000) + 1)
+else
+  redis.call('DEL', KEYS[1])
+end
+return {1}
+";
+
 /// Takes a concurrency slot; the key expires after ARGV[2] ms without new takers, which
 /// bounds how long a crashed node's slots stay counted.
 const SLOT_LUA: &str = r"
@@ -329,6 +345,7 @@ pub struct RedisBackend {
     give_back: redis::Script,
     quota: redis::Script,
     slot: redis::Script,
+    shift: redis::Script,
     healthy: AtomicBool,
     metrics: Arc<Metrics>,
 }
@@ -358,6 +375,7 @@ impl RedisBackend {
             give_back: redis::Script::new(GIVE_BACK_LUA),
             quota: redis::Script::new(QUOTA_LUA),
             slot: redis::Script::new(SLOT_LUA),
+            shift: redis::Script::new(SHIFT_LUA),
             healthy: AtomicBool::new(true),
             metrics,
         })
@@ -433,6 +451,27 @@ impl RedisBackend {
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
+
+    /// One GCRA take with a cost on a shared key: `Ok(Ok(()))` allowed, `Ok(Err(wait_us))`
+    /// refused, `Err` Redis did not answer.
+    pub(crate) async fn take_cost(
+        &self,
+        key: &str,
+        cost_us: i64,
+        tolerance_us: i64,
+    ) -> Result<Result<(), u64>, String> {
+        let v = self.call(&self.gcra, key, &[cost_us, tolerance_us]).await?;
+        Ok(if v.first() == Some(&1) {
+            Ok(())
+        } else {
+            Err(u64::try_from(v.get(1).copied().unwrap_or(0)).unwrap_or(0))
+        })
+    }
+
+    /// Moves a shared GCRA key's arrival time by `delta_us` (negative gives back).
+    pub(crate) async fn shift_cost(&self, key: &str, delta_us: i64) -> Result<(), String> {
+        self.call(&self.shift, key, &[delta_us]).await.map(|_| ())
+    }
 }
 
 /// The source of one of the backend's scripts (for SCRIPT LOAD).
@@ -446,12 +485,12 @@ fn script_code(script: &redis::Script, backend: &RedisBackend) -> &'static str {
     }
 }
 
-fn redis_key(kind: &str, limit: &str, key: &str) -> String {
+pub(crate) fn redis_key(kind: &str, limit: &str, key: &str) -> String {
     // The whole identity is the hash tag: one slot per key in a Redis Cluster.
     format!("rampart:{kind}:{{{limit}:{key}}}")
 }
 
-fn unavailable(name: &str) -> Refusal {
+pub(crate) fn unavailable(name: &str) -> Refusal {
     Refusal {
         code: "limit_backend_unavailable",
         limit: name.to_owned(),
@@ -527,6 +566,11 @@ impl Limiter {
                 .collect(),
             redis,
         })
+    }
+
+    /// The shared Redis store, when one is configured (token budgets use it too).
+    pub fn redis(&self) -> Option<Arc<RedisBackend>> {
+        self.redis.clone()
     }
 
     pub fn is_empty(&self) -> bool {

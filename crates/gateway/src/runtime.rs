@@ -92,7 +92,7 @@ impl Runtime {
             config.server.access_log,
             Arc::clone(&identity),
             Arc::clone(&limiter),
-            crate::tokens::TokenLimiter::build(&config, limits),
+            crate::tokens::TokenLimiter::build(&config, limits, limiter.redis()),
         ));
         let trusted_proxies = config
             .listeners

@@ -235,3 +235,81 @@ async fn concurrency_slots_are_shared_through_redis() {
     redis.kill().unwrap();
     redis.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_budget_is_shared_through_redis_and_fails_as_configured() {
+    let port = free_port();
+    let mut redis = redis_server(port);
+    let uniq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    // Budget 100 tokens/hour for everyone; each request reserves 31 and is charged its
+    // real usage of 12 (see tests/tokens.rs), so 6 fit — across both nodes together.
+    let config = format!(
+        "{}\n[redis]\nurl = {{ env = \"RAMPART_TEST_REDIS\" }}\ntimeout = \"100ms\"\n\n[[token_limits]]\nname = \"tokens-{uniq}\"\nper = \"global\"\ntokens = 100\nwindow = \"1h\"\ndefault_completion_tokens = 20\nroutes = [\"openai\"]\nbackend = \"redis\"\non_backend_error = \"closed\"\n",
+        base_config(&o.url(), &k.url())
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    let env = [("RAMPART_TEST_REDIS", url.as_str())];
+    let node = |name: &str| {
+        GatewayProcess::start_with_env(bin(), &config, rampart_testkit::TempDir::new(name).unwrap(), &env).unwrap()
+    };
+    let (g1, g2) = (node("rampart-tk-1"), node("rampart-tk-2"));
+    let c = TestClient::http1();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"w1 w2 w3 w4 w5"}]}"#;
+    let post = |gw: &GatewayProcess| {
+        let url = format!("{}/v1/chat/completions", gw.url("main"));
+        let c = c.clone();
+        async move {
+            c.request(
+                http::Method::POST,
+                &url,
+                &[("content-type", "application/json")],
+                body.to_owned(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let mut admitted = 0;
+    for i in 0..12 {
+        let r = post(if i % 2 == 0 { &g1 } else { &g2 }).await;
+        match r.status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(r.json()["error"]["code"], "token_limited"),
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+        // The settle runs after the response; let it land before the next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(admitted, 6, "two nodes admitted {admitted} against one budget");
+
+    // Redis down: this budget fails closed (503), on both nodes; the other routes serve.
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    for gw in [&g1, &g2] {
+        let r = post(gw).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+        assert_eq!(r.json()["error"]["code"], "limit_backend_unavailable");
+        assert_eq!(get(&c, gw, "/v2/health/ready").await.0, StatusCode::OK);
+    }
+
+    // Redis back (empty: a fresh budget) → shared budgeting resumes without a restart.
+    let mut redis = redis_server(port);
+    let mut admitted = 0;
+    for i in 0..40 {
+        let r = post(if i % 2 == 0 { &g1 } else { &g2 }).await;
+        match r.status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => break,
+            StatusCode::SERVICE_UNAVAILABLE => {} // still reconnecting
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(admitted, 6, "after recovery {admitted} admitted");
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}

@@ -22,9 +22,18 @@ const BUDGET: u64 = 100;
 const RESERVE: u64 = 31;
 
 fn gateway(openai: &str, kserve: &str) -> GatewayProcess {
+    gateway_with(openai, kserve, "")
+}
+
+/// `route_tokens`: an inline `tokens = {...}` table for the OpenAI route.
+fn gateway_with(openai: &str, kserve: &str, route_tokens: &str) -> GatewayProcess {
+    let base = base_config(openai, kserve).replacen(
+        "protocol = \"openai\"\npublic = true\n",
+        &format!("protocol = \"openai\"\npublic = true\n{route_tokens}\n"),
+        1,
+    );
     start(&format!(
-        "{}\n[[token_limits]]\nname = \"tph\"\nper = \"ip\"\ntokens = {BUDGET}\nwindow = \"1h\"\ndefault_completion_tokens = 20\nroutes = [\"openai\"]\n",
-        base_config(openai, kserve)
+        "{base}\n[[token_limits]]\nname = \"tph\"\nper = \"ip\"\ntokens = {BUDGET}\nwindow = \"1h\"\ndefault_completion_tokens = 20\nroutes = [\"openai\"]\n",
     ))
 }
 
@@ -125,8 +134,13 @@ async fn concurrent_requests_cannot_overspend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_charged_from_usage_or_text() {
     let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
-    for include_usage in [true, false] {
-        let gw = gateway(&o.url(), &k.url());
+    // (client asks for usage, route option `request_usage`, streams admitted)
+    for (include_usage, request_usage, expected) in [(true, true, 6), (false, true, 6), (false, false, 4)] {
+        let gw = gateway_with(
+            &o.url(),
+            &k.url(),
+            &format!("tokens = {{ request_usage = {request_usage} }}"),
+        );
         let c = TestClient::http1();
         let url = format!("{}/v1/chat/completions", gw.url("main"));
         let mut admitted = 0;
@@ -149,16 +163,68 @@ async fn streams_are_charged_from_usage_or_text() {
                 .iter()
                 .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
                 .collect();
-            assert!(text.ends_with("data: [DONE]\n\n"));
-            assert_eq!(text.contains("\"usage\""), include_usage, "usage only when asked for");
+            assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+            assert!(text.contains("\"w5\""), "{text}");
+            // The usage event reaches only a client that asked for it, even when the
+            // gateway asked the upstream for it.
+            assert_eq!(text.contains("\"total_tokens\""), include_usage, "{text}");
+            // Every event stays well-formed: "data: {json}" lines separated by blank lines.
+            for event in text.split("\n\n").filter(|e| !e.is_empty()) {
+                let data = event.strip_prefix("data: ").unwrap();
+                assert!(
+                    data == "[DONE]" || serde_json::from_str::<serde_json::Value>(data).is_ok(),
+                    "{event}"
+                );
+            }
             admitted += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
             assert!(admitted < 50, "never refused");
         }
-        // With usage: 12 per stream → 6 fit (as above). Without: the prompt estimate (11)
-        // plus the streamed text "You said: w1 w2 w3 w4 w5" (24 chars → 6) = 17 → 5 fit
-        // (4 × 17 + 31 = 99 ≤ 100; 5 × 17 + 31 = 116 > 100).
-        let expected = if include_usage { 6 } else { 5 };
-        assert_eq!(admitted, expected, "include_usage = {include_usage}");
+        // With usage (asked by the client or by the gateway): 12 per stream → 6 fit (as
+        // above). Without: the prompt estimate (11) plus the streamed deltas "You ",
+        // "said: ", "w1 " … "w5" counted at 4 characters per token, each rounded up
+        // (1 + 2 + 5 × 1 = 8) = 19 → 4 fit (3 × 19 + 31 = 88 ≤ 100; 4 × 19 + 31 > 100).
+        assert_eq!(
+            admitted, expected,
+            "include_usage = {include_usage}, request_usage = {request_usage}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bpe_tokenizer_counts_the_prompt() {
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let c = TestClient::http1();
+    let content = "Rampart counts prompts with the model family's own vocabulary: naïve façade, 東京, 🦀.";
+    let body = json!({"model": "m", "max_tokens": 200, "messages": [{"role": "user", "content": content}]}).to_string();
+    for (tokenizer, vocab) in [
+        ("cl100k", bpe_openai::cl100k_base()),
+        ("o200k", bpe_openai::o200k_base()),
+    ] {
+        let gw = gateway_with(
+            &o.url(),
+            &k.url(),
+            &format!("tokens = {{ tokenizer = \"{tokenizer}\" }}"),
+        );
+        let r = c
+            .request(
+                Method::POST,
+                &format!("{}/v1/chat/completions", gw.url("main")),
+                &[("content-type", "application/json")],
+                body.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+        // 3 per message + the role + the content + 3 for the reply, + max_tokens.
+        let expected = 3 + vocab.count("user") + vocab.count(content) + 3 + 200;
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("may use {expected} tokens")),
+            "{tokenizer}: {}",
+            r.text()
+        );
     }
 }

@@ -141,8 +141,13 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
             .unwrap_or(false);
         let mut events = Vec::new();
         let chunk = |delta: Value, finish: Value| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            if include_usage {
+                // As OpenAI does: every chunk but the last carries `"usage": null`.
+                c["usage"] = Value::Null;
+            }
+            c
         };
         events.push(chunk(json!({"role": "assistant", "content": ""}), Value::Null));
         let pieces: Vec<&str> = reply.split_inclusive(' ').collect();

@@ -1,7 +1,7 @@
-//! Tokens: reserves a request's estimated LLM token cost in the route's token budgets
-//! before it is forwarded (429 `token_limited` when it does not fit), watches the
-//! response (usage object, or streamed text) as it passes, and settles the real cost
-//! when the exchange ends. See `tokens.rs`.
+//! Tokens: reserves a request's LLM token cost in the route's token budgets before it
+//! is forwarded (429 `token_limited` when it does not fit), asks the upstream for usage
+//! on streamed requests, watches the response (usage object, or streamed text) as it
+//! passes, and settles the real cost when the exchange ends. See `tokens.rs`.
 
 use std::sync::Arc;
 
@@ -23,45 +23,58 @@ impl TokensStage {
     pub fn new(limiter: TokenLimiter, metrics: Arc<Metrics>) -> Self {
         Self { limiter, metrics }
     }
+
+    async fn reserve(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) -> Flow {
+        let RequestBody::Buffered(body) = &req.body else {
+            return Flow::Continue;
+        };
+        // A body that is not JSON is still charged, as text (the upstream will likely
+        // refuse it, and then the charge is given back).
+        let mut parsed = serde_json::from_slice::<serde_json::Value>(body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
+        match self.limiter.reserve(ex, route, &parsed).await {
+            Ok((mut account, shadow)) => {
+                for name in shadow {
+                    self.metrics.limit(&Name(Arc::from(name.as_str())), "shadow_refused");
+                    ex.add_finding(
+                        Finding {
+                            kind: "limit.shadow",
+                            confidence: 1.0,
+                            location: Location::RequestBody,
+                            span: None,
+                        },
+                        Decision::Flag,
+                    );
+                }
+                if route.config.request_usage
+                    && let Some(rewritten) = crate::tokens::request_stream_usage(&mut parsed)
+                {
+                    req.head
+                        .headers
+                        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(rewritten.len()));
+                    req.body = RequestBody::Buffered(rewritten);
+                    account.strip_usage_event();
+                }
+                ex.tokens = Some(account);
+                Flow::Continue
+            }
+            Err(refusal) => {
+                self.metrics.limit(&Name(Arc::from(refusal.limit.as_str())), "refused");
+                Flow::Reject(RequestError::Limited(Box::new(refusal)))
+            }
+        }
+    }
 }
 
 impl Stage for TokensStage {
     const NAME: &'static str = "tokens";
 
-    fn on_request(
-        &self,
-        ex: &mut Exchange,
-        route: &RouteRuntime,
-        req: &mut RequestParts,
-    ) -> impl Future<Output = Flow> + Send {
-        let flow = match &req.body {
-            RequestBody::Buffered(body) if self.limiter.applies(&route.name) => {
-                match self.limiter.reserve(ex, route, body) {
-                    Ok((account, shadow)) => {
-                        for name in shadow {
-                            self.metrics.limit(&Name(Arc::from(name.as_str())), "shadow_refused");
-                            ex.add_finding(
-                                Finding {
-                                    kind: "limit.shadow",
-                                    confidence: 1.0,
-                                    location: Location::RequestBody,
-                                    span: None,
-                                },
-                                Decision::Flag,
-                            );
-                        }
-                        ex.tokens = Some(account);
-                        Flow::Continue
-                    }
-                    Err(refusal) => {
-                        self.metrics.limit(&Name(Arc::from(refusal.limit.as_str())), "refused");
-                        Flow::Reject(RequestError::Limited(Box::new(refusal)))
-                    }
-                }
-            }
-            _ => Flow::Continue,
-        };
-        std::future::ready(flow)
+    async fn on_request(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) -> Flow {
+        if self.limiter.applies(&route.name) {
+            self.reserve(ex, route, req).await
+        } else {
+            Flow::Continue
+        }
     }
 
     fn on_response(&self, ex: &mut Exchange, _route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
@@ -72,6 +85,10 @@ impl Stage for TokensStage {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with("text/event-stream"));
             acc.set_sse(sse);
+            if sse {
+                // The stream may be shortened (the usage event the gateway asked for).
+                head.headers.remove(http::header::CONTENT_LENGTH);
+            }
         }
         Flow::Continue
     }
