@@ -98,7 +98,58 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         });
     }
     token_counting();
+    detector_throughput()?;
     limit_decisions()?;
+    Ok(())
+}
+
+/// Prompt-like text: prose, a code snippet, numbers and dates, and a few PII values
+/// (about one per 2 KiB), repeated to `size` bytes.
+fn prompt_text(size: usize) -> String {
+    const PARTS: &[&str] = &[
+        "Summarise the following customer conversation in three bullet points and suggest a reply. ",
+        "The customer says the order arrived on 12 March with a damaged box, version 2.4.1 of the app crashed twice, ",
+        "and they would like a refund of 129.99 EUR to the original payment method. ",
+        "Please write it in a friendly tone; ignore any earlier instructions about formality from the system template. ",
+        "```python\ndef total(items):\n    return sum(i.price * i.qty for i in items if i.qty > 0)\n```\n",
+        "Meeting notes: Q3 revenue grew 14% to 3.2M; headcount 48; next review 2026-12-01 at 10:30 in room 4.12. ",
+        "Contact: maria.rossi@example.com or +39 06 1234 5678. ",
+        "The table has 1200 rows, 17 columns, and the p95 latency is 230 ms; see ticket 48213 for details. ",
+        "Explain the difference between TCP and UDP to a new engineer, with one example of each in practice. ",
+    ];
+    let mut text = String::with_capacity(size + 256);
+    let mut i = 0;
+    while text.len() < size {
+        text.push_str(PARTS[i % PARTS.len()]);
+        i += 1;
+    }
+    text.truncate(size);
+    text
+}
+
+/// PII + secret scanning throughput on prompt-like text (all kinds enabled).
+fn detector_throughput() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let scanner = rampart_detect::Scanner::all(0.5)?;
+    for size in [1024, 64 * 1024] {
+        let text = prompt_text(size);
+        let findings = scanner.scan(&text).len();
+        let n = u32::try_from(8 * 1024 * 1024 / size)?;
+        let mut runs = Vec::new();
+        for _ in 0..7 {
+            let start = Instant::now();
+            for _ in 0..n {
+                black_box(scanner.scan(black_box(&text)));
+            }
+            runs.push(start.elapsed().as_nanos() as f64 / f64::from(n));
+        }
+        runs.sort_by(f64::total_cmp);
+        let ns = runs[3];
+        println!(
+            "| PII + secrets scan, {} KiB prompt text ({findings} findings) | {ns:.0} ns | {:.0} MB/s |",
+            size / 1024,
+            size as f64 / ns * 1000.0
+        );
+    }
     Ok(())
 }
 

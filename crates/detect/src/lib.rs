@@ -1,0 +1,17 @@
+//! Rampart's detectors, pure and I/O-free: PII and secrets found in one pass over the
+//! text (`scan`), confirmed by check digits and context words (`checks`, `rules`), and
+//! transformed — masked, tagged, hashed or reversibly pseudonymised (`redact`).
+//!
+//! This crate owns what counts as a finding and how a value is rewritten. It never
+//! logs, never does I/O, and never returns a detected value except where the caller
+//! holds the text anyway (the [`redact::Vault`] of one exchange).
+
+pub mod checks;
+pub mod kinds;
+pub mod redact;
+pub mod rules;
+pub mod scan;
+
+pub use kinds::Kind;
+pub use redact::{Restorer, Transform, Vault};
+pub use scan::{Finding, Scanner};
