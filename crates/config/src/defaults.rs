@@ -105,3 +105,11 @@ pub const DEFAULT_COMPLETION_TOKENS: u64 = 256;
 
 /// Node identity written to logs (and later audit records) when none is configured.
 pub const NODE_ID: &str = "rampart-1";
+
+/// Findings below this confidence are not acted on: validated values (check digits,
+/// known key shapes) score 0.6–0.99, bare look-alikes without context score lower.
+pub const MIN_CONFIDENCE: f32 = 0.5;
+
+/// A non-streamed response is held whole while a content policy inspects it; 16 MiB
+/// covers large JSON answers (embeddings of a big batch) without unbounded memory.
+pub const MAX_INSPECTED_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;

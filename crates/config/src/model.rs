@@ -8,7 +8,9 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
-pub use crate::raw::{Balance, ClientAuth, LimitBackend, LimitKey, OnBackendError, Protocol, QuotaPeriod, Tokenizer};
+pub use crate::raw::{
+    Balance, ClientAuth, ContentAction, LimitBackend, LimitKey, OnBackendError, Protocol, QuotaPeriod, Tokenizer,
+};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -27,6 +29,7 @@ pub struct Config {
     pub concurrency_limits: Vec<ConcurrencyLimit>,
     pub quotas: Vec<Quota>,
     pub token_limits: Vec<TokenLimit>,
+    pub policies: std::collections::BTreeMap<String, ContentPolicy>,
     /// Shared limit state for many nodes; required by `backend = "redis"` limits.
     pub redis: Option<Redis>,
 }
@@ -343,6 +346,24 @@ pub struct Route {
     /// covers, so the real usage can be charged; the extra usage event is removed
     /// before the client sees it when the client did not ask for it.
     pub request_usage: bool,
+    /// The content policy, by name in [`Config::policies`].
+    pub policy: Option<String>,
+}
+
+/// A validated content policy. Rules map a kind selector — a kind name such as
+/// `pii.email`, a family `pii.*` / `secret.*`, or `*` — to an action; the most
+/// specific selector wins.
+#[derive(Debug, Clone)]
+pub struct ContentPolicy {
+    pub name: String,
+    pub min_confidence: f32,
+    pub shadow: bool,
+    pub request: Vec<(String, ContentAction)>,
+    pub response: Vec<(String, ContentAction)>,
+    pub canary: bool,
+    pub hash_key: Option<Secret<String>>,
+    /// Largest non-streamed response body held for inspection.
+    pub max_response_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,43 @@ pub struct RawConfig {
     #[serde(default)]
     pub token_limits: Vec<RawTokenLimit>,
     pub redis: Option<RawRedis>,
+    #[serde(default)]
+    pub policies: BTreeMap<String, RawPolicy>,
+}
+
+/// A content policy: what happens to each kind of finding, per direction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub min_confidence: Option<f32>,
+    pub shadow: Option<bool>,
+    #[serde(default)]
+    pub request: BTreeMap<String, ContentAction>,
+    #[serde(default)]
+    pub response: BTreeMap<String, ContentAction>,
+    pub canary: Option<bool>,
+    pub hash_key: Option<RawSecretRef>,
+    pub max_response_bytes: Option<u64>,
+}
+
+/// What a content policy does with a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentAction {
+    /// Nothing (not even recorded).
+    Allow,
+    /// Recorded as a finding; the text passes unchanged.
+    Flag,
+    /// Letters and digits replaced by `*` (cards, IBANs and phones keep the last four).
+    Mask,
+    /// Replaced by the kind's tag, e.g. `[EMAIL]`.
+    Redact,
+    /// Replaced by a keyed hash: the same value gives the same pseudonym per tenant.
+    Hash,
+    /// Replaced by a placeholder upstream, restored in the response (request only).
+    Pseudonymise,
+    /// The exchange is refused.
+    Block,
 }
 
 #[derive(Debug, Deserialize)]
@@ -368,6 +405,8 @@ pub struct RawRoute {
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub tokens: RawRouteTokens,
+    /// Name of a `[policies.<name>]` content policy.
+    pub policy: Option<String>,
 }
 
 /// How an OpenAI route counts LLM tokens for token budgets.

@@ -1,7 +1,7 @@
 //! Raw → validated config. Collects every problem instead of stopping at the first, and
 //! words each one so the user knows what to write instead.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -354,6 +354,68 @@ impl Validator<'_> {
         }
     }
 
+    fn policy(&mut self, path: &KeyPath, name: &str, raw: &crate::raw::RawPolicy) -> ContentPolicy {
+        use crate::raw::ContentAction;
+        let min_confidence = raw.min_confidence.unwrap_or(defaults::MIN_CONFIDENCE);
+        if !(0.0..=1.0).contains(&min_confidence) {
+            self.issue(&path.key("min_confidence"), "must be between 0 and 1");
+        }
+        let mut rules = |direction: &str, map: &BTreeMap<String, ContentAction>| {
+            let mut out = Vec::new();
+            for (selector, action) in map {
+                let known = selector == "*"
+                    || selector == "pii.*"
+                    || selector == "secret.*"
+                    || rampart_detect::Kind::from_name(selector).is_some();
+                if !known {
+                    let names: Vec<&str> = rampart_detect::Kind::ALL.iter().map(|k| k.name()).collect();
+                    self.issue(
+                        &path.key(direction).key(selector),
+                        format!(
+                            "unknown kind; use `*`, `pii.*`, `secret.*` or one of: {}",
+                            names.join(", ")
+                        ),
+                    );
+                }
+                if direction == "response" && *action == ContentAction::Pseudonymise {
+                    self.issue(
+                        &path.key(direction).key(selector),
+                        "`pseudonymise` applies to requests; responses restore the request's placeholders",
+                    );
+                }
+                out.push((selector.clone(), *action));
+            }
+            out
+        };
+        let request = rules("request", &raw.request);
+        let response = rules("response", &raw.response);
+        let uses_hash = request.iter().chain(&response).any(|(_, a)| *a == ContentAction::Hash);
+        let hash_key = match &raw.hash_key {
+            Some(r) => self.secret(&path.key("hash_key"), r).map(Secret::new),
+            None => None,
+        };
+        if uses_hash && raw.hash_key.is_none() {
+            self.issue(
+                &path.key("hash_key"),
+                "the `hash` action needs a `hash_key` secret ({ env = … } or { file = … })",
+            );
+        }
+        ContentPolicy {
+            name: name.to_owned(),
+            min_confidence,
+            shadow: raw.shadow.unwrap_or(false),
+            request,
+            response,
+            canary: raw.canary.unwrap_or(false),
+            hash_key,
+            max_response_bytes: self.positive(
+                &path.key("max_response_bytes"),
+                raw.max_response_bytes,
+                defaults::MAX_INSPECTED_RESPONSE_BYTES,
+            ),
+        }
+    }
+
     fn route(&mut self, path: &KeyPath, raw: &RawRoute, upstreams: &[Upstream], base: (Limits, Timeouts)) -> Route {
         if (raw.tokens.tokenizer.is_some() || raw.tokens.request_usage.is_some())
             && raw.protocol != Some(Protocol::Openai)
@@ -423,6 +485,7 @@ impl Validator<'_> {
             timeouts: self.timeouts(&path.key("timeouts"), &raw.timeouts, base.1),
             tokenizer: raw.tokens.tokenizer.unwrap_or_default(),
             request_usage: raw.tokens.request_usage.unwrap_or(true),
+            policy: raw.policy.clone(),
         }
     }
 
@@ -897,6 +960,37 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         }
     }
 
+    let mut policies = BTreeMap::new();
+    for (name, p) in &raw.policies {
+        let path = root.key("policies").key(name);
+        policies.insert(name.clone(), v.policy(&path, name, p));
+    }
+    for (i, r) in raw.routes.iter().enumerate() {
+        let Some(name) = &r.policy else { continue };
+        let path = root.key("routes").index(i).key("policy");
+        match raw.policies.get(name) {
+            None => {
+                let known: Vec<&str> = raw.policies.keys().map(String::as_str).collect();
+                v.issue(
+                    &path,
+                    format!(
+                        "no policy named \"{name}\" (known: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            Some(p) if p.canary == Some(true) && r.protocol != Some(Protocol::Openai) => v.issue(
+                &path,
+                format!("policy \"{name}\" sets `canary`, which needs `protocol = \"openai\"` on this route"),
+            ),
+            Some(_) => {}
+        }
+    }
+
     let redis = raw.redis.as_ref().map(|r| Redis {
         url: Secret::new(v.secret(&root.key("redis").key("url"), &r.url).unwrap_or_default()),
         timeout: v.duration(&root.key("redis").key("timeout"), &r.timeout, defaults::REDIS_TIMEOUT),
@@ -917,6 +1011,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             quotas,
             token_limits,
             redis,
+            policies,
         })
     } else {
         Err(ConfigError { issues: v.issues })

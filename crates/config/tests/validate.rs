@@ -269,3 +269,28 @@ fn token_settings_are_checked() {
     let unknown = format!("{BASE}tokens = {{ tokenizer = \"llama3\" }}\n");
     assert!(errors(&unknown).to_string().contains("unknown variant `llama3`"));
 }
+
+#[test]
+fn content_policies_are_checked() {
+    let ok = format!(
+        "{BASE}policy = \"p\"\n\n[policies.p]\nrequest = {{ \"pii.*\" = \"pseudonymise\", \"pii.card\" = \"block\" }}\nresponse = {{ \"secret.*\" = \"redact\" }}\ncanary = true\n"
+    );
+    let c = from_str(&ok, "t.toml", Path::new(".")).unwrap();
+    assert_eq!(c.routes[0].policy.as_deref(), Some("p"));
+    let p = &c.policies["p"];
+    assert!(p.canary && !p.shadow);
+    assert_eq!(p.min_confidence, 0.5);
+    assert_eq!(p.request.len(), 2);
+    let text = format!(
+        "{BASE}policy = \"nope\"\n\n[[routes]]\nname = \"j\"\npath = \"/j\"\nupstream = \"llm\"\npolicy = \"p\"\n\n[policies.p]\nmin_confidence = 2.0\nrequest = {{ \"pii.mail\" = \"redact\", \"*\" = \"hash\" }}\nresponse = {{ \"pii.email\" = \"pseudonymise\" }}\ncanary = true\n"
+    );
+    let err = errors(&text);
+    has(&err, "routes[0].policy", "no policy named \"nope\" (known: p)");
+    has(&err, "routes[1].policy", "needs `protocol = \"openai\"`");
+    has(&err, "policies.p.min_confidence", "between 0 and 1");
+    has(&err, "policies.p.request.pii.mail", "unknown kind");
+    has(&err, "policies.p.response.pii.email", "applies to requests");
+    has(&err, "policies.p.hash_key", "needs a `hash_key`");
+    let bad_action = format!("{BASE}\n[policies.p]\nrequest = {{ \"*\" = \"erase\" }}\n");
+    assert!(errors(&bad_action).to_string().contains("unknown variant `erase`"));
+}

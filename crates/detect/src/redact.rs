@@ -182,35 +182,32 @@ fn mask(kind: Kind, value: &str, out: &mut String) {
 
 /// Restores placeholders in a stream of text pieces. Each `push` returns what can be
 /// sent now; only a tail that could still become a placeholder (at most
-/// [`MAX_PLACEHOLDER`] bytes) is held back until the next piece or `finish`.
-#[derive(Debug)]
-pub struct Restorer<'v> {
-    vault: &'v Vault,
+/// [`MAX_PLACEHOLDER`] bytes) is held back until the next piece or `finish`. The vault
+/// is passed in on each call, so one exchange can keep a restorer per stream beside it.
+#[derive(Debug, Default, Clone)]
+pub struct Restorer {
     held: String,
 }
 
-impl<'v> Restorer<'v> {
-    pub fn new(vault: &'v Vault) -> Self {
-        Self {
-            vault,
-            held: String::new(),
-        }
+impl Restorer {
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    pub fn push(&mut self, piece: &str) -> String {
+    pub fn push(&mut self, vault: &Vault, piece: &str) -> String {
         self.held.push_str(piece);
         let cut = match self.held.rfind('<') {
             Some(i) if placeholder_prefix(&self.held[i..]) => i,
             _ => self.held.len(),
         };
-        let ready = self.vault.restore(&self.held[..cut]);
+        let ready = vault.restore(&self.held[..cut]);
         self.held.drain(..cut);
         ready
     }
 
-    pub fn finish(&mut self) -> String {
+    pub fn finish(&mut self, vault: &Vault) -> String {
         let rest = std::mem::take(&mut self.held);
-        self.vault.restore(&rest)
+        vault.restore(&rest)
     }
 
     /// Bytes held back right now.
@@ -271,14 +268,14 @@ mod tests {
         let mut v = Vault::default();
         let sent = apply(text, &s.scan(text), |_| Some(Transform::Pseudonymise), None, &mut v);
         for size in 1..8 {
-            let mut r = Restorer::new(&v);
+            let mut r = Restorer::new();
             let mut out = String::new();
             let chars: Vec<char> = sent.chars().collect();
             for piece in chars.chunks(size) {
-                out.push_str(&r.push(&piece.iter().collect::<String>()));
+                out.push_str(&r.push(&v, &piece.iter().collect::<String>()));
                 assert!(r.held() <= MAX_PLACEHOLDER);
             }
-            out.push_str(&r.finish());
+            out.push_str(&r.finish(&v));
             assert_eq!(out, text, "pieces of {size}");
         }
     }

@@ -151,16 +151,16 @@ proptest! {
         prop_assert_eq!(vault.restore(&sent), text.clone());
         // Streamed in arbitrary pieces (cut on character boundaries).
         let chars: Vec<char> = sent.chars().collect();
-        let mut r = Restorer::new(&vault);
+        let mut r = Restorer::new();
         let mut out = String::new();
         let (mut at, mut i) = (0, 0);
         while at < chars.len() {
             let n = cuts[i % cuts.len()].min(chars.len() - at);
-            out.push_str(&r.push(&chars[at..at + n].iter().collect::<String>()));
+            out.push_str(&r.push(&vault, &chars[at..at + n].iter().collect::<String>()));
             at += n;
             i += 1;
         }
-        out.push_str(&r.finish());
+        out.push_str(&r.finish(&vault));
         prop_assert_eq!(out, text);
     }
 

@@ -281,6 +281,11 @@ impl Body for ExchangeBody {
                             finish(this.pipeline, this.exchange, Outcome::Failed);
                             return Poll::Ready(Some(Err(Box::new(StreamLimitError))));
                         }
+                        if ex.end_stream {
+                            // A stage ended the stream (a block, with its error event in
+                            // this chunk): drop the upstream and end after this frame.
+                            *this.source = Source::Full(None);
+                        }
                     }
                     if let Some(t) = this.timers {
                         this.idle.as_mut().reset(Instant::now() + t.idle);

@@ -116,6 +116,11 @@ pub struct Exchange {
     pub rate_status: Option<crate::limits::RateStatus>,
     /// Token budget reservations, settled when the exchange ends.
     pub tokens: Option<crate::tokens::TokenAccount>,
+    /// Content policy state: the pseudonym vault, the canary, stream hold-back.
+    pub content: Option<crate::content::ContentState>,
+    /// A stage ended the response stream (a block mid-stream): the body stops after
+    /// the current chunk.
+    pub end_stream: bool,
     pub findings: Vec<Finding>,
     pub decision: Decision,
     pub error: Option<RequestError>,
@@ -147,6 +152,8 @@ impl Exchange {
             holds: Vec::new(),
             rate_status: None,
             tokens: None,
+            content: None,
+            end_stream: false,
             findings: Vec::new(),
             decision: Decision::Allow,
             error: None,

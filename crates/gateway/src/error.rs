@@ -49,6 +49,19 @@ pub enum RequestError {
     UpstreamFailed,
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// 400: the request carries something the route's content policy blocks. Names
+    /// the kinds, never the values.
+    #[error("the request was blocked by the content policy: {kinds}")]
+    ContentBlocked { kinds: String },
+    /// 502: the upstream's answer carries something the policy blocks.
+    #[error("the response was blocked by the content policy: {kinds}")]
+    ResponseBlocked { kinds: String },
+    /// 502: a response that must be inspected whole is larger than the policy allows.
+    #[error("the response is larger than the {limit} bytes the content policy inspects")]
+    ResponseTooLarge { limit: u64 },
+    /// 400: the payload does not follow the route's protocol; `param` is the JSON path.
+    #[error("{param}: {message}")]
+    InvalidRequest { param: String, message: String },
 }
 
 impl RequestError {
@@ -68,6 +81,8 @@ impl RequestError {
             Self::NoHealthyUpstream | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamConnect | Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::ContentBlocked { .. } | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::ResponseBlocked { .. } | Self::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -90,6 +105,10 @@ impl RequestError {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamFailed => "upstream_error",
             Self::ShuttingDown => "shutting_down",
+            Self::ContentBlocked { .. } => "content_blocked",
+            Self::ResponseBlocked { .. } => "response_blocked",
+            Self::ResponseTooLarge { .. } => "response_too_large",
+            Self::InvalidRequest { .. } => "invalid_request",
         }
     }
 
@@ -106,7 +125,9 @@ impl RequestError {
             | Self::JsonTooDeep { .. }
             | Self::InvalidJson { .. }
             | Self::BodyTimeout
-            | Self::BodyRead => "invalid_request_error",
+            | Self::BodyRead
+            | Self::ContentBlocked { .. }
+            | Self::InvalidRequest { .. } => "invalid_request_error",
             _ => "api_error",
         }
     }
@@ -127,6 +148,10 @@ impl RequestError {
                     "type": self.openai_type(),
                     "code": self.code(),
                     "message": message,
+                    "param": match self {
+                        Self::InvalidRequest { param, .. } => serde_json::Value::String(param.clone()),
+                        _ => serde_json::Value::Null,
+                    },
                     "request_id": request_id,
                 }
             }),

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod content;
 pub mod context;
 pub mod error;
 pub mod identity;

@@ -36,6 +36,7 @@ use crate::stage::{Flow, RequestParts, Stage};
 use crate::stages::access_log::{AccessLogStage, Message};
 use crate::stages::authorize::AuthorizeStage;
 use crate::stages::body::BodyStage;
+use crate::stages::content::ContentStage;
 use crate::stages::identify::IdentifyStage;
 use crate::stages::limit::LimitStage;
 use crate::stages::metrics::MetricsStage;
@@ -59,10 +60,15 @@ pub struct Pipeline {
     body: BodyStage,
     /// Request: the model the request names, and whether the caller may use it.
     model: ModelStage,
-    /// Request: reserve the LLM token cost. Chunks: watch usage. Completion: settle.
+    /// Request: PII and secrets per the route's content policy (flag, mask, redact,
+    /// hash, pseudonymise, block), canary in the system prompt. Response: restore
+    /// placeholders, response rules, canary leaks — on streamed chunks here, on whole
+    /// bodies before the head is sent (`handle`).
+    content: ContentStage,
+    /// Request: reserve the LLM token cost (of what is sent upstream, after `content`).
+    /// Chunks: watch usage. Completion: settle.
     tokens: TokensStage,
-    // inspect:   PII, secrets, injection scoring                   (content issue)
-    // transform: redact, pseudonymise, canary                      (content issue)
+    // inspect:   injection scoring                                 (content issue)
     /// Completion: counters and latency histograms.
     metrics: MetricsStage,
     /// Completion: one ECS JSON line per exchange.
@@ -86,6 +92,7 @@ impl Pipeline {
             limit: LimitStage::new(limiter, Arc::clone(&metrics)),
             body: BodyStage,
             model: ModelStage::new(identity),
+            content: ContentStage,
             tokens: TokensStage::new(tokens, Arc::clone(&metrics)),
             metrics: MetricsStage::new(Arc::clone(&metrics)),
             access_log: AccessLogStage::new(access_log, Arc::from(node), log, metrics),
@@ -104,6 +111,7 @@ impl Pipeline {
         run(&self.limit, ex, route, req).await?;
         run(&self.body, ex, route, req).await?;
         run(&self.model, ex, route, req).await?;
+        run(&self.content, ex, route, req).await?;
         run(&self.tokens, ex, route, req).await?;
         Ok(())
     }
@@ -116,6 +124,7 @@ impl Pipeline {
     ) -> Result<(), RequestError> {
         flow(self.request_id.on_response(ex, route, head))?;
         flow(self.limit.on_response(ex, route, head))?;
+        flow(self.content.on_response(ex, route, head))?;
         flow(self.tokens.on_response(ex, route, head))?;
         Ok(())
     }
@@ -128,6 +137,7 @@ impl Pipeline {
             || self.limit.wants_chunks(route)
             || self.body.wants_chunks(route)
             || self.model.wants_chunks(route)
+            || self.content.wants_chunks(route)
             || self.tokens.wants_chunks(route)
             || self.metrics.wants_chunks(route)
             || self.access_log.wants_chunks(route)
@@ -141,6 +151,7 @@ impl Pipeline {
         flow(self.limit.on_response_chunk(ex, chunk))?;
         flow(self.body.on_response_chunk(ex, chunk))?;
         flow(self.model.on_response_chunk(ex, chunk))?;
+        flow(self.content.on_response_chunk(ex, chunk))?;
         flow(self.tokens.on_response_chunk(ex, chunk))?;
         Ok(())
     }
@@ -153,6 +164,7 @@ impl Pipeline {
         self.limit.on_complete(ex);
         self.body.on_complete(ex);
         self.model.on_complete(ex);
+        self.content.on_complete(ex);
         self.tokens.on_complete(ex);
         self.metrics.on_complete(ex);
         self.access_log.on_complete(ex);
@@ -296,6 +308,38 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
     proxy::strip_hop_by_hop(&mut head.headers);
     if let Err(e) = pipeline.response_stages(&mut ex, &route, &mut head) {
         return error_response(pipeline, ex, Some(route), e);
+    }
+    if pipeline.content.holds_response(&ex, &head) {
+        // The content policy sees the whole body before the client sees the head, so
+        // a block can still be a clean 502.
+        let limit = pipeline.content.max_response_bytes(&ex);
+        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let read = tokio::time::timeout(
+            budget,
+            crate::body::read_bounded(incoming, limit, route.config.timeouts.idle),
+        )
+        .await;
+        let body = match read {
+            Ok(Ok(b)) => b,
+            Ok(Err(RequestError::BodyTooLarge { .. })) => {
+                return error_response(pipeline, ex, Some(route), RequestError::ResponseTooLarge { limit });
+            }
+            Ok(Err(RequestError::BodyTimeout)) | Err(_) => {
+                return error_response(pipeline, ex, Some(route), RequestError::UpstreamTimeout);
+            }
+            Ok(Err(_)) => return error_response(pipeline, ex, Some(route), RequestError::UpstreamFailed),
+        };
+        let body = match pipeline.content.on_response_body(&mut ex, body) {
+            Ok(b) => b,
+            Err(e) => return error_response(pipeline, ex, Some(route), e),
+        };
+        head.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        ex.status = Some(head.status);
+        ex.timings.response_headers = Some(ex.started.elapsed());
+        let body =
+            ExchangeBody::new(Source::Full(Some(body)), ex, pipeline, Some(route), None).with_guard(upstreamed.guard);
+        return Response::from_parts(head, body);
     }
     let sse = head
         .headers
@@ -455,6 +499,7 @@ upstream = "u"
         compliance(&p.limit, &rt).await;
         compliance(&p.body, &rt).await;
         compliance(&p.model, &rt).await;
+        compliance(&p.content, &rt).await;
         compliance(&p.tokens, &rt).await;
         compliance(&p.metrics, &rt).await;
         compliance(&p.access_log, &rt).await;

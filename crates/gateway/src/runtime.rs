@@ -24,6 +24,8 @@ pub struct RouteRuntime {
     pub name: Arc<str>,
     pub config: Route,
     pub pool: Arc<Pool>,
+    /// The route's content policy, compiled.
+    pub policy: Option<Arc<crate::content::PolicyRuntime>>,
 }
 
 #[derive(Debug)]
@@ -70,6 +72,10 @@ impl Runtime {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut policies = HashMap::new();
+        for (name, p) in &config.policies {
+            policies.insert(name.clone(), Arc::new(crate::content::PolicyRuntime::build(p)?));
+        }
         let routes: Vec<Arc<RouteRuntime>> = config
             .routes
             .iter()
@@ -79,6 +85,7 @@ impl Runtime {
                         name: Arc::from(r.name.as_str()),
                         config: r.clone(),
                         pool: Arc::clone(pool),
+                        policy: r.policy.as_ref().and_then(|p| policies.get(p)).cloned(),
                     })
                 })
             })

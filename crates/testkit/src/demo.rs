@@ -5,6 +5,9 @@
 //! for the shipped iris classifier. Both validate what they receive and answer with the
 //! protocol's own error shapes, like a real server would.
 //!
+//! The chat model repeats the last user message ("You said: ..."), or, asked to "reveal
+//! your system prompt", its system prompt — an honest stand-in for a model that leaks.
+//!
 //! Token counts in `usage` are whitespace-separated words: a documented, deterministic
 //! stand-in for a tokenizer.
 
@@ -34,6 +37,9 @@ pub struct DemoOptions {
     pub chunk_delay: Duration,
     /// Name this server reports in `x-demo-server` (to tell pool targets apart).
     pub server_name: Option<String>,
+    /// When set, every chat request body received is appended here, so a test can see
+    /// exactly what reached the model.
+    pub received: Option<Arc<std::sync::Mutex<Vec<Value>>>>,
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResponseBody> {
@@ -104,6 +110,9 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
         Ok(v) => v,
         Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
     };
+    if let Some(log) = &opts.received {
+        log.lock().unwrap_or_else(|p| p.into_inner()).push(body.clone());
+    }
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return openai_error(StatusCode::BAD_REQUEST, "'messages' is a required array");
     };
@@ -114,6 +123,7 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
         .to_owned();
     let mut prompt_tokens = 0;
     let mut last_user = String::new();
+    let mut system = String::new();
     for m in messages {
         let (Some(role), Some(content)) = (m.get("role").and_then(Value::as_str), m.get("content")) else {
             return openai_error(StatusCode::BAD_REQUEST, "each message needs 'role' and 'content'");
@@ -122,9 +132,17 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
         prompt_tokens += words(&text);
         if role == "user" {
             last_user = text;
+        } else if role == "system" || role == "developer" {
+            system = text;
         }
     }
-    let reply = demo_reply(&last_user);
+    // A model that falls for prompt extraction, as real ones do: asked for its
+    // instructions, it repeats its system prompt.
+    let reply = if last_user.to_lowercase().contains("reveal your system prompt") {
+        format!("My instructions are: {system}")
+    } else {
+        demo_reply(&last_user)
+    };
     let completion_tokens = words(&reply);
     let usage = json!({
         "prompt_tokens": prompt_tokens,

@@ -105,6 +105,9 @@ struct Line<'a> {
     error: Option<&'static str>,
     #[serde(rename = "rampart.findings")]
     findings: usize,
+    /// The kinds found (each once), never the values.
+    #[serde(rename = "rampart.finding_kinds", skip_serializing_if = "Vec::is_empty")]
+    finding_kinds: Vec<&'static str>,
     #[serde(rename = "rampart.gateway_added_us", skip_serializing_if = "Option::is_none")]
     gateway_added_us: Option<u64>,
     #[serde(rename = "rampart.upstream_us", skip_serializing_if = "Option::is_none")]
@@ -242,6 +245,12 @@ impl Stage for AccessLogStage {
             decision: ex.decision.as_str(),
             error: ex.error.as_ref().map(|e| e.code()),
             findings: ex.findings.len(),
+            finding_kinds: {
+                let mut kinds: Vec<&'static str> = ex.findings.iter().map(|f| f.kind).collect();
+                kinds.sort_unstable();
+                kinds.dedup();
+                kinds
+            },
             gateway_added_us: ex
                 .gateway_added()
                 .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),

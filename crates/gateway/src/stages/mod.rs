@@ -3,6 +3,7 @@
 pub mod access_log;
 pub mod authorize;
 pub mod body;
+pub mod content;
 pub mod identify;
 pub mod limit;
 pub mod metrics;

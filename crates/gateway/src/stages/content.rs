@@ -1,0 +1,106 @@
+//! Content: applies the route's content policy (see `content.rs`) — PII and secrets in
+//! the request body flagged, masked, redacted, hashed, pseudonymised or blocked, a
+//! canary added to the system prompt — and, on the way back, restores placeholders and
+//! applies the response rules to streamed chunks. Whole (non-streamed) responses are
+//! inspected by the pipeline through [`ContentStage::on_response_body`] before their
+//! head is sent, so a block can still answer 502.
+
+use bytes::Bytes;
+use http::header;
+use rampart_config::Protocol;
+
+use crate::body::RequestBody;
+use crate::content::ContentState;
+use crate::context::Exchange;
+use crate::error::RequestError;
+use crate::runtime::RouteRuntime;
+use crate::stage::{Flow, RequestParts, Stage};
+
+#[derive(Debug, Default)]
+pub struct ContentStage;
+
+fn is_sse(head: &http::response::Parts) -> bool {
+    head.headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"))
+}
+
+impl ContentStage {
+    /// Whether the pipeline must hold this (non-streamed) response whole for the policy.
+    pub fn holds_response(&self, ex: &Exchange, head: &http::response::Parts) -> bool {
+        ex.content.as_ref().is_some_and(|c| c.policy.inspects_responses()) && !is_sse(head)
+    }
+
+    /// The response body limit for [`Self::holds_response`] bodies.
+    pub fn max_response_bytes(&self, ex: &Exchange) -> u64 {
+        ex.content.as_ref().map(|c| c.policy.max_response_bytes).unwrap_or(0)
+    }
+
+    /// Inspects a whole response body; returns the body to send or the refusal.
+    pub fn on_response_body(&self, ex: &mut Exchange, body: Bytes) -> Result<Bytes, RequestError> {
+        let Some(mut state) = ex.content.take() else {
+            return Ok(body);
+        };
+        let out = state.on_response_body(ex, body);
+        ex.content = Some(state);
+        out
+    }
+}
+
+impl Stage for ContentStage {
+    const NAME: &'static str = "content";
+
+    async fn on_request(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) -> Flow {
+        let Some(policy) = &route.policy else {
+            return Flow::Continue;
+        };
+        let tenant = ex.principal.as_ref().and_then(|p| p.tenant.clone());
+        let mut state = ContentState::new(std::sync::Arc::clone(policy), tenant.as_deref());
+        let result = match &req.body {
+            RequestBody::Buffered(body) if !body.is_empty() => state.on_request(ex, route.config.protocol, body),
+            _ => Ok(None),
+        };
+        ex.content = Some(state);
+        match result {
+            Ok(Some(body)) => {
+                req.head
+                    .headers
+                    .insert(header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+                req.body = RequestBody::Buffered(body);
+                Flow::Continue
+            }
+            Ok(None) => Flow::Continue,
+            Err(e) => Flow::Reject(e),
+        }
+    }
+
+    fn on_response(&self, ex: &mut Exchange, route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
+        if let Some(state) = ex.content.as_mut()
+            && state.policy.inspects_responses()
+            && is_sse(head)
+        {
+            state.start_stream(route.config.protocol == Protocol::Openai);
+            head.headers.remove(header::CONTENT_LENGTH);
+        }
+        Flow::Continue
+    }
+
+    fn wants_chunks(&self, route: &RouteRuntime) -> bool {
+        route.policy.as_ref().is_some_and(|p| p.inspects_responses())
+    }
+
+    fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Flow {
+        let Some(mut state) = ex.content.take() else {
+            return Flow::Continue;
+        };
+        if state.streaming() {
+            *chunk = state.on_stream_chunk(ex, chunk);
+            if state.ended {
+                ex.end_stream = true;
+            }
+        }
+        ex.content = Some(state);
+        Flow::Continue
+    }
+}
