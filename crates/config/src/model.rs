@@ -348,6 +348,15 @@ pub struct Route {
     pub request_usage: bool,
     /// The content policy, by name in [`Config::policies`].
     pub policy: Option<String>,
+    /// Protocol validation of request bodies; `None` when off.
+    pub validation: Option<Validation>,
+}
+
+/// What protocol validation checks on a route.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Validation {
+    Openai(rampart_detect::protocol::OpenAiRules),
+    Kserve(rampart_detect::protocol::KserveRules),
 }
 
 /// A validated content policy. Rules map a kind selector — a kind name such as

@@ -407,6 +407,36 @@ pub struct RawRoute {
     pub tokens: RawRouteTokens,
     /// Name of a `[policies.<name>]` content policy.
     pub policy: Option<String>,
+    #[serde(default)]
+    pub validation: RawValidation,
+}
+
+/// Protocol validation of request bodies (OpenAI and KServe routes).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidation {
+    pub enabled: Option<bool>,
+    pub max_messages: Option<u64>,
+    pub max_n: Option<u64>,
+    pub max_tokens: Option<u64>,
+    pub allow_logit_bias: Option<bool>,
+    pub allow_logprobs: Option<bool>,
+    pub allow_tools: Option<bool>,
+    pub max_inputs: Option<u64>,
+    pub max_elements: Option<u64>,
+    pub only_listed_inputs: Option<bool>,
+    #[serde(default)]
+    pub inputs: Vec<RawInputRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInputRule {
+    pub name: String,
+    pub datatype: Option<String>,
+    pub shape: Option<Vec<i64>>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// How an OpenAI route counts LLM tokens for token budgets.

@@ -354,6 +354,77 @@ impl Validator<'_> {
         }
     }
 
+    fn validation(&mut self, path: &KeyPath, route: &RawRoute) -> Option<Validation> {
+        use rampart_detect::protocol::{InputRule, KserveRules, OpenAiRules};
+        let raw = &route.validation;
+        let protocol = route.protocol.unwrap_or_default();
+        let configured = raw.max_messages.is_some()
+            || raw.max_n.is_some()
+            || raw.max_tokens.is_some()
+            || raw.allow_logit_bias.is_some()
+            || raw.allow_logprobs.is_some()
+            || raw.allow_tools.is_some()
+            || raw.max_inputs.is_some()
+            || raw.max_elements.is_some()
+            || raw.only_listed_inputs.is_some()
+            || !raw.inputs.is_empty();
+        if !matches!(protocol, Protocol::Openai | Protocol::Kserve) {
+            if raw.enabled == Some(true) || configured {
+                self.issue(
+                    path,
+                    "validation applies to `protocol = \"openai\"` and `\"kserve\"` routes",
+                );
+            }
+            return None;
+        }
+        if !raw.enabled.unwrap_or(true) {
+            return None;
+        }
+        let count = |v: &mut Self, key: &str, value: Option<u64>, default: usize| {
+            usize::try_from(v.positive(&path.key(key), value, default as u64)).unwrap_or(usize::MAX)
+        };
+        if protocol == Protocol::Openai {
+            let d = OpenAiRules::default();
+            let max_messages = count(self, "max_messages", raw.max_messages, d.max_messages);
+            let max_inputs = count(self, "max_inputs", raw.max_inputs, d.max_inputs);
+            Some(Validation::Openai(OpenAiRules {
+                max_messages,
+                max_n: self.positive(&path.key("max_n"), raw.max_n, d.max_n),
+                max_tokens: raw
+                    .max_tokens
+                    .map(|t| self.positive(&path.key("max_tokens"), Some(t), 1)),
+                allow_logit_bias: raw.allow_logit_bias.unwrap_or(d.allow_logit_bias),
+                allow_logprobs: raw.allow_logprobs.unwrap_or(d.allow_logprobs),
+                allow_tools: raw.allow_tools.unwrap_or(d.allow_tools),
+                max_inputs,
+            }))
+        } else {
+            let mut inputs = Vec::new();
+            for (i, r) in raw.inputs.iter().enumerate() {
+                let p = path.key("inputs").index(i);
+                if let (Some(lo), Some(hi)) = (r.min, r.max)
+                    && lo > hi
+                {
+                    self.issue(&p.key("min"), "must not be greater than `max`");
+                }
+                inputs.push(InputRule {
+                    name: r.name.clone(),
+                    datatype: r.datatype.clone(),
+                    shape: r.shape.clone(),
+                    min: r.min,
+                    max: r.max,
+                });
+            }
+            Some(Validation::Kserve(KserveRules {
+                inputs,
+                only_listed: raw.only_listed_inputs.unwrap_or(false),
+                max_elements: raw
+                    .max_elements
+                    .map(|m| self.positive(&path.key("max_elements"), Some(m), 1)),
+            }))
+        }
+    }
+
     fn policy(&mut self, path: &KeyPath, name: &str, raw: &crate::raw::RawPolicy) -> ContentPolicy {
         use crate::raw::ContentAction;
         let min_confidence = raw.min_confidence.unwrap_or(defaults::MIN_CONFIDENCE);
@@ -486,6 +557,7 @@ impl Validator<'_> {
             tokenizer: raw.tokens.tokenizer.unwrap_or_default(),
             request_usage: raw.tokens.request_usage.unwrap_or(true),
             policy: raw.policy.clone(),
+            validation: self.validation(&path.key("validation"), raw),
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod kinds;
+pub mod protocol;
 pub mod redact;
 pub mod rules;
 pub mod scan;

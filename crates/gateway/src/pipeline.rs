@@ -43,6 +43,7 @@ use crate::stages::metrics::MetricsStage;
 use crate::stages::model::ModelStage;
 use crate::stages::request_id::{RequestIdStage, X_REQUEST_ID};
 use crate::stages::tokens::TokensStage;
+use crate::stages::validate::ValidateStage;
 
 /// Every stage of the gateway. Fields are listed in the order they run.
 #[derive(Debug)]
@@ -60,6 +61,9 @@ pub struct Pipeline {
     body: BodyStage,
     /// Request: the model the request names, and whether the caller may use it.
     model: ModelStage,
+    /// Request: the body follows the route's protocol (OpenAI, KServe v2) and its
+    /// validation policy; 400 `invalid_request` with the JSON path otherwise.
+    validate: ValidateStage,
     /// Request: PII and secrets per the route's content policy (flag, mask, redact,
     /// hash, pseudonymise, block), canary in the system prompt. Response: restore
     /// placeholders, response rules, canary leaks — on streamed chunks here, on whole
@@ -92,6 +96,7 @@ impl Pipeline {
             limit: LimitStage::new(limiter, Arc::clone(&metrics)),
             body: BodyStage,
             model: ModelStage::new(identity),
+            validate: ValidateStage,
             content: ContentStage,
             tokens: TokensStage::new(tokens, Arc::clone(&metrics)),
             metrics: MetricsStage::new(Arc::clone(&metrics)),
@@ -111,6 +116,7 @@ impl Pipeline {
         run(&self.limit, ex, route, req).await?;
         run(&self.body, ex, route, req).await?;
         run(&self.model, ex, route, req).await?;
+        run(&self.validate, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
         run(&self.tokens, ex, route, req).await?;
         Ok(())
@@ -137,6 +143,7 @@ impl Pipeline {
             || self.limit.wants_chunks(route)
             || self.body.wants_chunks(route)
             || self.model.wants_chunks(route)
+            || self.validate.wants_chunks(route)
             || self.content.wants_chunks(route)
             || self.tokens.wants_chunks(route)
             || self.metrics.wants_chunks(route)
@@ -151,6 +158,7 @@ impl Pipeline {
         flow(self.limit.on_response_chunk(ex, chunk))?;
         flow(self.body.on_response_chunk(ex, chunk))?;
         flow(self.model.on_response_chunk(ex, chunk))?;
+        flow(self.validate.on_response_chunk(ex, chunk))?;
         flow(self.content.on_response_chunk(ex, chunk))?;
         flow(self.tokens.on_response_chunk(ex, chunk))?;
         Ok(())
@@ -164,6 +172,7 @@ impl Pipeline {
         self.limit.on_complete(ex);
         self.body.on_complete(ex);
         self.model.on_complete(ex);
+        self.validate.on_complete(ex);
         self.content.on_complete(ex);
         self.tokens.on_complete(ex);
         self.metrics.on_complete(ex);
@@ -465,7 +474,7 @@ upstream = "u"
         let public = route(rt, "/v1/chat/completions");
         // A benign request on a public route passes every stage.
         let mut ex = exchange();
-        let mut req = request(r#"{"messages":[{"role":"user","content":"hello"}]}"#);
+        let mut req = request(r#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#);
         assert!(
             matches!(stage.on_request(&mut ex, &public, &mut req).await, Flow::Continue),
             "{} refused a benign request",
@@ -499,6 +508,7 @@ upstream = "u"
         compliance(&p.limit, &rt).await;
         compliance(&p.body, &rt).await;
         compliance(&p.model, &rt).await;
+        compliance(&p.validate, &rt).await;
         compliance(&p.content, &rt).await;
         compliance(&p.tokens, &rt).await;
         compliance(&p.metrics, &rt).await;

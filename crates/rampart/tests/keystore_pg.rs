@@ -74,7 +74,7 @@ async fn status(c: &TestClient, gw: &GatewayProcess, key: &str) -> StatusCode {
             ("authorization", &format!("Bearer {key}")),
             ("content-type", "application/json"),
         ],
-        json!({"messages": [{"role": "user", "content": "hi"}]}).to_string(),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
     )
     .await
     .unwrap()

@@ -17,7 +17,7 @@ use rampart_testkit::client::{TestClient, timed_chunks};
 use serde_json::json;
 
 fn stream_request() -> String {
-    json!({"stream": true, "messages": [{"role": "user", "content": "a b c d e f g h"}]}).to_string()
+    json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a b c d e f g h"}]}).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

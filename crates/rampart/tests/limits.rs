@@ -91,9 +91,12 @@ routes = ["openai"]
         let c = TestClient::http1();
         let url = format!("{}/v1/chat/completions", gw.url("main"));
         tasks.push(tokio::spawn(async move {
-            c.post_json(&url, &json!({"messages": [{"role": "user", "content": "slow"}]}))
-                .await
-                .unwrap()
+            c.post_json(
+                &url,
+                &json!({"model": "m", "messages": [{"role": "user", "content": "slow"}]}),
+            )
+            .await
+            .unwrap()
         }));
     }
     let mut statuses = Vec::new();
@@ -107,7 +110,7 @@ routes = ["openai"]
     let r = TestClient::http1()
         .post_json(
             &format!("{}/v1/chat/completions", gw.url("main")),
-            &json!({"messages": [{"role": "user", "content": "again"}]}),
+            &json!({"model": "m", "messages": [{"role": "user", "content": "again"}]}),
         )
         .await
         .unwrap();

@@ -206,7 +206,7 @@ async fn concurrency_slots_are_shared_through_redis() {
             if i % 2 == 0 { g1.url("main") } else { g2.url("main") }
         );
         tasks.push(tokio::spawn(async move {
-            let body = serde_json::json!({"messages": [{"role": "user", "content": "slow"}]});
+            let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "slow"}]});
             TestClient::http1().post_json(&url, &body).await.unwrap().status
         }));
     }

@@ -72,7 +72,7 @@ async fn openai_and_kserve_round_trips() {
         .collect();
     assert!((probs[0..3].iter().sum::<f64>() - 1.0).abs() < 1e-4);
 
-    // The KServe server's own validation errors pass through unchanged.
+    // Protocol validation answers in the KServe error shape, naming the JSON path.
     let bad = c
         .post_json(
             &format!("{base}/v2/models/iris/infer"),
@@ -81,11 +81,25 @@ async fn openai_and_kserve_round_trips() {
         .await
         .unwrap();
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.json()["error"].as_str().unwrap().contains("shape needs 4"));
+    assert_eq!(
+        bad.json()["error"],
+        "inputs[0].data: holds 1 elements but the shape [1, 4] needs 4"
+    );
+    assert_eq!(bad.json()["code"], "invalid_request");
+    // The KServe server's own errors pass through unchanged.
+    let unknown = c
+        .post_json(
+            &format!("{base}/v2/models/nope/infer"),
+            &json!({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 2.0, 3.0, 4.0]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text());
+    assert!(unknown.json().get("code").is_none(), "{}", unknown.text());
 
     // One access-log line per exchange, with ECS names.
-    let logs = gw.wait_for_access_logs(7, Duration::from_secs(5));
-    assert_eq!(logs.len(), 7, "{logs:?}");
+    let logs = gw.wait_for_access_logs(8, Duration::from_secs(5));
+    assert_eq!(logs.len(), 8, "{logs:?}");
     let first = logs
         .iter()
         .find(|l| l["url.path"] == "/v1/chat/completions")
@@ -115,7 +129,7 @@ async fn sse_chunks_arrive_one_by_one() {
                 Method::POST,
                 &format!("{}/v1/chat/completions", gw.url("main")),
                 &[("content-type", "application/json")],
-                json!({"stream": true, "stream_options": {"include_usage": true},
+                json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
                        "messages": [{"role": "user", "content": "one two three four"}]})
                 .to_string(),
             )
@@ -279,7 +293,7 @@ async fn dead_and_slow_upstreams_give_502_and_504() {
     let r = c
         .post_json(
             &format!("{base}/v1/chat/completions"),
-            &json!({"messages": [{"role": "user", "content": "hi"}]}),
+            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
         )
         .await
         .unwrap();
@@ -491,7 +505,7 @@ async fn http2_prior_knowledge_round_trip() {
     let r = c
         .post_json(
             &format!("{}/v1/chat/completions", gw.url("main")),
-            &json!({"messages": [{"role": "user", "content": "over h2"}]}),
+            &json!({"model": "m", "messages": [{"role": "user", "content": "over h2"}]}),
         )
         .await
         .unwrap();
@@ -504,7 +518,7 @@ async fn http2_prior_knowledge_round_trip() {
         let c = c.clone();
         let url = format!("{}/v1/embeddings", gw.url("main"));
         tasks.push(tokio::spawn(async move {
-            c.post_json(&url, &json!({"input": format!("text {i}")}))
+            c.post_json(&url, &json!({"model": "e", "input": format!("text {i}")}))
                 .await
                 .unwrap()
                 .status
@@ -535,7 +549,7 @@ async fn stalled_stream_ends_with_an_sse_error_event() {
             Method::POST,
             &format!("{}/v1/chat/completions", gw.url("main")),
             &[("content-type", "application/json")],
-            json!({"stream": true, "messages": [{"role": "user", "content": "x y z"}]}).to_string(),
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x y z"}]}).to_string(),
         )
         .await
         .unwrap();
@@ -583,7 +597,8 @@ async fn total_timeout_cuts_a_long_stream() {
             Method::POST,
             &format!("{}/v1/chat/completions", gw.url("main")),
             &[("content-type", "application/json")],
-            json!({"stream": true, "messages": [{"role": "user", "content": "a b c d e f g h i j"}]}).to_string(),
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a b c d e f g h i j"}]})
+                .to_string(),
         )
         .await
         .unwrap();

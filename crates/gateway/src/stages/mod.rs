@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod model;
 pub mod request_id;
 pub mod tokens;
+pub mod validate;
