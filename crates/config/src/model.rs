@@ -373,6 +373,8 @@ pub struct ContentPolicy {
     pub hash_key: Option<Secret<String>>,
     /// Largest non-streamed response body held for inspection.
     pub max_response_bytes: u64,
+    /// Prompt-injection scoring: (action, threshold); `None` when off.
+    pub injection: Option<(ContentAction, Option<f32>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,6 +51,18 @@ pub struct RawPolicy {
     pub canary: Option<bool>,
     pub hash_key: Option<RawSecretRef>,
     pub max_response_bytes: Option<u64>,
+    pub injection: Option<RawInjection>,
+}
+
+/// Prompt-injection scoring of request text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInjection {
+    /// `block` or `flag`.
+    pub action: Option<ContentAction>,
+    /// Score at or above which the action applies; default: the shipped classifier's
+    /// validated threshold.
+    pub threshold: Option<f32>,
 }
 
 /// What a content policy does with a finding.

@@ -471,7 +471,18 @@ impl Validator<'_> {
                 "the `hash` action needs a `hash_key` secret ({ env = … } or { file = … })",
             );
         }
+        let injection = raw.injection.as_ref().map(|inj| {
+            let action = inj.action.unwrap_or(ContentAction::Block);
+            if !matches!(action, ContentAction::Block | ContentAction::Flag) {
+                self.issue(&path.key("injection").key("action"), "must be `block` or `flag`");
+            }
+            if inj.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+                self.issue(&path.key("injection").key("threshold"), "must be between 0 and 1");
+            }
+            (action, inj.threshold)
+        });
         ContentPolicy {
+            injection,
             name: name.to_owned(),
             min_confidence,
             shadow: raw.shadow.unwrap_or(false),

@@ -7,7 +7,9 @@
 //! holds the text anyway (the [`redact::Vault`] of one exchange).
 
 pub mod checks;
+pub mod injection;
 pub mod kinds;
+pub mod normalize;
 pub mod protocol;
 pub mod redact;
 pub mod rules;

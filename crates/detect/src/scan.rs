@@ -125,6 +125,31 @@ impl Scanner {
         }
     }
 
+    /// A value assigned to a secret-looking name may itself be a known key shape
+    /// (`TOKEN=sk_live_…`): then it is reported as that kind.
+    fn specific_secret(&self, text: &str, start: usize, end: usize) -> Option<Finding> {
+        let regex = self.regex.as_ref()?;
+        for (i, (_, candidates)) in self.rules.iter().enumerate() {
+            let Some(cand) = candidates.first() else { continue };
+            if !cand.kind.is_secret() || cand.kind == Kind::AssignedSecret || cand.check.is_some() {
+                continue;
+            }
+            let pid = PatternID::try_from(i).ok()?;
+            let input = Input::new(text.as_bytes())
+                .range(start..end)
+                .anchored(Anchored::Pattern(pid));
+            if let Some(m) = regex.search(&input) {
+                return Some(Finding {
+                    kind: cand.kind,
+                    start: m.start(),
+                    end: m.end(),
+                    confidence: cand.base,
+                });
+            }
+        }
+        None
+    }
+
     /// Turns one match into a finding, or rejects it.
     fn judge(&self, text: &str, pid: PatternID, start: usize, end: usize) -> Option<Finding> {
         let (_, candidates) = self.rules.get(pid.as_usize())?;
@@ -153,6 +178,11 @@ impl Scanner {
             let confidence = confidence.clamp(0.0, 0.99);
             if confidence < self.min_confidence {
                 continue;
+            }
+            if cand.kind == Kind::AssignedSecret
+                && let Some(specific) = self.specific_secret(text, vs, ve)
+            {
+                return Some(specific);
             }
             return Some(Finding {
                 kind: cand.kind,
@@ -310,6 +340,11 @@ mod tests {
             "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234567890abcdef\n-----END RSA PRIVATE KEY-----",
             Kind::PrivateKey,
             "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234567890abcdef\n-----END RSA PRIVATE KEY-----",
+        );
+        finds(
+            "export TOKEN=sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            Kind::StripeKey,
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
         );
         finds(
             "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",

@@ -4,7 +4,9 @@
 //! `model` and `role`) is scanned; each finding gets its policy action — flag, mask,
 //! redact (type tag), hash (HMAC per tenant), pseudonymise (placeholder kept in the
 //! exchange's vault) or block (400 `content_blocked`). An OpenAI route's policy may add
-//! a canary to the system prompt.
+//! a canary to the system prompt. Text the caller controls (OpenAI user and tool
+//! messages) is scored for prompt injection; at or above the policy's threshold the
+//! request is flagged or blocked (400 `content_blocked`, kind `injection`).
 //!
 //! Responses: placeholders are restored, then the response policy runs the same way;
 //! a block answers 502 `response_blocked`, and a response carrying the canary is
@@ -22,6 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rampart_config::{ContentAction, ContentPolicy, Protocol};
+use rampart_detect::injection::InjectionScorer;
 use rampart_detect::redact::{Restorer, Transform, Vault, apply};
 use rampart_detect::{Kind, Scanner};
 use ring::hmac;
@@ -59,6 +62,8 @@ pub struct PolicyRuntime {
     pub canary: bool,
     hash_key: Option<hmac::Key>,
     pub max_response_bytes: u64,
+    /// Injection scoring: scorer, threshold, whether a hit blocks.
+    injection: Option<(InjectionScorer, f32, bool)>,
 }
 
 /// The action for a kind: exact name, then its family (`pii.*`), then `*`, else allow.
@@ -105,10 +110,20 @@ impl PolicyRuntime {
                 .as_ref()
                 .map(|k| hmac::Key::new(hmac::HMAC_SHA256, k.expose().as_bytes())),
             max_response_bytes: p.max_response_bytes,
+            injection: p.injection.map(|(action, threshold)| {
+                let scorer = InjectionScorer::new();
+                let t = threshold.unwrap_or_else(|| scorer.suggested_threshold());
+                (scorer, t, action == ContentAction::Block)
+            }),
         })
     }
 
     /// Whether responses need looking at (restore placeholders, response rules, canary).
+    /// Whether requests need looking at.
+    pub fn inspects_requests(&self) -> bool {
+        self.request_scanner.is_some() || self.canary || self.injection.is_some()
+    }
+
     pub fn inspects_responses(&self) -> bool {
         self.response_scanner.is_some()
             || self.canary
@@ -283,6 +298,64 @@ impl ContentState {
         blocked
     }
 
+    /// Scores the texts a caller controls for prompt injection (OpenAI: user, tool and
+    /// function messages, `prompt`, `input`; other protocols: every string). Records
+    /// an `injection` finding at or above the threshold; `Err` when it blocks.
+    fn score_injection(&self, ex: &mut Exchange, protocol: Protocol, v: &Value) -> Result<(), RequestError> {
+        let Some((scorer, threshold, blocks)) = &self.policy.injection else {
+            return Ok(());
+        };
+        let mut texts: Vec<&str> = Vec::new();
+        fn all_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::String(s) => out.push(s),
+                Value::Array(a) => a.iter().for_each(|x| all_strings(x, out)),
+                Value::Object(o) => o
+                    .iter()
+                    .filter(|(k, _)| !SKIP_KEYS.contains(&k.as_str()))
+                    .for_each(|(_, x)| all_strings(x, out)),
+                _ => {}
+            }
+        }
+        if protocol == Protocol::Openai {
+            for m in v.get("messages").and_then(Value::as_array).into_iter().flatten() {
+                if matches!(
+                    m.get("role").and_then(Value::as_str),
+                    Some("user" | "tool" | "function")
+                ) && let Some(c) = m.get("content")
+                {
+                    all_strings(c, &mut texts);
+                }
+            }
+            for field in ["prompt", "input"] {
+                if let Some(x) = v.get(field) {
+                    all_strings(x, &mut texts);
+                }
+            }
+        } else {
+            all_strings(v, &mut texts);
+        }
+        let best = texts.iter().map(|t| scorer.score(t).score).fold(0.0f32, f32::max);
+        if best >= *threshold {
+            let block = *blocks && !self.policy.shadow;
+            ex.add_finding(
+                Finding {
+                    kind: "injection",
+                    confidence: best,
+                    location: Location::RequestBody,
+                    span: None,
+                },
+                if block { Decision::Block } else { Decision::Flag },
+            );
+            if block {
+                return Err(RequestError::ContentBlocked {
+                    kinds: "injection".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Request side: scans and rewrites the body. `Ok(Some(body))` when it changed.
     pub fn on_request(
         &mut self,
@@ -294,6 +367,8 @@ impl ContentState {
         let mut changed = false;
         match serde_json::from_slice::<Value>(body) {
             Ok(mut v) => {
+                // Injection is scored on what the caller wrote, before any rewriting.
+                self.score_injection(ex, protocol, &v)?;
                 walk_strings(&mut v, &mut |s| {
                     let before = s.clone();
                     blocked.extend(self.process_text(ex, s, Location::RequestBody));
@@ -321,6 +396,7 @@ impl ContentState {
                 let Ok(text) = std::str::from_utf8(body) else {
                     return Ok(None);
                 };
+                self.score_injection(ex, protocol, &Value::String(text.to_owned()))?;
                 let mut s = text.to_owned();
                 blocked.extend(self.process_text(ex, &mut s, Location::RequestBody));
                 if !blocked.is_empty() {

@@ -1,0 +1,225 @@
+//! Evaluates the detectors on the project's evaluation sets and prints the tables in
+//! docs/DETECTION.md: PII and secret precision and recall per kind on
+//! `data/eval/pii.jsonl`, and injection detection rates on `data/injection/eval.jsonl`
+//! (never used for training).
+//!
+//! Run: `cargo run --release -p rampart-bench --bin detect_eval`
+
+// Counts and offsets in evaluation data are small; truncating casts cannot happen here.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::collections::BTreeMap;
+use std::io::BufRead as _;
+
+use rampart_detect::injection::InjectionScorer;
+use rampart_detect::{Kind, Scanner};
+
+fn lines(path: &std::path::Path) -> Result<Vec<serde_json::Value>, Box<dyn std::error::Error>> {
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
+        out.push(serde_json::from_str(&line?)?);
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Counts {
+    labelled: u32,
+    tp: u32,
+    fp: u32,
+}
+
+fn pii(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = lines(&root.join("data/eval/pii.jsonl"))?;
+    let scanner = Scanner::all(0.5)?;
+    let mut by_kind: BTreeMap<&'static str, Counts> = BTreeMap::new();
+    let mut clean_texts = 0;
+    let mut clean_flagged = 0;
+    for row in &rows {
+        let text = row["text"].as_str().ok_or("text")?;
+        let spans: Vec<(String, usize, usize)> = row["spans"]
+            .as_array()
+            .ok_or("spans")?
+            .iter()
+            .map(|s| {
+                (
+                    s["kind"].as_str().unwrap_or("").to_owned(),
+                    s["start"].as_u64().unwrap_or(0) as usize,
+                    s["end"].as_u64().unwrap_or(0) as usize,
+                )
+            })
+            .collect();
+        let findings = scanner.scan(text);
+        if spans.is_empty() {
+            clean_texts += 1;
+            if !findings.is_empty() {
+                clean_flagged += 1;
+            }
+        }
+        for (kind, s, e) in &spans {
+            let Some(k) = Kind::from_name(kind) else {
+                return Err(format!("unknown kind {kind}").into());
+            };
+            let c = by_kind.entry(k.name()).or_default();
+            c.labelled += 1;
+            if findings.iter().any(|f| f.kind == k && f.start < *e && f.end > *s) {
+                c.tp += 1;
+            }
+        }
+        for f in &findings {
+            let matched = spans
+                .iter()
+                .any(|(k, s, e)| k == f.kind.name() && f.start < *e && f.end > *s);
+            if !matched {
+                by_kind.entry(f.kind.name()).or_default().fp += 1;
+            }
+        }
+    }
+    println!("### PII and secrets (`data/eval/pii.jsonl`, {} texts)", rows.len());
+    println!();
+    println!("| kind | labelled | found | missed | false positives | precision | recall |");
+    println!("|---|---|---|---|---|---|---|");
+    let (mut l, mut t, mut f) = (0, 0, 0);
+    for (kind, c) in &by_kind {
+        let precision = if c.tp + c.fp == 0 {
+            1.0
+        } else {
+            f64::from(c.tp) / f64::from(c.tp + c.fp)
+        };
+        let recall = if c.labelled == 0 {
+            1.0
+        } else {
+            f64::from(c.tp) / f64::from(c.labelled)
+        };
+        println!(
+            "| `{kind}` | {} | {} | {} | {} | {precision:.3} | {recall:.3} |",
+            c.labelled,
+            c.tp,
+            c.labelled - c.tp,
+            c.fp
+        );
+        l += c.labelled;
+        t += c.tp;
+        f += c.fp;
+    }
+    println!(
+        "| **all** | {l} | {t} | {} | {f} | {:.3} | {:.3} |",
+        l - t,
+        f64::from(t) / f64::from((t + f).max(1)),
+        f64::from(t) / f64::from(l.max(1))
+    );
+    println!();
+    println!("Look-alike texts with nothing to find: {clean_texts}, of which {clean_flagged} had a finding.");
+    println!();
+    Ok(())
+}
+
+fn rates(scores: &[(f32, bool)], threshold: f32) -> (f64, f64, f64) {
+    let tp = scores.iter().filter(|(s, y)| *y && *s >= threshold).count() as f64;
+    let fp = scores.iter().filter(|(s, y)| !*y && *s >= threshold).count() as f64;
+    let pos = scores.iter().filter(|(_, y)| *y).count().max(1) as f64;
+    let neg = scores.iter().filter(|(_, y)| !*y).count().max(1) as f64;
+    (tp / pos, fp / neg, if tp + fp == 0.0 { 1.0 } else { tp / (tp + fp) })
+}
+
+/// The lowest threshold whose false-positive rate is at most `fpr`.
+fn threshold_at(scores: &[(f32, bool)], fpr: f64) -> f32 {
+    let mut negatives: Vec<f32> = scores.iter().filter(|(_, y)| !*y).map(|(s, _)| *s).collect();
+    negatives.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (negatives.len() as f64 * fpr).floor() as usize;
+    negatives.get(allowed).map(|s| s + 1e-6).unwrap_or(0.0).min(1.0)
+}
+
+fn injection(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = lines(&root.join("data/injection/eval.jsonl"))?;
+    let full = InjectionScorer::new();
+    if !full.has_classifier() {
+        return Err("the shipped classifier weights did not load".into());
+    }
+    let rules = InjectionScorer::with_classifier(None);
+    let mut all = Vec::new();
+    let mut rules_only = Vec::new();
+    let mut clf_only = Vec::new();
+    let mut hand = Vec::new();
+    let mut misses: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for row in &rows {
+        let text = row["text"].as_str().ok_or("text")?;
+        let y = row["label"].as_u64() == Some(1);
+        let s = full.score(text);
+        let r = rules.score(text);
+        all.push((s.score, y));
+        rules_only.push((r.score, y));
+        clf_only.push((s.classifier, y));
+        let source = row["source"]
+            .as_str()
+            .unwrap_or("")
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        if source == "handwritten" {
+            hand.push((s.score, y));
+        }
+        let e = misses
+            .entry(format!("{}/{}", if y { "attack" } else { "benign" }, source))
+            .or_default();
+        e.0 += 1;
+        if (s.score >= full.suggested_threshold()) != y {
+            e.1 += 1;
+        }
+    }
+    let pos = all.iter().filter(|(_, y)| *y).count();
+    println!(
+        "### Prompt injection (`data/injection/eval.jsonl`, {} texts: {pos} attacks, {} benign)",
+        all.len(),
+        all.len() - pos
+    );
+    println!();
+    println!("| scorer | threshold | true-positive rate | false-positive rate | precision |");
+    println!("|---|---|---|---|---|");
+    for (name, scores) in [
+        ("rules + classifier", &all),
+        ("rules only", &rules_only),
+        ("classifier only", &clf_only),
+        ("rules + classifier, hand-written subset", &hand),
+    ] {
+        for t in [0.5f32, 0.8, 0.9] {
+            let (tpr, fpr, p) = rates(scores, t);
+            println!("| {name} | {t:.2} | {tpr:.3} | {fpr:.3} | {p:.3} |");
+        }
+    }
+    let t = full.suggested_threshold();
+    let (tpr, fpr, p) = rates(&all, t);
+    println!("| rules + classifier | {t:.3} (shipped default) | {tpr:.3} | {fpr:.3} | {p:.3} |");
+    let (tpr, fpr, p) = rates(&hand, t);
+    println!("| rules + classifier, hand-written subset | {t:.3} (shipped default) | {tpr:.3} | {fpr:.3} | {p:.3} |");
+    for fpr in [0.01, 0.05] {
+        let t = threshold_at(&all, fpr);
+        let (tpr, real, p) = rates(&all, t);
+        println!(
+            "| rules + classifier | {t:.3} (FPR ≤ {:.0}% on this set, in hindsight) | {tpr:.3} | {real:.3} | {p:.3} |",
+            fpr * 100.0
+        );
+    }
+    println!();
+    println!("Errors at the shipped default threshold by origin (texts, wrong):");
+    println!();
+    println!("| origin | texts | wrong |");
+    println!("|---|---|---|");
+    for (k, (n, wrong)) in &misses {
+        println!("| {k} | {n} | {wrong} |");
+    }
+    println!();
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    println!(
+        "Run: `cargo run --release -p rampart-bench --bin detect_eval` (min_confidence 0.5; injection scores in [0,1])"
+    );
+    println!();
+    pii(&root)?;
+    injection(&root)?;
+    Ok(())
+}
