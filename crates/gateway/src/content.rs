@@ -119,6 +119,68 @@ impl PolicyRuntime {
     }
 
     /// Whether responses need looking at (restore placeholders, response rules, canary).
+    /// Applies the request rules to one text outside the gateway (`rampart redact`,
+    /// `rampart inspect`): the rewritten text and each finding with its action. `flag`
+    /// leaves a value as it is; `block` applies `block_as` (a file cannot be refused:
+    /// `rampart redact` redacts instead) or leaves it; `pseudonymise` writes placeholders
+    /// into `vault`.
+    pub fn apply_request_rules(
+        &self,
+        text: &str,
+        hash_key: Option<&hmac::Key>,
+        vault: &mut Vault,
+        block_as: Option<Transform>,
+    ) -> (String, Vec<(rampart_detect::Finding, ContentAction)>) {
+        let Some(scanner) = &self.request_scanner else {
+            return (text.to_owned(), Vec::new());
+        };
+        let findings = scanner.scan(text);
+        let tagged: Vec<_> = findings
+            .iter()
+            .map(|f| {
+                (
+                    *f,
+                    self.request_actions
+                        .get(&f.kind)
+                        .copied()
+                        .unwrap_or(ContentAction::Allow),
+                )
+            })
+            .collect();
+        if findings.is_empty() || self.shadow {
+            return (text.to_owned(), tagged);
+        }
+        let out = apply(
+            text,
+            &findings,
+            |f| match self.request_actions.get(&f.kind).copied() {
+                Some(ContentAction::Block) => block_as,
+                a => a.and_then(transform),
+            },
+            hash_key,
+            vault,
+        );
+        (out, tagged)
+    }
+
+    /// The actions of the request rules, by kind.
+    pub fn request_actions(&self) -> impl Iterator<Item = (Kind, ContentAction)> + '_ {
+        self.request_actions.iter().map(|(k, a)| (*k, *a))
+    }
+
+    /// The injection score of a text, when the policy scores injection.
+    pub fn injection_score(&self, text: &str) -> Option<rampart_detect::injection::InjectionScore> {
+        self.injection.as_ref().map(|(s, _, _)| s.score(text))
+    }
+
+    /// The hash key for a tenant (`None`: the policy has no `hash_key`).
+    pub fn hash_key_for(&self, tenant: Option<&str>) -> Option<hmac::Key> {
+        self.hash_key.as_ref().map(|k| {
+            let derived = hmac::sign(k, tenant.unwrap_or("").as_bytes());
+            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+        })
+    }
+
     /// Whether requests need looking at.
     pub fn inspects_requests(&self) -> bool {
         self.request_scanner.is_some() || self.canary || self.injection.is_some()
@@ -212,11 +274,8 @@ fn walk_strings(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
 
 impl ContentState {
     pub fn new(policy: Arc<PolicyRuntime>, tenant: Option<&str>) -> Self {
-        let hash_key = policy.hash_key.as_ref().map(|k| {
-            // One key per tenant: the same value gets a different pseudonym elsewhere.
-            let derived = hmac::sign(k, tenant.unwrap_or("").as_bytes());
-            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
-        });
+        // One key per tenant: the same value gets a different pseudonym elsewhere.
+        let hash_key = policy.hash_key_for(tenant);
         Self {
             policy,
             vault: Vault::default(),

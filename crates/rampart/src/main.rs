@@ -5,6 +5,7 @@
 
 mod demo;
 mod keys;
+mod textjobs;
 
 /// mimalloc: the request path allocates many small, short-lived buffers and glibc's
 /// allocator showed up at ~8% of CPU in profiles of the proxy under load.
@@ -44,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Redact PII and secrets in JSONL, CSV or text files (or stdin) with a policy's
+    /// request rules, using every core; output in input order.
+    Redact(textjobs::RedactArgs),
+    /// Print each input's findings and injection score as one JSON line, in order.
+    Inspect(textjobs::InspectArgs),
     /// Start the gateway in front of built-in demo model servers and print curl examples.
     Demo {
         /// Address for the gateway; falls back to a free port if taken.
@@ -92,6 +98,8 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Keys { command } => keys::run(command),
+        Command::Redact(args) => textjobs::redact(args),
+        Command::Inspect(args) => textjobs::inspect(args),
         Command::Demo { listen, admin } => runtime().and_then(|rt| rt.block_on(demo::run(listen, admin))),
     };
     match result {

@@ -1,0 +1,416 @@
+//! `rampart redact` and `rampart inspect`: the gateway's content engine over files.
+//!
+//! Both read JSON lines, CSV or plain text from files or stdin, process records in
+//! batches spread over every core, and write results in input order. `redact` rewrites
+//! every string value (JSONL), every field (CSV) or every line (text) with a policy's
+//! request rules — the same scanner and transforms the gateway uses — and writes to
+//! stdout or, atomically, to `--output`. `inspect` prints one JSON line per input with
+//! its findings (kind, byte span, confidence, action) and injection score. A malformed
+//! record stops the run with `FILE:LINE: …` and exit code 2; an `--output` file is
+//! only replaced when the whole run succeeded.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use rampart_config::{ContentAction, ContentPolicy};
+use rampart_gateway::content::PolicyRuntime;
+use serde_json::Value;
+
+/// Records processed per batch (split across the worker threads).
+const BATCH: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// From the file extension (`.jsonl`/`.ndjson`, `.csv`), else plain text.
+    Auto,
+    Jsonl,
+    Csv,
+    Text,
+}
+
+#[derive(Args, Debug)]
+pub struct Common {
+    /// Config file holding the policy (`[policies.<name>]`).
+    #[arg(long, short, requires = "policy")]
+    config: Option<PathBuf>,
+    /// Policy name; without --config, every kind is redacted and injection is scored.
+    #[arg(long, requires = "config")]
+    policy: Option<String>,
+    #[arg(long, value_enum, default_value = "auto")]
+    format: Format,
+    /// JSONL: only this field (repeatable; default: every string value).
+    #[arg(long)]
+    field: Vec<String>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Input files; none or `-` reads stdin.
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RedactArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Write here (replaced only when the run succeeds) instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Tenant whose hash key derives the `hash` pseudonyms.
+    #[arg(long)]
+    tenant: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+/// A usage or input problem: printed as is, exit code 2.
+#[derive(Debug)]
+struct BadInput(String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn policy(common: &Common) -> anyhow::Result<Arc<PolicyRuntime>> {
+    let p = match (&common.config, &common.policy) {
+        (Some(path), Some(name)) => {
+            let config = crate::load(path).map_err(|_| BadInput(String::new()))?;
+            let known: Vec<&str> = config.policies.keys().map(String::as_str).collect();
+            config.policies.get(name).cloned().ok_or_else(|| {
+                BadInput(format!(
+                    "{}: no policy named \"{name}\" (known: {})",
+                    path.display(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })?
+        }
+        _ => ContentPolicy {
+            name: "default".to_owned(),
+            min_confidence: rampart_config::defaults::MIN_CONFIDENCE,
+            shadow: false,
+            request: vec![("*".to_owned(), ContentAction::Redact)],
+            response: Vec::new(),
+            canary: false,
+            hash_key: None,
+            max_response_bytes: rampart_config::defaults::MAX_INSPECTED_RESPONSE_BYTES,
+            injection: Some((ContentAction::Flag, None)),
+        },
+    };
+    Ok(Arc::new(PolicyRuntime::build(&p).context("cannot build the policy")?))
+}
+
+fn format_of(path: &Path, format: Format) -> Format {
+    match format {
+        Format::Auto => match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl" | "ndjson") => Format::Jsonl,
+            Some("csv") => Format::Csv,
+            _ => Format::Text,
+        },
+        f => f,
+    }
+}
+
+/// One input record and where it came from.
+struct Record {
+    line: usize,
+    /// JSONL / text: the line. CSV: the fields.
+    text: String,
+    fields: Vec<String>,
+}
+
+/// Reads records in batches and hands each batch to `work`, in order.
+fn for_each_batch(
+    source: &Path,
+    format: Format,
+    mut work: impl FnMut(Vec<Record>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let name = source.display().to_string();
+    let reader: Box<dyn std::io::Read> = if source.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(source).map_err(|e| BadInput(format!("cannot open {name}: {e}")))?)
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    match format {
+        Format::Csv => {
+            let mut csv = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(reader);
+            for (i, rec) in csv.records().enumerate() {
+                let rec = rec.map_err(|e| BadInput(format!("{name}:{}: not valid CSV: {e}", i + 1)))?;
+                let line = rec
+                    .position()
+                    .map_or(i + 1, |p| usize::try_from(p.line()).unwrap_or(i + 1));
+                batch.push(Record {
+                    line,
+                    text: String::new(),
+                    fields: rec.iter().map(str::to_owned).collect(),
+                });
+                if batch.len() == BATCH {
+                    work(std::mem::take(&mut batch))?;
+                }
+            }
+        }
+        _ => {
+            for (i, line) in std::io::BufReader::new(reader).lines().enumerate() {
+                let text = line.map_err(|e| BadInput(format!("{name}:{}: cannot read: {e}", i + 1)))?;
+                batch.push(Record {
+                    line: i + 1,
+                    text,
+                    fields: Vec::new(),
+                });
+                if batch.len() == BATCH {
+                    work(std::mem::take(&mut batch))?;
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        work(batch)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` over a batch on `jobs` threads; results in input order.
+fn parallel<T: Send>(
+    records: &[Record],
+    jobs: usize,
+    f: impl Fn(&Record) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, String> {
+    let chunk = records.len().div_ceil(jobs.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| s.spawn(|| part.iter().map(&f).collect::<Result<Vec<T>, String>>()))
+            .collect();
+        let mut out = Vec::with_capacity(records.len());
+        for h in handles {
+            out.extend(h.join().map_err(|_| "a worker thread failed".to_owned())??);
+        }
+        Ok(out)
+    })
+}
+
+fn walk(v: &mut Value, fields: &[String], top: bool, f: &mut dyn FnMut(&mut String)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter_mut().for_each(|x| walk(x, fields, false, f)),
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if !top || fields.is_empty() || fields.contains(k) {
+                    walk(x, fields, false, f);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn inputs(common: &Common) -> Vec<PathBuf> {
+    if common.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        common.files.clone()
+    }
+}
+
+fn jobs(common: &Common) -> usize {
+    common
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1)
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match result {
+        Err(e) if e.downcast_ref::<BadInput>().is_some() => {
+            let msg = e.to_string();
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            Ok(ExitCode::from(2))
+        }
+        other => other,
+    }
+}
+
+pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
+    finish(redact_inner(args))
+}
+
+fn redact_inner(args: RedactArgs) -> anyhow::Result<ExitCode> {
+    let policy = policy(&args.common)?;
+    if let Some((kind, _)) = policy
+        .request_actions()
+        .find(|(_, a)| *a == ContentAction::Pseudonymise)
+    {
+        return Err(BadInput(format!(
+            "policy \"{}\" pseudonymises {kind}; files have no response to restore values from — use `hash` for consistent pseudonyms",
+            policy.name
+        ))
+        .into());
+    }
+    let hash_key = policy.hash_key_for(args.tenant.as_deref());
+    let jobs = jobs(&args.common);
+    let (mut out, tmp): (Box<dyn Write>, Option<PathBuf>) = match &args.output {
+        Some(path) => {
+            let tmp = path.with_extension("rampart-partial");
+            let f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            (Box::new(std::io::BufWriter::new(f)), Some(tmp))
+        }
+        None => (Box::new(std::io::BufWriter::new(std::io::stdout().lock())), None),
+    };
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+    let mut records = 0u64;
+    let run = (|| -> anyhow::Result<()> {
+        for source in inputs(&args.common) {
+            let format = format_of(&source, args.common.format);
+            let name = source.display().to_string();
+            for_each_batch(&source, format, |batch| {
+                let done = parallel(&batch, jobs, |r| {
+                    let mut vault = rampart_detect::Vault::default();
+                    let mut kinds = Vec::new();
+                    let mut one = |s: &mut String| {
+                        // `block` cannot refuse a file: the value is redacted instead.
+                        let (text, found) = policy.apply_request_rules(
+                            s,
+                            hash_key.as_ref(),
+                            &mut vault,
+                            Some(rampart_detect::Transform::Tag),
+                        );
+                        kinds.extend(found.iter().map(|(f, _)| f.kind.name()));
+                        *s = text;
+                    };
+                    let line = match format {
+                        Format::Jsonl => {
+                            let mut v: Value = serde_json::from_str(&r.text)
+                                .map_err(|e| format!("{name}:{}: not valid JSON: {e}", r.line))?;
+                            walk(&mut v, &args.common.field, true, &mut one);
+                            v.to_string()
+                        }
+                        Format::Csv => {
+                            let mut fields = r.fields.clone();
+                            fields.iter_mut().for_each(&mut one);
+                            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+                            w.write_record(&fields).map_err(|e| format!("{name}:{}: {e}", r.line))?;
+                            let bytes = w.into_inner().map_err(|e| format!("{name}:{}: {e}", r.line))?;
+                            String::from_utf8_lossy(&bytes)
+                                .trim_end_matches(['\r', '\n'])
+                                .to_owned()
+                        }
+                        _ => {
+                            let mut s = r.text.clone();
+                            one(&mut s);
+                            s
+                        }
+                    };
+                    Ok((line, kinds))
+                })
+                .map_err(BadInput)?;
+                for (line, kinds) in done {
+                    records += 1;
+                    for k in kinds {
+                        *counts.entry(k).or_default() += 1;
+                    }
+                    out.write_all(line.as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            })?;
+        }
+        out.flush()?;
+        Ok(())
+    })();
+    drop(out);
+    match (run, tmp, &args.output) {
+        (Ok(()), Some(tmp), Some(path)) => {
+            std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+        }
+        (Err(e), Some(tmp), _) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        (Err(e), None, _) => return Err(e),
+        _ => {}
+    }
+    eprintln!("{}", serde_json::json!({"records": records, "findings": counts}));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    finish(inspect_inner(args))
+}
+
+fn inspect_inner(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let policy = policy(&args.common)?;
+    let jobs = jobs(&args.common);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for source in inputs(&args.common) {
+        let format = format_of(&source, args.common.format);
+        if format == Format::Csv {
+            bail!(BadInput(
+                "inspect reads JSON lines with a `text` field, or plain lines".to_owned()
+            ));
+        }
+        let name = source.display().to_string();
+        for_each_batch(&source, format, |batch| {
+            let done = parallel(&batch, jobs, |r| {
+                let text = match format {
+                    Format::Jsonl => {
+                        let v: Value = serde_json::from_str(&r.text)
+                            .map_err(|e| format!("{name}:{}: not valid JSON: {e}", r.line))?;
+                        match v.get("text") {
+                            Some(Value::String(s)) => s.clone(),
+                            _ => return Err(format!("{name}:{}: text: a string field `text` is required", r.line)),
+                        }
+                    }
+                    _ => r.text.clone(),
+                };
+                let mut vault = rampart_detect::Vault::default();
+                let (_, found) = policy.apply_request_rules(&text, None, &mut vault, None);
+                let findings: Vec<Value> = found
+                    .iter()
+                    .map(|(f, a)| {
+                        serde_json::json!({
+                            "kind": f.kind.name(), "start": f.start, "end": f.end,
+                            "confidence": (f64::from(f.confidence) * 1000.0).round() / 1000.0,
+                            "action": format!("{a:?}").to_lowercase(),
+                        })
+                    })
+                    .collect();
+                let mut line = serde_json::json!({"source": name, "line": r.line, "findings": findings});
+                if let Some(s) = policy.injection_score(&text) {
+                    line["injection"] = serde_json::json!({
+                        "score": (f64::from(s.score) * 1000.0).round() / 1000.0,
+                        "family": s.family.map(|f| f.name()),
+                    });
+                }
+                Ok(line.to_string())
+            })
+            .map_err(BadInput)?;
+            for line in done {
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        })?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
