@@ -12,14 +12,10 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
-command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo; $sudo_ apt-get update -qq; DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq wrk >/dev/null; }
+source bench/lib.sh
+need_wrk
 command -v redis-server >/dev/null || scripts/services.sh
-
-cargo build --release -q -p rampart -p rampart-bench
-BIN=target/release
-WORK=$(mktemp -d)
-cleanup() { pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+start_work
 
 UP=18100; RPORT=18110
 UPSTREAM_THREADS=1 $BIN/upstream 127.0.0.1:$UP 2>/dev/null &
@@ -73,9 +69,7 @@ config 18101 18201 none >"$WORK/none.toml"
 config 18102 18202 local >"$WORK/local.toml"
 config 18103 18203 redis >"$WORK/redis.toml"
 for n in none local redis; do $BIN/rampart serve --config "$WORK/$n.toml" >/dev/null 2>&1 & done
-for p in 18101 18102 18103; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/" >/dev/null && break; sleep 0.1; done
-done
+wait_http http://127.0.0.1:18101/ http://127.0.0.1:18102/ http://127.0.0.1:18103/
 
 for round in $(seq "$ROUNDS"); do
   for t in none:18101 local:18102 redis:18103; do
@@ -83,8 +77,7 @@ for round in $(seq "$ROUNDS"); do
     echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(grep -cE 'Non-2xx|Socket errors' <<<"$out")" >>"$WORK/${t%%:*}"
   done
 done
-median() { sort -n "$WORK/$1" | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2) {print $1}'; }
-N=$(median none); L=$(median local); R=$(median redis)
+N=$(median "$WORK/none" "$ROUNDS"); L=$(median "$WORK/local" "$ROUNDS"); R=$(median "$WORK/redis" "$ROUNDS")
 mkdir -p bench/results
 {
   echo "Run: \`bench/limits.sh\` (DURATION=${DURATION}s CONNS=$CONNS ROUNDS=$ROUNDS, median) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -92,8 +85,8 @@ mkdir -p bench/results
   echo "| limits on the route | req/s | ratio vs no limits |"
   echo "|---|---|---|"
   echo "| none | $N | 1.00 |"
-  echo "| rate + concurrency + quota, local | $L | $(awk -v a="$L" -v b="$N" 'BEGIN{printf "%.2f", a/b}') |"
-  echo "| rate + concurrency + quota, Redis | $R | $(awk -v a="$R" -v b="$N" 'BEGIN{printf "%.2f", a/b}') |"
+  echo "| rate + concurrency + quota, local | $L | $(ratio "$L" "$N") |"
+  echo "| rate + concurrency + quota, Redis | $R | $(ratio "$R" "$N") |"
   echo
   echo "Errors or non-2xx answers in any run: $(cat "$WORK/none" "$WORK/local" "$WORK/redis" | awk '{s+=$2} END {print s}') (must be 0)."
 } >bench/results/limits.md

@@ -109,16 +109,22 @@ fn normalize_ascii(text: &str) -> String {
     out
 }
 
-/// Whether `text` may hold a spelled-out word: a letter, a separator, a letter, a
-/// separator, a letter.
+/// Whether `text` may hold a spelled-out word: three single letters in a row, each
+/// followed by the same separator (or the end), as [`join_spelled`] needs.
 fn may_be_spelled(text: &str) -> bool {
     let b = text.as_bytes();
-    b.windows(5).any(|w| {
-        w[0].is_ascii_alphabetic()
-            && w[2].is_ascii_alphabetic()
-            && w[4].is_ascii_alphabetic()
-            && w[1] == w[3]
-            && matches!(w[1], b' ' | b'.' | b'-' | b'_' | b'*' | b'/')
+    let single = |i: usize, sep: u8| {
+        b.get(i).is_some_and(u8::is_ascii_alphabetic)
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && b.get(i + 1).is_none_or(|n| *n == sep || !n.is_ascii_alphanumeric())
+    };
+    (0..b.len()).any(|i| {
+        let Some(&sep) = b.get(i + 1) else { return false };
+        matches!(sep, b' ' | b'.' | b'-' | b'_' | b'*' | b'/')
+            && single(i, sep)
+            && single(i + 2, sep)
+            && single(i + 4, sep)
+            && b.get(i + 3) == Some(&sep)
     }) || !text.is_ascii()
 }
 

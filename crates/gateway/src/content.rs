@@ -248,12 +248,17 @@ fn kind_list(names: &[&'static str]) -> String {
     names.join(", ")
 }
 
-/// A random canary: 16 hex characters from the system RNG.
+/// A fresh canary: 16 hex characters of HMAC-SHA256(process key, counter). The key
+/// comes from the system RNG once per process, so canaries are unpredictable without a
+/// system call per request, and never repeat within a process.
 fn new_canary() -> Option<String> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 8];
-    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static KEY: std::sync::LazyLock<Option<hmac::Key>> =
+        std::sync::LazyLock::new(|| hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new()).ok());
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tag = hmac::sign(KEY.as_ref()?, &n.to_le_bytes());
+    Some(tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Visits every string value of a JSON document that is content (see [`SKIP_KEYS`]).
@@ -415,16 +420,23 @@ impl ContentState {
         Ok(())
     }
 
-    /// Request side: scans and rewrites the body. `Ok(Some(body))` when it changed.
+    /// Request side: scans and rewrites the body (`parsed`: the body already parsed by
+    /// an earlier stage). `Ok(Some(body))` when it changed; the parsed JSON, as sent, is
+    /// left in `ex.body_json`.
     pub fn on_request(
         &mut self,
         ex: &mut Exchange,
         protocol: Protocol,
         body: &[u8],
+        parsed: Option<Value>,
     ) -> Result<Option<Bytes>, RequestError> {
         let mut blocked = Vec::new();
         let mut changed = false;
-        match serde_json::from_slice::<Value>(body) {
+        let parsed = match parsed {
+            Some(v) => Ok(v),
+            None => serde_json::from_slice::<Value>(body),
+        };
+        match parsed {
             Ok(mut v) => {
                 // Injection is scored on what the caller wrote, before any rewriting.
                 self.score_injection(ex, protocol, &v)?;
@@ -441,14 +453,17 @@ impl ContentState {
                 if self.policy.canary && protocol == Protocol::Openai && self.add_canary(&mut v) {
                     changed = true;
                 }
-                if changed {
-                    return serde_json::to_vec(&v).map(|b| Some(Bytes::from(b))).map_err(|_| {
-                        RequestError::InvalidJson {
+                let out = if changed {
+                    serde_json::to_vec(&v)
+                        .map(|b| Some(Bytes::from(b)))
+                        .map_err(|_| RequestError::InvalidJson {
                             reason: "the body could not be re-encoded",
-                        }
-                    });
-                }
-                Ok(None)
+                        })?
+                } else {
+                    None
+                };
+                ex.body_json = Some(v);
+                Ok(out)
             }
             Err(_) => {
                 // Not JSON: scan it as text when it is text.

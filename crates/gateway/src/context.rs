@@ -116,6 +116,9 @@ pub struct Exchange {
     pub rate_status: Option<crate::limits::RateStatus>,
     /// Token budget reservations, settled when the exchange ends.
     pub tokens: Option<crate::tokens::TokenAccount>,
+    /// The request body parsed as JSON, by the first stage that needed it; a stage that
+    /// rewrites the body keeps this in step, so later stages do not parse again.
+    pub body_json: Option<serde_json::Value>,
     /// Content policy state: the pseudonym vault, the canary, stream hold-back.
     pub content: Option<crate::content::ContentState>,
     /// A stage ended the response stream (a block mid-stream): the body stops after
@@ -154,6 +157,7 @@ impl Exchange {
             tokens: None,
             content: None,
             end_stream: false,
+            body_json: None,
             findings: Vec::new(),
             decision: Decision::Allow,
             error: None,

@@ -278,6 +278,8 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
     };
     let http1 = parts.head.version <= http::Version::HTTP_11;
     let staged = tokio::time::timeout(total, pipeline.request_stages(&mut ex, &route, &mut parts)).await;
+    // The parsed body served the request stages; it need not live as long as a stream.
+    ex.body_json = None;
     let refused = match staged {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),

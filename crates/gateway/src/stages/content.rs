@@ -57,8 +57,11 @@ impl Stage for ContentStage {
         };
         let tenant = ex.principal.as_ref().and_then(|p| p.tenant.clone());
         let mut state = ContentState::new(std::sync::Arc::clone(policy), tenant.as_deref());
+        let parsed = ex.body_json.take();
         let result = match &req.body {
-            RequestBody::Buffered(body) if !body.is_empty() => state.on_request(ex, route.config.protocol, body),
+            RequestBody::Buffered(body) if !body.is_empty() => {
+                state.on_request(ex, route.config.protocol, body, parsed)
+            }
             _ => Ok(None),
         };
         ex.content = Some(state);

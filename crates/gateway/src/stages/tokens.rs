@@ -30,8 +30,11 @@ impl TokensStage {
         };
         // A body that is not JSON is still charged, as text (the upstream will likely
         // refuse it, and then the charge is given back).
-        let mut parsed = serde_json::from_slice::<serde_json::Value>(body)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
+        let mut parsed = match ex.body_json.take() {
+            Some(v) => v,
+            None => serde_json::from_slice::<serde_json::Value>(body)
+                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned())),
+        };
         match self.limiter.reserve(ex, route, &parsed).await {
             Ok((mut account, shadow)) => {
                 for name in shadow {
@@ -56,6 +59,7 @@ impl TokensStage {
                     account.strip_usage_event();
                 }
                 ex.tokens = Some(account);
+                ex.body_json = Some(parsed);
                 Flow::Continue
             }
             Err(refusal) => {

@@ -45,7 +45,10 @@ impl Stage for ValidateStage {
             _ => Ok(()),
         };
         match result {
-            Ok(()) => Flow::Continue,
+            Ok(()) => {
+                ex.body_json = Some(value);
+                Flow::Continue
+            }
             Err(v) => Flow::Reject(RequestError::InvalidRequest {
                 param: v.path,
                 message: v.message,

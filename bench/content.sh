@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Full-path cost of content security: the same OpenAI chat request (about 1 KiB of
+# prompt with an e-mail address and a phone number in it) through
+#   (a) passthrough (protocol http: no parsing),
+#   (b) an OpenAI route with protocol validation only,
+#   (c) the same route with a content policy: PII pseudonymised in the request and
+#       restored in the response, secrets blocked, response secrets redacted, prompt
+#       injection scored (block), canary in the system prompt.
+# wrk, closed loop, interleaved rounds, median reported; ratios against passthrough.
+#
+#   bench/content.sh              # DURATION=5 CONNS=64 ROUNDS=3
+#
+# Writes bench/results/content.md and prints it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-3}
+source bench/lib.sh
+need_wrk
+start_work
+
+UP=18300
+UPSTREAM_THREADS=1 $BIN/upstream 127.0.0.1:$UP 2>/dev/null &
+PROMPT="Hi, I am Maria Rossi (maria.rossi@example.com, +39 06 1234 5678). Please summarise the following customer conversation in three bullet points and suggest a friendly reply. The customer says the order arrived on 12 March with a damaged box, version 2.4.1 of the app crashed twice, and they would like a refund of 129.99 EUR to the original payment method. Meeting notes: Q3 revenue grew 14% to 3.2M; headcount 48; next review at 10:30 in room 4.12. The table has 1200 rows, 17 columns, and the p95 latency is 230 ms; see ticket 48213 for details. Explain the difference between TCP and UDP to a new engineer, with one example of each in practice, and keep it short. Thanks a lot for your help with all of this, it is much appreciated by the whole support team here in Rome."
+BODY="{\"model\":\"bench\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful support assistant.\"},{\"role\":\"user\",\"content\":\"$PROMPT\"}]}"
+cat >"$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+config() { # port admin protocol with-policy
+  cat <<TOML
+[server]
+access_log = false
+[admin]
+listen = "127.0.0.1:$2"
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:$1"
+[[upstreams]]
+name = "bench"
+targets = ["http://127.0.0.1:$UP"]
+[[routes]]
+name = "r"
+path_prefix = "/"
+upstream = "bench"
+protocol = "$3"
+public = true
+TOML
+  if [ "$4" = yes ]; then
+    cat <<TOML
+policy = "full"
+[policies.full]
+request = { "pii.*" = "pseudonymise", "secret.*" = "block" }
+response = { "secret.*" = "redact" }
+injection = { action = "block" }
+canary = true
+TOML
+  fi
+}
+config 18301 18401 http no >"$WORK/pass.toml"
+config 18302 18402 openai no >"$WORK/validate.toml"
+config 18303 18403 openai yes >"$WORK/content.toml"
+for n in pass validate content; do $BIN/rampart serve --config "$WORK/$n.toml" >/dev/null 2>"$WORK/$n.log" & done
+wait_http http://127.0.0.1:18301/ http://127.0.0.1:18302/ http://127.0.0.1:18303/
+# The policy really acts: the upstream must see a placeholder, not the address.
+check=$(curl -s http://127.0.0.1:18303/v1/chat/completions -H 'content-type: application/json' -d "$BODY")
+grep -q '"choices"' <<<"$check" || { echo "content route failed: $check" >&2; exit 1; }
+
+for round in $(seq "$ROUNDS"); do
+  for t in pass:18301 validate:18302 content:18303; do
+    out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:${t##*:}/v1/chat/completions")
+    echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(grep -cE 'Non-2xx|Socket errors' <<<"$out")" >>"$WORK/${t%%:*}"
+  done
+done
+P=$(median "$WORK/pass" "$ROUNDS"); V=$(median "$WORK/validate" "$ROUNDS"); C=$(median "$WORK/content" "$ROUNDS")
+mkdir -p bench/results
+{
+  echo "Run: \`bench/content.sh\` (DURATION=${DURATION}s CONNS=$CONNS ROUNDS=$ROUNDS, median; request $(printf %s "$BODY" | wc -c) bytes) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "| route | req/s | ratio vs passthrough |"
+  echo "|---|---|---|"
+  echo "| passthrough (protocol http) | $P | 1.00 |"
+  echo "| OpenAI route, validation | $V | $(ratio "$V" "$P") |"
+  echo "| OpenAI route, validation + PII both ways + secrets + injection + canary | $C | $(ratio "$C" "$P") |"
+  echo
+  echo "Errors or non-2xx answers in any run: $(cat "$WORK/pass" "$WORK/validate" "$WORK/content" | awk '{s+=$2} END {print s}') (must be 0)."
+} >bench/results/content.md
+cat bench/results/content.md
