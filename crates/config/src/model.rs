@@ -350,6 +350,8 @@ pub struct Route {
     pub policy: Option<String>,
     /// Protocol validation of request bodies; `None` when off.
     pub validation: Option<Validation>,
+    /// A JSON Schema request bodies must follow (`validation.json_schema`).
+    pub json_schema: Option<rampart_detect::protocol::JsonSchema>,
 }
 
 /// What protocol validation checks on a route.

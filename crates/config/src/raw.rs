@@ -439,6 +439,8 @@ pub struct RawValidation {
     pub only_listed_inputs: Option<bool>,
     #[serde(default)]
     pub inputs: Vec<RawInputRule>,
+    /// A JSON Schema file request bodies must follow (any JSON protocol).
+    pub json_schema: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -354,6 +354,39 @@ impl Validator<'_> {
         }
     }
 
+    fn json_schema(&mut self, path: &KeyPath, route: &RawRoute) -> Option<rampart_detect::protocol::JsonSchema> {
+        let file = route.validation.json_schema.as_ref()?;
+        if route.protocol == Some(Protocol::Http) {
+            self.issue(
+                path,
+                "`protocol = \"http\"` bodies are never parsed; use a JSON protocol",
+            );
+            return None;
+        }
+        let full = self.file_path(path, file);
+        let text = match std::fs::read_to_string(&full) {
+            Ok(t) => t,
+            Err(e) => {
+                self.issue(path, format!("cannot read `{}`: {e}", full.display()));
+                return None;
+            }
+        };
+        let value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.issue(path, format!("`{}` is not JSON: {e}", full.display()));
+                return None;
+            }
+        };
+        match rampart_detect::protocol::JsonSchema::new(value) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.issue(path, format!("`{}` is not a valid JSON Schema: {e}", full.display()));
+                None
+            }
+        }
+    }
+
     fn validation(&mut self, path: &KeyPath, route: &RawRoute) -> Option<Validation> {
         use rampart_detect::protocol::{InputRule, KserveRules, OpenAiRules};
         let raw = &route.validation;
@@ -569,6 +602,7 @@ impl Validator<'_> {
             request_usage: raw.tokens.request_usage.unwrap_or(true),
             policy: raw.policy.clone(),
             validation: self.validation(&path.key("validation"), raw),
+            json_schema: self.json_schema(&path.key("validation").key("json_schema"), raw),
         }
     }
 

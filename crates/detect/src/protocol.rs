@@ -55,6 +55,62 @@ pub struct KserveRules {
     pub max_elements: Option<u64>,
 }
 
+/// A JSON Schema (draft 2020-12 and earlier drafts, by `$schema`) for routes of any
+/// JSON API. Remote `$ref`s are not fetched: a schema must be self-contained.
+#[derive(Clone)]
+pub struct JsonSchema {
+    source: Value,
+    validator: std::sync::Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for JsonSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonSchema").finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for JsonSchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl JsonSchema {
+    /// Compiles a schema; the error says why it is not a valid schema.
+    pub fn new(source: Value) -> Result<Self, String> {
+        let validator = jsonschema::validator_for(&source).map_err(|e| e.to_string())?;
+        Ok(Self {
+            source,
+            validator: std::sync::Arc::new(validator),
+        })
+    }
+
+    /// The first violation, with its JSON path in dotted form (`items[2].name`).
+    pub fn validate(&self, body: &Value) -> Result<(), Violation> {
+        match self.validator.iter_errors(body).next() {
+            None => Ok(()),
+            Some(e) => Err(bad(dotted(&e.instance_path().to_string()), e.to_string())),
+        }
+    }
+}
+
+/// `/items/2/name` → `items[2].name`; the empty pointer is `$`.
+fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    if out.is_empty() { "$".to_owned() } else { out }
+}
+
 /// Why a body does not follow its protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -685,6 +741,26 @@ mod tests {
             "prompt"
         );
         assert!(openai("/v1/models", &json!(null), &r).is_ok());
+    }
+
+    #[test]
+    fn json_schema_names_the_path() {
+        let schema = JsonSchema::new(json!({
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string", "maxLength": 5}}}}},
+            "additionalProperties": false
+        }))
+        .unwrap();
+        assert_eq!(schema.validate(&json!({"items": [{"name": "ok"}]})), Ok(()));
+        let e = schema
+            .validate(&json!({"items": [{"name": "ok"}, {"name": "too long"}]}))
+            .unwrap_err();
+        assert_eq!(e.path, "items[1].name");
+        assert_eq!(schema.validate(&json!({"other": 1})).unwrap_err().path, "$");
+        assert!(JsonSchema::new(json!({"type": "no-such-type"})).is_err());
     }
 
     #[test]

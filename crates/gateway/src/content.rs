@@ -261,6 +261,18 @@ fn new_canary() -> Option<String> {
     Some(tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Whether `text` carries the canary or a recognisable half of it (8 hex digits), also
+/// when spaced out, hyphenated or upper-cased.
+fn leaks_canary(canary: &str, text: &str) -> bool {
+    let squeezed: String = text
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let half = canary.len() / 2;
+    squeezed.contains(&canary[..half]) || squeezed.contains(&canary[half..])
+}
+
 /// Visits every string value of a JSON document that is content (see [`SKIP_KEYS`]).
 fn walk_strings(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
     match v {
@@ -302,7 +314,7 @@ impl ContentState {
         let mut blocked = Vec::new();
         if let Some(canary) = &self.canary
             && !request
-            && text.to_ascii_lowercase().contains(canary.as_str())
+            && leaks_canary(canary, text)
         {
             ex.add_finding(
                 Finding {
@@ -713,7 +725,7 @@ impl ContentState {
         let scanner = self.policy.response_scanner.as_ref();
         let findings = scanner.map(|s| s.scan(&held)).unwrap_or_default();
         if let Some(canary) = &self.canary
-            && held.to_ascii_lowercase().contains(canary.as_str())
+            && leaks_canary(canary, &held)
         {
             ex.add_finding(
                 Finding {
@@ -809,5 +821,19 @@ fn set_text(c: &mut Value, field: &str, text: String) {
     };
     if let Some(Value::Object(map)) = target {
         map.insert(key.to_owned(), Value::String(text));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canary_halves_and_disguises_are_recognised() {
+        let c = "3f9a1c2b7d4e5f60";
+        assert!(leaks_canary(c, "the reference is 3f9a1c2b7d4e5f60."));
+        assert!(leaks_canary(c, "ref: 3F9A-1C2B (first half)"));
+        assert!(leaks_canary(c, "7 d 4 e 5 f 6 0"));
+        assert!(!leaks_canary(c, "3f9a1c2 and nothing else"));
     }
 }

@@ -113,3 +113,66 @@ async fn invalid_payloads_are_refused_with_the_json_path() {
         .unwrap();
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_route_follows_its_json_schema() {
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let dir = rampart_testkit::TempDir::new("rampart-schema").unwrap();
+    let schema = dir.path().join("score.schema.json");
+    std::fs::write(
+        &schema,
+        json!({
+            "type": "object",
+            "required": ["features"],
+            "properties": {"features": {"type": "array", "minItems": 1, "maxItems": 8,
+                                        "items": {"type": "number", "minimum": 0, "maximum": 1}}},
+            "additionalProperties": false
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = base_config(&o.url(), &k.url()).replacen(
+        "path = \"/echo\"\nupstream = \"openai\"\npublic = true\n",
+        &format!(
+            "path = \"/echo\"\nupstream = \"openai\"\npublic = true\nvalidation = {{ json_schema = \"{}\" }}\n",
+            schema.display()
+        ),
+        1,
+    );
+    assert!(
+        config.contains("json_schema"),
+        "the echo route was found in the base config"
+    );
+    let gw = start(&config);
+    let c = TestClient::http1();
+    let url = format!("{}/echo", gw.url("main"));
+    let ok = c.post_json(&url, &json!({"features": [0.1, 0.9]})).await.unwrap();
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    for (body, path) in [
+        (json!({"features": [0.1, 1.5]}), "features[1]"),
+        (json!({"features": []}), "features"),
+        (json!({"features": [0.1], "extra": true}), "$"),
+        (json!({}), "$"),
+    ] {
+        let r = c.post_json(&url, &body).await.unwrap();
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
+        assert_eq!(r.json()["error"]["param"], path, "{}", r.text());
+    }
+    // A schema that does not compile is a config error naming the key and the file.
+    std::fs::write(&schema, r#"{"type": "no-such-type"}"#).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["check-config"])
+        .arg({
+            let p = dir.path().join("rampart.toml");
+            std::fs::write(&p, &config).unwrap();
+            p
+        })
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("validation.json_schema") && err.contains("not a valid JSON Schema"),
+        "{err}"
+    );
+}

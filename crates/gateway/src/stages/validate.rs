@@ -1,5 +1,6 @@
 //! Validate: checks the request body against the route's protocol (OpenAI chat,
-//! completions and embeddings; KServe v2 inference) and its validation policy. An
+//! completions and embeddings; KServe v2 inference), its validation policy, and the
+//! route's JSON Schema when it has one. An
 //! invalid request gets 400 `invalid_request` naming the JSON path of the problem
 //! (also in OpenAI's `param` field) before anything reaches the upstream. The rules
 //! live in `rampart_detect::protocol`.
@@ -20,9 +21,9 @@ impl Stage for ValidateStage {
     const NAME: &'static str = "validate";
 
     async fn on_request(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) -> Flow {
-        let Some(rules) = &route.config.validation else {
+        if route.config.validation.is_none() && route.config.json_schema.is_none() {
             return Flow::Continue;
-        };
+        }
         // Only bodies sent with a method that has one; GETs have nothing to check.
         let RequestBody::Buffered(body) = &req.body else {
             return Flow::Continue;
@@ -39,11 +40,16 @@ impl Stage for ValidateStage {
                 });
             }
         };
-        let result = match rules {
-            Validation::Openai(r) if req.head.method == http::Method::POST => protocol::openai(&ex.path, &value, r),
-            Validation::Kserve(r) if req.head.method == http::Method::POST => protocol::kserve(&ex.path, &value, r),
+        let post = req.head.method == http::Method::POST;
+        let result = match &route.config.validation {
+            Some(Validation::Openai(r)) if post => protocol::openai(&ex.path, &value, r),
+            Some(Validation::Kserve(r)) if post => protocol::kserve(&ex.path, &value, r),
             _ => Ok(()),
-        };
+        }
+        .and_then(|()| match &route.config.json_schema {
+            Some(schema) if !body.is_empty() => schema.validate(&value),
+            _ => Ok(()),
+        });
         match result {
             Ok(()) => {
                 ex.body_json = Some(value);
