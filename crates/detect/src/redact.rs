@@ -45,6 +45,11 @@ impl Vault {
         self.by_placeholder.len()
     }
 
+    /// The placeholders this vault issued.
+    pub fn placeholders(&self) -> impl Iterator<Item = &str> {
+        self.by_placeholder.keys().map(String::as_str)
+    }
+
     /// The placeholder for a value, issuing a new one if needed. A placeholder that
     /// already occurs in `text` (the caller wrote `<EMAIL_1>` themselves) is skipped, so
     /// restoring never rewrites the caller's own words.

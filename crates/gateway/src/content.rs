@@ -520,6 +520,9 @@ impl ContentState {
 
     /// Response side, whole body. Returns the body to send.
     pub fn on_response_body(&mut self, ex: &mut Exchange, body: Bytes) -> Result<Bytes, RequestError> {
+        if self.nothing_to_do(&body) {
+            return Ok(body);
+        }
         let mut blocked = Vec::new();
         let out = match serde_json::from_slice::<Value>(&body) {
             Ok(mut v) => {
@@ -556,6 +559,30 @@ impl ContentState {
                 kinds: kind_list(&blocked),
             })
         }
+    }
+
+    /// A byte-level pre-check on a whole response: no placeholder this exchange issued,
+    /// no canary, and no finding of the response rules in the raw text. Values in JSON
+    /// strings appear verbatim in the raw body (placeholders, key shapes and the canary
+    /// contain nothing JSON escapes), so then parsing cannot change anything.
+    fn nothing_to_do(&self, body: &[u8]) -> bool {
+        let Ok(raw) = std::str::from_utf8(body) else {
+            return false;
+        };
+        // Escapes that could hide a value from a raw scan (`\/`, `\u0041`): parse.
+        if raw.contains("\\/") || raw.contains("\\u") {
+            return false;
+        }
+        if !self.vault.is_empty() && self.vault.placeholders().any(|p| raw.contains(p)) {
+            return false;
+        }
+        if self.canary.as_deref().is_some_and(|c| leaks_canary(c, raw)) {
+            return false;
+        }
+        self.policy
+            .response_scanner
+            .as_ref()
+            .is_none_or(|s| s.scan(raw).is_empty())
     }
 
     /// Whether an SSE stream is being handled.
@@ -827,6 +854,48 @@ fn set_text(c: &mut Value, field: &str, text: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(response: &[(&str, ContentAction)]) -> ContentState {
+        let policy = ContentPolicy {
+            name: "t".into(),
+            min_confidence: 0.5,
+            shadow: false,
+            request: vec![("pii.*".into(), ContentAction::Pseudonymise)],
+            response: response.iter().map(|(k, a)| ((*k).to_owned(), *a)).collect(),
+            canary: false,
+            hash_key: None,
+            max_response_bytes: 1 << 20,
+            injection: None,
+        };
+        ContentState::new(Arc::new(PolicyRuntime::build(&policy).unwrap()), None)
+    }
+
+    #[test]
+    fn the_raw_pre_check_only_skips_bodies_with_nothing_to_change() {
+        let s = state(&[("secret.*", ContentAction::Redact)]);
+        assert!(s.nothing_to_do(br#"{"choices":[{"message":{"content":"plain answer"}}]}"#));
+        assert!(!s.nothing_to_do(br#"{"content":"key AKIAIOSFODNN7EXAMPLE"}"#));
+        // JSON escapes could hide a value from the raw scan: those bodies are parsed.
+        assert!(
+            !s.nothing_to_do(br#"{"content":"https:\/\/hooks.slack.com\/services\/T0\/B0\/abcdefghijklmnopqrstuvwx"}"#)
+        );
+        assert!(!s.nothing_to_do(br#"{"content":"AKIAIOSFODNN7EXAMPLE"}"#));
+        let mut s = state(&[]);
+        let mut v = Vault::default();
+        let sent = apply(
+            "mail a@b.io",
+            &Scanner::all(0.5).unwrap().scan("mail a@b.io"),
+            |_| Some(Transform::Pseudonymise),
+            None,
+            &mut v,
+        );
+        s.vault = v;
+        assert!(
+            !s.nothing_to_do(format!(r#"{{"content":"{sent}"}}"#).as_bytes()),
+            "a placeholder to restore"
+        );
+        assert!(s.nothing_to_do(br#"{"content":"no placeholder"}"#));
+    }
 
     #[test]
     fn canary_halves_and_disguises_are_recognised() {
