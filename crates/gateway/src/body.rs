@@ -296,6 +296,17 @@ impl Body for ExchangeBody {
                     Source::Upstream(incoming) => incoming.is_end_stream(),
                 };
                 if ended {
+                    // Whatever a chunk stage still holds goes out with the last frame.
+                    if *this.chunk_stages
+                        && let Some(ex) = this.exchange.as_mut()
+                        && let Some(extra) = this.pipeline.response_end(ex)
+                        && let Some(data) = frame.data_mut()
+                    {
+                        let mut joined = BytesMut::with_capacity(data.len() + extra.len());
+                        joined.extend_from_slice(data);
+                        joined.extend_from_slice(&extra);
+                        *data = joined.freeze();
+                    }
                     *this.finished = true;
                     finish(this.pipeline, this.exchange, Outcome::Complete);
                 }
@@ -311,8 +322,13 @@ impl Body for ExchangeBody {
             }
             Poll::Ready(None) => {
                 *this.finished = true;
+                let extra = match this.exchange.as_mut() {
+                    Some(ex) if *this.chunk_stages => this.pipeline.response_end(ex),
+                    _ => None,
+                };
                 finish(this.pipeline, this.exchange, Outcome::Complete);
-                Poll::Ready(None)
+                // Whatever a chunk stage still holds goes out as a last frame.
+                Poll::Ready(extra.map(|b| Ok(Frame::data(b))))
             }
             Poll::Pending => {
                 let Some(t) = *this.timers else { return Poll::Pending };

@@ -632,22 +632,70 @@ impl ContentState {
                     out.push(b'\n');
                 }
                 Err(kinds) => {
-                    self.ended = true;
-                    let id = ex.request_id.clone();
-                    let event = serde_json::json!({"error": {
-                        "type": "api_error",
-                        "code": "response_blocked",
-                        "message": format!("the response was blocked by the content policy: {kinds}"),
-                        "request_id": id,
-                    }});
-                    out.extend_from_slice(format!("event: error\ndata: {event}\n\n").as_bytes());
-                    ex.error = Some(RequestError::ResponseBlocked { kinds });
+                    self.block_stream(ex, kinds, &mut out);
                     break;
                 }
             }
         }
         self.sse = Some(sse);
         Bytes::from(out)
+    }
+
+    /// Ends a stream on a block: a well-formed `event: error` naming the kinds.
+    fn block_stream(&mut self, ex: &mut Exchange, kinds: String, out: &mut Vec<u8>) {
+        self.ended = true;
+        let event = serde_json::json!({"error": {
+            "type": "api_error",
+            "code": "response_blocked",
+            "message": format!("the response was blocked by the content policy: {kinds}"),
+            "request_id": ex.request_id,
+        }});
+        out.extend_from_slice(format!("event: error\ndata: {event}\n\n").as_bytes());
+        ex.error = Some(RequestError::ResponseBlocked { kinds });
+    }
+
+    /// The stream ended (without `[DONE]`, or with text still held): an unterminated
+    /// last line is processed, and held text goes out as one last delta per choice.
+    /// `None` when nothing is left. A block here ends with the error event.
+    pub fn on_stream_end(&mut self, ex: &mut Exchange) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
+        let mut sse = self.sse.take()?;
+        let mut out = Vec::new();
+        let mut result = Ok(());
+        if !sse.line.is_empty() && !sse.overlong {
+            let line = std::mem::take(&mut sse.line);
+            match self.stream_line(ex, &mut sse, &line) {
+                Ok(rewritten) => {
+                    out.extend_from_slice(&rewritten);
+                    out.extend_from_slice(b"\n\n");
+                }
+                Err(kinds) => result = Err(kinds),
+            }
+        }
+        if result.is_ok() {
+            let mut indices: Vec<u64> = sse.choices.keys().copied().collect();
+            indices.sort_unstable();
+            for i in indices {
+                match self.flush_choice(ex, &mut sse, i) {
+                    Ok(text) if !text.is_empty() => {
+                        let event = serde_json::json!({"choices": [{"index": i, "delta": {"content": text}}]});
+                        out.extend_from_slice(format!("data: {event}\n\n").as_bytes());
+                    }
+                    Ok(_) => {}
+                    Err(kinds) => {
+                        result = Err(kinds);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Err(kinds) = result {
+            self.block_stream(ex, kinds, &mut out);
+        }
+        self.sse = Some(sse);
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 
     /// One complete SSE line (without its newline). `Err(kinds)` blocks the stream.

@@ -164,6 +164,12 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The end of a response stream: bytes a chunk stage still holds (the content
+    /// stage's hold-back), to send before the body ends.
+    pub fn response_end(&self, ex: &mut Exchange) -> Option<Bytes> {
+        self.content.on_stream_end(ex)
+    }
+
     /// Completion stages. Called exactly once per exchange, by `ExchangeBody`.
     pub fn complete(&self, ex: &Exchange) {
         self.request_id.on_complete(ex);

@@ -53,6 +53,26 @@ async fn post(c: &TestClient, gw: &GatewayProcess, body: String) -> rampart_test
     .unwrap()
 }
 
+/// Sends a chat request and reads the whole body as it streams: (status, chunks, text).
+async fn send_raw(c: &TestClient, gw: &GatewayProcess, body: String) -> (StatusCode, usize, String) {
+    let resp = c
+        .send(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+        .unwrap();
+    let status = resp.status();
+    let chunks = timed_chunks(resp.into_body()).await.unwrap();
+    let raw = chunks
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    (status, chunks.len(), raw)
+}
+
 /// The text a stream delivered: the concatenated `delta.content` of its events.
 fn streamed_text(raw: &str) -> (String, Vec<Value>) {
     let mut text = String::new();
@@ -362,4 +382,37 @@ injection = { action = "block" }
         .wait_for_access_log(Duration::from_secs(5), |l| l["rampart.decision"] == "block")
         .expect("a blocked exchange in the access log");
     assert!(line.to_string().contains("injection"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_back_text_is_delivered_when_a_stream_ends_without_done() {
+    use http_body_util::BodyExt;
+    // An upstream that streams one delta (with the placeholder it was sent, and no
+    // final newline) and closes: no finish_reason, no [DONE].
+    let upstream = rampart_testkit::TestServer::spawn(loopback(), |_req| async move {
+        let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Reach me at <EMAIL_1> today\"}}]}";
+        let mut r = http::Response::new(
+            http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes()))
+                .map_err(|n| match n {})
+                .boxed(),
+        );
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        r
+    })
+    .await
+    .unwrap();
+    let k = kserve().await;
+    let gw = gateway(
+        &upstream.url(),
+        &k.url(),
+        "[policies.guarded]\nrequest = { \"pii.*\" = \"pseudonymise\" }\n",
+    );
+    let c = TestClient::http1();
+    let (status, _, raw) = send_raw(&c, &gw, chat("I am ann@example.org", true)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (text, _) = streamed_text(&raw);
+    assert_eq!(text, "Reach me at ann@example.org today", "{raw}");
 }

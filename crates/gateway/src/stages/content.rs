@@ -48,6 +48,16 @@ impl ContentStage {
     }
 }
 
+impl ContentStage {
+    /// The end of a streamed response: what the content stage still holds back.
+    pub fn on_stream_end(&self, ex: &mut Exchange) -> Option<Bytes> {
+        let mut state = ex.content.take()?;
+        let out = state.on_stream_end(ex);
+        ex.content = Some(state);
+        out
+    }
+}
+
 impl Stage for ContentStage {
     const NAME: &'static str = "content";
 
