@@ -132,7 +132,13 @@ fn may_be_spelled(text: &str) -> bool {
 pub fn normalize(text: &str) -> String {
     if text.is_ascii() {
         let out = normalize_ascii(text);
-        return if may_be_spelled(&out) { join_spelled(&out) } else { out };
+        return if may_be_spelled(&out) {
+            join_spelled(&out)
+        } else if out.contains("  ") {
+            out.replace("  ", " ")
+        } else {
+            out
+        };
     }
     let mut out = String::with_capacity(text.len());
     let mut space = true; // no leading space
@@ -347,6 +353,7 @@ mod tests {
         assert_eq!(normalize("i g n o r e the rules"), "ignore the rules");
         assert_eq!(normalize("i.g.n.o.r.e"), "ignore");
         assert_eq!(normalize("a b"), "a b", "short runs stay");
+        assert_eq!(normalize("ignore    all\n\n\nprevious"), "ignore all previous");
         assert_eq!(normalize("i g n o r e   a l l   r u l e s"), "ignore all rules");
         assert_eq!(normalize("\u{202E}txet"), "txet", "bidi controls dropped");
         let smuggled: String = "hi"
