@@ -1,0 +1,185 @@
+//! Offline verification of a node's trail: every record's hash, every link, the
+//! sequence, every checkpoint's signature and head, and truncation after the last
+//! checkpoint. Problems name the file, the line and the sequence number.
+
+use std::collections::HashMap;
+use std::io::BufRead as _;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::chain::{Checkpoint, Entry, GENESIS, record_hash};
+
+/// One thing wrong with a trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A line that is neither a record nor a checkpoint.
+    Malformed { file: String, line: usize },
+    /// The record's content no longer matches its hash.
+    Altered { file: String, line: usize, seq: u64 },
+    /// Records are missing: `expected` was next, `found` came.
+    Missing {
+        file: String,
+        line: usize,
+        expected: u64,
+        found: u64,
+    },
+    /// A record out of order or not from this chain: its sequence or link is wrong.
+    OutOfPlace { file: String, line: usize, seq: u64 },
+    /// A checkpoint whose signature does not verify.
+    BadSignature { file: String, line: usize },
+    /// A checkpoint naming a head the records do not have.
+    CheckpointMismatch { file: String, line: usize, seq: u64 },
+    /// The trail ends before the last checkpoint's head: records were cut off.
+    Truncated { last_seq: Option<u64>, checkpoint_seq: u64 },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Malformed { file, line } => write!(f, "{file}:{line}: not a record or checkpoint"),
+            Problem::Altered { file, line, seq } => {
+                write!(f, "{file}:{line}: record {seq} was altered (its hash does not match)")
+            }
+            Problem::Missing {
+                file,
+                line,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{file}:{line}: records {expected}..{} are missing (found record {found})",
+                found.saturating_sub(1)
+            ),
+            Problem::OutOfPlace { file, line, seq } => write!(
+                f,
+                "{file}:{line}: record {seq} is out of place (inserted or reordered: its link does not follow)"
+            ),
+            Problem::BadSignature { file, line } => write!(f, "{file}:{line}: checkpoint signature is invalid"),
+            Problem::CheckpointMismatch { file, line, seq } => {
+                write!(
+                    f,
+                    "{file}:{line}: checkpoint names a head for record {seq} that the trail does not have"
+                )
+            }
+            Problem::Truncated {
+                last_seq,
+                checkpoint_seq,
+            } => write!(
+                f,
+                "the trail was truncated: it ends at record {} but a checkpoint covers record {checkpoint_seq}",
+                last_seq.map_or("(none)".to_owned(), |s| s.to_string())
+            ),
+        }
+    }
+}
+
+/// What verification found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub records: u64,
+    pub checkpoints: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verifies `node`'s trail in `dir`; checkpoint signatures too when `public_key` (raw
+/// Ed25519) is given.
+pub fn verify_dir(dir: &Path, node: &str, public_key: Option<&[u8]>) -> std::io::Result<Report> {
+    let mut report = Report::default();
+    let mut expected_seq = 0u64;
+    let mut prev = GENESIS.to_owned();
+    let mut hashes: HashMap<u64, String> = HashMap::new();
+    let mut last_checkpoint: Option<u64> = None;
+    let mut last_seq: Option<u64> = None;
+    for path in crate::store::segments(dir, node)? {
+        let file = path.display().to_string();
+        let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
+        for (i, line) in reader.lines().enumerate() {
+            let line_no = i + 1;
+            let text = line?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                report.problems.push(Problem::Malformed {
+                    file: file.clone(),
+                    line: line_no,
+                });
+                continue;
+            };
+            if let Some(cp) = v.get("checkpoint") {
+                report.checkpoints += 1;
+                let Ok(cp) = serde_json::from_value::<Checkpoint>(cp.clone()) else {
+                    report.problems.push(Problem::Malformed {
+                        file: file.clone(),
+                        line: line_no,
+                    });
+                    continue;
+                };
+                if public_key.is_some_and(|k| !cp.verify(k)) {
+                    report.problems.push(Problem::BadSignature {
+                        file: file.clone(),
+                        line: line_no,
+                    });
+                }
+                if hashes.get(&cp.seq).is_some_and(|h| *h != cp.head) {
+                    report.problems.push(Problem::CheckpointMismatch {
+                        file: file.clone(),
+                        line: line_no,
+                        seq: cp.seq,
+                    });
+                }
+                last_checkpoint = Some(last_checkpoint.map_or(cp.seq, |s| s.max(cp.seq)));
+                continue;
+            }
+            let Ok(entry) = serde_json::from_value::<Entry>(v) else {
+                report.problems.push(Problem::Malformed {
+                    file: file.clone(),
+                    line: line_no,
+                });
+                continue;
+            };
+            report.records += 1;
+            if record_hash(&entry.prev, &entry.record) != entry.hash {
+                report.problems.push(Problem::Altered {
+                    file: file.clone(),
+                    line: line_no,
+                    seq: entry.seq,
+                });
+            } else if entry.seq > expected_seq && entry.prev != prev {
+                report.problems.push(Problem::Missing {
+                    file: file.clone(),
+                    line: line_no,
+                    expected: expected_seq,
+                    found: entry.seq,
+                });
+            } else if entry.seq != expected_seq || entry.prev != prev {
+                report.problems.push(Problem::OutOfPlace {
+                    file: file.clone(),
+                    line: line_no,
+                    seq: entry.seq,
+                });
+            }
+            // Continue from what is there, so one problem is reported once.
+            expected_seq = entry.seq + 1;
+            prev = entry.hash.clone();
+            last_seq = Some(entry.seq);
+            hashes.insert(entry.seq, entry.hash);
+        }
+    }
+    if let Some(cp) = last_checkpoint
+        && last_seq.is_none_or(|s| s < cp)
+    {
+        report.problems.push(Problem::Truncated {
+            last_seq,
+            checkpoint_seq: cp,
+        });
+    }
+    Ok(report)
+}
