@@ -795,6 +795,15 @@ impl Validator<'_> {
             .collect()
     }
 
+    /// A limit's backend (local by default); `redis` needs a `[redis]` section.
+    fn limit_backend(&mut self, path: &KeyPath, backend: Option<LimitBackend>, has_redis: bool) -> LimitBackend {
+        let backend = backend.unwrap_or_default();
+        if backend == LimitBackend::Redis && !has_redis {
+            self.issue(path, "`redis` needs a [redis] section with the server's url");
+        }
+        backend
+    }
+
     fn limit_routes(&mut self, path: &KeyPath, routes: &[String], known: &[RawRoute]) {
         for (i, r) in routes.iter().enumerate() {
             if !known.iter().any(|k| &k.name == r) {
@@ -964,13 +973,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         v.limit_routes(&p.key("routes"), &r.routes, &raw.routes);
         let requests = v.positive(&p.key("requests"), Some(r.requests), 1);
         let window = v.duration(&p.key("window"), &Some(r.window.clone()), Duration::from_secs(60));
-        let backend = r.backend.unwrap_or_default();
-        if backend == LimitBackend::Redis && raw.redis.is_none() {
-            v.issue(
-                &p.key("backend"),
-                "`redis` needs a [redis] section with the server's url",
-            );
-        }
+        let backend = v.limit_backend(&p.key("backend"), r.backend, raw.redis.is_some());
         rate_limits.push(RateLimit {
             name: r.name.clone(),
             per: r.per,
@@ -987,13 +990,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     for (i, c) in raw.concurrency_limits.iter().enumerate() {
         let p = root.key("concurrency_limits").index(i);
         v.limit_routes(&p.key("routes"), &c.routes, &raw.routes);
-        let backend = c.backend.unwrap_or_default();
-        if backend == LimitBackend::Redis && raw.redis.is_none() {
-            v.issue(
-                &p.key("backend"),
-                "`redis` needs a [redis] section with the server's url",
-            );
-        }
+        let backend = v.limit_backend(&p.key("backend"), c.backend, raw.redis.is_some());
         concurrency_limits.push(ConcurrencyLimit {
             name: c.name.clone(),
             per: c.per,
@@ -1008,13 +1005,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     for (i, q) in raw.quotas.iter().enumerate() {
         let p = root.key("quotas").index(i);
         v.limit_routes(&p.key("routes"), &q.routes, &raw.routes);
-        let backend = q.backend.unwrap_or_default();
-        if backend == LimitBackend::Redis && raw.redis.is_none() {
-            v.issue(
-                &p.key("backend"),
-                "`redis` needs a [redis] section with the server's url",
-            );
-        }
+        let backend = v.limit_backend(&p.key("backend"), q.backend, raw.redis.is_some());
         quotas.push(Quota {
             name: q.name.clone(),
             per: q.per,
@@ -1042,13 +1033,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
                 );
             }
         }
-        let backend = t.backend.unwrap_or_default();
-        if backend == LimitBackend::Redis && raw.redis.is_none() {
-            v.issue(
-                &p.key("backend"),
-                "`redis` needs a [redis] section with the server's url",
-            );
-        }
+        let backend = v.limit_backend(&p.key("backend"), t.backend, raw.redis.is_some());
         token_limits.push(TokenLimit {
             name: t.name.clone(),
             per: t.per,

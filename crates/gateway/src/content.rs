@@ -303,8 +303,9 @@ impl ContentState {
         }
     }
 
-    /// Scans and transforms one text in place. Returns the names of what blocks.
-    fn process_text(&mut self, ex: &mut Exchange, text: &mut String, location: Location) -> Vec<&'static str> {
+    /// Scans and transforms one text in place. Returns the names of what blocks, and
+    /// whether the text was rewritten.
+    fn process_text(&mut self, ex: &mut Exchange, text: &mut String, location: Location) -> (Vec<&'static str>, bool) {
         let request = location == Location::RequestBody;
         let (scanner, actions) = if request {
             (&self.policy.request_scanner, &self.policy.request_actions)
@@ -330,11 +331,11 @@ impl ContentState {
             }
         }
         let Some(scanner) = scanner else {
-            return blocked;
+            return (blocked, false);
         };
         let findings = scanner.scan(text);
         if findings.is_empty() {
-            return blocked;
+            return (blocked, false);
         }
         let mut change = false;
         for f in &findings {
@@ -359,9 +360,10 @@ impl ContentState {
             change |= transform(action).is_some();
         }
         if self.policy.shadow {
-            return Vec::new();
+            return (Vec::new(), false);
         }
-        if change && blocked.is_empty() {
+        let change = change && blocked.is_empty();
+        if change {
             let out = apply(
                 text,
                 &findings,
@@ -371,7 +373,7 @@ impl ContentState {
             );
             *text = out;
         }
-        blocked
+        (blocked, change)
     }
 
     /// Scores the texts a caller controls for prompt injection (OpenAI: user, tool and
@@ -453,9 +455,9 @@ impl ContentState {
                 // Injection is scored on what the caller wrote, before any rewriting.
                 self.score_injection(ex, protocol, &v)?;
                 walk_strings(&mut v, &mut |s| {
-                    let before = s.clone();
-                    blocked.extend(self.process_text(ex, s, Location::RequestBody));
-                    changed |= *s != before;
+                    let (b, rewritten) = self.process_text(ex, s, Location::RequestBody);
+                    blocked.extend(b);
+                    changed |= rewritten;
                 });
                 if !blocked.is_empty() {
                     return Err(RequestError::ContentBlocked {
@@ -484,7 +486,7 @@ impl ContentState {
                 };
                 self.score_injection(ex, protocol, &Value::String(text.to_owned()))?;
                 let mut s = text.to_owned();
-                blocked.extend(self.process_text(ex, &mut s, Location::RequestBody));
+                blocked.extend(self.process_text(ex, &mut s, Location::RequestBody).0);
                 if !blocked.is_empty() {
                     return Err(RequestError::ContentBlocked {
                         kinds: kind_list(&blocked),
@@ -533,9 +535,9 @@ impl ContentState {
                         *s = restored;
                         changed = true;
                     }
-                    let before = s.clone();
-                    blocked.extend(self.process_text(ex, s, Location::ResponseBody));
-                    changed |= before != *s;
+                    let (b, rewritten) = self.process_text(ex, s, Location::ResponseBody);
+                    blocked.extend(b);
+                    changed |= rewritten;
                 });
                 if changed {
                     Bytes::from(serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec()))
@@ -546,7 +548,7 @@ impl ContentState {
             Err(_) => match std::str::from_utf8(&body) {
                 Ok(text) => {
                     let mut s = self.vault.restore(text);
-                    blocked.extend(self.process_text(ex, &mut s, Location::ResponseBody));
+                    blocked.extend(self.process_text(ex, &mut s, Location::ResponseBody).0);
                     Bytes::from(s)
                 }
                 Err(_) => body,
@@ -675,21 +677,7 @@ impl ContentState {
             }
         }
         if result.is_ok() {
-            let mut indices: Vec<u64> = sse.choices.keys().copied().collect();
-            indices.sort_unstable();
-            for i in indices {
-                match self.flush_choice(ex, &mut sse, i) {
-                    Ok(text) if !text.is_empty() => {
-                        let event = serde_json::json!({"choices": [{"index": i, "delta": {"content": text}}]});
-                        out.extend_from_slice(format!("data: {event}\n\n").as_bytes());
-                    }
-                    Ok(_) => {}
-                    Err(kinds) => {
-                        result = Err(kinds);
-                        break;
-                    }
-                }
-            }
+            result = self.flush_all(ex, &mut sse, &mut out);
         }
         if let Err(kinds) = result {
             self.block_stream(ex, kinds, &mut out);
@@ -707,15 +695,7 @@ impl ContentState {
         if data == b"[DONE]" {
             // Anything still held goes out in one last delta before [DONE].
             let mut out = Vec::new();
-            let mut indices: Vec<u64> = sse.choices.keys().copied().collect();
-            indices.sort_unstable();
-            for i in indices {
-                let text = self.flush_choice(ex, sse, i)?;
-                if !text.is_empty() {
-                    let event = serde_json::json!({"choices": [{"index": i, "delta": {"content": text}}]});
-                    out.extend_from_slice(format!("data: {event}\n\n").as_bytes());
-                }
-            }
+            self.flush_all(ex, sse, &mut out)?;
             out.extend_from_slice(line);
             return Ok(out);
         }
@@ -744,7 +724,7 @@ impl ContentState {
                 if finished {
                     text.push_str(&self.flush_choice(ex, sse, index)?);
                 }
-                if piece_present(c, field) || !text.is_empty() {
+                if c.pointer(field).is_some() || !text.is_empty() {
                     set_text(c, field, text);
                 }
             }
@@ -755,7 +735,7 @@ impl ContentState {
             walk_strings(&mut v, &mut |s| {
                 let restored = self.vault.restore(s);
                 *s = restored;
-                blocked.extend(self.process_text(ex, s, Location::ResponseBody));
+                blocked.extend(self.process_text(ex, s, Location::ResponseBody).0);
             });
             if !blocked.is_empty() {
                 return Err(kind_list(&blocked));
@@ -781,6 +761,20 @@ impl ContentState {
             stream.held = keep;
         }
         Ok(ready)
+    }
+
+    /// Everything every choice still holds, as one last delta event per choice.
+    fn flush_all(&mut self, ex: &mut Exchange, sse: &mut SseState, out: &mut Vec<u8>) -> Result<(), String> {
+        let mut indices: Vec<u64> = sse.choices.keys().copied().collect();
+        indices.sort_unstable();
+        for i in indices {
+            let text = self.flush_choice(ex, sse, i)?;
+            if !text.is_empty() {
+                let event = serde_json::json!({"choices": [{"index": i, "delta": {"content": text}}]});
+                out.extend_from_slice(format!("data: {event}\n\n").as_bytes());
+            }
+        }
+        Ok(())
     }
 
     /// Everything a choice still holds, processed.
@@ -878,10 +872,6 @@ impl ContentState {
         };
         Ok((ready, tail.to_owned()))
     }
-}
-
-fn piece_present(c: &Value, field: &str) -> bool {
-    c.pointer(field).is_some()
 }
 
 fn set_text(c: &mut Value, field: &str, text: String) {
