@@ -51,6 +51,20 @@ pub fn record_hash(prev: &str, record: &Value) -> String {
     hex(ctx.finish().as_ref())
 }
 
+/// A new Ed25519 signing key: (PKCS#8 DER, raw 32-byte public key).
+pub fn generate_key() -> Result<(Vec<u8>, Vec<u8>), ring::error::Unspecified> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| ring::error::Unspecified)?;
+    Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
+}
+
+/// The raw public key of a PKCS#8 Ed25519 key.
+pub fn public_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+        .ok()
+        .map(|k| k.public_key().as_ref().to_vec())
+}
+
 pub fn key_id(public_key: &[u8]) -> String {
     hex(&digest::digest(&digest::SHA256, public_key).as_ref()[..8])
 }

@@ -9,13 +9,16 @@
 //! node, the sequence number and hash of the chain head and the time; a trail whose
 //! records stop before the last checkpoint's head was truncated.
 //!
-//! This crate owns the format and its checks. It does no network I/O; the gateway hands
-//! it records through a bounded queue (a later increment).
+//! This crate owns the format, the writer thread and the checks. It does no network
+//! I/O and decides nothing about what a record says: the gateway builds records and
+//! hands them to [`writer::Writer`], whose queue is bounded by admission control.
 
 pub mod chain;
 pub mod store;
 pub mod verify;
+pub mod writer;
 
 pub use chain::{Chain, Checkpoint, Entry, GENESIS};
-pub use store::FileStore;
+pub use store::{FileStore, TornTail};
 pub use verify::{Problem, Report, verify_dir};
+pub use writer::{Durability, Writer};

@@ -1,6 +1,7 @@
 //! Append-only segment files: `{node}-{index:06}.jsonl` in one directory, a new segment
 //! when the current one passes its size limit. Opening a store resumes the node's chain
-//! from the last record on disk.
+//! from the last record on disk; a last line cut short by a crash (no newline) is moved
+//! aside into `{node}-torn-{n}.partial` and reported, never silently dropped.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -21,21 +22,55 @@ pub struct FileStore {
     size: u64,
     max_segment: u64,
     chain: Chain,
+    last: Option<Entry>,
+    torn: Option<TornTail>,
+}
+
+/// A partial last line found when the store was opened (the process died mid-write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment it was cut from.
+    pub segment: PathBuf,
+    pub bytes: u64,
+    /// Where the bytes were moved.
+    pub moved_to: PathBuf,
 }
 
 /// The segment files of `node` in `dir`, in order.
 pub fn segments(dir: &Path, node: &str) -> std::io::Result<Vec<PathBuf>> {
     let prefix = format!("{node}-");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let mut out: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.strip_prefix(&prefix)
+                        .and_then(|rest| rest.strip_suffix(".jsonl"))
+                        .is_some_and(|idx| !idx.is_empty() && idx.bytes().all(|b| b.is_ascii_digit()))
+                })
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    out.sort();
+    Ok(out)
+}
+
+/// The node names that have segment files in `dir`.
+pub fn nodes(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jsonl"))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter_map(|n| {
+            let stem = n.strip_suffix(".jsonl")?;
+            let (node, idx) = stem.rsplit_once('-')?;
+            (idx.len() == 6 && idx.bytes().all(|b| b.is_ascii_digit())).then(|| node.to_owned())
         })
         .collect();
     out.sort();
+    out.dedup();
     Ok(out)
 }
 
@@ -43,20 +78,55 @@ fn segment_path(dir: &Path, node: &str, index: u32) -> PathBuf {
     dir.join(format!("{node}-{index:06}.jsonl"))
 }
 
+/// Cuts a partial last line off `path` and saves it beside, returning what was done.
+fn cut_torn_tail(dir: &Path, node: &str, path: &Path) -> std::io::Result<Option<TornTail>> {
+    let data = std::fs::read(path)?;
+    if data.is_empty() || data.ends_with(b"\n") {
+        return Ok(None);
+    }
+    let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut n = 0u32;
+    let moved_to = loop {
+        let candidate = dir.join(format!("{node}-torn-{n}.partial"));
+        if !candidate.exists() {
+            break candidate;
+        }
+        n += 1;
+    };
+    std::fs::write(&moved_to, &data[keep..])?;
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(keep as u64)?;
+    file.sync_all()?;
+    Ok(Some(TornTail {
+        segment: path.to_owned(),
+        bytes: (data.len() - keep) as u64,
+        moved_to,
+    }))
+}
+
 impl FileStore {
     /// Opens (or starts) `node`'s trail in `dir`.
     pub fn open(dir: &Path, node: &str, max_segment: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let existing = segments(dir, node)?;
+        let torn = match existing.last() {
+            Some(last) => cut_torn_tail(dir, node, last)?,
+            None => None,
+        };
         let mut chain = Chain::new(node);
+        let mut last = None;
         for path in &existing {
             for line in BufReader::new(File::open(path)?).lines() {
                 if let Ok(entry) = serde_json::from_str::<Entry>(&line?) {
                     chain = Chain::resume(node, entry.seq + 1, &entry.hash);
+                    last = Some(entry);
                 }
             }
         }
-        let index = u32::try_from(existing.len()).unwrap_or(u32::MAX).max(1);
+        let index = existing
+            .last()
+            .and_then(|p| p.file_stem()?.to_str()?.rsplit_once('-')?.1.parse::<u32>().ok())
+            .unwrap_or(1);
         let path = segment_path(dir, node, index);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
@@ -68,32 +138,84 @@ impl FileStore {
             size,
             max_segment,
             chain,
+            last,
+            torn,
         })
     }
 
-    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
-        if self.size > 0 && self.size + line.len() as u64 > self.max_segment {
+    /// The last record on disk when the store was opened or last written.
+    pub fn last(&self) -> Option<&Entry> {
+        self.last.as_ref()
+    }
+
+    /// What `open` cut off the end of the trail, if anything.
+    pub fn torn(&self) -> Option<&TornTail> {
+        self.torn.as_ref()
+    }
+
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    fn rotate_if_needed(&mut self, next: usize) -> std::io::Result<()> {
+        if self.size > 0 && self.size + next as u64 > self.max_segment {
+            self.file.sync_data()?;
+            let file = OpenOptions::new().create(true).append(true).open(segment_path(
+                &self.dir,
+                &self.node,
+                self.index + 1,
+            ))?;
             self.index += 1;
-            self.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(segment_path(&self.dir, &self.node, self.index))?;
+            self.file = file;
             self.size = 0;
         }
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
-        self.file.write_all(&buf)?;
+        Ok(())
+    }
+
+    fn write_buf(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.rotate_if_needed(buf.len())?;
+        if let Err(e) = self.file.write_all(buf) {
+            // A short write (disk full) must not leave half a line: cut back to the last
+            // whole line so the records can be written again, in order, later.
+            let _ = self.file.set_len(self.size);
+            return Err(e);
+        }
         self.size += buf.len() as u64;
         Ok(())
     }
 
-    /// Appends one record; returns its chain entry.
+    /// Writes entries already linked by a [`Chain`] elsewhere (the writer's) with one
+    /// `write`, all or nothing (a segment may pass its size limit by one batch). They
+    /// must continue this store's chain.
+    pub fn write_entries(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(entries.len() * 512);
+        for e in entries {
+            serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+        }
+        if !buf.is_empty() {
+            self.write_buf(&buf)?;
+        }
+        if let Some(e) = entries.last() {
+            self.chain = Chain::resume(&self.node, e.seq + 1, &e.hash);
+            self.last = Some(e.clone());
+        }
+        Ok(())
+    }
+
+    /// Links and appends one record; returns its chain entry.
     pub fn append(&mut self, record: Value) -> std::io::Result<Entry> {
-        let entry = self.chain.link(record);
-        let line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
-        self.write_line(&line)?;
+        let mut chain = Chain::resume(&self.node, self.chain.next_seq(), self.chain.head());
+        let entry = chain.link(record);
+        self.write_entries(std::slice::from_ref(&entry))?;
         Ok(entry)
+    }
+
+    /// Appends a checkpoint line.
+    pub fn write_checkpoint(&mut self, cp: &Checkpoint) -> std::io::Result<()> {
+        let mut line = serde_json::json!({ "checkpoint": cp }).to_string().into_bytes();
+        line.push(b'\n');
+        self.write_buf(&line)
     }
 
     /// Appends a signed checkpoint over the current head.
@@ -101,8 +223,7 @@ impl FileStore {
         let Some(cp) = self.chain.checkpoint(key, time) else {
             return Ok(None);
         };
-        let line = serde_json::json!({ "checkpoint": cp }).to_string();
-        self.write_line(&line)?;
+        self.write_checkpoint(&cp)?;
         Ok(Some(cp))
     }
 
@@ -110,4 +231,17 @@ impl FileStore {
     pub fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()
     }
+}
+
+/// Reads every record entry of `node` in `dir`, in order (checkpoints skipped).
+pub fn read_entries(dir: &Path, node: &str) -> std::io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for path in segments(dir, node)? {
+        for line in BufReader::new(File::open(&path)?).lines() {
+            if let Ok(entry) = serde_json::from_str::<Entry>(&line?) {
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
 }

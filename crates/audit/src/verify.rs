@@ -80,11 +80,28 @@ pub struct Report {
     pub records: u64,
     pub checkpoints: u64,
     pub problems: Vec<Problem>,
+    /// Sequence number of the last record.
+    pub last_seq: Option<u64>,
+    /// The highest record a checkpoint covers. Records after it are chained but not
+    /// yet signed: cutting them off would go unnoticed until the next checkpoint.
+    pub last_checkpoint: Option<u64>,
+    /// What the trail says about itself: `lifecycle` records of an unclean stop
+    /// (`recovered`), with file, line and their detail.
+    pub notes: Vec<String>,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Records after the last checkpoint.
+    pub fn unsealed(&self) -> u64 {
+        match (self.last_seq, self.last_checkpoint) {
+            (Some(l), Some(c)) => l.saturating_sub(c),
+            (Some(l), None) => l + 1,
+            _ => 0,
+        }
     }
 }
 
@@ -146,6 +163,15 @@ pub fn verify_dir(dir: &Path, node: &str, public_key: Option<&[u8]>) -> std::io:
                 continue;
             };
             report.records += 1;
+            if entry.record.get("type").and_then(Value::as_str) == Some("lifecycle")
+                && entry.record.get("event").and_then(Value::as_str) == Some("recovered")
+            {
+                report.notes.push(format!(
+                    "{file}:{line_no}: record {}: unclean restart: {}",
+                    entry.seq,
+                    entry.record.get("detail").and_then(Value::as_str).unwrap_or("")
+                ));
+            }
             if record_hash(&entry.prev, &entry.record) != entry.hash {
                 report.problems.push(Problem::Altered {
                     file: file.clone(),
@@ -173,6 +199,8 @@ pub fn verify_dir(dir: &Path, node: &str, public_key: Option<&[u8]>) -> std::io:
             hashes.insert(entry.seq, entry.hash);
         }
     }
+    report.last_seq = last_seq;
+    report.last_checkpoint = last_checkpoint;
     if let Some(cp) = last_checkpoint
         && last_seq.is_none_or(|s| s < cp)
     {

@@ -113,3 +113,24 @@ pub const MIN_CONFIDENCE: f32 = 0.5;
 /// A non-streamed response is held whole while a content policy inspects it; 16 MiB
 /// covers large JSON answers (embeddings of a big batch) without unbounded memory.
 pub const MAX_INSPECTED_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Audit segment files go here (relative to the config file) unless `audit.dir` says.
+pub const AUDIT_DIR: &str = "audit";
+
+/// `batch` durability: written records are fsynced this often. Group commit amortises
+/// one fdatasync over every record of the interval; 10 ms bounds what a power loss
+/// can take while keeping disk flushes to 100 a second.
+pub const AUDIT_BATCH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Records waiting for the writer before new requests are refused (503) or spilled:
+/// about 64 MiB at ~1 KiB a record, seconds of peak traffic.
+pub const AUDIT_QUEUE: usize = 65_536;
+
+/// A signed checkpoint over the chain head this often (and at shutdown). Records after
+/// the last checkpoint could be cut off without a signature noticing; one minute keeps
+/// that window short at negligible cost (one Ed25519 signature).
+pub const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A new segment file after this many bytes: small enough to archive and ship daily,
+/// large enough that rotation is rare.
+pub const AUDIT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;

@@ -9,7 +9,8 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
 pub use crate::raw::{
-    Balance, ClientAuth, ContentAction, LimitBackend, LimitKey, OnBackendError, Protocol, QuotaPeriod, Tokenizer,
+    Balance, ClientAuth, ContentAction, Durability, IpPolicy, LimitBackend, LimitKey, OnBackendError, OnBacklog,
+    Protocol, QuotaPeriod, Tokenizer,
 };
 use crate::secret::Secret;
 
@@ -32,6 +33,32 @@ pub struct Config {
     pub policies: std::collections::BTreeMap<String, ContentPolicy>,
     /// Shared limit state for many nodes; required by `backend = "redis"` limits.
     pub redis: Option<Redis>,
+    /// The audit trail; `None` when `[audit]` is absent or disabled.
+    pub audit: Option<Audit>,
+    /// SHA-256 (hex) of the config text: the policy version every audit record names.
+    pub digest: String,
+}
+
+/// The audit trail's settings (docs/AUDIT.md).
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// Segment files of this node's chain.
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// `batch`: how often written records are made durable (the power-loss window).
+    pub batch_interval: Duration,
+    /// Records that may wait for the writer before new requests are refused.
+    pub queue: usize,
+    pub on_backlog: OnBacklog,
+    /// Where records go while the store is down (`on_backlog = "spill"`).
+    pub spill_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+    pub max_segment_bytes: u64,
+    /// Ed25519 key pair (PKCS#8 DER) that signs checkpoints.
+    pub signing_key: Secret<Vec<u8>>,
+    /// HMAC key for principal and client-address pseudonyms.
+    pub pseudonym_key: Secret<Vec<u8>>,
+    pub client_ip: IpPolicy,
 }
 
 #[derive(Debug, Clone)]

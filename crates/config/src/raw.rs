@@ -36,6 +36,59 @@ pub struct RawConfig {
     pub redis: Option<RawRedis>,
     #[serde(default)]
     pub policies: BTreeMap<String, RawPolicy>,
+    pub audit: Option<RawAudit>,
+}
+
+/// The audit trail (docs/AUDIT.md): where records go, how durable they are, what
+/// happens when the store falls behind, and how records are signed and pseudonymised.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub enabled: Option<bool>,
+    pub dir: Option<String>,
+    pub durability: Option<Durability>,
+    pub batch_interval: Option<String>,
+    pub queue: Option<usize>,
+    pub on_backlog: Option<OnBacklog>,
+    pub spill_dir: Option<String>,
+    pub checkpoint_interval: Option<String>,
+    pub max_segment_bytes: Option<u64>,
+    pub signing_key: Option<RawSecretRef>,
+    pub pseudonym_key: Option<RawSecretRef>,
+    pub client_ip: Option<IpPolicy>,
+}
+
+/// When a record counts as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// The response is held until its record is on disk (fdatasync).
+    Sync,
+    /// Records are written as they come and made durable every `batch_interval`.
+    Batch,
+}
+
+/// What happens when the store is down or the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBacklog {
+    /// New requests are refused (503) until the backlog drains: fail closed.
+    Block,
+    /// Records go to local spill files while the store is down, and are delivered
+    /// in order when it is back; requests keep flowing.
+    Spill,
+}
+
+/// How the client address appears in audit records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpPolicy {
+    Full,
+    /// IPv4 /24, IPv6 /48.
+    Truncate,
+    /// Keyed hash (the pseudonym key): linkable, not reversible.
+    Pseudonymise,
+    Omit,
 }
 
 /// A content policy: what happens to each kind of finding, per direction.

@@ -91,6 +91,16 @@ impl Validator<'_> {
         full
     }
 
+    /// A directory path, relative to the config file; it is created when first used.
+    fn dir_path(&self, raw: &str) -> PathBuf {
+        let p = Path::new(raw);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.env.base_dir.join(p)
+        }
+    }
+
     fn socket_addr(&mut self, path: &KeyPath, raw: &str) -> Option<SocketAddr> {
         match raw.parse::<SocketAddr>() {
             Ok(a) => Some(a),
@@ -132,6 +142,78 @@ impl Validator<'_> {
             }
         };
         Some(format!("{}{}", raw.prefix.as_deref().unwrap_or(""), value))
+    }
+
+    /// The `[audit]` table. The signing key must be an Ed25519 PKCS#8 key in base64
+    /// (what `rampart audit keygen` writes); the pseudonym key, when not given, is
+    /// derived from it.
+    fn audit(&mut self, path: &KeyPath, raw: &RawAudit) -> Option<Audit> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let dir = self.dir_path(raw.dir.as_deref().unwrap_or(defaults::AUDIT_DIR));
+        let spill_dir = match &raw.spill_dir {
+            Some(d) => self.dir_path(d),
+            None => dir.join("spill"),
+        };
+        let signing_key = match &raw.signing_key {
+            None => {
+                self.issue(
+                    &path.key("signing_key"),
+                    "the audit trail needs a signing key for its checkpoints: create one with `rampart audit keygen --out audit.key` and name it as { file = \"audit.key\" }",
+                );
+                None
+            }
+            Some(r) => self.secret(&path.key("signing_key"), r).and_then(|text| {
+                let der = b64.decode(text.trim()).ok();
+                match der.filter(|d| ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(d).is_ok()) {
+                    Some(d) => Some(d),
+                    None => {
+                        self.issue(
+                            &path.key("signing_key"),
+                            "not an Ed25519 key (base64 PKCS#8, as `rampart audit keygen` writes)",
+                        );
+                        None
+                    }
+                }
+            }),
+        };
+        let pseudonym_key = match (&raw.pseudonym_key, &signing_key) {
+            (Some(r), _) => self.secret(&path.key("pseudonym_key"), r).map(String::into_bytes),
+            (None, Some(sk)) => {
+                let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, sk);
+                Some(ring::hmac::sign(&k, b"rampart-audit-pseudonym-v1").as_ref().to_vec())
+            }
+            (None, None) => None,
+        };
+        if raw.spill_dir.is_some() && raw.on_backlog != Some(OnBacklog::Spill) {
+            self.issue(&path.key("spill_dir"), "only used with `on_backlog = \"spill\"`");
+        }
+        let audit = Audit {
+            dir,
+            durability: raw.durability.unwrap_or(Durability::Batch),
+            batch_interval: self.duration(
+                &path.key("batch_interval"),
+                &raw.batch_interval,
+                defaults::AUDIT_BATCH_INTERVAL,
+            ),
+            queue: self.positive(&path.key("queue"), raw.queue, defaults::AUDIT_QUEUE),
+            on_backlog: raw.on_backlog.unwrap_or(OnBacklog::Block),
+            spill_dir,
+            checkpoint_interval: self.duration(
+                &path.key("checkpoint_interval"),
+                &raw.checkpoint_interval,
+                defaults::AUDIT_CHECKPOINT_INTERVAL,
+            ),
+            max_segment_bytes: self.positive(
+                &path.key("max_segment_bytes"),
+                raw.max_segment_bytes,
+                defaults::AUDIT_MAX_SEGMENT_BYTES,
+            ),
+            signing_key: Secret::new(signing_key?),
+            pseudonym_key: Secret::new(pseudonym_key?),
+            client_ip: raw.client_ip.unwrap_or(IpPolicy::Truncate),
+        };
+        Some(audit)
     }
 
     fn limits(&mut self, path: &KeyPath, raw: &RawLimits, base: Limits) -> Limits {
@@ -1093,6 +1175,12 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         }
     }
 
+    let audit = raw
+        .audit
+        .as_ref()
+        .filter(|a| a.enabled.unwrap_or(true))
+        .and_then(|a| v.audit(&root.key("audit"), a));
+
     let redis = raw.redis.as_ref().map(|r| Redis {
         url: Secret::new(v.secret(&root.key("redis").key("url"), &r.url).unwrap_or_default()),
         timeout: v.duration(&root.key("redis").key("timeout"), &r.timeout, defaults::REDIS_TIMEOUT),
@@ -1114,8 +1202,19 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             token_limits,
             redis,
             policies,
+            audit,
+            digest: sha256_hex(source.as_bytes()),
         })
     } else {
         Err(ConfigError { issues: v.issues })
     }
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -99,7 +99,7 @@ async fn route(
         }
         (Method::POST, "/admin/reload") => {
             let gw = Arc::clone(&gateway);
-            match tokio::task::spawn_blocking(move || gw.reload()).await {
+            match tokio::task::spawn_blocking(move || gw.reload("admin_api")).await {
                 Ok(Ok(())) => json(StatusCode::OK, serde_json::json!({"status": "reloaded"})),
                 Ok(Err(e)) => json(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -156,6 +156,13 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// A completed exchange's last frame waiting for its audit record to be durable.
+struct Held {
+    frame: Option<Frame<Bytes>>,
+    ack: tokio::sync::oneshot::Receiver<bool>,
+    timeout: Pin<Box<Sleep>>,
+}
+
 /// Timing rules for a response body.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTimers {
@@ -182,6 +189,8 @@ pin_project_lite::pin_project! {
         trailer: Option<Bytes>,
         finished: bool,
         guard: Option<crate::upstream::Outstanding>,
+        // The last frame (or the end), held until the audit record is durable.
+        held: Option<Held>,
     }
 
     impl PinnedDrop for ExchangeBody {
@@ -190,7 +199,7 @@ pin_project_lite::pin_project! {
             if let Some(ex) = this.exchange.take() {
                 let mut ex = ex;
                 ex.outcome.get_or_insert(Outcome::ClientGone);
-                this.pipeline.complete(&ex);
+                this.pipeline.complete(&ex, this.route.as_deref());
             }
         }
     }
@@ -231,6 +240,7 @@ impl ExchangeBody {
             trailer: None,
             finished: false,
             guard: None,
+            held: None,
         }
     }
 
@@ -241,12 +251,68 @@ impl ExchangeBody {
     }
 }
 
-fn finish(pipeline: &Pipeline, exchange: &mut Option<Box<Exchange>>, outcome: Outcome) {
-    if let Some(mut ex) = exchange.take() {
-        ex.outcome = Some(outcome);
-        pipeline.complete(&ex);
+/// Ends the exchange; returns what the last frame must wait for (sync-mode audit).
+fn finish(
+    pipeline: &Pipeline,
+    exchange: &mut Option<Box<Exchange>>,
+    route: Option<&crate::runtime::RouteRuntime>,
+    outcome: Outcome,
+) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+    let mut ex = exchange.take()?;
+    ex.outcome = Some(outcome);
+    pipeline.complete(&ex, route)
+}
+
+/// Ends a complete exchange: the frame goes out now, or once the audit record is
+/// durable.
+fn finish_complete(
+    pipeline: &Pipeline,
+    exchange: &mut Option<Box<Exchange>>,
+    route: Option<&crate::runtime::RouteRuntime>,
+    held: &mut Option<Held>,
+    frame: Option<Frame<Bytes>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    match finish(pipeline, exchange, route, Outcome::Complete) {
+        None => Poll::Ready(frame.map(Ok)),
+        Some(ack) => {
+            *held = Some(Held {
+                frame,
+                ack,
+                timeout: Box::pin(tokio::time::sleep(crate::audit::ACK_TIMEOUT)),
+            });
+            poll_held(held, cx)
+        }
     }
 }
+
+fn poll_held(held: &mut Option<Held>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    let Some(h) = held.as_mut() else {
+        return Poll::Ready(None);
+    };
+    let durable = match Pin::new(&mut h.ack).poll(cx) {
+        Poll::Ready(r) => r.unwrap_or(false),
+        Poll::Pending => {
+            if h.timeout.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            false
+        }
+    };
+    let frame = held.take().and_then(|h| h.frame);
+    if durable {
+        Poll::Ready(frame.map(Ok))
+    } else {
+        // Fail closed: the client must not see a complete response whose record is
+        // not durable. The connection is cut before the last frame.
+        Poll::Ready(Some(Err(Box::new(AuditNotDurable))))
+    }
+}
+
+/// A sync-mode response whose audit record could not be made durable in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit record could not be made durable")]
+pub struct AuditNotDurable;
 
 impl Body for ExchangeBody {
     type Data = Bytes;
@@ -254,12 +320,16 @@ impl Body for ExchangeBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        if this.held.is_some() {
+            return poll_held(this.held, cx);
+        }
         if *this.finished {
             return Poll::Ready(None);
         }
+        let route = this.route.as_deref();
         if let Some(trailer) = this.trailer.take() {
             *this.finished = true;
-            finish(this.pipeline, this.exchange, Outcome::Failed);
+            finish(this.pipeline, this.exchange, route, Outcome::Failed);
             return Poll::Ready(Some(Ok(Frame::data(trailer))));
         }
         let polled = match this.source {
@@ -278,7 +348,7 @@ impl Body for ExchangeBody {
                         {
                             *this.finished = true;
                             ex.error = Some(err);
-                            finish(this.pipeline, this.exchange, Outcome::Failed);
+                            finish(this.pipeline, this.exchange, route, Outcome::Failed);
                             return Poll::Ready(Some(Err(Box::new(StreamLimitError))));
                         }
                         if ex.end_stream {
@@ -308,7 +378,7 @@ impl Body for ExchangeBody {
                         *data = joined.freeze();
                     }
                     *this.finished = true;
-                    finish(this.pipeline, this.exchange, Outcome::Complete);
+                    return finish_complete(this.pipeline, this.exchange, route, this.held, Some(frame), cx);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -317,7 +387,7 @@ impl Body for ExchangeBody {
                 if let Some(ex) = this.exchange.as_mut() {
                     ex.error.get_or_insert(RequestError::UpstreamFailed);
                 }
-                finish(this.pipeline, this.exchange, Outcome::Failed);
+                finish(this.pipeline, this.exchange, route, Outcome::Failed);
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
@@ -326,9 +396,15 @@ impl Body for ExchangeBody {
                     Some(ex) if *this.chunk_stages => this.pipeline.response_end(ex),
                     _ => None,
                 };
-                finish(this.pipeline, this.exchange, Outcome::Complete);
                 // Whatever a chunk stage still holds goes out as a last frame.
-                Poll::Ready(extra.map(|b| Ok(Frame::data(b))))
+                finish_complete(
+                    this.pipeline,
+                    this.exchange,
+                    route,
+                    this.held,
+                    extra.map(Frame::data),
+                    cx,
+                )
             }
             Poll::Pending => {
                 let Some(t) = *this.timers else { return Poll::Pending };
@@ -353,14 +429,14 @@ impl Body for ExchangeBody {
                     return Poll::Pending;
                 }
                 *this.finished = true;
-                finish(this.pipeline, this.exchange, Outcome::Failed);
+                finish(this.pipeline, this.exchange, route, Outcome::Failed);
                 Poll::Ready(Some(Err(Box::new(StreamLimitError))))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished
+        self.finished && self.held.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -124,6 +124,10 @@ pub struct Exchange {
     /// A stage ended the response stream (a block mid-stream): the body stops after
     /// the current chunk.
     pub end_stream: bool,
+    /// Audit state (body digests); `None` when the trail is off.
+    pub audit: Option<Box<crate::audit::AuditState>>,
+    /// The audit trail refused this exchange (503): it is counted, not recorded.
+    pub audit_refused: bool,
     pub findings: Vec<Finding>,
     pub decision: Decision,
     pub error: Option<RequestError>,
@@ -158,6 +162,8 @@ impl Exchange {
             content: None,
             end_stream: false,
             body_json: None,
+            audit: None,
+            audit_refused: false,
             findings: Vec::new(),
             decision: Decision::Allow,
             error: None,

@@ -49,6 +49,10 @@ pub enum RequestError {
     UpstreamFailed,
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// 503: the audit trail cannot take another record (its store is down or behind,
+    /// and the policy is to refuse rather than lose records).
+    #[error("the audit trail is not accepting records; try again shortly")]
+    AuditUnavailable,
     /// 400: the request carries something the route's content policy blocks. Names
     /// the kinds, never the values.
     #[error("the request was blocked by the content policy: {kinds}")]
@@ -78,7 +82,7 @@ impl RequestError {
                 StatusCode::BAD_REQUEST
             }
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::NoHealthyUpstream | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoHealthyUpstream | Self::ShuttingDown | Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamConnect | Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ContentBlocked { .. } | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
@@ -105,6 +109,7 @@ impl RequestError {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamFailed => "upstream_error",
             Self::ShuttingDown => "shutting_down",
+            Self::AuditUnavailable => "audit_unavailable",
             Self::ContentBlocked { .. } => "content_blocked",
             Self::ResponseBlocked { .. } => "response_blocked",
             Self::ResponseTooLarge { .. } => "response_too_large",
@@ -172,7 +177,9 @@ impl RequestError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"rampart\", error=\"invalid_token\""),
             )],
-            Self::ShuttingDown | Self::NoHealthyUpstream => vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            Self::ShuttingDown | Self::NoHealthyUpstream | Self::AuditUnavailable => {
+                vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))]
+            }
             Self::Limited(r) => {
                 let mut out = vec![(header::RETRY_AFTER, HeaderValue::from(r.retry_after))];
                 if let Ok(v) = HeaderValue::from_str(&r.policy) {
@@ -192,6 +199,8 @@ impl RequestError {
 /// Failure while building a runtime from a validated config or binding listeners.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    #[error("audit: {reason}")]
+    Audit { reason: String },
     #[error("{key}: cannot use `{path}`: {reason}")]
     Tls { key: String, path: String, reason: String },
     #[error("identity.api_keys: {0}")]

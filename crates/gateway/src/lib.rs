@@ -6,6 +6,7 @@
 //! request stage passed, never read an unbounded body, and never log a secret.
 
 pub mod admin;
+pub mod audit;
 pub mod body;
 pub mod content;
 pub mod context;

@@ -58,6 +58,11 @@ pub struct LimitLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct AuditLabels {
+    pub event: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -90,6 +95,9 @@ pub struct Metrics {
     limits: Family<LimitLabels, Counter>,
     limit_backend_errors: Counter,
     access_log_dropped: Counter,
+    audit_records: Family<AuditLabels, Counter>,
+    audit_refused: Counter,
+    audit_queue: Gauge,
 }
 
 impl Default for Metrics {
@@ -116,6 +124,9 @@ impl Metrics {
             limits: Family::default(),
             limit_backend_errors: Counter::default(),
             access_log_dropped: Counter::default(),
+            audit_records: Family::default(),
+            audit_refused: Counter::default(),
+            audit_queue: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -179,6 +190,21 @@ impl Metrics {
             "access_log_dropped",
             "Access-log lines dropped because the writer fell behind",
             m.access_log_dropped.clone(),
+        );
+        registry.register(
+            "audit_records",
+            "Audit writer events: records written, spilled (store down), delivered from spill; store errors; checkpoints",
+            m.audit_records.clone(),
+        );
+        registry.register(
+            "audit_refused",
+            "Requests refused (503) because the audit trail could not take another record",
+            m.audit_refused.clone(),
+        );
+        registry.register(
+            "audit_queue_depth",
+            "Audit records waiting for the writer (sampled when a record is handed over)",
+            m.audit_queue.clone(),
         );
         Self { registry, ..m }
     }
@@ -277,6 +303,27 @@ impl Metrics {
 
     pub fn access_log_dropped(&self) {
         self.access_log_dropped.inc();
+    }
+
+    pub fn audit_event(&self, e: rampart_audit::writer::Event) {
+        use rampart_audit::writer::Event;
+        let n = match e {
+            Event::Written(n) | Event::Spilled(n) | Event::Delivered(n) => n,
+            Event::StoreError | Event::Checkpoint => 1,
+        };
+        self.audit_records
+            .get_or_create(&AuditLabels {
+                event: crate::audit::event_name(e),
+            })
+            .inc_by(n);
+    }
+
+    pub fn audit_refused(&self) {
+        self.audit_refused.inc();
+    }
+
+    pub fn audit_queue_depth(&self, n: usize) {
+        self.audit_queue.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Prometheus / OpenMetrics text exposition.

@@ -34,6 +34,7 @@ use crate::proxy;
 use crate::runtime::{RouteRuntime, Runtime};
 use crate::stage::{Flow, RequestParts, Stage};
 use crate::stages::access_log::{AccessLogStage, Message};
+use crate::stages::audit::AuditStage;
 use crate::stages::authorize::AuthorizeStage;
 use crate::stages::body::BodyStage;
 use crate::stages::content::ContentStage;
@@ -59,6 +60,11 @@ pub struct Pipeline {
     limit: LimitStage,
     /// Request: body size limit, bounded buffering, JSON depth.
     body: BodyStage,
+    /// Admission (before identify): 503 when the audit trail cannot take a record.
+    /// Request: digest of the client's body. Chunks: digest of the response.
+    /// Completion: the exchange's audit record (sync mode: durable before the last
+    /// frame reaches the client).
+    audit: AuditStage,
     /// Request: the model the request names, and whether the caller may use it.
     model: ModelStage,
     /// Request: the body follows the route's protocol (OpenAI, KServe v2) and its
@@ -83,11 +89,11 @@ impl Pipeline {
     pub fn new(
         metrics: Arc<Metrics>,
         log: std::sync::mpsc::SyncSender<Message>,
-        node: &str,
-        access_log: bool,
+        config: &rampart_config::Config,
         identity: Arc<IdentityRuntime>,
         limiter: Arc<crate::limits::Limiter>,
         tokens: crate::tokens::TokenLimiter,
+        audit: Option<Arc<crate::audit::AuditTrail>>,
     ) -> Self {
         Self {
             request_id: RequestIdStage::new(),
@@ -95,12 +101,18 @@ impl Pipeline {
             authorize: AuthorizeStage::new(Arc::clone(&identity)),
             limit: LimitStage::new(limiter, Arc::clone(&metrics)),
             body: BodyStage,
+            audit: AuditStage::new(audit, &config.digest),
             model: ModelStage::new(identity),
             validate: ValidateStage,
             content: ContentStage,
             tokens: TokensStage::new(tokens, Arc::clone(&metrics)),
             metrics: MetricsStage::new(Arc::clone(&metrics)),
-            access_log: AccessLogStage::new(access_log, Arc::from(node), log, metrics),
+            access_log: AccessLogStage::new(
+                config.server.access_log,
+                Arc::from(config.server.node_id.as_str()),
+                log,
+                metrics,
+            ),
         }
     }
 
@@ -111,10 +123,12 @@ impl Pipeline {
         req: &mut RequestParts,
     ) -> Result<(), RequestError> {
         run(&self.request_id, ex, route, req).await?;
+        self.audit.admit(ex)?;
         run(&self.identify, ex, route, req).await?;
         run(&self.authorize, ex, route, req).await?;
         run(&self.limit, ex, route, req).await?;
         run(&self.body, ex, route, req).await?;
+        run(&self.audit, ex, route, req).await?;
         run(&self.model, ex, route, req).await?;
         run(&self.validate, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
@@ -142,6 +156,7 @@ impl Pipeline {
             || self.authorize.wants_chunks(route)
             || self.limit.wants_chunks(route)
             || self.body.wants_chunks(route)
+            || self.audit.wants_chunks(route)
             || self.model.wants_chunks(route)
             || self.validate.wants_chunks(route)
             || self.content.wants_chunks(route)
@@ -161,6 +176,8 @@ impl Pipeline {
         flow(self.validate.on_response_chunk(ex, chunk))?;
         flow(self.content.on_response_chunk(ex, chunk))?;
         flow(self.tokens.on_response_chunk(ex, chunk))?;
+        // Last: the digest is of what the client receives.
+        flow(self.audit.on_response_chunk(ex, chunk))?;
         Ok(())
     }
 
@@ -170,8 +187,14 @@ impl Pipeline {
         self.content.on_stream_end(ex)
     }
 
-    /// Completion stages. Called exactly once per exchange, by `ExchangeBody`.
-    pub fn complete(&self, ex: &Exchange) {
+    /// Completion stages. Called exactly once per exchange, by `ExchangeBody`. Returns
+    /// what the body must wait for before its last frame (the audit record, in sync
+    /// mode).
+    pub fn complete(
+        &self,
+        ex: &Exchange,
+        route: Option<&RouteRuntime>,
+    ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         self.request_id.on_complete(ex);
         self.identify.on_complete(ex);
         self.authorize.on_complete(ex);
@@ -183,6 +206,8 @@ impl Pipeline {
         self.tokens.on_complete(ex);
         self.metrics.on_complete(ex);
         self.access_log.on_complete(ex);
+        self.audit.on_complete(ex);
+        self.audit.record(ex, route)
     }
 
     pub fn assign_request_id(&self, ex: &mut Exchange, headers: &http::HeaderMap) {
@@ -445,7 +470,7 @@ upstream = "u"
         let config = rampart_config::from_str(CONFIG, "test.toml", std::path::Path::new(".")).unwrap();
         let log = AccessLogWriter::start().unwrap();
         let store = crate::limits::LimitStore::default();
-        Runtime::build(config, &Arc::new(Metrics::new()), &log, &store).unwrap()
+        Runtime::build(config, &Arc::new(Metrics::new()), &log, &store, None).unwrap()
     }
 
     fn route(rt: &Runtime, path: &str) -> Arc<RouteRuntime> {
@@ -515,6 +540,7 @@ upstream = "u"
         compliance(&p.authorize, &rt).await;
         compliance(&p.limit, &rt).await;
         compliance(&p.body, &rt).await;
+        compliance(&p.audit, &rt).await;
         compliance(&p.model, &rt).await;
         compliance(&p.validate, &rt).await;
         compliance(&p.content, &rt).await;

@@ -49,6 +49,7 @@ impl Runtime {
         metrics: &Arc<Metrics>,
         log: &AccessLogWriter,
         limits: &crate::limits::LimitStore,
+        audit: Option<&Arc<crate::audit::AuditTrail>>,
     ) -> Result<Self, InitError> {
         let mut listener_tls = HashMap::new();
         for (i, l) in config.listeners.iter().enumerate() {
@@ -95,11 +96,11 @@ impl Runtime {
         let pipeline = Arc::new(Pipeline::new(
             Arc::clone(metrics),
             log.sender(),
-            &config.server.node_id,
-            config.server.access_log,
+            &config,
             Arc::clone(&identity),
             Arc::clone(&limiter),
             crate::tokens::TokenLimiter::build(&config, limits, limiter.redis()),
+            audit.cloned(),
         ));
         let trusted_proxies = config
             .listeners
@@ -191,6 +192,8 @@ pub struct Gateway {
     pub access_log: AccessLogWriter,
     /// Limit state (rates, concurrency, quotas, token budgets); survives reloads.
     limits: crate::limits::LimitStore,
+    /// The audit trail; its settings are read at start (a change needs a restart).
+    pub audit: Option<Arc<crate::audit::AuditTrail>>,
     source: Option<PathBuf>,
     reload_lock: std::sync::Mutex<()>,
 }
@@ -205,12 +208,22 @@ impl Gateway {
         })?;
         let source = config.source.clone();
         let limits = crate::limits::LimitStore::default();
-        let runtime = Runtime::build(config, &metrics, &access_log, &limits)?;
+        let audit = match &config.audit {
+            Some(a) => Some(crate::audit::AuditTrail::open(
+                a,
+                &config.server.node_id,
+                &config.digest,
+                Arc::clone(&metrics),
+            )?),
+            None => None,
+        };
+        let runtime = Runtime::build(config, &metrics, &access_log, &limits, audit.as_ref())?;
         Ok(Arc::new(Self {
             current: ArcSwap::from_pointee(runtime),
             metrics,
             access_log,
             limits,
+            audit,
             source,
             reload_lock: std::sync::Mutex::new(()),
         }))
@@ -221,12 +234,31 @@ impl Gateway {
         self.current.load_full()
     }
 
+    /// Writes the audit trail's `stop` record and final checkpoint (after draining).
+    pub fn close_audit(&self) {
+        if let Some(audit) = &self.audit
+            && !audit.close(Some(&self.current().config.digest))
+        {
+            tracing::error!(event = "audit", "the audit trail could not be sealed at shutdown");
+        }
+    }
+
     /// Re-reads the config file and swaps in the new runtime. On any error the old
-    /// runtime keeps serving.
-    pub fn reload(&self) -> Result<(), ReloadError> {
+    /// runtime keeps serving. `via` names who asked (`signal`, `admin_api`) for the
+    /// audit trail.
+    pub fn reload(&self, via: &'static str) -> Result<(), ReloadError> {
         let _serialised = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = self.try_reload();
         self.metrics.reload(result.is_ok());
+        if let Some(audit) = &self.audit {
+            audit.admin(
+                "config_reload",
+                via,
+                result.is_ok(),
+                Some(self.current().config.digest.clone()),
+                result.as_ref().err().map(ToString::to_string),
+            );
+        }
         match &result {
             Ok(()) => tracing::info!(event = "config_reload", result = "success", "config reloaded"),
             Err(e) => tracing::error!(
@@ -260,8 +292,17 @@ impl Gateway {
                 "listener addresses changed; they take effect at the next restart (routes, upstreams, limits and certificates are reloaded now)"
             );
         }
-        let runtime =
-            Runtime::build(config, &self.metrics, &self.access_log, &self.limits).map_err(ReloadError::Init)?;
+        if config.audit.is_some() != self.audit.is_some() {
+            tracing::warn!("audit settings changed; they take effect at the next restart");
+        }
+        let runtime = Runtime::build(
+            config,
+            &self.metrics,
+            &self.access_log,
+            &self.limits,
+            self.audit.as_ref(),
+        )
+        .map_err(ReloadError::Init)?;
         self.current.store(Arc::new(runtime));
         Ok(())
     }

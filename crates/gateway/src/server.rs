@@ -238,6 +238,7 @@ impl Server {
             tracing::warn!(event = "shutdown", "grace period over; remaining connections were cut");
         }
         self.gateway.access_log.flush(Duration::from_secs(2));
+        self.gateway.close_audit();
     }
 }
 

@@ -35,6 +35,19 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<ExitCo
         .context("cannot start the demo KServe server")?;
     let listen = free_or_fallback(listen);
     let admin = free_or_fallback(admin);
+    // The audit trail, with a fresh signing key, in a directory of its own.
+    let audit_dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&audit_dir).with_context(|| format!("cannot create {}", audit_dir.display()))?;
+    let (pkcs8, public) =
+        rampart_audit::chain::generate_key().map_err(|_| anyhow::anyhow!("cannot generate an audit key"))?;
+    {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        std::fs::write(audit_dir.join("audit.key"), b64.encode(&pkcs8)).context("cannot write the demo audit key")?;
+        std::fs::write(audit_dir.join("audit.key.pub"), b64.encode(&public))
+            .context("cannot write the demo audit public key")?;
+    }
+    let trail = audit_dir.join("trail");
     let toml = format!(
         r#"
 [server]
@@ -43,6 +56,12 @@ node_id = "demo"
 [admin]
 listen = "{admin}"
 public_metrics = true
+
+# Every exchange leaves one hash-chained record; checkpoints are signed.
+[audit]
+dir = "{trail}"
+signing_key = {{ file = "{key}" }}
+checkpoint_interval = "10s"
 
 [[listeners]]
 name = "main"
@@ -76,6 +95,8 @@ public = true
 "#,
         openai = openai.url(),
         kserve = kserve.url(),
+        trail = trail.display(),
+        key = audit_dir.join("audit.key").display(),
     );
     let config = rampart_config::from_str(&toml, "demo", std::path::Path::new("."))
         .map_err(|e| anyhow::anyhow!("demo config is invalid: {e}"))?;
@@ -94,6 +115,11 @@ public = true
         .context("admin listener missing")?;
     crate::announce(&server);
     print_banner(gw, adm, &openai.url(), &kserve.url());
+    println!(
+        "Audit trail: {trail}\nAfter Ctrl-C, verify it offline:\n  rampart audit verify {trail} --pub {pubkey}\n",
+        trail = trail.display(),
+        pubkey = audit_dir.join("audit.key.pub").display()
+    );
     server.run(crate::shutdown_signal()).await;
     openai.stop().await;
     kserve.stop().await;

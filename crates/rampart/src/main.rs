@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
+mod audit_cmd;
 mod demo;
 mod keys;
 mod textjobs;
@@ -44,6 +45,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// The audit trail: create the signing key, verify a trail offline.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
     },
     /// Redact PII and secrets in JSONL, CSV or text files (or stdin) with a policy's
     /// request rules, using every core; output in input order.
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Keys { command } => keys::run(command),
+        Command::Audit { command } => audit_cmd::run(command),
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
         Command::Demo { listen, admin } => runtime().and_then(|rt| rt.block_on(demo::run(listen, admin))),
@@ -183,7 +190,7 @@ async fn reload_on_sighup(gateway: Arc<Gateway>) {
     while hup.recv().await.is_some() {
         let gw = Arc::clone(&gateway);
         // Reload reads files; keep it off the request workers.
-        let _ = tokio::task::spawn_blocking(move || gw.reload()).await;
+        let _ = tokio::task::spawn_blocking(move || gw.reload("signal")).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The stages. Each file owns one stage; `pipeline.rs` decides their order.
 
 pub mod access_log;
+pub mod audit;
 pub mod authorize;
 pub mod body;
 pub mod content;

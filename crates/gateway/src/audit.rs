@@ -1,0 +1,480 @@
+//! What the gateway writes to the audit trail, and the process-wide writer it hands
+//! records to (`rampart_audit::Writer`: chain, store, durability, spill).
+//!
+//! The record schema (version 1, docs/AUDIT.md) lives here: one `exchange` record per
+//! exchange, `admin` records for administrative actions (config reloads), and
+//! `lifecycle` records when the node starts, stops, or finds it stopped uncleanly.
+//! Records hold kinds and counts of findings, digests of bodies, and the principal as
+//! a keyed pseudonym: never a body, a credential or a detected value.
+//!
+//! The request path builds a small typed record and hands it over; the JSON is built
+//! and hashed on the writer thread.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rampart_audit::writer::{Ack, Event, Observer, Options};
+use rampart_config::{Audit, Durability, IpPolicy, OnBacklog};
+use ring::hmac;
+use ring::signature::Ed25519KeyPair;
+use serde::Serialize;
+
+use crate::context::{Exchange, Outcome};
+use crate::error::InitError;
+use crate::metrics::Metrics;
+
+/// Version of the record schema (docs/AUDIT.md).
+pub const SCHEMA: u32 = 1;
+
+/// How long a sync-mode response waits for its record to become durable before the
+/// client gets a failed response instead (the store is down and nothing spills).
+pub const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Exchange(Box<ExchangeRecord>),
+    Admin(AdminRecord),
+    Lifecycle(LifecycleRecord),
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExchangeRecord {
+    pub v: u32,
+    pub time: String,
+    pub end: String,
+    #[serde(serialize_with = "arc_str")]
+    pub node: Arc<str>,
+    pub request_id: String,
+    #[serde(serialize_with = "arc_str")]
+    pub listener: Arc<str>,
+    pub method: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_arc_str")]
+    pub route: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelRef>,
+    /// SHA-256 of the config in force: the policy version.
+    #[serde(serialize_with = "arc_str")]
+    pub config_sha256: Arc<str>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_arc_str")]
+    pub policy: Option<Arc<str>>,
+    pub principal: PrincipalRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    pub decision: &'static str,
+    /// Kind → count; never values.
+    pub findings: BTreeMap<&'static str, u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    pub status: u16,
+    pub outcome: &'static str,
+    pub latency_us: Latency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
+    pub request: BodyRef,
+    pub response: BodyRef,
+}
+
+fn arc_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn opt_arc_str<S: serde::Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelRef {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PrincipalRef {
+    /// Keyed pseudonym of the subject (HMAC-SHA256 with the pseudonym key, 32 hex).
+    pub id: String,
+    pub credential: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tokens {
+    pub reserved: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BodyRef {
+    pub bytes: u64,
+    /// SHA-256 (hex) of the body as it crossed the gateway's edge (the client's
+    /// request, the response the client got); absent for request bodies streamed
+    /// without buffering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminRecord {
+    pub v: u32,
+    pub time: String,
+    #[serde(serialize_with = "arc_str")]
+    pub node: Arc<str>,
+    /// `config_reload`, ...
+    pub action: &'static str,
+    /// `signal`, `admin_api`, ...
+    pub via: &'static str,
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LifecycleRecord {
+    pub v: u32,
+    pub time: String,
+    #[serde(serialize_with = "arc_str")]
+    pub node: Arc<str>,
+    /// `start`, `stop`, `recovered`.
+    pub event: &'static str,
+    pub version: &'static str,
+    pub durability: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Per-exchange audit state: body digests as they pass.
+pub struct AuditState {
+    pub request_sha256: Option<String>,
+    pub response: ring::digest::Context,
+}
+
+impl std::fmt::Debug for AuditState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditState").finish_non_exhaustive()
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The process-wide audit trail: outlives reloads (its settings need a restart).
+pub struct AuditTrail {
+    writer: rampart_audit::Writer,
+    /// The writer thread; it ends when the process does, after `close` sealed the trail.
+    _handle: rampart_audit::writer::Handle,
+    pseudonym_key: hmac::Key,
+    pub client_ip: IpPolicy,
+    pub durability: Durability,
+    pub node: Arc<str>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for AuditTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditTrail")
+            .field("writer", &self.writer)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn durability_name(d: Durability) -> &'static str {
+    match d {
+        Durability::Sync => "sync",
+        Durability::Batch => "batch",
+    }
+}
+
+fn now() -> String {
+    rampart_identity::time::format_micros(std::time::SystemTime::now())
+}
+
+impl AuditTrail {
+    /// Opens the node's trail, starts the writer, and writes the `start` record (and a
+    /// `recovered` record first when the last run did not stop cleanly).
+    pub fn open(cfg: &Audit, node: &str, config_sha256: &str, metrics: Arc<Metrics>) -> Result<Arc<Self>, InitError> {
+        let fail = |reason: String| InitError::Audit { reason };
+        let store = rampart_audit::FileStore::open(&cfg.dir, node, cfg.max_segment_bytes)
+            .map_err(|e| fail(format!("cannot open the audit trail in {}: {e}", cfg.dir.display())))?;
+        let clean = store.last().is_none_or(|e| {
+            e.record.get("type").and_then(|t| t.as_str()) == Some("lifecycle")
+                && e.record.get("event").and_then(|t| t.as_str()) == Some("stop")
+        });
+        let recovered = (!clean).then(|| {
+            let last = store.last().map_or(0, |e| e.seq);
+            let mut detail = format!("the previous run ended without a stop record; the trail ends at record {last}");
+            if let Some(t) = store.torn() {
+                detail.push_str(&format!(
+                    "; a partial last line of {} bytes was moved to {}",
+                    t.bytes,
+                    t.moved_to.display()
+                ));
+            }
+            detail
+                .push_str("; in batch mode, records of exchanges completed in the last batch interval may be missing");
+            detail
+        });
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(cfg.signing_key.expose())
+            .map_err(|_| fail("audit.signing_key is not an Ed25519 key".into()))?;
+        let observer: Observer = {
+            let m = Arc::clone(&metrics);
+            Arc::new(move |e| m.audit_event(e))
+        };
+        let opts = Options {
+            node: node.to_owned(),
+            durability: match cfg.durability {
+                Durability::Sync => rampart_audit::Durability::Sync,
+                Durability::Batch => rampart_audit::Durability::Batch,
+            },
+            batch_interval: cfg.batch_interval,
+            checkpoint_interval: cfg.checkpoint_interval,
+            queue: cfg.queue,
+            spill_dir: (cfg.on_backlog == OnBacklog::Spill).then(|| cfg.spill_dir.clone()),
+            max_segment_bytes: cfg.max_segment_bytes,
+        };
+        let (writer, handle) = rampart_audit::Writer::start(store, key, opts, observer)
+            .map_err(|e| fail(format!("cannot start the audit writer: {e}")))?;
+        let trail = Arc::new(Self {
+            writer,
+            _handle: handle,
+            pseudonym_key: hmac::Key::new(hmac::HMAC_SHA256, cfg.pseudonym_key.expose()),
+            client_ip: cfg.client_ip,
+            durability: cfg.durability,
+            node: Arc::from(node),
+            metrics,
+        });
+        if let Some(detail) = recovered {
+            tracing::warn!(event = "audit_recovered", "{detail}");
+            trail.lifecycle("recovered", Some(config_sha256), Some(detail));
+        }
+        trail.lifecycle("start", Some(config_sha256), None);
+        Ok(trail)
+    }
+
+    /// Whether a new exchange may start (see `rampart_audit::Writer::admit`). A refusal
+    /// is counted, not recorded: recording it would grow the backlog it protects.
+    pub fn admit(&self) -> bool {
+        let ok = self.writer.admit();
+        if !ok {
+            self.metrics.audit_refused();
+        }
+        ok
+    }
+
+    fn submit(&self, record: Record, ack: Option<Ack>) {
+        self.metrics.audit_queue_depth(self.writer.pending() + 1);
+        self.writer.submit(
+            Box::new(move || {
+                serde_json::to_value(&record).unwrap_or_else(|e| {
+                serde_json::json!({"type": "error", "v": SCHEMA, "detail": format!("record could not be encoded: {e}")})
+            })
+            }),
+            ack,
+        );
+    }
+
+    pub fn lifecycle(&self, event: &'static str, config_sha256: Option<&str>, detail: Option<String>) {
+        self.submit(
+            Record::Lifecycle(LifecycleRecord {
+                v: SCHEMA,
+                time: now(),
+                node: Arc::clone(&self.node),
+                event,
+                version: env!("CARGO_PKG_VERSION"),
+                durability: durability_name(self.durability),
+                config_sha256: config_sha256.map(str::to_owned),
+                detail,
+            }),
+            None,
+        );
+    }
+
+    pub fn admin(
+        &self,
+        action: &'static str,
+        via: &'static str,
+        ok: bool,
+        config_sha256: Option<String>,
+        detail: Option<String>,
+    ) {
+        self.submit(
+            Record::Admin(AdminRecord {
+                v: SCHEMA,
+                time: now(),
+                node: Arc::clone(&self.node),
+                action,
+                via,
+                result: if ok { "success" } else { "failure" },
+                config_sha256,
+                detail,
+            }),
+            None,
+        );
+    }
+
+    /// Keyed pseudonym of a subject (or any identifier): 32 hex digits.
+    pub fn pseudonym(&self, value: &str) -> String {
+        hex(&hmac::sign(&self.pseudonym_key, value.as_bytes()).as_ref()[..16])
+    }
+
+    fn client_ip(&self, ip: IpAddr) -> Option<String> {
+        match self.client_ip {
+            IpPolicy::Full => Some(ip.to_string()),
+            IpPolicy::Omit => None,
+            IpPolicy::Pseudonymise => Some(self.pseudonym(&ip.to_string())),
+            IpPolicy::Truncate => Some(match ip {
+                IpAddr::V4(v4) => {
+                    let o = v4.octets();
+                    format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+                }
+                IpAddr::V6(v6) => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+                }
+            }),
+        }
+    }
+
+    /// Hands over the exchange's record. In sync mode the returned receiver resolves
+    /// when the record is durable (`true`) or cannot be made so (`false`).
+    pub fn record_exchange(
+        &self,
+        ex: &Exchange,
+        config_sha256: &Arc<str>,
+        policy: Option<Arc<str>>,
+    ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let mut findings = BTreeMap::new();
+        for f in &ex.findings {
+            *findings.entry(f.kind).or_insert(0u32) += 1;
+        }
+        let (request_sha256, response_sha256) = match &ex.audit {
+            Some(a) => (
+                a.request_sha256.clone(),
+                Some(hex(a.response.clone().finish().as_ref())),
+            ),
+            None => (None, None),
+        };
+        let principal = match &ex.principal {
+            Some(p) => PrincipalRef {
+                id: self.pseudonym(&p.subject),
+                credential: p.credential.as_str(),
+                key_id: p.key_id.clone(),
+                tenant: p.tenant.clone(),
+            },
+            None => PrincipalRef {
+                id: self.pseudonym("anonymous"),
+                credential: "none",
+                key_id: None,
+                tenant: None,
+            },
+        };
+        let record = ExchangeRecord {
+            v: SCHEMA,
+            time: rampart_identity::time::format_micros(ex.started_wall),
+            end: now(),
+            node: Arc::clone(&self.node),
+            request_id: ex.request_id.clone(),
+            listener: Arc::clone(&ex.conn.listener),
+            method: ex.method.as_str().to_owned(),
+            path: ex.path.clone(),
+            route: ex.route.clone(),
+            model: ex.model.as_ref().map(|m| ModelRef { name: m.clone() }),
+            config_sha256: Arc::clone(config_sha256),
+            policy,
+            principal,
+            client_ip: self.client_ip(ex.client_ip),
+            decision: ex.decision.as_str(),
+            findings,
+            error: ex.error.as_ref().map(|e| e.code()),
+            status: ex.status.map_or(0, |s| s.as_u16()),
+            outcome: match ex.outcome {
+                Some(Outcome::Complete) => "complete",
+                Some(Outcome::Failed) => "failed",
+                Some(Outcome::ClientGone) => "client_gone",
+                None => "unknown",
+            },
+            latency_us: Latency {
+                total: us(ex.started.elapsed()),
+                gateway: ex.gateway_added().map(us),
+                upstream: ex.upstream_time().map(us),
+            },
+            tokens: ex.tokens.as_ref().map(|t| Tokens {
+                reserved: t.reserved,
+                used: t.usage,
+            }),
+            request: BodyRef {
+                bytes: ex.request_bytes,
+                sha256: request_sha256,
+            },
+            response: BodyRef {
+                bytes: ex.response_bytes,
+                sha256: response_sha256,
+            },
+        };
+        let wait = self.durability == Durability::Sync && ex.outcome == Some(Outcome::Complete);
+        let (ack, rx): (Option<Ack>, _) = if wait {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (
+                Some(Box::new(move |ok| {
+                    let _ = tx.send(ok);
+                })),
+                Some(rx),
+            )
+        } else {
+            (None, None)
+        };
+        self.submit(Record::Exchange(Box::new(record)), ack);
+        rx
+    }
+
+    /// Writes and syncs everything queued.
+    pub fn flush(&self, timeout: std::time::Duration) -> bool {
+        self.writer.flush(timeout)
+    }
+
+    /// Writes the `stop` record and a final checkpoint, and waits until both are
+    /// durable. The writer thread then idles until the process exits.
+    pub fn close(&self, config_sha256: Option<&str>) -> bool {
+        self.lifecycle("stop", config_sha256, None);
+        self.writer.seal(std::time::Duration::from_secs(10))
+    }
+}
+
+/// Observer events → metrics.
+pub fn event_name(e: Event) -> &'static str {
+    match e {
+        Event::Written(_) => "written",
+        Event::Spilled(_) => "spilled",
+        Event::Delivered(_) => "delivered",
+        Event::StoreError => "store_error",
+        Event::Checkpoint => "checkpoint",
+    }
+}

@@ -1,0 +1,89 @@
+//! Audit: every exchange ends in exactly one audit record (`crate::audit` builds it).
+//!
+//! - admission, before any other request stage: when the trail cannot take another
+//!   record (queue full, or store down with nothing to spill to), the request is
+//!   refused with 503 `audit_unavailable` and counted — fail closed, never a silent
+//!   drop;
+//! - request, after the body stage: the SHA-256 of the body as the client sent it;
+//! - response chunks: the SHA-256 of the body as the client receives it;
+//! - completion: the record is handed to the writer. In `sync` mode the body holds its
+//!   last frame until the record is durable (`body::ExchangeBody`), so no client sees a
+//!   complete response whose record could still be lost.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::audit::{AuditState, AuditTrail, hex};
+use crate::body::RequestBody;
+use crate::context::Exchange;
+use crate::error::RequestError;
+use crate::runtime::RouteRuntime;
+use crate::stage::{Flow, RequestParts, Stage};
+
+#[derive(Debug)]
+pub struct AuditStage {
+    trail: Option<Arc<AuditTrail>>,
+    config_sha256: Arc<str>,
+}
+
+impl AuditStage {
+    pub fn new(trail: Option<Arc<AuditTrail>>, config_sha256: &str) -> Self {
+        Self {
+            trail,
+            config_sha256: Arc::from(config_sha256),
+        }
+    }
+
+    /// Admission: `Err` when the trail cannot take another record.
+    pub fn admit(&self, ex: &mut Exchange) -> Result<(), RequestError> {
+        let Some(trail) = &self.trail else { return Ok(()) };
+        if !trail.admit() {
+            ex.audit_refused = true;
+            return Err(RequestError::AuditUnavailable);
+        }
+        ex.audit = Some(Box::default());
+        Ok(())
+    }
+
+    /// Completion: hands the record over. `Some` in sync mode: resolves once durable.
+    pub fn record(&self, ex: &Exchange, route: Option<&RouteRuntime>) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        let trail = self.trail.as_ref()?;
+        if ex.audit_refused {
+            return None;
+        }
+        let policy = route.and_then(|r| r.policy.as_ref()).map(|p| Arc::clone(&p.name));
+        trail.record_exchange(ex, &self.config_sha256, policy)
+    }
+}
+
+impl Stage for AuditStage {
+    const NAME: &'static str = "audit";
+
+    async fn on_request(&self, ex: &mut Exchange, _route: &RouteRuntime, req: &mut RequestParts) -> Flow {
+        if let (Some(state), RequestBody::Buffered(body)) = (ex.audit.as_mut(), &req.body) {
+            state.request_sha256 = Some(hex(ring::digest::digest(&ring::digest::SHA256, body).as_ref()));
+        }
+        Flow::Continue
+    }
+
+    fn wants_chunks(&self, _route: &RouteRuntime) -> bool {
+        self.trail.is_some()
+    }
+
+    fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Flow {
+        if let Some(state) = ex.audit.as_mut() {
+            state.response.update(chunk);
+        }
+        Flow::Continue
+    }
+}
+
+impl Default for AuditState {
+    fn default() -> Self {
+        Self {
+            request_sha256: None,
+            response: ring::digest::Context::new(&ring::digest::SHA256),
+        }
+    }
+}
