@@ -17,6 +17,7 @@ use std::time::Duration;
 use common::*;
 use http::{Method, StatusCode};
 use rampart_testkit::client::TestClient;
+use rampart_testkit::harness::GatewayProcess;
 use rampart_testkit::{DemoOptions, TempDir};
 use serde_json::{Value, json};
 
@@ -66,6 +67,39 @@ fn records(trail: &Path) -> Vec<Value> {
         .into_iter()
         .map(|e| e.record)
         .collect()
+}
+
+/// The request ids of the trail's exchange records.
+fn recorded_ids(trail: &Path) -> HashSet<String> {
+    records(trail)
+        .iter()
+        .filter(|r| r["type"] == "exchange")
+        .filter_map(|r| r["request_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Stops the gateway cleanly; every id in `ids` must have its record, and the trail
+/// must verify.
+fn stop_and_check(mut gw: GatewayProcess, trail: &Path, public: &str, ids: &[String]) {
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let recorded = recorded_ids(trail);
+    for id in ids {
+        assert!(recorded.contains(id), "{id} was answered, so it has a record");
+    }
+    let (code, out) = verify(trail, public);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Polls `check` every 100 ms for up to 5 s.
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..50 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -249,7 +283,7 @@ fn load(
 
 /// Runs load, kills the gateway with SIGKILL mid-load, restarts it on the same trail
 /// and stops it cleanly. Returns (answered ids, exchange ids in the trail, verify output).
-async fn crash_under_load(durability: &str) -> (Vec<String>, HashSet<String>, String) {
+async fn crash_under_load(durability: &str, queue: usize) -> (Vec<String>, HashSet<String>, String) {
     let o = openai(DemoOptions::default()).await;
     let k = kserve().await;
     let keys = TempDir::new("rampart-audit-crash").unwrap();
@@ -259,7 +293,7 @@ async fn crash_under_load(durability: &str) -> (Vec<String>, HashSet<String>, St
         &base_config(&o.url(), &k.url()),
         &trail,
         &key,
-        &format!("durability = \"{durability}\"\ncheckpoint_interval = \"200ms\""),
+        &format!("durability = \"{durability}\"\ncheckpoint_interval = \"200ms\"\nqueue = {queue}"),
     );
     let gw = start(&config);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -288,11 +322,7 @@ async fn crash_under_load(durability: &str) -> (Vec<String>, HashSet<String>, St
     assert_eq!(r.status, StatusCode::OK);
     again.signal("TERM").unwrap();
     assert!(again.wait_exit(Duration::from_secs(15)).unwrap().success());
-    let recorded: HashSet<String> = records(&trail)
-        .iter()
-        .filter(|r| r["type"] == "exchange")
-        .filter_map(|r| r["request_id"].as_str().map(str::to_owned))
-        .collect();
+    let recorded = recorded_ids(&trail);
     let (code, out) = verify(&trail, &public);
     assert_eq!(code, 0, "the chain verifies after a crash and restart: {out}");
     assert!(out.contains("unclean restart"), "verify reports the crash: {out}");
@@ -301,7 +331,7 @@ async fn crash_under_load(durability: &str) -> (Vec<String>, HashSet<String>, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_mode_crash_loses_no_answered_request() {
-    let (answered, recorded, _) = crash_under_load("sync").await;
+    let (answered, recorded, _) = crash_under_load("sync", 65536).await;
     let lost: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
     assert!(
         lost.is_empty(),
@@ -313,12 +343,19 @@ async fn sync_mode_crash_loses_no_answered_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_mode_crash_loss_stays_within_the_queue() {
-    let (answered, recorded, out) = crash_under_load("batch").await;
+    const QUEUE: usize = 64;
+    let (answered, recorded, out) = crash_under_load("batch", QUEUE).await;
     let lost = answered.iter().filter(|id| !recorded.contains(*id)).count();
     // Batch mode writes each group as soon as the writer drains it; a SIGKILL loses
-    // only records still queued in the process: at most the exchanges in flight
-    // (8 clients) plus one group being drained. docs/AUDIT.md states this window.
-    assert!(lost <= 16, "{lost} of {} answered requests lost: {out}", answered.len());
+    // only records still queued in the process. Admission control bounds that queue:
+    // at most `queue` records, plus the exchanges already admitted (8 clients) when it
+    // filled. How many it really is depends on scheduling; docs/AUDIT.md states the
+    // bound and the figures seen.
+    assert!(
+        lost <= QUEUE + 8,
+        "{lost} of {} answered requests lost: {out}",
+        answered.len()
+    );
     eprintln!(
         "batch mode: {lost} of {} answered requests had no record after SIGKILL",
         answered.len()
@@ -370,7 +407,7 @@ async fn a_full_disk_refuses_in_block_mode_and_spills_in_spill_mode() {
     // returns, they are served again and every answered request has its record.
     let disk = Tmpfs::new("2m");
     let trail = disk.0.join("trail");
-    let mut gw = start(&audit_config(
+    let gw = start(&audit_config(
         &base_config(&o.url(), &k.url()),
         &trail,
         &key,
@@ -404,27 +441,9 @@ async fn a_full_disk_refuses_in_block_mode_and_spills_in_spill_mode() {
     assert!(metric(&metrics, "rampart_audit_refused_total", &[]) >= f64::from(refused));
     assert!(metric(&metrics, "rampart_audit_records_total", &["event=\"store_error\""]) >= 1.0);
     disk.free();
-    let mut back = false;
-    for _ in 0..50 {
-        let r = c.post_json(&url, &chat).await.unwrap();
-        if r.status == StatusCode::OK {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = eventually(async || c.post_json(&url, &chat).await.unwrap().status == StatusCode::OK).await;
     assert!(back, "served again once the disk has room");
-    gw.signal("TERM").unwrap();
-    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
-    let recorded: HashSet<String> = records(&trail)
-        .iter()
-        .filter_map(|r| r["request_id"].as_str().map(str::to_owned))
-        .collect();
-    for id in &answered {
-        assert!(recorded.contains(id), "{id} was answered, so it has a record");
-    }
-    let (code, out) = verify(&trail, &public);
-    assert_eq!(code, 0, "{out}");
+    stop_and_check(gw, &trail, &public, &answered);
     drop(disk);
 
     // spill: the disk fills, requests keep being served, records go to the spill
@@ -432,7 +451,7 @@ async fn a_full_disk_refuses_in_block_mode_and_spills_in_spill_mode() {
     let disk = Tmpfs::new("2m");
     let trail = disk.0.join("trail");
     let spill = keys.join("spill");
-    let mut gw = start(&audit_config(
+    let gw = start(&audit_config(
         &base_config(&o.url(), &k.url()),
         &trail,
         &key,
@@ -461,27 +480,14 @@ async fn a_full_disk_refuses_in_block_mode_and_spills_in_spill_mode() {
         "{metrics}"
     );
     disk.free();
-    let mut delivered = false;
-    for _ in 0..50 {
-        let m = c.get(&format!("{}/metrics", gw.admin_url())).await.unwrap().text();
-        if metric(&m, "rampart_audit_records_total", &["event=\"delivered\""]) >= 1.0 {
-            delivered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let metrics_url = format!("{}/metrics", gw.admin_url());
+    let delivered = eventually(async || {
+        let m = c.get(&metrics_url).await.unwrap().text();
+        metric(&m, "rampart_audit_records_total", &["event=\"delivered\""]) >= 1.0
+    })
+    .await;
     assert!(delivered, "spilled records are delivered once the store is back");
-    gw.signal("TERM").unwrap();
-    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
-    let recorded: HashSet<String> = records(&trail)
-        .iter()
-        .filter_map(|r| r["request_id"].as_str().map(str::to_owned))
-        .collect();
-    for id in &ids {
-        assert!(recorded.contains(id), "{id} reached the store through the spill");
-    }
-    let (code, out) = verify(&trail, &public);
-    assert_eq!(code, 0, "{out}");
+    stop_and_check(gw, &trail, &public, &ids);
     assert!(
         rampart_audit::store::segments(&spill, "test-node")
             .unwrap()
