@@ -74,7 +74,7 @@ fn main() -> Result<(), Error> {
                     let start = Instant::now();
                     for i in 0..n / 2 {
                         let id = p * n + i;
-                        w.submit(Box::new(move || record(id)), None);
+                        w.submit(Box::new(move || record(id).to_string()), None);
                     }
                     start.elapsed()
                 })
@@ -107,7 +107,7 @@ fn main() -> Result<(), Error> {
                     let (tx, rx) = channel();
                     let id = p * sync_n + i;
                     w.submit(
-                        Box::new(move || record(id)),
+                        Box::new(move || record(id).to_string()),
                         Some(Box::new(move |ok| {
                             let _ = tx.send(ok);
                         })),

@@ -5,18 +5,54 @@ use ring::digest;
 use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// `prev` of the first record of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One record line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One record line: `{"seq":N,"prev":"…","hash":"…","record":{…}}`. The record is
+/// kept as the exact JSON text that was hashed, so verification hashes the very bytes
+/// on disk and nothing depends on how a JSON library orders keys or prints numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub seq: u64,
     pub prev: String,
     pub hash: String,
-    /// The record itself (schema in docs/AUDIT.md); hashed in canonical form.
-    pub record: Value,
+    /// The record itself (schema in docs/AUDIT.md), as written.
+    pub record: Box<RawValue>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+            && self.prev == other.prev
+            && self.hash == other.hash
+            && self.record.get() == other.record.get()
+    }
+}
+
+impl Entry {
+    /// The record parsed (for readers; the writer never parses).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.record.get()).unwrap_or(Value::Null)
+    }
+
+    /// The entry as one line of a segment file (no newline), byte for byte what
+    /// serde would write, without re-encoding the record.
+    pub fn line(&self) -> String {
+        let r = self.record.get();
+        let mut s = String::with_capacity(r.len() + 180);
+        s.push_str("{\"seq\":");
+        s.push_str(&self.seq.to_string());
+        s.push_str(",\"prev\":\"");
+        s.push_str(&self.prev);
+        s.push_str("\",\"hash\":\"");
+        s.push_str(&self.hash);
+        s.push_str("\",\"record\":");
+        s.push_str(r);
+        s.push('}');
+        s
+    }
 }
 
 /// A signed statement about the chain head.
@@ -33,21 +69,24 @@ pub struct Checkpoint {
     pub sig: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
-/// Canonical JSON: object keys sorted (serde_json's map is ordered), no spaces.
-pub fn canonical(v: &Value) -> String {
-    v.to_string()
-}
-
-/// `hash = SHA-256(prev || "\n" || canonical(record))`, hex.
-pub fn record_hash(prev: &str, record: &Value) -> String {
+/// `hash = SHA-256(prev || "\n" || record)`, hex, over the record's JSON text as
+/// written.
+pub fn record_hash(prev: &str, record: &str) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(prev.as_bytes());
     ctx.update(b"\n");
-    ctx.update(canonical(record).as_bytes());
+    ctx.update(record.as_bytes());
     hex(ctx.finish().as_ref())
 }
 
@@ -117,9 +156,14 @@ impl Chain {
         &self.head
     }
 
-    /// Links a record into the chain.
-    pub fn link(&mut self, record: Value) -> Entry {
-        let hash = record_hash(&self.head, &record);
+    /// Links a record (its JSON text) into the chain. Text that is not one JSON value
+    /// is wrapped as `{"type":"invalid","text":…}` so the trail stays parseable.
+    pub fn link(&mut self, record: String) -> Entry {
+        let record = RawValue::from_string(record).unwrap_or_else(|e| {
+            let wrapped = serde_json::json!({"type": "invalid", "error": e.to_string()}).to_string();
+            RawValue::from_string(wrapped).unwrap_or_else(|_| RawValue::NULL.to_owned())
+        });
+        let hash = record_hash(&self.head, record.get());
         let entry = Entry {
             seq: self.next_seq,
             prev: std::mem::replace(&mut self.head, hash.clone()),
@@ -158,17 +202,24 @@ mod tests {
         let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         let mut chain = Chain::new("n1");
         assert!(chain.checkpoint(&key, "t").is_none());
-        let a = chain.link(json!({"b": 1, "a": 2}));
-        let b = chain.link(json!({"x": "y"}));
+        let a = chain.link(json!({"b": 1, "a": 2}).to_string());
+        let b = chain.link(json!({"x": "y"}).to_string());
         assert_eq!(a.prev, GENESIS);
         assert_eq!(b.prev, a.hash);
         assert_eq!(
             a.hash,
-            record_hash(GENESIS, &json!({"a": 2, "b": 1})),
-            "key order does not matter"
+            record_hash(GENESIS, r#"{"a":2,"b":1}"#),
+            "the hash covers the text as written"
         );
+        assert_ne!(a.hash, record_hash(GENESIS, r#"{"a":2, "b":1}"#), "every byte counts");
+        // The line format is what serde writes, so readers can use either.
+        assert_eq!(a.line(), serde_json::to_string(&a).unwrap());
+        let back: Entry = serde_json::from_str(&a.line()).unwrap();
+        assert_eq!(back, a);
+        let bad = chain.link("not json".into());
+        assert_eq!(bad.value()["type"], "invalid");
         let cp = chain.checkpoint(&key, "2026-11-22T00:00:00Z").unwrap();
-        assert_eq!((cp.seq, cp.head.as_str()), (1, b.hash.as_str()));
+        assert_eq!((cp.seq, cp.head.as_str()), (2, bad.hash.as_str()));
         assert!(cp.verify(key.public_key().as_ref()));
         let mut forged = cp.clone();
         forged.seq = 5;

@@ -190,7 +190,7 @@ impl FileStore {
     pub fn write_entries(&mut self, entries: &[Entry]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(entries.len() * 512);
         for e in entries {
-            serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
+            buf.extend_from_slice(e.line().as_bytes());
             buf.push(b'\n');
         }
         if !buf.is_empty() {
@@ -206,7 +206,7 @@ impl FileStore {
     /// Links and appends one record; returns its chain entry.
     pub fn append(&mut self, record: Value) -> std::io::Result<Entry> {
         let mut chain = Chain::resume(&self.node, self.chain.next_seq(), self.chain.head());
-        let entry = chain.link(record);
+        let entry = chain.link(record.to_string());
         self.write_entries(std::slice::from_ref(&entry))?;
         Ok(entry)
     }

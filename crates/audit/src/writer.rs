@@ -29,7 +29,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use ring::signature::Ed25519KeyPair;
-use serde_json::Value;
 
 use crate::chain::{Chain, Entry};
 use crate::store::FileStore;
@@ -45,8 +44,8 @@ pub enum Durability {
 /// (batch mode), `false` when the writer is gone.
 pub type Ack = Box<dyn FnOnce(bool) + Send>;
 
-/// Builds a record's JSON, on the writer thread (keeps the request path short).
-pub type MakeRecord = Box<dyn FnOnce() -> Value + Send>;
+/// Builds a record's JSON text, on the writer thread (keeps the request path short).
+pub type MakeRecord = Box<dyn FnOnce() -> String + Send>;
 
 /// What the writer reports, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,8 +113,8 @@ fn each_kind_of_tampering_is_detected_and_named() {
     let forged = rampart_audit::Entry {
         seq: 1,
         prev: first.hash.clone(),
-        hash: rampart_audit::chain::record_hash(&first.hash, &forged_record),
-        record: forged_record,
+        hash: rampart_audit::chain::record_hash(&first.hash, &forged_record.to_string()),
+        record: serde_json::value::RawValue::from_string(forged_record.to_string()).unwrap(),
     };
     l.insert(1, serde_json::to_string(&forged).unwrap());
     write(&path, &l);

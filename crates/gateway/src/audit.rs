@@ -175,14 +175,7 @@ impl std::fmt::Debug for AuditState {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub use rampart_audit::chain::hex;
 
 /// The process-wide audit trail: outlives reloads (its settings need a restart).
 pub struct AuditTrail {
@@ -224,8 +217,9 @@ impl AuditTrail {
         let store = rampart_audit::FileStore::open(&cfg.dir, node, cfg.max_segment_bytes)
             .map_err(|e| fail(format!("cannot open the audit trail in {}: {e}", cfg.dir.display())))?;
         let clean = store.last().is_none_or(|e| {
-            e.record.get("type").and_then(|t| t.as_str()) == Some("lifecycle")
-                && e.record.get("event").and_then(|t| t.as_str()) == Some("stop")
+            let v = e.value();
+            v.get("type").and_then(|t| t.as_str()) == Some("lifecycle")
+                && v.get("event").and_then(|t| t.as_str()) == Some("stop")
         });
         let recovered = (!clean).then(|| {
             let last = store.last().map_or(0, |e| e.seq);
@@ -292,9 +286,10 @@ impl AuditTrail {
         self.metrics.audit_queue_depth(self.writer.pending() + 1);
         self.writer.submit(
             Box::new(move || {
-                serde_json::to_value(&record).unwrap_or_else(|e| {
-                serde_json::json!({"type": "error", "v": SCHEMA, "detail": format!("record could not be encoded: {e}")})
-            })
+                serde_json::to_string(&record).unwrap_or_else(|e| {
+                    serde_json::json!({"type": "error", "v": SCHEMA, "detail": format!("record could not be encoded: {e}")})
+                        .to_string()
+                })
             }),
             ack,
         );

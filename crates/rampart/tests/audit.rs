@@ -65,7 +65,7 @@ fn records(trail: &Path) -> Vec<Value> {
     rampart_audit::store::read_entries(trail, "test-node")
         .unwrap()
         .into_iter()
-        .map(|e| e.record)
+        .map(|e| e.value())
         .collect()
 }
 
