@@ -4,7 +4,8 @@
 //!
 //!   cargo run --release -p rampart-bench --bin audit [-- RECORDS]
 //!
-//! Records look like the gateway's exchange records (about 700 bytes of JSON). The
+//! Records are the gateway's own exchange records (about 800 bytes of JSON), built on
+//! the writer thread as in the gateway. The
 //! trail is written under the system temp directory (its disk is what `sync` measures)
 //! and removed afterwards.
 
@@ -13,24 +14,58 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use rampart_audit::writer::{Durability, Options, Writer};
-use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-fn record(i: u64) -> Value {
-    json!({
-        "type": "exchange", "v": 1, "time": "2026-12-02T03:00:00.123456Z", "end": "2026-12-02T03:00:00.124456Z",
-        "node": "bench-node", "request_id": format!("bench-{i}"), "listener": "main", "method": "POST",
-        "path": "/v1/chat/completions", "route": "chat", "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
-        "config_sha256": "5f0c7e1d3c2b8a9f4e6d1c0b9a8f7e6d5c4b3a291807f6e5d4c3b2a190817263",
-        "policy": "pii-safe",
-        "principal": {"id": "8c1f0e2d3b4a59687766554433221100", "credential": "api_key", "key_id": "k_8f3a2b1c", "tenant": "acme"},
-        "client_ip": "10.1.2.0/24", "decision": "redact", "findings": {"pii.email": 1, "pii.phone": 1},
-        "status": 200, "outcome": "complete", "latency_us": {"total": 812, "gateway": 41, "upstream": 771},
-        "tokens": {"reserved": 412, "used": 380},
-        "request": {"bytes": 898, "sha256": "0d5b1f3c7e9a2b4d6f8a0c2e4f6a8b0d2c4e6f8a0b2d4f6a8c0e2f4a6b8d0f2a"},
-        "response": {"bytes": 1412, "sha256": "a1b2c3d4e5f60718293a4b5c6d7e8f9001a2b3c4d5e6f708192a3b4c5d6e7f80"}
-    })
+/// A realistic exchange record, built with the gateway's own record types.
+fn record(i: u64) -> String {
+    use rampart_gateway::audit::*;
+    let r = Record::Exchange(Box::new(ExchangeRecord {
+        v: SCHEMA,
+        time: "2026-12-02T03:00:00.123456Z".into(),
+        end: "2026-12-02T03:00:00.124456Z".into(),
+        node: Arc::from("bench-node"),
+        request_id: format!("bench-{i}"),
+        listener: Arc::from("main"),
+        method: "POST".into(),
+        path: "/v1/chat/completions".into(),
+        route: Some(Arc::from("chat")),
+        model: Some(ModelRef {
+            name: "meta-llama/Llama-3.1-8B-Instruct".into(),
+        }),
+        config_sha256: Arc::from("5f0c7e1d3c2b8a9f4e6d1c0b9a8f7e6d5c4b3a291807f6e5d4c3b2a190817263"),
+        policy: Some(Arc::from("pii-safe")),
+        principal: PrincipalRef {
+            id: "8c1f0e2d3b4a59687766554433221100".into(),
+            credential: "api_key",
+            key_id: Some("k_8f3a2b1c".into()),
+            tenant: Some("acme".into()),
+        },
+        client_ip: Some("10.1.2.0/24".into()),
+        decision: "redact",
+        findings: [("pii.email", 1), ("pii.phone", 1)].into_iter().collect(),
+        error: None,
+        status: 200,
+        outcome: "complete",
+        latency_us: Latency {
+            total: 812,
+            gateway: Some(41),
+            upstream: Some(771),
+        },
+        tokens: Some(Tokens {
+            reserved: 412,
+            used: Some(380),
+        }),
+        request: BodyRef {
+            bytes: 898,
+            sha256: Some("0d5b1f3c7e9a2b4d6f8a0c2e4f6a8b0d2c4e6f8a0b2d4f6a8c0e2f4a6b8d0f2a".into()),
+        },
+        response: BodyRef {
+            bytes: 1412,
+            sha256: Some("a1b2c3d4e5f60718293a4b5c6d7e8f9001a2b3c4d5e6f708192a3b4c5d6e7f80".into()),
+        },
+    }));
+    serde_json::to_string(&r).unwrap_or_default()
 }
 
 fn start(dir: &std::path::Path, durability: Durability) -> Result<Writer, Error> {
@@ -74,7 +109,7 @@ fn main() -> Result<(), Error> {
                     let start = Instant::now();
                     for i in 0..n / 2 {
                         let id = p * n + i;
-                        w.submit(Box::new(move || record(id).to_string()), None);
+                        w.submit(Box::new(move || record(id)), None);
                     }
                     start.elapsed()
                 })
@@ -107,7 +142,7 @@ fn main() -> Result<(), Error> {
                     let (tx, rx) = channel();
                     let id = p * sync_n + i;
                     w.submit(
-                        Box::new(move || record(id).to_string()),
+                        Box::new(move || record(id)),
                         Some(Box::new(move |ok| {
                             let _ = tx.send(ok);
                         })),
