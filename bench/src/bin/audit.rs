@@ -81,7 +81,7 @@ fn start(dir: &std::path::Path, durability: Durability) -> Result<Writer, Error>
         spill_dir: None,
         max_segment_bytes: 64 * 1024 * 1024,
     };
-    let (w, _handle) = Writer::start(store, key, opts, Arc::new(|_| {}))?;
+    let (w, _handle) = Writer::start(Box::new(store), key, opts, Arc::new(|_| {}))?;
     Ok(w)
 }
 

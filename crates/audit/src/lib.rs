@@ -19,6 +19,6 @@ pub mod verify;
 pub mod writer;
 
 pub use chain::{Chain, Checkpoint, Entry, GENESIS};
-pub use store::{FileStore, TornTail};
-pub use verify::{Problem, Report, verify_dir};
+pub use store::{FileStore, Store, TornTail};
+pub use verify::{Problem, Report, Verifier, verify_dir};
 pub use writer::{Durability, Writer};

@@ -12,6 +12,18 @@ use serde_json::Value;
 
 use crate::chain::{Chain, Checkpoint, Entry};
 
+/// Where a node's chain is kept. The writer thread owns it and calls it from that
+/// thread only; implementations may block (a database round trip).
+pub trait Store: Send + std::fmt::Debug {
+    /// The last record entry the store holds.
+    fn last(&self) -> Option<&Entry>;
+    /// Appends entries already linked into the chain, all or nothing, in order.
+    fn write_entries(&mut self, entries: &[Entry]) -> std::io::Result<()>;
+    fn write_checkpoint(&mut self, cp: &Checkpoint) -> std::io::Result<()>;
+    /// Makes everything written so far durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
 /// One node's trail in a directory.
 #[derive(Debug)]
 pub struct FileStore {
@@ -144,7 +156,7 @@ impl FileStore {
     }
 
     /// The last record on disk when the store was opened or last written.
-    pub fn last(&self) -> Option<&Entry> {
+    pub fn last_entry(&self) -> Option<&Entry> {
         self.last.as_ref()
     }
 
@@ -187,7 +199,7 @@ impl FileStore {
     /// Writes entries already linked by a [`Chain`] elsewhere (the writer's) with one
     /// `write`, all or nothing (a segment may pass its size limit by one batch). They
     /// must continue this store's chain.
-    pub fn write_entries(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+    pub fn append_entries(&mut self, entries: &[Entry]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(entries.len() * 512);
         for e in entries {
             buf.extend_from_slice(e.line().as_bytes());
@@ -207,12 +219,12 @@ impl FileStore {
     pub fn append(&mut self, record: Value) -> std::io::Result<Entry> {
         let mut chain = Chain::resume(&self.node, self.chain.next_seq(), self.chain.head());
         let entry = chain.link(record.to_string());
-        self.write_entries(std::slice::from_ref(&entry))?;
+        self.append_entries(std::slice::from_ref(&entry))?;
         Ok(entry)
     }
 
     /// Appends a checkpoint line.
-    pub fn write_checkpoint(&mut self, cp: &Checkpoint) -> std::io::Result<()> {
+    pub fn append_checkpoint(&mut self, cp: &Checkpoint) -> std::io::Result<()> {
         let mut line = serde_json::json!({ "checkpoint": cp }).to_string().into_bytes();
         line.push(b'\n');
         self.write_buf(&line)
@@ -223,13 +235,31 @@ impl FileStore {
         let Some(cp) = self.chain.checkpoint(key, time) else {
             return Ok(None);
         };
-        self.write_checkpoint(&cp)?;
+        self.append_checkpoint(&cp)?;
         Ok(Some(cp))
     }
 
     /// Makes everything written so far durable.
     pub fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+impl Store for FileStore {
+    fn last(&self) -> Option<&Entry> {
+        self.last_entry()
+    }
+
+    fn write_entries(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        self.append_entries(entries)
+    }
+
+    fn write_checkpoint(&mut self, cp: &Checkpoint) -> std::io::Result<()> {
+        self.append_checkpoint(cp)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        FileStore::sync(self)
     }
 }
 

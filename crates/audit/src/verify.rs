@@ -2,7 +2,10 @@
 //! sequence, every checkpoint's signature and head, and truncation after the last
 //! checkpoint. Problems name the file, the line and the sequence number.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
+
+/// Record hashes kept for checking checkpoints (see [`Verifier`]).
+const RECENT: usize = 4096;
 use std::io::BufRead as _;
 use std::path::Path;
 
@@ -123,102 +126,140 @@ impl Report {
 /// Verifies `node`'s trail in `dir`; checkpoint signatures too when `public_key` (raw
 /// Ed25519) is given.
 pub fn verify_dir(dir: &Path, node: &str, public_key: Option<&[u8]>) -> std::io::Result<Report> {
-    let mut report = Report::default();
-    let mut expected_seq = 0u64;
-    let mut prev = GENESIS.to_owned();
-    let mut hashes: HashMap<u64, String> = HashMap::new();
-    let mut last_checkpoint: Option<u64> = None;
-    let mut last_seq: Option<u64> = None;
+    let mut v = Verifier::new(public_key);
     for path in crate::store::segments(dir, node)? {
         let file = path.display().to_string();
         let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
         for (i, line) in reader.lines().enumerate() {
-            let line_no = i + 1;
-            let text = line?;
-            if text.trim().is_empty() {
-                continue;
-            }
-            if text.starts_with("{\"checkpoint\"") {
-                report.checkpoints += 1;
-                let Ok(CheckpointLine { checkpoint: cp }) = serde_json::from_str::<CheckpointLine>(&text) else {
-                    report.problems.push(Problem::Malformed {
-                        file: file.clone(),
-                        line: line_no,
-                    });
-                    continue;
-                };
-                if public_key.is_some_and(|k| !cp.verify(k)) {
-                    report.problems.push(Problem::BadSignature {
-                        file: file.clone(),
-                        line: line_no,
-                    });
-                }
-                if hashes.get(&cp.seq).is_some_and(|h| *h != cp.head) {
-                    report.problems.push(Problem::CheckpointMismatch {
-                        file: file.clone(),
-                        line: line_no,
-                        seq: cp.seq,
-                    });
-                }
-                last_checkpoint = Some(last_checkpoint.map_or(cp.seq, |s| s.max(cp.seq)));
-                continue;
-            }
-            let Ok(entry) = serde_json::from_str::<EntryRef<'_>>(&text) else {
-                report.problems.push(Problem::Malformed {
-                    file: file.clone(),
-                    line: line_no,
-                });
-                continue;
-            };
-            report.records += 1;
-            let record = entry.record.get();
-            if record.contains("\"recovered\"")
-                && let Ok(v) = serde_json::from_str::<Value>(record)
-                && v.get("type").and_then(Value::as_str) == Some("lifecycle")
-                && v.get("event").and_then(Value::as_str) == Some("recovered")
-            {
-                report.notes.push(format!(
-                    "{file}:{line_no}: record {}: unclean restart: {}",
-                    entry.seq,
-                    v.get("detail").and_then(Value::as_str).unwrap_or("")
-                ));
-            }
-            if record_hash(entry.prev, record) != entry.hash {
-                report.problems.push(Problem::Altered {
-                    file: file.clone(),
-                    line: line_no,
-                    seq: entry.seq,
-                });
-            } else if entry.seq > expected_seq && entry.prev != prev {
-                report.problems.push(Problem::Missing {
-                    file: file.clone(),
-                    line: line_no,
-                    expected: expected_seq,
-                    found: entry.seq,
-                });
-            } else if entry.seq != expected_seq || entry.prev != prev {
-                report.problems.push(Problem::OutOfPlace {
-                    file: file.clone(),
-                    line: line_no,
-                    seq: entry.seq,
-                });
-            }
-            // Continue from what is there, so one problem is reported once.
-            expected_seq = entry.seq + 1;
-            entry.hash.clone_into(&mut prev);
-            last_seq = Some(entry.seq);
-            hashes.insert(entry.seq, entry.hash.to_owned());
+            v.line(&file, i + 1, &line?);
         }
     }
-    report.last_seq = last_seq;
-    report.last_checkpoint = last_checkpoint;
-    if let Some(cp) = last_checkpoint
-        && last_seq.is_none_or(|s| s < cp)
-    {
-        report.problems.push(Problem::Truncated {
-            last_seq,
-            checkpoint_seq: cp,
-        });
+    Ok(v.finish())
+}
+
+/// Checks a trail line by line, wherever the lines come from (segment files, rows of
+/// a database rendered as lines). `file` and `line` only name places in problems.
+#[derive(Debug)]
+pub struct Verifier<'k> {
+    public_key: Option<&'k [u8]>,
+    report: Report,
+    expected_seq: u64,
+    prev: String,
+    /// Hashes of the most recent records, for checkpoints to be checked against: a
+    /// checkpoint follows the record it covers, so a bounded window suffices.
+    recent: VecDeque<(u64, String)>,
+    last_checkpoint: Option<u64>,
+    last_seq: Option<u64>,
+}
+
+impl<'k> Verifier<'k> {
+    pub fn new(public_key: Option<&'k [u8]>) -> Self {
+        Self {
+            public_key,
+            report: Report::default(),
+            expected_seq: 0,
+            prev: GENESIS.to_owned(),
+            recent: VecDeque::with_capacity(RECENT),
+            last_checkpoint: None,
+            last_seq: None,
+        }
     }
-    Ok(report)
+
+    /// One line of the trail, in order.
+    pub fn line(&mut self, file: &str, line_no: usize, text: &str) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let malformed = |r: &mut Report| {
+            r.problems.push(Problem::Malformed {
+                file: file.to_owned(),
+                line: line_no,
+            });
+        };
+        if text.starts_with("{\"checkpoint\"") {
+            self.report.checkpoints += 1;
+            let Ok(CheckpointLine { checkpoint: cp }) = serde_json::from_str::<CheckpointLine>(text) else {
+                malformed(&mut self.report);
+                return;
+            };
+            if self.public_key.is_some_and(|k| !cp.verify(k)) {
+                self.report.problems.push(Problem::BadSignature {
+                    file: file.to_owned(),
+                    line: line_no,
+                });
+            }
+            let covered = self.recent.iter().rev().find(|(seq, _)| *seq == cp.seq);
+            if covered.is_some_and(|(_, h)| *h != cp.head) {
+                self.report.problems.push(Problem::CheckpointMismatch {
+                    file: file.to_owned(),
+                    line: line_no,
+                    seq: cp.seq,
+                });
+            }
+            self.last_checkpoint = Some(self.last_checkpoint.map_or(cp.seq, |s| s.max(cp.seq)));
+            return;
+        }
+        let Ok(entry) = serde_json::from_str::<EntryRef<'_>>(text) else {
+            malformed(&mut self.report);
+            return;
+        };
+        self.report.records += 1;
+        let record = entry.record.get();
+        if record.contains("\"recovered\"")
+            && let Ok(v) = serde_json::from_str::<Value>(record)
+            && v.get("type").and_then(Value::as_str) == Some("lifecycle")
+            && v.get("event").and_then(Value::as_str) == Some("recovered")
+        {
+            self.report.notes.push(format!(
+                "{file}:{line_no}: record {}: unclean restart: {}",
+                entry.seq,
+                v.get("detail").and_then(Value::as_str).unwrap_or("")
+            ));
+        }
+        let problem = if record_hash(entry.prev, record) != entry.hash {
+            Some(Problem::Altered {
+                file: file.to_owned(),
+                line: line_no,
+                seq: entry.seq,
+            })
+        } else if entry.seq > self.expected_seq && entry.prev != self.prev {
+            Some(Problem::Missing {
+                file: file.to_owned(),
+                line: line_no,
+                expected: self.expected_seq,
+                found: entry.seq,
+            })
+        } else if entry.seq != self.expected_seq || entry.prev != self.prev {
+            Some(Problem::OutOfPlace {
+                file: file.to_owned(),
+                line: line_no,
+                seq: entry.seq,
+            })
+        } else {
+            None
+        };
+        self.report.problems.extend(problem);
+        // Continue from what is there, so one problem is reported once.
+        self.expected_seq = entry.seq + 1;
+        entry.hash.clone_into(&mut self.prev);
+        self.last_seq = Some(entry.seq);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((entry.seq, entry.hash.to_owned()));
+    }
+
+    pub fn finish(mut self) -> Report {
+        self.report.last_seq = self.last_seq;
+        self.report.last_checkpoint = self.last_checkpoint;
+        if let Some(cp) = self.last_checkpoint
+            && self.last_seq.is_none_or(|s| s < cp)
+        {
+            self.report.problems.push(Problem::Truncated {
+                last_seq: self.last_seq,
+                checkpoint_seq: cp,
+            });
+        }
+        self.report
+    }
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use ring::signature::Ed25519KeyPair;
 
 use crate::chain::{Chain, Entry};
-use crate::store::FileStore;
+use crate::store::{FileStore, Store};
 
 /// When a record counts as written. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,7 @@ pub struct Handle {
 impl Writer {
     /// Starts the writer thread over `store`, whose chain it continues.
     pub fn start(
-        store: FileStore,
+        store: Box<dyn Store>,
         key: Ed25519KeyPair,
         opts: Options,
         observer: Observer,
@@ -133,7 +133,7 @@ impl Writer {
             Some(dir) => Some(FileStore::open(dir, &opts.node, opts.max_segment_bytes)?),
             None => None,
         };
-        let chain = match (store.last(), spill.as_ref().and_then(FileStore::last)) {
+        let chain = match (store.last(), spill.as_ref().and_then(FileStore::last_entry)) {
             (_, Some(s)) if store.last().is_none_or(|p| s.seq > p.seq) => Chain::resume(&opts.node, s.seq + 1, &s.hash),
             (Some(p), _) => Chain::resume(&opts.node, p.seq + 1, &p.hash),
             _ => Chain::new(&opts.node),
@@ -215,7 +215,7 @@ impl Handle {
 }
 
 struct State {
-    store: FileStore,
+    store: Box<dyn Store>,
     spill: Option<FileStore>,
     /// The spill files hold records the store has not got yet.
     spilled: bool,
@@ -355,7 +355,7 @@ impl State {
         if let Some(spill) = self.spill.as_mut()
             && self.backlog.is_empty()
         {
-            match spill.write_entries(&entries).and_then(|()| {
+            match spill.append_entries(&entries).and_then(|()| {
                 if self.opts.durability == Durability::Sync {
                     spill.sync()
                 } else {

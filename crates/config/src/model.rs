@@ -9,8 +9,8 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
 pub use crate::raw::{
-    Balance, ClientAuth, ContentAction, Durability, IpPolicy, LimitBackend, LimitKey, OnBackendError, OnBacklog,
-    Protocol, QuotaPeriod, Tokenizer,
+    AuditStoreKind, Balance, ClientAuth, ContentAction, Durability, IpPolicy, LimitBackend, LimitKey, OnBackendError,
+    OnBacklog, Protocol, QuotaPeriod, Tokenizer,
 };
 use crate::secret::Secret;
 
@@ -59,6 +59,8 @@ pub struct Audit {
     /// HMAC key for principal and client-address pseudonyms.
     pub pseudonym_key: Secret<Vec<u8>>,
     pub client_ip: IpPolicy,
+    /// `Some(url)`: records go to PostgreSQL instead of segment files in `dir`.
+    pub postgres: Option<Secret<String>>,
 }
 
 #[derive(Debug, Clone)]

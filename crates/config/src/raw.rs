@@ -56,6 +56,18 @@ pub struct RawAudit {
     pub signing_key: Option<RawSecretRef>,
     pub pseudonym_key: Option<RawSecretRef>,
     pub client_ip: Option<IpPolicy>,
+    pub store: Option<AuditStoreKind>,
+    pub postgres: Option<RawSecretRef>,
+}
+
+/// Where the audit chain is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditStoreKind {
+    /// Segment files in `dir`.
+    File,
+    /// PostgreSQL (`postgres` names the URL): one chain per node in shared tables.
+    Postgres,
 }
 
 /// When a record counts as written.

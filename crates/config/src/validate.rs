@@ -185,6 +185,21 @@ impl Validator<'_> {
             }
             (None, None) => None,
         };
+        let postgres = match (raw.store.unwrap_or(AuditStoreKind::File), &raw.postgres) {
+            (AuditStoreKind::File, None) => None,
+            (AuditStoreKind::File, Some(_)) => {
+                self.issue(&path.key("postgres"), "only used with `store = \"postgres\"`");
+                None
+            }
+            (AuditStoreKind::Postgres, Some(r)) => self.secret(&path.key("postgres"), r).map(Secret::new),
+            (AuditStoreKind::Postgres, None) => {
+                self.issue(
+                    &path.key("postgres"),
+                    "`store = \"postgres\"` needs the database URL: postgres = { env = \"RAMPART_AUDIT_PG\" }",
+                );
+                None
+            }
+        };
         if raw.spill_dir.is_some() && raw.on_backlog != Some(OnBacklog::Spill) {
             self.issue(&path.key("spill_dir"), "only used with `on_backlog = \"spill\"`");
         }
@@ -212,7 +227,11 @@ impl Validator<'_> {
             signing_key: Secret::new(signing_key?),
             pseudonym_key: Secret::new(pseudonym_key?),
             client_ip: raw.client_ip.unwrap_or(IpPolicy::Truncate),
+            postgres,
         };
+        if raw.store == Some(AuditStoreKind::Postgres) && audit.postgres.is_none() {
+            return None;
+        }
         Some(audit)
     }
 

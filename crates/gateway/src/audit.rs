@@ -214,8 +214,23 @@ impl AuditTrail {
     /// `recovered` record first when the last run did not stop cleanly).
     pub fn open(cfg: &Audit, node: &str, config_sha256: &str, metrics: Arc<Metrics>) -> Result<Arc<Self>, InitError> {
         let fail = |reason: String| InitError::Audit { reason };
-        let store = rampart_audit::FileStore::open(&cfg.dir, node, cfg.max_segment_bytes)
-            .map_err(|e| fail(format!("cannot open the audit trail in {}: {e}", cfg.dir.display())))?;
+        let (store, torn): (Box<dyn rampart_audit::Store>, _) = match &cfg.postgres {
+            Some(url) => {
+                // The store blocks on its own runtime: open it off this async context.
+                let (url, owned_node) = (url.expose().clone(), node.to_owned());
+                let opened = std::thread::spawn(move || crate::audit_pg::PgStore::open(&url, &owned_node))
+                    .join()
+                    .map_err(|_| fail("opening the PostgreSQL audit store panicked".into()))?
+                    .map_err(|e| fail(format!("cannot open the audit store in PostgreSQL: {e}")))?;
+                (Box::new(opened), None)
+            }
+            None => {
+                let fs = rampart_audit::FileStore::open(&cfg.dir, node, cfg.max_segment_bytes)
+                    .map_err(|e| fail(format!("cannot open the audit trail in {}: {e}", cfg.dir.display())))?;
+                let torn = fs.torn().cloned();
+                (Box::new(fs), torn)
+            }
+        };
         let clean = store.last().is_none_or(|e| {
             let v = e.value();
             v.get("type").and_then(|t| t.as_str()) == Some("lifecycle")
@@ -224,7 +239,7 @@ impl AuditTrail {
         let recovered = (!clean).then(|| {
             let last = store.last().map_or(0, |e| e.seq);
             let mut detail = format!("the previous run ended without a stop record; the trail ends at record {last}");
-            if let Some(t) = store.torn() {
+            if let Some(t) = &torn {
                 detail.push_str(&format!(
                     "; a partial last line of {} bytes was moved to {}",
                     t.bytes,

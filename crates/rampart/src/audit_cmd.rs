@@ -19,10 +19,15 @@ pub enum AuditCommand {
         #[arg(long, short)]
         out: PathBuf,
     },
-    /// Verify a trail directory: exit 0 intact, 1 problems found, 2 unreadable.
+    /// Verify a trail — a directory of segment files, or the store a config names
+    /// (files or PostgreSQL): exit 0 intact, 1 problems found, 2 unreadable.
     Verify {
         /// The audit directory (`audit.dir`).
-        dir: PathBuf,
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        dir: Option<PathBuf>,
+        /// Verify the trail this config's `[audit]` writes (PostgreSQL included).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Only these nodes (default: every node with segments in DIR).
         #[arg(long = "node")]
         nodes: Vec<String>,
@@ -35,7 +40,22 @@ pub enum AuditCommand {
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Keygen { out } => keygen(&out),
-        AuditCommand::Verify { dir, nodes, public_key } => verify(&dir, nodes, public_key.as_deref()),
+        AuditCommand::Verify {
+            dir,
+            config,
+            nodes,
+            public_key,
+        } => {
+            let key = match public_key.as_deref().map(read_public_key).transpose() {
+                Ok(k) => k,
+                Err(code) => return Ok(code),
+            };
+            match (dir, config) {
+                (Some(dir), _) => verify_dir(&dir, nodes, key.as_deref()),
+                (None, Some(config)) => verify_config(&config, nodes, key.as_deref()),
+                (None, None) => Ok(ExitCode::from(2)),
+            }
+        }
     }
 }
 
@@ -71,20 +91,83 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify(dir: &Path, nodes: Vec<String>, public_key: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let key = match public_key {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            match B64.decode(text.trim()) {
-                Ok(k) if k.len() == 32 => Some(k),
-                _ => {
-                    eprintln!("{}: not an Ed25519 public key (base64 of 32 bytes)", p.display());
-                    return Ok(ExitCode::from(2));
-                }
-            }
+fn read_public_key(p: &Path) -> Result<Vec<u8>, ExitCode> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        eprintln!("{}: cannot read: {e}", p.display());
+        ExitCode::from(2)
+    })?;
+    match B64.decode(text.trim()) {
+        Ok(k) if k.len() == 32 => Ok(k),
+        _ => {
+            eprintln!("{}: not an Ed25519 public key (base64 of 32 bytes)", p.display());
+            Err(ExitCode::from(2))
         }
-        None => None,
+    }
+}
+
+fn verify_config(path: &Path, nodes: Vec<String>, key: Option<&[u8]>) -> anyhow::Result<ExitCode> {
+    let config = match crate::load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
+    let Some(audit) = config.audit else {
+        eprintln!("{}: no [audit] section", path.display());
+        return Ok(ExitCode::from(2));
+    };
+    let Some(url) = audit.postgres else {
+        return verify_dir(&audit.dir, nodes, key);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let url = url.expose().clone();
+    let nodes = if nodes.is_empty() {
+        rt.block_on(rampart_gateway::audit_pg::nodes(&url))?
+    } else {
+        nodes
+    };
+    if nodes.is_empty() {
+        eprintln!("PostgreSQL: no audit records found");
+        return Ok(ExitCode::from(2));
+    }
+    let mut bad = false;
+    for node in &nodes {
+        let r = rt.block_on(rampart_gateway::audit_pg::verify(&url, node, key))?;
+        bad |= !print_report(node, &r, key.is_some());
+    }
+    Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Prints one node's report; returns whether it is intact.
+fn print_report(node: &str, r: &rampart_audit::Report, signatures: bool) -> bool {
+    println!(
+        "node {node}: {} records, {} checkpoints{}",
+        r.records,
+        r.checkpoints,
+        if signatures {
+            " (signatures checked)"
+        } else {
+            " (signatures NOT checked: pass --pub)"
+        }
+    );
+    match r.last_checkpoint {
+        Some(c) => println!(
+            "  last checkpoint covers record {c}; {} records after it are not yet signed",
+            r.unsealed()
+        ),
+        None => println!("  no checkpoint yet: none of the {} records is signed", r.records),
+    }
+    for note in &r.notes {
+        println!("  note: {note}");
+    }
+    for p in &r.problems {
+        println!("  PROBLEM: {p}");
+    }
+    if r.ok() {
+        println!("  ok: the chain is intact");
+    }
+    r.ok()
+}
+
+fn verify_dir(dir: &Path, nodes: Vec<String>, key: Option<&[u8]>) -> anyhow::Result<ExitCode> {
     if !dir.is_dir() {
         eprintln!("{}: not a directory", dir.display());
         return Ok(ExitCode::from(2));
@@ -100,36 +183,9 @@ fn verify(dir: &Path, nodes: Vec<String>, public_key: Option<&Path>) -> anyhow::
     }
     let mut bad = false;
     for node in &nodes {
-        let r = rampart_audit::verify_dir(dir, node, key.as_deref())
+        let r = rampart_audit::verify_dir(dir, node, key)
             .with_context(|| format!("cannot read the trail of node {node}"))?;
-        println!(
-            "node {node}: {} records, {} checkpoints{}",
-            r.records,
-            r.checkpoints,
-            if key.is_some() {
-                " (signatures checked)"
-            } else {
-                " (signatures NOT checked: pass --pub)"
-            }
-        );
-        match r.last_checkpoint {
-            Some(c) => println!(
-                "  last checkpoint covers record {c}; {} records after it are not yet signed",
-                r.unsealed()
-            ),
-            None => println!("  no checkpoint yet: none of the {} records is signed", r.records),
-        }
-        for note in &r.notes {
-            println!("  note: {note}");
-        }
-        for p in &r.problems {
-            println!("  PROBLEM: {p}");
-        }
-        if r.ok() {
-            println!("  ok: the chain is intact");
-        } else {
-            bad = true;
-        }
+        bad |= !print_report(node, &r, key.is_some());
     }
     Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

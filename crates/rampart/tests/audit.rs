@@ -496,3 +496,160 @@ async fn a_full_disk_refuses_in_block_mode_and_spills_in_spill_mode() {
         "the spill is empty after delivery"
     );
 }
+
+/// Runs `rampart audit verify --config` against the gateway's config (PostgreSQL).
+fn verify_config(config: &Path, public: &str, env: (&str, &str)) -> (i32, String) {
+    let out = Command::new(bin())
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .args(["--pub", public])
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_outage_spills_then_delivers_and_blocks_when_told() {
+    use rampart_testkit::postgres::PrivatePostgres;
+    let pg = PrivatePostgres::start().expect("a private PostgreSQL (initdb) for this test");
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let keys = TempDir::new("rampart-audit-pg").unwrap();
+    let (key, public) = keygen(&keys);
+    let env = ("RAMPART_TEST_AUDIT_PG", pg.url());
+    let config = |extra: &str| {
+        audit_config(
+            &base_config(&o.url(), &k.url()),
+            &keys.join("unused"),
+            &key,
+            &format!(
+                "store = \"postgres\"\npostgres = {{ env = \"RAMPART_TEST_AUDIT_PG\" }}\ncheckpoint_interval = \"200ms\"\n{extra}"
+            ),
+        )
+    };
+    // spill: PostgreSQL stops under load; every request is still served, the records
+    // go to the spill files and reach the database, in order, once it is back.
+    let spill_config = config(&format!(
+        "on_backlog = \"spill\"\nspill_dir = \"{}\"",
+        keys.join("spill").display()
+    ));
+    let gw = GatewayProcess::start_with_env(
+        bin(),
+        &spill_config,
+        TempDir::new("rampart-test").unwrap(),
+        &[(env.0, env.1.as_str())],
+    )
+    .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks = load(gw.url("main"), 4, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg.down().unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let c = TestClient::http1();
+    let metrics_url = format!("{}/metrics", gw.admin_url());
+    let m = c.get(&metrics_url).await.unwrap().text();
+    assert!(
+        metric(&m, "rampart_audit_records_total", &["event=\"spilled\""]) >= 1.0,
+        "records spill while PostgreSQL is down: {m}"
+    );
+    pg.up().unwrap();
+    let delivered = eventually(async || {
+        let m = c.get(&metrics_url).await.unwrap().text();
+        metric(&m, "rampart_audit_records_total", &["event=\"delivered\""]) >= 1.0
+    })
+    .await;
+    assert!(delivered, "spilled records reach PostgreSQL once it is back");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answered = Vec::new();
+    for t in tasks {
+        answered.extend(t.await.unwrap());
+    }
+    assert!(
+        answered.len() > 50,
+        "the load ran through the outage: {}",
+        answered.len()
+    );
+    eprintln!(
+        "PostgreSQL outage: {} requests answered, all to be found in the database",
+        answered.len()
+    );
+    let config_path = gw.config_path.clone();
+    let mut gw = gw;
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT record::json->>'request_id' FROM rampart_audit_records WHERE node = 'test-node'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let stored: HashSet<String> = rows.iter().filter_map(|r| r.get::<_, Option<String>>(0)).collect();
+    let lost: Vec<&String> = answered.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} answered requests missing from PostgreSQL: {lost:?}",
+        lost.len()
+    );
+    let (code, out) = verify_config(&config_path, &public, (env.0, &env.1));
+    assert_eq!(code, 0, "the chain in PostgreSQL verifies: {out}");
+    assert!(out.contains("ok: the chain is intact"), "{out}");
+
+    // Tampering in the database is caught too.
+    client
+        .execute(
+            "UPDATE rampart_audit_records SET record = replace(record, '\"status\":200', '\"status\":201') WHERE node = 'test-node' AND seq = 3",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (code, out) = verify_config(&config_path, &public, (env.0, &env.1));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("postgres:test-node:3: record 3 was altered"), "{out}");
+    client
+        .execute(
+            "UPDATE rampart_audit_records SET record = replace(record, '\"status\":201', '\"status\":200') WHERE node = 'test-node' AND seq = 3",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // block: with PostgreSQL down, new requests are refused (503) rather than served
+    // without a record; when it is back they are served again.
+    let gw = GatewayProcess::start_with_env(
+        bin(),
+        &config("on_backlog = \"block\""),
+        TempDir::new("rampart-test").unwrap(),
+        &[(env.0, env.1.as_str())],
+    )
+    .unwrap();
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(c.post_json(&url, &chat).await.unwrap().status, StatusCode::OK);
+    pg.down().unwrap();
+    let refused = eventually(async || {
+        let r = c.post_json(&url, &chat).await.unwrap();
+        r.status == StatusCode::SERVICE_UNAVAILABLE && r.json()["error"]["code"] == "audit_unavailable"
+    })
+    .await;
+    assert!(refused, "with the store down and no spill, new requests are refused");
+    pg.up().unwrap();
+    let back = eventually(async || c.post_json(&url, &chat).await.unwrap().status == StatusCode::OK).await;
+    assert!(back, "served again once PostgreSQL is back");
+    let config_path = gw.config_path.clone();
+    let mut gw = gw;
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let (code, out) = verify_config(&config_path, &public, (env.0, &env.1));
+    assert_eq!(code, 0, "{out}");
+}

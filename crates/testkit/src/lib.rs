@@ -13,6 +13,7 @@ pub mod harness;
 pub mod http_server;
 pub mod iris;
 pub mod jwt;
+pub mod postgres;
 pub mod tempdir;
 
 pub use demo::{DemoOptions, spawn_kserve, spawn_openai};

@@ -1,0 +1,296 @@
+//! The audit trail in PostgreSQL, for many nodes: every node keeps its own chain in
+//! shared tables (`rampart_audit_records`, keyed by node and sequence number, and
+//! `rampart_audit_checkpoints`), and verification runs against the database as it does
+//! against files.
+//!
+//! The store is called from the audit writer thread only (`rampart_audit::Store`), so
+//! it drives its own single-threaded Tokio runtime and blocks on each round trip, with
+//! a timeout. A failed call drops the connection; the next call reconnects. A batch is
+//! one `INSERT … SELECT FROM UNNEST(…)` statement: all or nothing, durable on commit.
+//! Redelivering records the database already has (after a spill, or a crash between
+//! insert and acknowledgement) is a no-op; a different record under the same node and
+//! sequence number is an error (two gateways sharing one node id).
+//!
+//! Records are stored as the exact JSON text that was hashed, never re-encoded.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use rampart_audit::chain::{Checkpoint, Entry};
+use rampart_audit::{Report, Verifier};
+use tokio_postgres::{Client, NoTls};
+
+/// One round trip (connect, insert, query) must finish within this.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows fetched per query when verifying.
+const PAGE: i64 = 10_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rampart_audit_records (
+    node   text   NOT NULL,
+    seq    bigint NOT NULL,
+    prev   text   NOT NULL,
+    hash   text   NOT NULL,
+    record text   NOT NULL,
+    PRIMARY KEY (node, seq)
+);
+CREATE TABLE IF NOT EXISTS rampart_audit_checkpoints (
+    node    text        NOT NULL,
+    seq     bigint      NOT NULL,
+    line    text        NOT NULL,
+    written timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS rampart_audit_checkpoints_node_seq ON rampart_audit_checkpoints (node, seq);
+";
+
+fn err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+pub struct PgStore {
+    url: String,
+    node: String,
+    rt: tokio::runtime::Runtime,
+    client: Option<Client>,
+    last: Option<Entry>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("node", &self.node)
+            .field("connected", &self.client.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn connect(url: &str) -> io::Result<Client> {
+    let (client, connection) = tokio::time::timeout(TIMEOUT, tokio_postgres::connect(url, NoTls))
+        .await
+        .map_err(|_| err("connecting to PostgreSQL timed out"))?
+        .map_err(|e| err(format!("cannot connect to PostgreSQL: {e}")))?;
+    // Runs while the store's runtime is driven (every call blocks on it); ends with
+    // the connection.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    tokio::time::timeout(TIMEOUT, client.batch_execute(SCHEMA))
+        .await
+        .map_err(|_| err("creating the audit tables timed out"))?
+        .map_err(|e| err(format!("cannot create the audit tables: {e}")))?;
+    Ok(client)
+}
+
+fn entry_from_row(row: &tokio_postgres::Row) -> io::Result<Entry> {
+    let seq: i64 = row.try_get(0).map_err(err)?;
+    let record: String = row.try_get(3).map_err(err)?;
+    Ok(Entry {
+        seq: u64::try_from(seq).map_err(err)?,
+        prev: row.try_get(1).map_err(err)?,
+        hash: row.try_get(2).map_err(err)?,
+        record: serde_json::value::RawValue::from_string(record).map_err(err)?,
+    })
+}
+
+impl PgStore {
+    /// Connects, creates the tables if needed and reads the node's chain head. The
+    /// gateway does not start without it: a chain cannot continue from an unknown head.
+    pub fn open(url: &str, node: &str) -> io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut store = Self {
+            url: url.to_owned(),
+            node: node.to_owned(),
+            rt,
+            client: None,
+            last: None,
+        };
+        store.ensure_connected()?;
+        let row = store.run(|c, node| {
+            Box::pin(async move {
+                c.query_opt(
+                    "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 ORDER BY seq DESC LIMIT 1",
+                    &[&node],
+                )
+                .await
+            })
+        })?;
+        store.last = row.as_ref().map(entry_from_row).transpose()?;
+        Ok(store)
+    }
+
+    fn ensure_connected(&mut self) -> io::Result<()> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            self.client = Some(self.rt.block_on(connect(&self.url))?);
+        }
+        Ok(())
+    }
+
+    /// One call with the connected client, within [`TIMEOUT`]. On failure the
+    /// connection is dropped, so the next call reconnects.
+    fn run<T>(
+        &mut self,
+        f: impl for<'c> FnOnce(&'c Client, &'c str) -> Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + 'c>>,
+    ) -> io::Result<T> {
+        self.ensure_connected()?;
+        let Some(client) = self.client.as_ref() else {
+            return Err(err("not connected to PostgreSQL"));
+        };
+        let out = self
+            .rt
+            .block_on(async { tokio::time::timeout(TIMEOUT, f(client, &self.node)).await });
+        match out {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.client = None;
+                Err(err(format!("PostgreSQL: {e}")))
+            }
+            Err(_) => {
+                self.client = None;
+                Err(err("PostgreSQL did not answer in time"))
+            }
+        }
+    }
+}
+
+impl rampart_audit::Store for PgStore {
+    fn last(&self) -> Option<&Entry> {
+        self.last.as_ref()
+    }
+
+    fn write_entries(&mut self, entries: &[Entry]) -> io::Result<()> {
+        let Some(tail) = entries.last().cloned() else {
+            return Ok(());
+        };
+        let seqs: Vec<i64> = entries
+            .iter()
+            .map(|e| i64::try_from(e.seq).unwrap_or(i64::MAX))
+            .collect();
+        // Owned: the query future must not borrow the caller's entries.
+        let prevs: Vec<String> = entries.iter().map(|e| e.prev.clone()).collect();
+        let hashes: Vec<String> = entries.iter().map(|e| e.hash.clone()).collect();
+        let records: Vec<String> = entries.iter().map(|e| e.record.get().to_owned()).collect();
+        let inserted = self.run(|c, node| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO rampart_audit_records (node, seq, prev, hash, record)
+                     SELECT $1, s, p, h, r FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::text[]) AS t(s, p, h, r)
+                     ON CONFLICT (node, seq) DO NOTHING",
+                    &[&node, &seqs, &prevs, &hashes, &records],
+                )
+                .await
+            })
+        })?;
+        if inserted < entries.len() as u64 {
+            // Some were there already: fine when they are the same records (a
+            // redelivery), an error when they are not.
+            let seqs: Vec<i64> = entries
+                .iter()
+                .map(|e| i64::try_from(e.seq).unwrap_or(i64::MAX))
+                .collect();
+            let rows = self.run(|c, node| {
+                Box::pin(async move {
+                    c.query(
+                        "SELECT seq, hash FROM rampart_audit_records WHERE node = $1 AND seq = ANY($2)",
+                        &[&node, &seqs],
+                    )
+                    .await
+                })
+            })?;
+            for row in rows {
+                let seq: i64 = row.try_get(0).map_err(err)?;
+                let hash: String = row.try_get(1).map_err(err)?;
+                if entries
+                    .iter()
+                    .any(|e| i64::try_from(e.seq).ok() == Some(seq) && e.hash != hash)
+                {
+                    return Err(err(format!(
+                        "record {seq} of node {} in PostgreSQL is a different record: is another gateway using the same node id?",
+                        self.node
+                    )));
+                }
+            }
+        }
+        self.last = Some(tail);
+        Ok(())
+    }
+
+    fn write_checkpoint(&mut self, cp: &Checkpoint) -> io::Result<()> {
+        let line = serde_json::json!({ "checkpoint": cp }).to_string();
+        let seq = i64::try_from(cp.seq).unwrap_or(i64::MAX);
+        self.run(|c, node| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO rampart_audit_checkpoints (node, seq, line) VALUES ($1, $2, $3)",
+                    &[&node, &seq, &line],
+                )
+                .await
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Every statement commits on its own; a committed row is durable.
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Verifies one node's chain in PostgreSQL, page by page (bounded memory): records in
+/// sequence order, each checkpoint checked after the record it covers. Problems name
+/// `postgres:<node>` and the record's sequence number as the line.
+pub async fn verify(url: &str, node: &str, public_key: Option<&[u8]>) -> io::Result<Report> {
+    let client = connect(url).await?;
+    let cps = client
+        .query(
+            "SELECT seq, line FROM rampart_audit_checkpoints WHERE node = $1 ORDER BY seq, written",
+            &[&node],
+        )
+        .await
+        .map_err(err)?;
+    let mut checkpoints = cps
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
+        .peekable();
+    let place = format!("postgres:{node}");
+    let mut v = Verifier::new(public_key);
+    let mut after: i64 = -1;
+    loop {
+        let rows = client
+            .query(
+                "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&node, &after, &PAGE],
+            )
+            .await
+            .map_err(err)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let e = entry_from_row(row)?;
+            let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
+            // Checkpoints over earlier records come first.
+            while let Some((cs, line)) = checkpoints.next_if(|(cs, _)| *cs < seq) {
+                v.line(&place, usize::try_from(cs).unwrap_or(0), &line);
+            }
+            v.line(&place, usize::try_from(seq).unwrap_or(0), &e.line());
+            after = seq;
+        }
+    }
+    for (cs, line) in checkpoints {
+        v.line(&place, usize::try_from(cs).unwrap_or(0), &line);
+    }
+    Ok(v.finish())
+}
+
+/// The node ids that have records in the database.
+pub async fn nodes(url: &str) -> io::Result<Vec<String>> {
+    let client = connect(url).await?;
+    let rows = client
+        .query("SELECT DISTINCT node FROM rampart_audit_records ORDER BY node", &[])
+        .await
+        .map_err(err)?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
