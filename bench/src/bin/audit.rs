@@ -64,6 +64,7 @@ fn record(i: u64) -> String {
             bytes: 1412,
             sha256: Some("a1b2c3d4e5f60718293a4b5c6d7e8f9001a2b3c4d5e6f708192a3b4c5d6e7f80".into()),
         },
+        payload: None,
     }));
     serde_json::to_string(&r).unwrap_or_default()
 }

@@ -134,3 +134,11 @@ pub const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// A new segment file after this many bytes: small enough to archive and ship daily,
 /// large enough that rotation is rare.
 pub const AUDIT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Header that names the data subject of captured payloads (the end user a prompt is
+/// about), when the request carries no OpenAI `user` field.
+pub const AUDIT_SUBJECT_HEADER: &str = "x-rampart-subject";
+
+/// Captured bytes per request or response body: enough for long chat exchanges, small
+/// enough that one record stays well under a megabyte.
+pub const AUDIT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;

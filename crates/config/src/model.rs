@@ -61,6 +61,13 @@ pub struct Audit {
     pub client_ip: IpPolicy,
     /// `Some(url)`: records go to PostgreSQL instead of segment files in `dir`.
     pub postgres: Option<Secret<String>>,
+    /// 32-byte key that wraps the per-subject payload keys; required when a route
+    /// captures payloads.
+    pub master_key: Option<Secret<Vec<u8>>>,
+    /// Request header naming the data subject of a captured payload (lower case).
+    pub subject_header: String,
+    /// Captured bytes per body; longer bodies are cut and marked `truncated`.
+    pub max_payload_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -381,6 +388,8 @@ pub struct Route {
     pub validation: Option<Validation>,
     /// A JSON Schema request bodies must follow (`validation.json_schema`).
     pub json_schema: Option<rampart_detect::protocol::JsonSchema>,
+    /// Bodies go into the audit trail, encrypted per data subject.
+    pub capture_payloads: bool,
 }
 
 /// What protocol validation checks on a route.

@@ -58,6 +58,9 @@ pub struct RawAudit {
     pub client_ip: Option<IpPolicy>,
     pub store: Option<AuditStoreKind>,
     pub postgres: Option<RawSecretRef>,
+    pub master_key: Option<RawSecretRef>,
+    pub subject_header: Option<String>,
+    pub max_payload_bytes: Option<usize>,
 }
 
 /// Where the audit chain is kept.
@@ -486,6 +489,9 @@ pub struct RawRoute {
     pub policy: Option<String>,
     #[serde(default)]
     pub validation: RawValidation,
+    /// Keep the request and response bodies in the audit trail, encrypted per data
+    /// subject (needs `audit.master_key`).
+    pub capture_payloads: Option<bool>,
 }
 
 /// Protocol validation of request bodies (OpenAI and KServe routes).

@@ -228,6 +228,29 @@ impl Validator<'_> {
             pseudonym_key: Secret::new(pseudonym_key?),
             client_ip: raw.client_ip.unwrap_or(IpPolicy::Truncate),
             postgres,
+            master_key: raw.master_key.as_ref().and_then(|r| {
+                let text = self.secret(&path.key("master_key"), r)?;
+                match b64.decode(text.trim()) {
+                    Ok(k) if k.len() == 32 => Some(Secret::new(k)),
+                    _ => {
+                        self.issue(
+                            &path.key("master_key"),
+                            "must be 32 random bytes in base64 (for example: openssl rand -base64 32)",
+                        );
+                        None
+                    }
+                }
+            }),
+            subject_header: raw
+                .subject_header
+                .as_deref()
+                .unwrap_or(defaults::AUDIT_SUBJECT_HEADER)
+                .to_ascii_lowercase(),
+            max_payload_bytes: self.positive(
+                &path.key("max_payload_bytes"),
+                raw.max_payload_bytes,
+                defaults::AUDIT_MAX_PAYLOAD_BYTES,
+            ),
         };
         if raw.store == Some(AuditStoreKind::Postgres) && audit.postgres.is_none() {
             return None;
@@ -702,6 +725,7 @@ impl Validator<'_> {
             tokenizer: raw.tokens.tokenizer.unwrap_or_default(),
             request_usage: raw.tokens.request_usage.unwrap_or(true),
             policy: raw.policy.clone(),
+            capture_payloads: raw.capture_payloads.unwrap_or(false),
             validation: self.validation(&path.key("validation"), raw),
             json_schema: self.json_schema(&path.key("validation").key("json_schema"), raw),
         }
@@ -1199,6 +1223,15 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         .as_ref()
         .filter(|a| a.enabled.unwrap_or(true))
         .and_then(|a| v.audit(&root.key("audit"), a));
+
+    for (i, r) in raw.routes.iter().enumerate() {
+        if r.capture_payloads == Some(true) && audit.as_ref().is_none_or(|a| a.master_key.is_none()) {
+            v.issue(
+                &root.key("routes").index(i).key("capture_payloads"),
+                "captured payloads are encrypted: needs [audit] with `master_key`",
+            );
+        }
+    }
 
     let redis = raw.redis.as_ref().map(|r| Redis {
         url: Secret::new(v.secret(&root.key("redis").key("url"), &r.url).unwrap_or_default()),

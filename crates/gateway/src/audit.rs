@@ -75,6 +75,10 @@ pub struct ExchangeRecord {
     pub tokens: Option<Tokens>,
     pub request: BodyRef,
     pub response: BodyRef,
+    /// The bodies, encrypted under the data subject's key (routes with
+    /// `capture_payloads`); unreadable once the subject is erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<crate::audit_payload::Sealed>,
 }
 
 fn arc_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
@@ -163,10 +167,11 @@ pub struct LifecycleRecord {
     pub detail: Option<String>,
 }
 
-/// Per-exchange audit state: body digests as they pass.
+/// Per-exchange audit state: body digests as they pass, and captured bodies.
 pub struct AuditState {
     pub request_sha256: Option<String>,
     pub response: ring::digest::Context,
+    pub capture: Option<crate::audit_payload::Capture>,
 }
 
 impl std::fmt::Debug for AuditState {
@@ -187,6 +192,10 @@ pub struct AuditTrail {
     pub durability: Durability,
     pub node: Arc<str>,
     metrics: Arc<Metrics>,
+    /// Subject keys for captured payloads (`audit.master_key`).
+    pub keys: Option<Arc<crate::audit_payload::SubjectKeys>>,
+    pub subject_header: http::HeaderName,
+    pub max_payload_bytes: usize,
 }
 
 impl std::fmt::Debug for AuditTrail {
@@ -196,6 +205,25 @@ impl std::fmt::Debug for AuditTrail {
             .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
+}
+
+/// HMAC-SHA256 of `value` under `key`, first 16 bytes in hex: how records name
+/// principals and data subjects.
+pub fn keyed_pseudonym(key: &hmac::Key, value: &str) -> String {
+    hex(&hmac::sign(key, value.as_bytes()).as_ref()[..16])
+}
+
+/// The pseudonym of `value` under the config's `audit.pseudonym_key`.
+pub fn pseudonym_for(cfg: &Audit, value: &str) -> String {
+    keyed_pseudonym(&hmac::Key::new(hmac::HMAC_SHA256, cfg.pseudonym_key.expose()), value)
+}
+
+/// A record's JSON text (an `error` record if it cannot be encoded, never nothing).
+fn encode(record: &Record) -> String {
+    serde_json::to_string(record).unwrap_or_else(|e| {
+        serde_json::json!({"type": "error", "v": SCHEMA, "detail": format!("record could not be encoded: {e}")})
+            .to_string()
+    })
 }
 
 fn durability_name(d: Durability) -> &'static str {
@@ -278,6 +306,20 @@ impl AuditTrail {
             durability: cfg.durability,
             node: Arc::from(node),
             metrics,
+            keys: match &cfg.master_key {
+                Some(k) => Some(Arc::new(
+                    crate::audit_payload::SubjectKeys::new(&cfg.dir, k.expose())
+                        .map_err(|e| fail(format!("audit.master_key: {e}")))?,
+                )),
+                None => None,
+            },
+            subject_header: http::HeaderName::from_bytes(cfg.subject_header.as_bytes()).map_err(|_| {
+                fail(format!(
+                    "audit.subject_header `{}` is not a header name",
+                    cfg.subject_header
+                ))
+            })?,
+            max_payload_bytes: cfg.max_payload_bytes,
         });
         if let Some(detail) = recovered {
             tracing::warn!(event = "audit_recovered", "{detail}");
@@ -299,15 +341,7 @@ impl AuditTrail {
 
     fn submit(&self, record: Record, ack: Option<Ack>) {
         self.metrics.audit_queue_depth(self.writer.pending() + 1);
-        self.writer.submit(
-            Box::new(move || {
-                serde_json::to_string(&record).unwrap_or_else(|e| {
-                    serde_json::json!({"type": "error", "v": SCHEMA, "detail": format!("record could not be encoded: {e}")})
-                        .to_string()
-                })
-            }),
-            ack,
-        );
+        self.writer.submit(Box::new(move || encode(&record)), ack);
     }
 
     pub fn lifecycle(&self, event: &'static str, config_sha256: Option<&str>, detail: Option<String>) {
@@ -351,7 +385,7 @@ impl AuditTrail {
 
     /// Keyed pseudonym of a subject (or any identifier): 32 hex digits.
     pub fn pseudonym(&self, value: &str) -> String {
-        hex(&hmac::sign(&self.pseudonym_key, value.as_bytes()).as_ref()[..16])
+        keyed_pseudonym(&self.pseudonym_key, value)
     }
 
     fn client_ip(&self, ip: IpAddr) -> Option<String> {
@@ -385,12 +419,19 @@ impl AuditTrail {
         for f in &ex.findings {
             *findings.entry(f.kind).or_insert(0u32) += 1;
         }
-        let (request_sha256, response_sha256) = match &ex.audit {
+        let (request_sha256, response_sha256, capture) = match &ex.audit {
             Some(a) => (
                 a.request_sha256.clone(),
                 Some(hex(a.response.clone().finish().as_ref())),
+                a.capture.as_ref().map(|c| crate::audit_payload::Capture {
+                    subject: c.subject.clone(),
+                    request: c.request.clone(),
+                    response: c.response.clone(),
+                    truncated: c.truncated,
+                    limit: c.limit,
+                }),
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         let principal = match &ex.principal {
             Some(p) => PrincipalRef {
@@ -448,6 +489,7 @@ impl AuditTrail {
                 bytes: ex.response_bytes,
                 sha256: response_sha256,
             },
+            payload: None,
         };
         let wait = self.durability == Durability::Sync && ex.outcome == Some(Outcome::Complete);
         let (ack, rx): (Option<Ack>, _) = if wait {
@@ -461,7 +503,26 @@ impl AuditTrail {
         } else {
             (None, None)
         };
-        self.submit(Record::Exchange(Box::new(record)), ack);
+        match (capture, &self.keys) {
+            (Some(capture), Some(keys)) => {
+                let keys = Arc::clone(keys);
+                let mut record = record;
+                self.metrics.audit_queue_depth(self.writer.pending() + 1);
+                self.writer.submit(
+                    Box::new(move || {
+                        // On the writer thread: the subject's key may need creating.
+                        let aad = crate::audit_payload::payload_aad(&record.node, &record.request_id);
+                        match keys.seal(capture, &aad) {
+                            Ok(sealed) => record.payload = Some(sealed),
+                            Err(e) => tracing::error!(error = %e, "audit payload not captured: cannot encrypt it"),
+                        }
+                        encode(&Record::Exchange(Box::new(record)))
+                    }),
+                    ack,
+                );
+            }
+            _ => self.submit(Record::Exchange(Box::new(record)), ack),
+        }
         rx
     }
 

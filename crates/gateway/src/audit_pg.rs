@@ -285,6 +285,29 @@ pub async fn verify(url: &str, node: &str, public_key: Option<&[u8]>) -> io::Res
     Ok(v.finish())
 }
 
+/// Calls `f` with every record entry of `node`, in order, page by page.
+pub async fn for_each_entry(url: &str, node: &str, mut f: impl FnMut(Entry)) -> io::Result<()> {
+    let client = connect(url).await?;
+    let mut after: i64 = -1;
+    loop {
+        let rows = client
+            .query(
+                "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&node, &after, &PAGE],
+            )
+            .await
+            .map_err(err)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for row in &rows {
+            let e = entry_from_row(row)?;
+            after = i64::try_from(e.seq).unwrap_or(i64::MAX);
+            f(e);
+        }
+    }
+}
+
 /// The node ids that have records in the database.
 pub async fn nodes(url: &str) -> io::Result<Vec<String>> {
     let client = connect(url).await?;

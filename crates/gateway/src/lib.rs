@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod audit_payload;
 pub mod audit_pg;
 pub mod body;
 pub mod content;

@@ -133,6 +133,7 @@ impl Pipeline {
         run(&self.validate, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
         run(&self.tokens, ex, route, req).await?;
+        self.audit.capture_request(ex, route, req);
         Ok(())
     }
 

@@ -35,11 +35,31 @@ pub enum AuditCommand {
         #[arg(long = "pub")]
         public_key: Option<PathBuf>,
     },
+    /// Right of access: every exchange record about a data subject (as caller or as
+    /// the subject of a captured payload), with the payloads decrypted, as JSON.
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The subject's id as the gateway saw it (subject header, OpenAI `user`, or
+        /// the caller's subject).
+        #[arg(long)]
+        subject: String,
+    },
+    /// Right to erasure: destroys the subject's payload key (crypto-shredding). The
+    /// records stay and the chain still verifies; their payloads become unreadable.
+    Erase {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Keygen { out } => keygen(&out),
+        AuditCommand::Export { config, subject } => export(&config, &subject),
+        AuditCommand::Erase { config, subject } => erase(&config, &subject),
         AuditCommand::Verify {
             dir,
             config,
@@ -188,4 +208,126 @@ fn verify_dir(dir: &Path, nodes: Vec<String>, key: Option<&[u8]>) -> anyhow::Res
         bad |= !print_report(node, &r, key.is_some());
     }
     Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The `[audit]` section of a config, or the exit code after saying what is wrong.
+fn audit_section(path: &Path) -> Result<rampart_config::Audit, ExitCode> {
+    let config = crate::load(path)?;
+    config.audit.ok_or_else(|| {
+        eprintln!("{}: no [audit] section", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn subject_keys(audit: &rampart_config::Audit, path: &Path) -> Result<SubjectKeys, ExitCode> {
+    let Some(master) = &audit.master_key else {
+        eprintln!(
+            "{}: audit.master_key is not set: no payloads were captured",
+            path.display()
+        );
+        return Err(ExitCode::from(2));
+    };
+    SubjectKeys::new(&audit.dir, master.expose()).map_err(|e| {
+        eprintln!("{}: audit.master_key: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+use rampart_gateway::audit_payload::{Sealed, SubjectKeys, payload_aad};
+
+fn erase(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
+    let audit = match audit_section(path) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let keys = match subject_keys(&audit, path) {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    let pseudonym = rampart_gateway::audit::pseudonym_for(&audit, subject);
+    let existed = keys.erase(&pseudonym).context("cannot erase the subject key")?;
+    if existed {
+        println!(
+            "erased: the payload key of subject pseudonym {pseudonym} is destroyed; its payloads can no longer be read"
+        );
+    } else {
+        println!(
+            "nothing to erase: no payload key for subject pseudonym {pseudonym} (none captured, or erased before)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether an exchange record is about the subject with this pseudonym.
+fn about(record: &serde_json::Value, pseudonym: &str) -> bool {
+    record["type"] == "exchange"
+        && (record["principal"]["id"] == pseudonym || record["payload"]["subject"] == pseudonym)
+}
+
+fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
+    let audit = match audit_section(path) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let keys = audit.master_key.is_some().then(|| subject_keys(&audit, path));
+    let keys = match keys.transpose() {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    let pseudonym = rampart_gateway::audit::pseudonym_for(&audit, subject);
+    let mut out = Vec::new();
+    let mut problem = None;
+    let mut take = |entry: rampart_audit::Entry| {
+        let mut record = entry.value();
+        if !about(&record, &pseudonym) {
+            return;
+        }
+        if let Some(sealed) = record.get("payload").cloned().filter(|p| !p.is_null()) {
+            let opened = serde_json::from_value::<Sealed>(sealed)
+                .map_err(std::io::Error::other)
+                .and_then(|s| {
+                    let aad = payload_aad(
+                        record["node"].as_str().unwrap_or(""),
+                        record["request_id"].as_str().unwrap_or(""),
+                    );
+                    match &keys {
+                        Some(k) => k.open(&s, &aad),
+                        None => Ok(None),
+                    }
+                });
+            record["payload"] = match opened {
+                Ok(Some(plain)) => {
+                    serde_json::json!({"status": "readable", "request": plain.request, "response": plain.response, "truncated": plain.truncated})
+                }
+                Ok(None) => serde_json::json!({"status": "erased"}),
+                Err(e) => {
+                    problem.get_or_insert(format!("record {}: {e}", entry.seq));
+                    serde_json::json!({"status": "unreadable", "error": e.to_string()})
+                }
+            };
+        }
+        out.push(serde_json::json!({"seq": entry.seq, "record": record}));
+    };
+    match &audit.postgres {
+        Some(url) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let url = url.expose().clone();
+            for node in rt.block_on(rampart_gateway::audit_pg::nodes(&url))? {
+                rt.block_on(rampart_gateway::audit_pg::for_each_entry(&url, &node, &mut take))?;
+            }
+        }
+        None => {
+            for node in rampart_audit::store::nodes(&audit.dir).unwrap_or_default() {
+                for e in rampart_audit::store::read_entries(&audit.dir, &node)? {
+                    take(e);
+                }
+            }
+        }
+    }
+    let doc = serde_json::json!({"subject": subject, "pseudonym": pseudonym, "records": out});
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    if let Some(p) = problem {
+        eprintln!("warning: some payloads could not be read: {p}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -653,3 +653,151 @@ async fn postgres_store_outage_spills_then_delivers_and_blocks_when_told() {
     let (code, out) = verify_config(&config_path, &public, (env.0, &env.1));
     assert_eq!(code, 0, "{out}");
 }
+
+fn audit_cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin()).arg("audit").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn export(config: &Path, subject: &str) -> Value {
+    let out = Command::new(bin())
+        .args(["audit", "export", "--config"])
+        .arg(config)
+        .args(["--subject", subject])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_shreds_one_subjects_payloads_and_export_returns_exactly_theirs() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let keys = TempDir::new("rampart-audit-erase").unwrap();
+    let (key, public) = keygen(&keys);
+    std::fs::write(
+        keys.join("master.key"),
+        "q7h3C1mZ0bWc2X0n8d3kY6yZ1wJ4pV9tR5sL2uA8eQo=\n",
+    )
+    .unwrap();
+    let trail = keys.join("trail");
+    let base = base_config(&o.url(), &k.url()).replace(
+        "protocol = \"openai\"\npublic = true",
+        "protocol = \"openai\"\npublic = true\ncapture_payloads = true",
+    );
+    let config = audit_config(
+        &base,
+        &trail,
+        &key,
+        &format!("master_key = {{ file = \"{}\" }}", keys.join("master.key").display()),
+    );
+    let mut gw = start(&config);
+    let c = TestClient::http1();
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    let ask = async |headers: &[(&str, &str)], body: Value| {
+        let mut h = vec![("content-type", "application/json")];
+        h.extend_from_slice(headers);
+        let r = c.request(Method::POST, &url, &h, body.to_string()).await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+    };
+    for i in 0..3 {
+        ask(
+            &[("x-rampart-subject", "alice")],
+            json!({"model": "m", "messages": [{"role": "user", "content": format!("alice private question {i}")}]}),
+        )
+        .await;
+    }
+    for i in 0..2 {
+        ask(
+            &[],
+            json!({"model": "m", "user": "bob", "messages": [{"role": "user", "content": format!("bob private question {i}")}]}),
+        )
+        .await;
+    }
+    let config_path = gw.config_path.clone();
+    let flushed = eventually(async || records(&trail).iter().filter(|r| r["type"] == "exchange").count() >= 5).await;
+    assert!(flushed, "the five exchanges are in the trail");
+    let raw: String = rampart_audit::store::segments(&trail, "test-node")
+        .unwrap()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!raw.contains("private question"), "payloads are encrypted at rest");
+    assert!(
+        !raw.contains("alice") && !raw.contains("bob"),
+        "subjects appear only as pseudonyms"
+    );
+
+    let alice = export(&config_path, "alice");
+    let recs = alice["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 3, "exactly alice's records: {alice:#}");
+    for r in recs {
+        assert_eq!(r["record"]["payload"]["status"], "readable");
+        assert!(
+            r["record"]["payload"]["request"]
+                .as_str()
+                .unwrap()
+                .contains("alice private question")
+        );
+        assert!(r["record"]["payload"]["response"].as_str().unwrap().contains("choices"));
+    }
+    assert_eq!(export(&config_path, "bob")["records"].as_array().unwrap().len(), 2);
+
+    let (code, out) = audit_cli(&[
+        "erase",
+        "--config",
+        &config_path.display().to_string(),
+        "--subject",
+        "alice",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("erased"), "{out}");
+    let alice = export(&config_path, "alice");
+    let recs = alice["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 3, "the records stay");
+    assert!(
+        recs.iter().all(|r| r["record"]["payload"]["status"] == "erased"),
+        "{alice:#}"
+    );
+    let bob = export(&config_path, "bob");
+    assert!(
+        bob["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["record"]["payload"]["status"] == "readable"),
+        "other subjects keep their payloads: {bob:#}"
+    );
+    // A new exchange for alice after the erasure gets a fresh key: readable, while the
+    // erased ones stay unreadable (the running gateway does not reuse the old key).
+    ask(
+        &[("x-rampart-subject", "alice")],
+        json!({"model": "m", "messages": [{"role": "user", "content": "alice asks again"}]}),
+    )
+    .await;
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let alice = export(&config_path, "alice");
+    let statuses: Vec<&str> = alice["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"]["payload"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["erased", "erased", "erased", "readable"]);
+    let (code, out) = verify(&trail, &public);
+    assert_eq!(code, 0, "the chain verifies after erasure: {out}");
+}

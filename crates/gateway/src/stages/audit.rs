@@ -46,6 +46,44 @@ impl AuditStage {
         Ok(())
     }
 
+    /// After every request stage (the body is what goes upstream, redacted): on routes
+    /// with `capture_payloads`, keeps the body for the record and names its data
+    /// subject — the subject header (removed here, it is not for the upstream), else
+    /// the OpenAI `user` field, else the caller.
+    pub fn capture_request(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) {
+        let Some(trail) = &self.trail else { return };
+        let header = req.head.headers.remove(&trail.subject_header);
+        if !route.config.capture_payloads || trail.keys.is_none() {
+            return;
+        }
+        let subject = header
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                ex.body_json
+                    .as_ref()
+                    .and_then(|v| v.get("user"))
+                    .and_then(|u| u.as_str())
+                    .map(str::to_owned)
+            })
+            .or_else(|| ex.principal.as_ref().map(|p| p.subject.clone()))
+            .unwrap_or_else(|| "anonymous".into());
+        let limit = trail.max_payload_bytes;
+        let mut capture = crate::audit_payload::Capture {
+            subject: trail.pseudonym(&subject),
+            limit,
+            ..Default::default()
+        };
+        if let RequestBody::Buffered(body) = &req.body {
+            capture.truncated = body.len() > limit;
+            capture.request = body[..body.len().min(limit)].to_vec();
+        }
+        if let Some(state) = ex.audit.as_mut() {
+            state.capture = Some(capture);
+        }
+    }
+
     /// Completion: hands the record over. `Some` in sync mode: resolves once durable.
     pub fn record(&self, ex: &Exchange, route: Option<&RouteRuntime>) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         let trail = self.trail.as_ref()?;
@@ -74,6 +112,9 @@ impl Stage for AuditStage {
     fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Flow {
         if let Some(state) = ex.audit.as_mut() {
             state.response.update(chunk);
+            if let Some(c) = state.capture.as_mut() {
+                c.push_response(chunk);
+            }
         }
         Flow::Continue
     }
@@ -84,6 +125,7 @@ impl Default for AuditState {
         Self {
             request_sha256: None,
             response: ring::digest::Context::new(&ring::digest::SHA256),
+            capture: None,
         }
     }
 }
