@@ -97,6 +97,14 @@ pub fn generate_key() -> Result<(Vec<u8>, Vec<u8>), ring::error::Unspecified> {
     Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
 }
 
+/// The key that signs checkpoints and anchors.
+pub type SigningKey = Ed25519KeyPair;
+
+/// Parses a PKCS#8 Ed25519 signing key.
+pub fn signing_key(pkcs8: &[u8]) -> Option<SigningKey> {
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).ok()
+}
+
 /// The raw public key of a PKCS#8 Ed25519 key.
 pub fn public_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
     Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)

@@ -14,6 +14,7 @@
 //! hands them to [`writer::Writer`], whose queue is bounded by admission control.
 
 pub mod chain;
+pub mod retention;
 pub mod store;
 pub mod verify;
 pub mod writer;

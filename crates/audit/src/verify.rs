@@ -106,6 +106,8 @@ pub struct Report {
     /// What the trail says about itself: `lifecycle` records of an unclean stop
     /// (`recovered`), with file, line and their detail.
     pub notes: Vec<String>,
+    /// Records up to this sequence number were deleted by retention (signed anchor).
+    pub purged_through: Option<u64>,
 }
 
 impl Report {
@@ -127,6 +129,9 @@ impl Report {
 /// Ed25519) is given.
 pub fn verify_dir(dir: &Path, node: &str, public_key: Option<&[u8]>) -> std::io::Result<Report> {
     let mut v = Verifier::new(public_key);
+    if let Some(anchor) = crate::retention::read_anchor(dir, node)? {
+        v.start_after(&crate::retention::anchor_path(dir, node).display().to_string(), &anchor);
+    }
     for path in crate::store::segments(dir, node)? {
         let file = path.display().to_string();
         let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
@@ -150,9 +155,26 @@ pub struct Verifier<'k> {
     recent: VecDeque<(u64, String)>,
     last_checkpoint: Option<u64>,
     last_seq: Option<u64>,
+    /// Records up to here were deleted by a retention purge (a signed anchor).
+    purged_through: Option<u64>,
 }
 
 impl<'k> Verifier<'k> {
+    /// The chain starts after a retention anchor: records up to `anchor.seq` were
+    /// deleted on purpose, and the signature (with a public key) says so.
+    pub fn start_after(&mut self, file: &str, anchor: &crate::retention::Anchor) {
+        if self.public_key.is_some_and(|k| !anchor.verify(k)) {
+            self.report.problems.push(Problem::BadSignature {
+                file: file.to_owned(),
+                line: 1,
+            });
+        }
+        self.expected_seq = anchor.seq + 1;
+        anchor.hash.clone_into(&mut self.prev);
+        self.purged_through = Some(anchor.seq);
+        self.report.purged_through = Some(anchor.seq);
+    }
+
     pub fn new(public_key: Option<&'k [u8]>) -> Self {
         Self {
             public_key,
@@ -162,6 +184,7 @@ impl<'k> Verifier<'k> {
             recent: VecDeque::with_capacity(RECENT),
             last_checkpoint: None,
             last_seq: None,
+            purged_through: None,
         }
     }
 
@@ -203,6 +226,10 @@ impl<'k> Verifier<'k> {
             malformed(&mut self.report);
             return;
         };
+        if self.purged_through.is_some_and(|p| entry.seq <= p) {
+            // Left over from a purge interrupted between anchor and deletion.
+            return;
+        }
         self.report.records += 1;
         let record = entry.record.get();
         if record.contains("\"recovered\"")

@@ -142,3 +142,12 @@ pub const AUDIT_SUBJECT_HEADER: &str = "x-rampart-subject";
 /// Captured bytes per request or response body: enough for long chat exchanges, small
 /// enough that one record stays well under a megabyte.
 pub const AUDIT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// Exchange records are kept at least this long: the EU AI Act asks deployers to keep
+/// high-risk systems' logs for at least six months (Art. 26(6)); 183 days covers any six
+/// calendar months. Shorter needs `retention.allow_short = true`.
+pub const AUDIT_RETENTION_EXCHANGE_DAYS: i64 = 183;
+
+/// Administrative and lifecycle records (reloads, key changes, starts and stops) are
+/// the evidence of how the system was run: three years, a common audit cycle.
+pub const AUDIT_RETENTION_ADMIN_DAYS: i64 = 3 * 365;

@@ -68,6 +68,41 @@ pub struct Audit {
     pub subject_header: String,
     /// Captured bytes per body; longer bodies are cut and marked `truncated`.
     pub max_payload_bytes: usize,
+    pub retention: Retention,
+}
+
+/// Retention per record class, in seconds, and legal holds.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub exchange: i64,
+    pub admin: i64,
+    pub lifecycle: i64,
+    pub legal_holds: Vec<LegalHold>,
+}
+
+/// Records whose time falls in `[from, to]` (Unix seconds) are never purged.
+#[derive(Debug, Clone)]
+pub struct LegalHold {
+    pub from: i64,
+    pub to: i64,
+    pub reason: String,
+}
+
+impl Retention {
+    /// Seconds a record of `class` (its `type`) is kept; unknown classes: the longest.
+    pub fn for_class(&self, class: &str) -> i64 {
+        match class {
+            "exchange" => self.exchange,
+            "admin" => self.admin,
+            "lifecycle" => self.lifecycle,
+            _ => self.exchange.max(self.admin).max(self.lifecycle),
+        }
+    }
+
+    /// The legal hold covering `time`, if any.
+    pub fn held(&self, time: i64) -> Option<&LegalHold> {
+        self.legal_holds.iter().find(|h| h.from <= time && time <= h.to)
+    }
 }
 
 #[derive(Debug, Clone)]

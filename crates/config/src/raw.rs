@@ -61,6 +61,29 @@ pub struct RawAudit {
     pub master_key: Option<RawSecretRef>,
     pub subject_header: Option<String>,
     pub max_payload_bytes: Option<usize>,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// How long audit records are kept, per record class, and legal holds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub exchange: Option<String>,
+    pub admin: Option<String>,
+    pub lifecycle: Option<String>,
+    /// Allow `exchange` below the six-month floor.
+    pub allow_short: Option<bool>,
+    #[serde(default)]
+    pub legal_holds: Vec<RawLegalHold>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLegalHold {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
 
 /// Where the audit chain is kept.

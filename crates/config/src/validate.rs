@@ -251,11 +251,69 @@ impl Validator<'_> {
                 raw.max_payload_bytes,
                 defaults::AUDIT_MAX_PAYLOAD_BYTES,
             ),
+            retention: self.retention(&path.key("retention"), &raw.retention),
         };
         if raw.store == Some(AuditStoreKind::Postgres) && audit.postgres.is_none() {
             return None;
         }
         Some(audit)
+    }
+
+    /// `[audit.retention]`: days per class (`180d`), the six-month floor for exchange
+    /// records, and legal holds with RFC 3339 bounds.
+    fn retention(&mut self, path: &KeyPath, raw: &RawRetention) -> Retention {
+        let mut days = |key: &str, value: &Option<String>, default_days: i64| -> i64 {
+            match value {
+                None => default_days * 86_400,
+                Some(text) => match rampart_identity::time::parse_duration(text.trim()) {
+                    Some(secs) if secs > 0 => secs,
+                    _ => {
+                        self.issue(
+                            &path.key(key),
+                            format!("`{text}` is not a retention period; write e.g. `183d`"),
+                        );
+                        default_days * 86_400
+                    }
+                },
+            }
+        };
+        let exchange = days("exchange", &raw.exchange, defaults::AUDIT_RETENTION_EXCHANGE_DAYS);
+        let admin = days("admin", &raw.admin, defaults::AUDIT_RETENTION_ADMIN_DAYS);
+        let lifecycle = days("lifecycle", &raw.lifecycle, defaults::AUDIT_RETENTION_ADMIN_DAYS);
+        if exchange < defaults::AUDIT_RETENTION_EXCHANGE_DAYS * 86_400 && raw.allow_short != Some(true) {
+            self.issue(
+                &path.key("exchange"),
+                format!(
+                    "shorter than {} days (the AI Act's six months for deployers' logs); set `allow_short = true` to allow it",
+                    defaults::AUDIT_RETENTION_EXCHANGE_DAYS
+                ),
+            );
+        }
+        let mut legal_holds = Vec::new();
+        for (i, h) in raw.legal_holds.iter().enumerate() {
+            let p = path.key("legal_holds").index(i);
+            match (
+                rampart_identity::time::parse(&h.from),
+                rampart_identity::time::parse(&h.to),
+            ) {
+                (Some(from), Some(to)) if from <= to => legal_holds.push(LegalHold {
+                    from,
+                    to,
+                    reason: h.reason.clone(),
+                }),
+                (Some(_), Some(_)) => self.issue(&p, "`from` is after `to`"),
+                _ => self.issue(
+                    &p,
+                    "`from` and `to` must be RFC 3339 UTC times like 2026-01-31T00:00:00Z",
+                ),
+            }
+        }
+        Retention {
+            exchange,
+            admin,
+            lifecycle,
+            legal_holds,
+        }
     }
 
     fn limits(&mut self, path: &KeyPath, raw: &RawLimits, base: Limits) -> Limits {

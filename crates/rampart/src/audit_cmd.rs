@@ -45,6 +45,19 @@ pub enum AuditCommand {
         #[arg(long)]
         subject: String,
     },
+    /// Retention: deletes the oldest segments whose every record is past its class's
+    /// retention and outside every legal hold; a signed anchor keeps the rest
+    /// verifiable. Safe while the gateway runs (the newest segment is never touched).
+    Purge {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Say what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Judge expiry as of this time (RFC 3339) instead of now: for planning.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Right to erasure: destroys the subject's payload key (crypto-shredding). The
     /// records stay and the chain still verifies; their payloads become unreadable.
     Erase {
@@ -60,6 +73,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Keygen { out } => keygen(&out),
         AuditCommand::Export { config, subject } => export(&config, &subject),
         AuditCommand::Erase { config, subject } => erase(&config, &subject),
+        AuditCommand::Purge { config, dry_run, now } => purge(&config, dry_run, now.as_deref()),
         AuditCommand::Verify {
             dir,
             config,
@@ -174,6 +188,9 @@ fn print_report(node: &str, r: &rampart_audit::Report, signatures: bool) -> bool
             r.unsealed()
         ),
         None => println!("  no checkpoint yet: none of the {} records is signed", r.records),
+    }
+    if let Some(p) = r.purged_through {
+        println!("  records 0..={p} were deleted by retention (signed anchor); the chain continues from there");
     }
     for note in &r.notes {
         println!("  note: {note}");
@@ -330,4 +347,60 @@ fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
         eprintln!("warning: some payloads could not be read: {p}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn purge(path: &Path, dry_run: bool, now: Option<&str>) -> anyhow::Result<ExitCode> {
+    use rampart_audit::retention::{Fate, purge_dir};
+    let audit = match audit_section(path) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    if audit.postgres.is_some() {
+        eprintln!(
+            "{}: purging the PostgreSQL store is not built yet; this command purges segment files",
+            path.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let now = match now {
+        None => rampart_identity::time::now(),
+        Some(t) => match rampart_identity::time::parse(t) {
+            Some(n) => n,
+            None => {
+                eprintln!("--now: `{t}` is not an RFC 3339 UTC time like 2027-06-01T00:00:00Z");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let key = ring_key(&audit)?;
+    let retention = &audit.retention;
+    let fate = |v: &serde_json::Value| {
+        let Some(t) = v["time"].as_str().and_then(rampart_identity::time::parse) else {
+            return Fate::Keep("its time cannot be read".into());
+        };
+        if let Some(h) = retention.held(t) {
+            return Fate::Keep(format!("legal hold ({})", h.reason));
+        }
+        Fate::After(t.saturating_add(retention.for_class(v["type"].as_str().unwrap_or(""))))
+    };
+    let stamp = rampart_identity::time::format(now);
+    for node in rampart_audit::store::nodes(&audit.dir).unwrap_or_default() {
+        let p = purge_dir(&audit.dir, &node, fate, now, &key, &stamp, dry_run)
+            .with_context(|| format!("cannot purge the trail of node {node}"))?;
+        println!(
+            "node {node}: {} {} segments ({} records{})",
+            if dry_run { "would delete" } else { "deleted" },
+            p.segments.len(),
+            p.records,
+            p.through.map(|s| format!(", through record {s}")).unwrap_or_default()
+        );
+        if let Some(why) = p.stopped {
+            println!("  kept from there on: {why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ring_key(audit: &rampart_config::Audit) -> anyhow::Result<rampart_audit::chain::SigningKey> {
+    rampart_audit::chain::signing_key(audit.signing_key.expose()).context("audit.signing_key is not an Ed25519 key")
 }

@@ -801,3 +801,109 @@ async fn erasure_shreds_one_subjects_payloads_and_export_returns_exactly_theirs(
     let (code, out) = verify(&trail, &public);
     assert_eq!(code, 0, "the chain verifies after erasure: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_only_expired_unheld_segments_and_the_rest_verifies() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let keys = TempDir::new("rampart-audit-retention").unwrap();
+    let (key, public) = keygen(&keys);
+    let trail = keys.join("trail");
+    let retention =
+        "max_segment_bytes = 4096\n[audit.retention]\nexchange = \"183d\"\nadmin = \"183d\"\nlifecycle = \"183d\"";
+    let config = audit_config(&base_config(&o.url(), &k.url()), &trail, &key, retention);
+    let mut gw = start(&config);
+    let c = TestClient::http1();
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    for _ in 0..40 {
+        let r = c
+            .post_json(
+                &url,
+                &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let config_path = gw.config_path.clone();
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let before = rampart_audit::store::segments(&trail, "test-node").unwrap().len();
+    assert!(before > 3, "the trail spans several segments: {before}");
+    let cfg = config_path.display().to_string();
+    let day = 86_400;
+    let at = |days: i64| rampart_identity::time::format(rampart_identity::time::now() + days * day);
+
+    // Too young: nothing goes, and the reason is given.
+    let (code, out) = audit_cli(&["purge", "--config", &cfg, "--now", &at(100)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("deleted 0 segments") && out.contains("must be kept until"),
+        "{out}"
+    );
+    assert_eq!(
+        rampart_audit::store::segments(&trail, "test-node").unwrap().len(),
+        before
+    );
+
+    // A legal hold over today keeps everything, however old.
+    let held = config.replace(
+        "lifecycle = \"183d\"",
+        &format!(
+            "lifecycle = \"183d\"\nlegal_holds = [{{ from = \"{}\", to = \"{}\", reason = \"case 42\" }}]",
+            at(-1),
+            at(1)
+        ),
+    );
+    let held_path = keys.join("held.toml");
+    std::fs::write(&held_path, &held).unwrap();
+    let (code, out) = audit_cli(&["purge", "--config", &held_path.display().to_string(), "--now", &at(400)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("deleted 0 segments") && out.contains("legal hold (case 42)"),
+        "{out}"
+    );
+
+    // Expired: every segment but the newest goes; a signed anchor keeps it verifiable.
+    let (code, out) = audit_cli(&["purge", "--config", &cfg, "--dry-run", "--now", &at(200)]);
+    assert!(
+        code == 0 && out.contains(&format!("would delete {} segments", before - 1)),
+        "{out}"
+    );
+    assert_eq!(
+        rampart_audit::store::segments(&trail, "test-node").unwrap().len(),
+        before,
+        "dry run"
+    );
+    let (code, out) = audit_cli(&["purge", "--config", &cfg, "--now", &at(200)]);
+    assert!(
+        code == 0 && out.contains(&format!("deleted {} segments", before - 1)),
+        "{out}"
+    );
+    assert_eq!(rampart_audit::store::segments(&trail, "test-node").unwrap().len(), 1);
+    let (code, out) = verify(&trail, &public);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("were deleted by retention (signed anchor)"), "{out}");
+
+    // Deleting the anchor (hiding the purge) is caught: the chain no longer starts at 0.
+    std::fs::remove_file(trail.join("test-node.anchor.json")).unwrap();
+    let (code, out) = verify(&trail, &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("are missing"), "{out}");
+
+    // The six-month floor is enforced unless explicitly waived.
+    let short = config.replace("exchange = \"183d\"", "exchange = \"30d\"");
+    let short_path = keys.join("short.toml");
+    std::fs::write(&short_path, &short).unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&short_path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("audit.retention.exchange") && err.contains("allow_short"),
+        "{err}"
+    );
+}
