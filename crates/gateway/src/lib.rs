@@ -9,6 +9,7 @@ pub mod admin;
 pub mod audit;
 pub mod audit_payload;
 pub mod audit_pg;
+pub mod audit_report;
 pub mod body;
 pub mod content;
 pub mod context;

@@ -58,6 +58,37 @@ pub enum AuditCommand {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Export records for a SIEM: JSON lines as stored (re-verifiable), or mapped to
+    /// Elastic Common Schema.
+    Siem {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, value_parser = ["jsonl", "ecs"], default_value = "jsonl")]
+        format: String,
+        /// Only records at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only records before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// A compliance report for a period: traffic and decisions, blocked attacks,
+    /// administrative actions, controls mapped to the AI Act and GDPR, retention;
+    /// writes report.md and report.html into --out.
+    Report {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Directory for report.md and report.html.
+        #[arg(long)]
+        out: PathBuf,
+        /// Public key: the report states whether checkpoint signatures verify.
+        #[arg(long = "pub")]
+        public_key: Option<PathBuf>,
+    },
     /// Right to erasure: destroys the subject's payload key (crypto-shredding). The
     /// records stay and the chain still verifies; their payloads become unreadable.
     Erase {
@@ -74,6 +105,19 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Export { config, subject } => export(&config, &subject),
         AuditCommand::Erase { config, subject } => erase(&config, &subject),
         AuditCommand::Purge { config, dry_run, now } => purge(&config, dry_run, now.as_deref()),
+        AuditCommand::Siem {
+            config,
+            format,
+            from,
+            to,
+        } => siem(&config, &format, from.as_deref(), to.as_deref()),
+        AuditCommand::Report {
+            config,
+            from,
+            to,
+            out,
+            public_key,
+        } => report(&config, from.as_deref(), to.as_deref(), &out, public_key.as_deref()),
         AuditCommand::Verify {
             dir,
             config,
@@ -325,22 +369,7 @@ fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
         }
         out.push(serde_json::json!({"seq": entry.seq, "record": record}));
     };
-    match &audit.postgres {
-        Some(url) => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let url = url.expose().clone();
-            for node in rt.block_on(rampart_gateway::audit_pg::nodes(&url))? {
-                rt.block_on(rampart_gateway::audit_pg::for_each_entry(&url, &node, &mut take))?;
-            }
-        }
-        None => {
-            for node in rampart_audit::store::nodes(&audit.dir).unwrap_or_default() {
-                for e in rampart_audit::store::read_entries(&audit.dir, &node)? {
-                    take(e);
-                }
-            }
-        }
-    }
+    rampart_gateway::audit_report::for_each_entry(&audit, |_, e| take(e))?;
     let doc = serde_json::json!({"subject": subject, "pseudonym": pseudonym, "records": out});
     println!("{}", serde_json::to_string_pretty(&doc)?);
     if let Some(p) = problem {
@@ -403,4 +432,134 @@ fn purge(path: &Path, dry_run: bool, now: Option<&str>) -> anyhow::Result<ExitCo
 
 fn ring_key(audit: &rampart_config::Audit) -> anyhow::Result<rampart_audit::chain::SigningKey> {
     rampart_audit::chain::signing_key(audit.signing_key.expose()).context("audit.signing_key is not an Ed25519 key")
+}
+
+/// `--from` / `--to` as a window, or the exit code after naming the bad one.
+fn window(from: Option<&str>, to: Option<&str>) -> Result<Window, ExitCode> {
+    let parse = |name: &str, v: Option<&str>| match v {
+        None => Ok(None),
+        Some(t) => rampart_identity::time::parse(t).map(Some).ok_or_else(|| {
+            eprintln!("--{name}: `{t}` is not an RFC 3339 UTC time like 2026-12-01T00:00:00Z");
+            ExitCode::from(2)
+        }),
+    };
+    Ok(Window {
+        from: parse("from", from)?,
+        to: parse("to", to)?,
+    })
+}
+
+use rampart_gateway::audit_report::{NodeCheck, Summary, Window};
+
+fn siem(path: &Path, format: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let audit = match audit_section(path) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let w = match window(from, to) {
+        Ok(w) => w,
+        Err(code) => return Ok(code),
+    };
+    let ecs = format == "ecs";
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = None;
+    rampart_gateway::audit_report::for_each_entry(&audit, |node, e| {
+        if failed.is_none() && w.contains(&e.value()) {
+            let line = rampart_gateway::audit_report::siem_line(node, &e, ecs);
+            if let Err(err) = writeln!(out, "{line}") {
+                failed = Some(err);
+            }
+        }
+    })?;
+    out.flush()?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(
+    path: &Path,
+    from: Option<&str>,
+    to: Option<&str>,
+    out: &Path,
+    public_key: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = match crate::load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(audit) = config.audit.clone() else {
+        eprintln!("{}: no [audit] section", path.display());
+        return Ok(ExitCode::from(2));
+    };
+    let w = match window(from, to) {
+        Ok(w) => w,
+        Err(code) => return Ok(code),
+    };
+    let key = match public_key.map(read_public_key).transpose() {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    let mut summary = Summary::default();
+    rampart_gateway::audit_report::for_each_entry(&audit, |node, e| summary.add(node, &e, &w))?;
+    // The report states whether each chain it summarises is intact.
+    let mut checks = Vec::new();
+    let reports: Vec<(String, rampart_audit::Report)> = match &audit.postgres {
+        Some(url) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let url = url.expose().clone();
+            let mut out = Vec::new();
+            for node in rt.block_on(rampart_gateway::audit_pg::nodes(&url))? {
+                let r = rt.block_on(rampart_gateway::audit_pg::verify(&url, &node, key.as_deref()))?;
+                out.push((node, r));
+            }
+            out
+        }
+        None => rampart_audit::store::nodes(&audit.dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| rampart_audit::verify_dir(&audit.dir, &n, key.as_deref()).map(|r| (n, r)))
+            .collect::<Result<_, _>>()?,
+    };
+    for (node, r) in reports {
+        checks.push(NodeCheck {
+            ok: r.ok(),
+            records: r.records,
+            detail: match (r.ok(), key.is_some()) {
+                (true, true) => format!("hashes, links and {} checkpoint signatures verified", r.checkpoints),
+                (true, false) => "hashes and links verified; signatures not checked (no public key given)".into(),
+                (false, _) => r
+                    .problems
+                    .iter()
+                    .take(3)
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+            node,
+        });
+    }
+    let period = (from.unwrap_or("the first record"), to.unwrap_or("the last record"));
+    let now = rampart_identity::time::format(rampart_identity::time::now());
+    let md = rampart_gateway::audit_report::report_markdown(&config, &summary, &checks, period, &now);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(out.join("report.md"), &md).context("cannot write report.md")?;
+    std::fs::write(
+        out.join("report.html"),
+        rampart_gateway::audit_report::markdown_to_html(&md),
+    )
+    .context("cannot write report.html")?;
+    println!(
+        "wrote {} and {}",
+        out.join("report.md").display(),
+        out.join("report.html").display()
+    );
+    Ok(if checks.iter().all(|c| c.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
