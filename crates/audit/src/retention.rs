@@ -44,6 +44,21 @@ impl Anchor {
         format!("rampart-audit-anchor-v1\n{node}\n{seq}\n{hash}\n{time}\n{records}\n").into_bytes()
     }
 
+    /// A signed anchor after deleting through `seq` (`records` deleted in all).
+    pub fn sign(key: &Ed25519KeyPair, node: &str, seq: u64, hash: &str, time: &str, records: u64) -> Self {
+        use base64::Engine as _;
+        let sig = key.sign(&Self::message(node, seq, hash, time, records));
+        Self {
+            node: node.to_owned(),
+            seq,
+            hash: hash.to_owned(),
+            time: time.to_owned(),
+            records,
+            key_id: key_id(key.public_key().as_ref()),
+            sig: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
+        }
+    }
+
     pub fn verify(&self, public_key: &[u8]) -> bool {
         use base64::Engine as _;
         let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(&self.sig) else {
@@ -142,20 +157,7 @@ pub fn purge_dir(
     // The anchor is durable before any file goes: a crash in between leaves records
     // the anchor already covers, which verification skips.
     let previous = read_anchor(dir, node)?.map_or(0, |a| a.records);
-    let records = previous + out.records;
-    let sig = key.sign(&Anchor::message(node, seq, &hash, time, records));
-    let anchor = Anchor {
-        node: node.to_owned(),
-        seq,
-        hash,
-        time: time.to_owned(),
-        records,
-        key_id: key_id(key.public_key().as_ref()),
-        sig: {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
-        },
-    };
+    let anchor = Anchor::sign(key, node, seq, &hash, time, previous + out.records);
     let path = anchor_path(dir, node);
     let tmp = path.with_extension("tmp");
     {

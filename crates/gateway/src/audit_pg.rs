@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use rampart_audit::chain::{Checkpoint, Entry};
+use rampart_audit::retention::{Anchor, Fate, Purge};
 use rampart_audit::{Report, Verifier};
 use tokio_postgres::{Client, NoTls};
 
@@ -43,6 +44,10 @@ CREATE TABLE IF NOT EXISTS rampart_audit_checkpoints (
     written timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS rampart_audit_checkpoints_node_seq ON rampart_audit_checkpoints (node, seq);
+CREATE TABLE IF NOT EXISTS rampart_audit_anchors (
+    node text PRIMARY KEY,
+    line text NOT NULL
+);
 ";
 
 fn err(e: impl std::fmt::Display) -> io::Error {
@@ -256,6 +261,9 @@ pub async fn verify(url: &str, node: &str, public_key: Option<&[u8]>) -> io::Res
         .peekable();
     let place = format!("postgres:{node}");
     let mut v = Verifier::new(public_key);
+    if let Some(anchor) = read_anchor(&client, node).await? {
+        v.start_after(&format!("{place}:anchor"), &anchor);
+    }
     let mut after: i64 = -1;
     loop {
         let rows = client
@@ -306,6 +314,104 @@ pub async fn for_each_entry(url: &str, node: &str, mut f: impl FnMut(Entry)) -> 
             f(e);
         }
     }
+}
+
+async fn read_anchor(client: &Client, node: &str) -> io::Result<Option<Anchor>> {
+    let row = client
+        .query_opt("SELECT line FROM rampart_audit_anchors WHERE node = $1", &[&node])
+        .await
+        .map_err(err)?;
+    row.map(|r| serde_json::from_str::<Anchor>(&r.get::<_, String>(0)).map_err(err))
+        .transpose()
+}
+
+/// Retention in the database: deletes the oldest records of `node`, front to back, while
+/// `fate` allows at `now` (never the newest record, the chain head), and in the same
+/// transaction stores a signed anchor naming the last one deleted.
+pub async fn purge(
+    url: &str,
+    node: &str,
+    fate: impl Fn(&serde_json::Value) -> Fate,
+    now: i64,
+    key: &rampart_audit::chain::SigningKey,
+    time: &str,
+    dry_run: bool,
+) -> io::Result<Purge> {
+    let mut client = connect(url).await?;
+    let mut out = Purge::default();
+    let head: Option<i64> = client
+        .query_one("SELECT max(seq) FROM rampart_audit_records WHERE node = $1", &[&node])
+        .await
+        .map_err(err)?
+        .get(0);
+    let mut last: Option<(u64, String)> = None;
+    let mut after: i64 = -1;
+    'pages: loop {
+        let rows = client
+            .query(
+                "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&node, &after, &PAGE],
+            )
+            .await
+            .map_err(err)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let e = entry_from_row(row)?;
+            after = i64::try_from(e.seq).unwrap_or(i64::MAX);
+            if Some(after) == head {
+                out.stopped = Some("the newest record (the chain head) is never purged".into());
+                break 'pages;
+            }
+            match fate(&e.value()) {
+                Fate::After(t) if t <= now => {}
+                Fate::After(t) => {
+                    out.stopped = Some(format!(
+                        "record {} must be kept until {}",
+                        e.seq,
+                        rampart_identity::time::format(t)
+                    ));
+                    break 'pages;
+                }
+                Fate::Keep(why) => {
+                    out.stopped = Some(format!("record {} must be kept: {why}", e.seq));
+                    break 'pages;
+                }
+            }
+            out.records += 1;
+            last = Some((e.seq, e.hash));
+        }
+    }
+    out.through = last.as_ref().map(|(s, _)| *s);
+    let Some((seq, hash)) = last.filter(|_| !dry_run) else {
+        return Ok(out);
+    };
+    let previous = read_anchor(&client, node).await?.map_or(0, |a| a.records);
+    let anchor = Anchor::sign(key, node, seq, &hash, time, previous + out.records);
+    let line = serde_json::to_string(&anchor).map_err(err)?;
+    let through = i64::try_from(seq).unwrap_or(i64::MAX);
+    let tx = client.transaction().await.map_err(err)?;
+    tx.execute(
+        "INSERT INTO rampart_audit_anchors (node, line) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET line = EXCLUDED.line",
+        &[&node, &line],
+    )
+    .await
+    .map_err(err)?;
+    tx.execute(
+        "DELETE FROM rampart_audit_records WHERE node = $1 AND seq <= $2",
+        &[&node, &through],
+    )
+    .await
+    .map_err(err)?;
+    tx.execute(
+        "DELETE FROM rampart_audit_checkpoints WHERE node = $1 AND seq <= $2",
+        &[&node, &through],
+    )
+    .await
+    .map_err(err)?;
+    tx.commit().await.map_err(err)?;
+    Ok(out)
 }
 
 /// The node ids that have records in the database.

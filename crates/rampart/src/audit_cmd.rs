@@ -384,13 +384,6 @@ fn purge(path: &Path, dry_run: bool, now: Option<&str>) -> anyhow::Result<ExitCo
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
-    if audit.postgres.is_some() {
-        eprintln!(
-            "{}: purging the PostgreSQL store is not built yet; this command purges segment files",
-            path.display()
-        );
-        return Ok(ExitCode::from(2));
-    }
     let now = match now {
         None => rampart_identity::time::now(),
         Some(t) => match rampart_identity::time::parse(t) {
@@ -413,14 +406,31 @@ fn purge(path: &Path, dry_run: bool, now: Option<&str>) -> anyhow::Result<ExitCo
         Fate::After(t.saturating_add(retention.for_class(v["type"].as_str().unwrap_or(""))))
     };
     let stamp = rampart_identity::time::format(now);
-    for node in rampart_audit::store::nodes(&audit.dir).unwrap_or_default() {
-        let p = purge_dir(&audit.dir, &node, fate, now, &key, &stamp, dry_run)
-            .with_context(|| format!("cannot purge the trail of node {node}"))?;
+    let (nodes, pg) = match &audit.postgres {
+        Some(url) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let url = url.expose().clone();
+            (rt.block_on(rampart_gateway::audit_pg::nodes(&url))?, Some((rt, url)))
+        }
+        None => (rampart_audit::store::nodes(&audit.dir).unwrap_or_default(), None),
+    };
+    for node in nodes {
+        let p = match &pg {
+            Some((rt, url)) => rt.block_on(rampart_gateway::audit_pg::purge(
+                url, &node, fate, now, &key, &stamp, dry_run,
+            )),
+            None => purge_dir(&audit.dir, &node, fate, now, &key, &stamp, dry_run),
+        }
+        .with_context(|| format!("cannot purge the trail of node {node}"))?;
         println!(
-            "node {node}: {} {} segments ({} records{})",
+            "node {node}: {} {} records{}{}",
             if dry_run { "would delete" } else { "deleted" },
-            p.segments.len(),
             p.records,
+            if pg.is_some() {
+                String::new()
+            } else {
+                format!(" in {} segment files", p.segments.len())
+            },
             p.through.map(|s| format!(", through record {s}")).unwrap_or_default()
         );
         if let Some(why) = p.stopped {

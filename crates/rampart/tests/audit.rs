@@ -652,6 +652,47 @@ async fn postgres_store_outage_spills_then_delivers_and_blocks_when_told() {
     assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
     let (code, out) = verify_config(&config_path, &public, (env.0, &env.1));
     assert_eq!(code, 0, "{out}");
+
+    // Retention in the database: everything but the chain head goes, a signed anchor
+    // keeps the rest verifiable, and a removed anchor is caught.
+    let retention = format!(
+        "{}\n[audit.retention]\nexchange = \"183d\"\nadmin = \"183d\"\nlifecycle = \"183d\"\n",
+        std::fs::read_to_string(&config_path).unwrap()
+    );
+    let retention_path = keys.join("retention.toml");
+    // The earlier connection went down with the server.
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    std::fs::write(&retention_path, retention).unwrap();
+    let later = rampart_identity::time::format(rampart_identity::time::now() + 200 * 86_400);
+    let out = Command::new(bin())
+        .args(["audit", "purge", "--config"])
+        .arg(&retention_path)
+        .args(["--now", &later])
+        .env(env.0, &env.1)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("deleted"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM rampart_audit_records WHERE node = 'test-node'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1, "only the chain head is left");
+    let (code, out) = verify_config(&config_path, &public, (env.0, &env.1));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("deleted by retention"), "{out}");
+    client.execute("DELETE FROM rampart_audit_anchors", &[]).await.unwrap();
+    let (code, out) = verify_config(&config_path, &public, (env.0, &env.1));
+    assert_eq!(code, 1, "hiding the purge is caught: {out}");
 }
 
 fn audit_cli(args: &[&str]) -> (i32, String) {
@@ -838,7 +879,7 @@ async fn retention_purges_only_expired_unheld_segments_and_the_rest_verifies() {
     let (code, out) = audit_cli(&["purge", "--config", &cfg, "--now", &at(100)]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("deleted 0 segments") && out.contains("must be kept until"),
+        out.contains("deleted 0 records") && out.contains("must be kept until"),
         "{out}"
     );
     assert_eq!(
@@ -860,14 +901,14 @@ async fn retention_purges_only_expired_unheld_segments_and_the_rest_verifies() {
     let (code, out) = audit_cli(&["purge", "--config", &held_path.display().to_string(), "--now", &at(400)]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("deleted 0 segments") && out.contains("legal hold (case 42)"),
+        out.contains("deleted 0 records") && out.contains("legal hold (case 42)"),
         "{out}"
     );
 
     // Expired: every segment but the newest goes; a signed anchor keeps it verifiable.
     let (code, out) = audit_cli(&["purge", "--config", &cfg, "--dry-run", "--now", &at(200)]);
     assert!(
-        code == 0 && out.contains(&format!("would delete {} segments", before - 1)),
+        code == 0 && out.contains("would delete") && out.contains(&format!("in {} segment files", before - 1)),
         "{out}"
     );
     assert_eq!(
@@ -877,7 +918,7 @@ async fn retention_purges_only_expired_unheld_segments_and_the_rest_verifies() {
     );
     let (code, out) = audit_cli(&["purge", "--config", &cfg, "--now", &at(200)]);
     assert!(
-        code == 0 && out.contains(&format!("deleted {} segments", before - 1)),
+        code == 0 && out.contains("deleted") && out.contains(&format!("in {} segment files", before - 1)),
         "{out}"
     );
     assert_eq!(rampart_audit::store::segments(&trail, "test-node").unwrap().len(), 1);
