@@ -63,6 +63,8 @@ pub struct IdentityRuntime {
     /// Tokens that verified, by SHA-256 of the token: a client reusing a token pays one
     /// signature check, not one per request.
     verified: Mutex<std::collections::HashMap<[u8; 32], CachedToken>>,
+    /// Key changes picked up by the watcher are recorded here.
+    audit: Option<Arc<crate::audit::AuditTrail>>,
 }
 
 /// Verified tokens kept at most; the cache is emptied when it is full.
@@ -117,7 +119,7 @@ fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
 impl IdentityRuntime {
     /// Builds from config and loads the key file; starts the file watcher (which ends
     /// when this runtime is dropped by a reload).
-    pub fn build(config: &Config) -> Result<Arc<Self>, InitError> {
+    pub fn build(config: &Config, audit: Option<Arc<crate::audit::AuditTrail>>) -> Result<Arc<Self>, InitError> {
         let policy = Policy {
             roles: config
                 .roles
@@ -194,6 +196,7 @@ impl IdentityRuntime {
             issuers,
             cert_subjects: config.identity.client_certs.clone(),
             verified: Mutex::new(std::collections::HashMap::new()),
+            audit,
         });
         if let Some(every) = interval {
             tokio::spawn(watch_keys(Arc::downgrade(&runtime), every));
@@ -233,6 +236,7 @@ impl IdentityRuntime {
                             keys = store.len(),
                             "API keys reloaded from PostgreSQL"
                         );
+                        self.record_changes(&store.changes_since(&src.store.load()), "key_store_postgres");
                         src.store.store(Arc::new(store));
                         *stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
                     }
@@ -263,11 +267,26 @@ impl IdentityRuntime {
             Ok(file) => {
                 let fresh = KeyStore::from_file(Arc::clone(pepper), &file);
                 tracing::info!(event = "keys_reloaded", keys = fresh.len(), "API key file reloaded");
+                self.record_changes(&fresh.changes_since(&store.load()), "key_file");
                 store.store(Arc::new(fresh));
                 *last = now;
             }
             Err(e) => {
                 tracing::error!(event = "keys_reload_failed", error = %e, "API key file rejected; previous keys stay")
+            }
+        }
+    }
+
+    /// One `admin` audit record per key created, revoked or removed (ids only).
+    fn record_changes(&self, c: &rampart_identity::KeyChanges, via: &'static str) {
+        let Some(audit) = &self.audit else { return };
+        for (action, ids) in [
+            ("api_key_created", &c.created),
+            ("api_key_revoked", &c.revoked),
+            ("api_key_removed", &c.removed),
+        ] {
+            for id in ids {
+                audit.admin(action, via, true, None, Some(format!("key id {id}")));
             }
         }
     }

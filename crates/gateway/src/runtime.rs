@@ -91,7 +91,7 @@ impl Runtime {
                 })
             })
             .collect();
-        let identity = crate::identity::IdentityRuntime::build(&config)?;
+        let identity = crate::identity::IdentityRuntime::build(&config, audit.cloned())?;
         let limiter = Arc::new(crate::limits::Limiter::build(&config, limits, metrics)?);
         let pipeline = Arc::new(Pipeline::new(
             Arc::clone(metrics),

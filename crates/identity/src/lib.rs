@@ -17,4 +17,4 @@ pub use apikey::{ApiKey, Pepper};
 pub use authz::{Action, Denied, Policy, Role};
 pub use keyfile::{KeyFile, KeyRecord, NewKey};
 pub use principal::{Credential, Principal, Scope};
-pub use store::{AuthError, KeyStore};
+pub use store::{AuthError, KeyChanges, KeyStore};

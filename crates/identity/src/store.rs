@@ -48,6 +48,14 @@ struct Stored {
     principal: Principal,
 }
 
+/// What changed between two snapshots of a key store.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyChanges {
+    pub created: Vec<String>,
+    pub revoked: Vec<String>,
+    pub removed: Vec<String>,
+}
+
 /// An in-memory snapshot of a key store, ready to verify keys.
 #[derive(Debug)]
 pub struct KeyStore {
@@ -89,6 +97,29 @@ impl KeyStore {
 
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Key ids created, revoked and removed since `old` (ids only, never secrets), each
+    /// sorted.
+    pub fn changes_since(&self, old: &KeyStore) -> KeyChanges {
+        let mut c = KeyChanges::default();
+        for (id, k) in &self.keys {
+            match old.keys.get(id) {
+                None => c.created.push(id.clone()),
+                Some(o) if k.revoked && !o.revoked => c.revoked.push(id.clone()),
+                Some(_) => {}
+            }
+        }
+        c.removed = old
+            .keys
+            .keys()
+            .filter(|id| !self.keys.contains_key(*id))
+            .cloned()
+            .collect();
+        c.created.sort();
+        c.revoked.sort();
+        c.removed.sort();
+        c
     }
 
     pub fn is_empty(&self) -> bool {

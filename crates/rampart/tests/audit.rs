@@ -1058,3 +1058,64 @@ async fn siem_export_and_compliance_report_summarise_the_trail() {
         "no values in the report"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_changes_picked_up_by_the_gateway_are_recorded() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let dir = TempDir::new("rampart-audit-keys-admin").unwrap();
+    let (key, public) = keygen(&dir);
+    let trail = dir.join("trail");
+    std::fs::write(dir.join("pepper"), "0123456789abcdef0123456789abcdef-test-pepper\n").unwrap();
+    let config = audit_config(
+        &format!(
+            "{}\n[identity]\npepper = {{ file = \"pepper\" }}\napi_keys = {{ file = \"keys.toml\", reload_interval = \"100ms\" }}\n\n[roles.chat]\nroutes = [\"closed\"]\nactions = [\"infer\"]\n",
+            base_config(&o.url(), &k.url())
+        ),
+        &trail,
+        &key,
+        "",
+    );
+    let config_path = dir.join("rampart.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let keys_cli = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("keys")
+            .args(args)
+            .args(["--config", &config_path.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let first = keys_cli(&["create", "--subject", "app-one", "--role", "chat"]);
+    let mut gw = GatewayProcess::start_in(bin(), &config, dir).unwrap();
+    let second = keys_cli(&["create", "--subject", "app-two", "--role", "chat"]);
+    let admin_for = |action: &str, id: &str| {
+        records(&trail)
+            .iter()
+            .any(|r| r["type"] == "admin" && r["action"] == action && r["detail"] == format!("key id {id}"))
+    };
+    let created = eventually(async || admin_for("api_key_created", &second[8..20])).await;
+    assert!(created, "the new key is recorded: {:#?}", records(&trail));
+    keys_cli(&["revoke", &first[8..20]]);
+    let revoked = eventually(async || admin_for("api_key_revoked", &first[8..20])).await;
+    assert!(revoked, "the revocation is recorded: {:#?}", records(&trail));
+    assert!(
+        !admin_for("api_key_created", &first[8..20]),
+        "keys present at start are not changes"
+    );
+    let raw: String = rampart_audit::store::segments(&trail, "test-node")
+        .unwrap()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        !raw.contains(&first) && !raw.contains(&second),
+        "no key secret in the trail"
+    );
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let (code, out) = verify(&trail, &public);
+    assert_eq!(code, 0, "{out}");
+}
