@@ -6,6 +6,7 @@
 mod audit_cmd;
 mod demo;
 mod keys;
+mod scan_cmd;
 mod textjobs;
 
 /// mimalloc: the request path allocates many small, short-lived buffers and glibc's
@@ -46,6 +47,9 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Scan model files (pickle, PyTorch, NumPy, Keras, safetensors, GGUF, zip) without
+    /// loading them: exit 0 clean, 1 findings at or above --fail-on, 2 unscannable.
+    Scan(scan_cmd::ScanArgs),
     /// The audit trail: create the signing key, verify a trail offline.
     Audit {
         #[command(subcommand)]
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Keys { command } => keys::run(command),
         Command::Audit { command } => audit_cmd::run(command),
+        Command::Scan(args) => scan_cmd::run(args),
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
         Command::Demo { listen, admin } => runtime().and_then(|rt| rt.block_on(demo::run(listen, admin))),

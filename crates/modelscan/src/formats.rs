@@ -1,0 +1,584 @@
+//! Model containers, recognised by content (not by extension): PyTorch zip checkpoints
+//! and other zips (NumPy `.npz`, Keras `.keras`), PyTorch's legacy tar format, raw
+//! pickle streams (`.pkl`, `.bin`, joblib, PyTorch legacy), NumPy `.npy`, safetensors
+//! and GGUF. Each parser is bounded: sizes are checked against the file before
+//! anything is allocated, counts are capped, and tensor data is never read.
+
+use std::io::{Read, Seek};
+
+use serde_json::Value;
+
+use crate::rules::Severity;
+use crate::{Finding, pickle};
+
+/// Bounds for one scan.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Largest pickle (or pickle-bearing member) read into memory.
+    pub max_pickle_bytes: u64,
+    /// Zips nested in zips are followed this deep.
+    pub max_depth: usize,
+    /// Uncompressed bytes per compressed byte above which a member is a zip bomb.
+    pub max_ratio: u64,
+    pub max_members: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            max_pickle_bytes: 1 << 30,
+            max_depth: 3,
+            max_ratio: 200,
+            max_members: 100_000,
+        }
+    }
+}
+
+/// The format a file's first bytes say it is.
+pub fn sniff(head: &[u8], len: u64) -> &'static str {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        "zip"
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        "tar"
+    } else if head.starts_with(b"\x93NUMPY") {
+        "npy"
+    } else if head.starts_with(b"GGUF") {
+        "gguf"
+    } else if head.starts_with(b"\x89HDF\r\n\x1a\n") {
+        "hdf5"
+    } else if head.len() >= 9 && head[8] == b'{' && {
+        let n = u64::from_le_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+        n >= 2 && n <= len.saturating_sub(8)
+    } {
+        "safetensors"
+    } else if head.first() == Some(&0x80) {
+        "pickle"
+    } else if head.first().is_some_and(|b| {
+        matches!(
+            b,
+            b'(' | b'c'
+                | b']'
+                | b'}'
+                | b')'
+                | b'N'
+                | b'S'
+                | b'V'
+                | b'I'
+                | b'K'
+                | b'J'
+                | b'X'
+                | b'U'
+                | b'T'
+                | b'l'
+                | b'd'
+                | b'F'
+                | b'G'
+        )
+    }) {
+        "pickle?"
+    } else {
+        "unknown"
+    }
+}
+
+/// Pickle analysis as findings.
+pub fn pickle_findings(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String> {
+    let a =
+        pickle::analyse(data, pickle::Limits::default()).map_err(|e| format!("{at}: not a readable pickle: {e}"))?;
+    for imp in &a.imports {
+        let v = crate::rules::classify(&imp.module, &imp.name);
+        if let Some(severity) = v.severity {
+            out.push(Finding {
+                severity,
+                rule: v.rule,
+                message: format!(
+                    "{}{} `{}.{}` ({}){}",
+                    if imp.called { "calls" } else { "imports" },
+                    if imp.depth > 0 { " (in a nested pickle)" } else { "" },
+                    imp.module,
+                    imp.name,
+                    v.reason,
+                    if imp.via == "GLOBAL" {
+                        String::new()
+                    } else {
+                        format!(", via {}", imp.via)
+                    }
+                ),
+                location: format!("{at} @ byte {}", imp.offset),
+            });
+        }
+    }
+    for odd in &a.oddities {
+        if odd.what.starts_with("persistent id") {
+            continue; // PyTorch's storage references; harmless on their own
+        }
+        out.push(Finding {
+            severity: Severity::Low,
+            rule: "pickle.oddity",
+            message: odd.what.clone(),
+            location: format!("{at} @ byte {}", odd.offset),
+        });
+    }
+    Ok(())
+}
+
+/// Reads at most `limit` bytes of `r`; `Err` names what was too large.
+fn read_bounded(mut r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    r.by_ref()
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("{what}: cannot be read: {e}"))?;
+    if buf.len() as u64 > limit {
+        return Err(format!("{what}: larger than the {limit}-byte limit for pickles"));
+    }
+    Ok(buf)
+}
+
+/// A zip archive: member names, encryption, compression ratios, and every member that
+/// holds a pickle, an array or a Keras config.
+pub fn zip<R: Read + Seek>(
+    reader: R,
+    name: &str,
+    bounds: &Bounds,
+    depth: usize,
+    out: &mut Vec<Finding>,
+) -> Result<(), String> {
+    let mut z = zip::ZipArchive::new(reader).map_err(|e| format!("{name}: not a readable zip: {e}"))?;
+    if z.len() > bounds.max_members {
+        return Err(format!(
+            "{name}: {} members, more than the {} allowed",
+            z.len(),
+            bounds.max_members
+        ));
+    }
+    let mut total: u64 = 0;
+    for i in 0..z.len() {
+        let (member, size, compressed, encrypted) = {
+            let f = z.by_index_raw(i).map_err(|e| format!("{name}: member {i}: {e}"))?;
+            (
+                String::from_utf8_lossy(f.name_raw()).into_owned(),
+                f.size(),
+                f.compressed_size(),
+                f.encrypted(),
+            )
+        };
+        let at = format!("{name}:{member}");
+        if member.starts_with('/') || member.contains("..") || member.contains('\\') || member.contains(':') {
+            out.push(Finding {
+                severity: Severity::High,
+                rule: "zip.path-traversal",
+                message: format!("member path `{member}` escapes the extraction directory"),
+                location: at.clone(),
+            });
+        }
+        total = total.saturating_add(size);
+        if size > (1 << 20) && size / compressed.max(1) > bounds.max_ratio {
+            out.push(Finding {
+                severity: Severity::High,
+                rule: "zip.bomb",
+                message: format!(
+                    "member expands {}× ({compressed} → {size} bytes)",
+                    size / compressed.max(1)
+                ),
+                location: at.clone(),
+            });
+            continue;
+        }
+        if encrypted {
+            out.push(Finding {
+                severity: Severity::Medium,
+                rule: "zip.encrypted",
+                message: "encrypted member: its content cannot be inspected".into(),
+                location: at,
+            });
+            continue;
+        }
+        let lower = member.to_ascii_lowercase();
+        let peek = {
+            let mut f = z.by_index(i).map_err(|e| format!("{at}: {e}"))?;
+            let mut head = [0u8; 8];
+            let n = f.read(&mut head).unwrap_or(0);
+            head[..n].to_vec()
+        };
+        let pickled = lower.ends_with(".pkl") || lower.ends_with(".pickle") || pickle::looks_like_pickle_start(&peek);
+        let is_npy = peek.starts_with(b"\x93NUMPY");
+        let nested_zip = peek.starts_with(b"PK\x03\x04");
+        let keras = lower == "config.json" || lower.ends_with("/config.json");
+        if !(pickled || is_npy || nested_zip || keras) {
+            continue; // tensor data and other payloads are not read
+        }
+        if size > bounds.max_pickle_bytes {
+            return Err(format!(
+                "{at}: {size} bytes, larger than the limit for inspected members"
+            ));
+        }
+        let data = read_bounded(
+            z.by_index(i).map_err(|e| format!("{at}: {e}"))?,
+            bounds.max_pickle_bytes,
+            &at,
+        )?;
+        if pickled {
+            pickle_findings(&data, &at, out)?;
+        } else if is_npy {
+            npy(&data, &at, out)?;
+        } else if nested_zip {
+            if depth >= bounds.max_depth {
+                out.push(Finding {
+                    severity: Severity::Medium,
+                    rule: "zip.nesting",
+                    message: format!("archives nested deeper than {} are not inspected", bounds.max_depth),
+                    location: at,
+                });
+            } else {
+                zip(std::io::Cursor::new(data), &at, bounds, depth + 1, out)?;
+            }
+        } else if keras {
+            keras_config(&data, &at, out);
+        }
+    }
+    if total > (1 << 30) && total / 1024 > bounds.max_ratio * 1024 * 1024 {
+        out.push(Finding {
+            severity: Severity::High,
+            rule: "zip.bomb",
+            message: format!("members expand to {total} bytes in all"),
+            location: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Keras `config.json`: Lambda layers carry Python code; custom objects name modules
+/// that run when the model is loaded.
+fn keras_config(data: &[u8], at: &str, out: &mut Vec<Finding>) {
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    fn walk(v: &Value, at: &str, out: &mut Vec<Finding>, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                if m.get("class_name").and_then(Value::as_str) == Some("Lambda") {
+                    out.push(Finding {
+                        severity: Severity::Critical,
+                        rule: "keras.lambda-layer",
+                        message: "a Lambda layer: its Python code runs when the model loads".into(),
+                        location: at.to_owned(),
+                    });
+                }
+                if let Some(module) = m.get("module").and_then(Value::as_str)
+                    && !module.starts_with("keras")
+                    && !module.starts_with("tensorflow")
+                    && m.contains_key("class_name")
+                {
+                    out.push(Finding {
+                        severity: Severity::Medium,
+                        rule: "keras.custom-object",
+                        message: format!("custom object from module `{module}`: its code runs when the model loads"),
+                        location: at.to_owned(),
+                    });
+                }
+                m.values().for_each(|x| walk(x, at, out, depth + 1));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, at, out, depth + 1)),
+            _ => {}
+        }
+    }
+    walk(&v, at, out, 0);
+}
+
+/// NumPy `.npy`: the header, and for object arrays the pickle that follows it.
+pub fn npy(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String> {
+    let bad = |why: &str| format!("{at}: not a valid .npy file: {why}");
+    let major = *data.get(6).ok_or_else(|| bad("truncated header"))?;
+    let (len, start): (usize, usize) = match major {
+        1 => (
+            usize::from(u16::from_le_bytes([
+                *data.get(8).ok_or_else(|| bad("truncated header"))?,
+                *data.get(9).ok_or_else(|| bad("truncated header"))?,
+            ])),
+            10,
+        ),
+        2 | 3 => {
+            let b = data.get(8..12).ok_or_else(|| bad("truncated header"))?;
+            (
+                usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(usize::MAX),
+                12,
+            )
+        }
+        v => return Err(bad(&format!("unknown version {v}"))),
+    };
+    let header = data
+        .get(start..start.saturating_add(len))
+        .ok_or_else(|| bad("header longer than the file"))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
+    if !header.contains("descr") {
+        return Err(bad("header has no descr"));
+    }
+    let object = header.contains("'|O'") || header.contains("\"|O\"") || header.contains("'O'");
+    if object {
+        out.push(Finding {
+            severity: Severity::Medium,
+            rule: "numpy.object-array",
+            message: "object array: loading it (allow_pickle=True) unpickles the data".into(),
+            location: at.to_owned(),
+        });
+        pickle_findings(&data[start + len..], &format!("{at} (object data)"), out)?;
+    }
+    Ok(())
+}
+
+/// PyTorch's legacy tar checkpoint: members that are pickles are analysed.
+pub fn tar(data: &[u8], name: &str, bounds: &Bounds, out: &mut Vec<Finding>) -> Result<(), String> {
+    let mut pos = 0usize;
+    let mut members = 0;
+    while pos.saturating_add(512) <= data.len() {
+        let h = &data[pos..pos + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        members += 1;
+        if members > bounds.max_members {
+            return Err(format!("{name}: more than {} tar members", bounds.max_members));
+        }
+        let member = String::from_utf8_lossy(&h[..100]).trim_end_matches('\0').to_owned();
+        let size_text = String::from_utf8_lossy(&h[124..136])
+            .trim_matches(|c: char| c == '\0' || c == ' ')
+            .to_owned();
+        let size =
+            u64::from_str_radix(&size_text, 8).map_err(|_| format!("{name}: tar member `{member}` has a bad size"))?;
+        let start = pos + 512;
+        let end = usize::try_from(size)
+            .ok()
+            .and_then(|s| start.checked_add(s))
+            .filter(|e| *e <= data.len())
+            .ok_or_else(|| format!("{name}: tar member `{member}` runs past the end of the file"))?;
+        let body = &data[start..end];
+        let at = format!("{name}:{member}");
+        if member.contains("..") || member.starts_with('/') {
+            out.push(Finding {
+                severity: Severity::High,
+                rule: "tar.path-traversal",
+                message: format!("member path `{member}` escapes the extraction directory"),
+                location: at.clone(),
+            });
+        }
+        if pickle::looks_like_pickle_start(body) {
+            pickle_findings(body, &at, out)?;
+        }
+        pos = start.saturating_add(usize::try_from(size.div_ceil(512) * 512).unwrap_or(usize::MAX));
+    }
+    Ok(())
+}
+
+/// safetensors: the header's size, JSON, dtypes, shapes and offsets (inside the data,
+/// consistent with dtype × shape, not overlapping), and suspicious metadata.
+pub fn safetensors(head: &[u8], file_len: u64, at: &str, out: &mut Vec<Finding>) -> Result<(), String> {
+    let bad = |why: String| format!("{at}: not a valid safetensors file: {why}");
+    let n = u64::from_le_bytes(
+        head.get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("truncated".into()))?,
+    );
+    if n > 100 * 1024 * 1024 {
+        return Err(bad(format!("header of {n} bytes (limit 100 MiB)")));
+    }
+    let header = head
+        .get(8..8 + usize::try_from(n).unwrap_or(usize::MAX))
+        .ok_or_else(|| bad("header longer than the file".into()))?;
+    let v: Value = serde_json::from_slice(header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| bad("header is not an object".into()))?;
+    let data_len = file_len - 8 - n;
+    let mut spans = Vec::new();
+    for (key, t) in obj {
+        if key == "__metadata__" {
+            for (mk, mv) in t.as_object().into_iter().flatten() {
+                let s = mv.as_str().unwrap_or("");
+                let lower = s.to_ascii_lowercase();
+                if [
+                    "__import__",
+                    "import os",
+                    "os.system",
+                    "subprocess",
+                    "eval(",
+                    "exec(",
+                    "<script",
+                    "pickle.loads",
+                ]
+                .iter()
+                .any(|p| lower.contains(p))
+                {
+                    out.push(Finding {
+                        severity: Severity::Medium,
+                        rule: "safetensors.suspicious-metadata",
+                        message: format!("metadata `{mk}` holds code-like text"),
+                        location: at.to_owned(),
+                    });
+                }
+            }
+            continue;
+        }
+        let dtype = t["dtype"]
+            .as_str()
+            .ok_or_else(|| bad(format!("tensor `{key}` has no dtype")))?;
+        let width: u64 = match dtype {
+            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+            "U16" | "I16" | "F16" | "BF16" => 2,
+            "U32" | "I32" | "F32" => 4,
+            "U64" | "I64" | "F64" => 8,
+            other => return Err(bad(format!("tensor `{key}` has unknown dtype `{other}`"))),
+        };
+        let shape: Vec<u64> = t["shape"]
+            .as_array()
+            .ok_or_else(|| bad(format!("tensor `{key}` has no shape")))?
+            .iter()
+            .map(|d| {
+                d.as_u64()
+                    .ok_or_else(|| bad(format!("tensor `{key}` has a bad dimension")))
+            })
+            .collect::<Result<_, _>>()?;
+        let offsets = t["data_offsets"]
+            .as_array()
+            .filter(|o| o.len() == 2)
+            .ok_or_else(|| bad(format!("tensor `{key}` has no data_offsets")))?;
+        let (b, e) = (
+            offsets[0]
+                .as_u64()
+                .ok_or_else(|| bad(format!("tensor `{key}`: bad offset")))?,
+            offsets[1]
+                .as_u64()
+                .ok_or_else(|| bad(format!("tensor `{key}`: bad offset")))?,
+        );
+        let elements = shape.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
+        let expect = elements.and_then(|n| n.checked_mul(width));
+        if b > e || e > data_len || expect != Some(e - b) {
+            return Err(bad(format!(
+                "tensor `{key}`: offsets {b}..{e} do not fit {dtype} × {shape:?} inside {data_len} data bytes"
+            )));
+        }
+        spans.push((b, e, key.clone()));
+    }
+    spans.sort();
+    for w in spans.windows(2) {
+        if w[1].0 < w[0].1 {
+            return Err(bad(format!("tensors `{}` and `{}` overlap", w[0].2, w[1].2)));
+        }
+    }
+    Ok(())
+}
+
+/// Text patterns of Jinja template injection (server-side template escapes).
+const TEMPLATE_INJECTION: &[&str] = &[
+    "__class__",
+    "__subclasses__",
+    "__globals__",
+    "__builtins__",
+    "__import__",
+    "__mro__",
+    "__base__",
+    "__init__.__",
+    "popen",
+    "os.system",
+    "subprocess",
+    "eval(",
+    "exec(",
+    "lipsum",
+    "cycler.__",
+    "joiner.__",
+    "namespace.__",
+];
+
+/// GGUF: header, metadata keys and values (bounded by the file), and chat templates
+/// that try to escape the template sandbox.
+pub fn gguf(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String> {
+    let bad = |why: String| format!("{at}: not a valid GGUF file: {why}");
+    let mut r = Cursor { data, pos: 4 };
+    let version = r.u32().ok_or_else(|| bad("truncated".into()))?;
+    if !(1..=3).contains(&version) {
+        return Err(bad(format!("unknown version {version}")));
+    }
+    let count = |r: &mut Cursor| if version == 1 { r.u32().map(u64::from) } else { r.u64() };
+    let tensors = count(&mut r).ok_or_else(|| bad("truncated".into()))?;
+    let kvs = count(&mut r).ok_or_else(|| bad("truncated".into()))?;
+    if tensors > 1_000_000 || kvs > 1_000_000 {
+        return Err(bad(format!("{tensors} tensors and {kvs} metadata keys: implausible")));
+    }
+    for _ in 0..kvs {
+        let key = r.string(version).ok_or_else(|| bad("truncated metadata key".into()))?;
+        let ty = r.u32().ok_or_else(|| bad(format!("`{key}`: truncated")))?;
+        let value = r
+            .value(ty, version, 0)
+            .ok_or_else(|| bad(format!("`{key}`: bad value of type {ty}")))?;
+        if key.starts_with("tokenizer.chat_template")
+            && let Some(t) = value
+        {
+            let lower = t.to_ascii_lowercase();
+            if let Some(p) = TEMPLATE_INJECTION.iter().find(|p| lower.contains(*p)) {
+                out.push(Finding {
+                    severity: Severity::High,
+                    rule: "gguf.template-injection",
+                    message: format!("chat template `{key}` contains `{p}`: a template-sandbox escape"),
+                    location: at.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.data.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+    }
+    fn string(&mut self, version: u32) -> Option<String> {
+        let n = if version == 1 {
+            u64::from(self.u32()?)
+        } else {
+            self.u64()?
+        };
+        let b = self.take(usize::try_from(n).ok()?)?;
+        Some(String::from_utf8_lossy(b).into_owned())
+    }
+    /// Skips (or, for strings, returns) one value; arrays are walked, bounded by the data.
+    fn value(&mut self, ty: u32, version: u32, depth: usize) -> Option<Option<String>> {
+        match ty {
+            0 | 1 | 7 => self.take(1).map(|_| None),
+            2 | 3 => self.take(2).map(|_| None),
+            4..=6 => self.take(4).map(|_| None),
+            10..=12 => self.take(8).map(|_| None),
+            8 => self.string(version).map(Some),
+            9 if depth < 4 => {
+                let elem = self.u32()?;
+                let n = if version == 1 {
+                    u64::from(self.u32()?)
+                } else {
+                    self.u64()?
+                };
+                // Every element takes at least one byte: more than the rest of the file is a lie.
+                if n > (self.data.len() - self.pos) as u64 {
+                    return None;
+                }
+                for _ in 0..n {
+                    self.value(elem, version, depth + 1)?;
+                }
+                Some(None)
+            }
+            _ => None,
+        }
+    }
+}

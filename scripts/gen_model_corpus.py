@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Generates the model-scanner test corpus in crates/modelscan/tests/corpus.
+
+    python3 scripts/gen_model_corpus.py        # needs numpy (pip install numpy)
+
+Three folders: malicious/ (each pickle trick and container the scanner must flag),
+benign/ (checkpoints of the shapes real frameworks write; must be clean) and broken/
+(must be reported as unscannable). expected.json names, for every malicious file, the
+rule that must fire and the least severity it must have.
+
+Nothing here downloads a model. PyTorch is not needed: the modules a PyTorch
+checkpoint refers to (torch._utils, torch.FloatStorage, ...) are stood in for by small
+fake modules, so Python's own pickle writes exactly the opcodes PyTorch writes. No
+sample is ever loaded: the payloads only name harmless commands (`echo`).
+The output is deterministic: zip timestamps are fixed and no random data is used.
+"""
+
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import tarfile
+import types
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "modelscan", "tests", "corpus")
+FIXED = (2026, 1, 1, 0, 0, 0)
+expected = {}
+
+
+def out(kind, name, data):
+    path = os.path.join(ROOT, kind, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def malicious(name, data, rule, severity="high"):
+    out("malicious", name, data)
+    expected[name] = {"rule": rule, "severity": severity}
+
+
+def zip_bytes(members):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=FIXED)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+# --- fake modules so pickle writes the globals real frameworks write -----------------
+
+def fake_module(name, **attrs):
+    mod = types.ModuleType(name)
+    for k, v in attrs.items():
+        v.__module__ = name
+        v.__qualname__ = k
+        v.__name__ = k
+        setattr(mod, k, v)
+    sys.modules[name] = mod
+    return mod
+
+
+class FloatStorage:
+    pass
+
+
+def _rebuild_tensor_v2(*a):
+    pass
+
+
+def _load_from_bytes(b):
+    pass
+
+
+fake_module("torch")
+fake_module("torch._utils", _rebuild_tensor_v2=_rebuild_tensor_v2)
+sys.modules["torch"].FloatStorage = FloatStorage
+FloatStorage.__module__ = "torch"
+FloatStorage.__qualname__ = "FloatStorage"
+fake_module("torch.storage", _load_from_bytes=_load_from_bytes)
+
+
+class Linear:
+    """Stands in for torch.nn.modules.linear.Linear in a full-model pickle."""
+
+    def __init__(self):
+        self.in_features = 4
+        self.out_features = 2
+
+
+fake_module("torch.nn.modules.linear", Linear=Linear)
+
+
+class Tensor:
+    """Pickles like a PyTorch tensor: _rebuild_tensor_v2 over a persistent storage."""
+
+    def __init__(self, key, n):
+        self.key, self.n = key, n
+
+    def __reduce__(self):
+        storage = ("storage", FloatStorage, self.key, "cpu", self.n)
+        return (_rebuild_tensor_v2, (StorageRef(storage), 0, (self.n,), (1,), False, OrderedDict()))
+
+
+class StorageRef:
+    def __init__(self, pid):
+        self.pid = pid
+
+
+class TorchPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        return obj.pid if isinstance(obj, StorageRef) else None
+
+
+def torch_pickle(obj, protocol=2):
+    buf = io.BytesIO()
+    TorchPickler(buf, protocol=protocol).dump(obj)
+    return buf.getvalue()
+
+
+def torch_zip(data_pkl, name="archive"):
+    return zip_bytes([
+        (f"{name}/data.pkl", data_pkl),
+        (f"{name}/byteorder", b"little"),
+        (f"{name}/data/0", struct.pack("<8f", *range(8))),
+        (f"{name}/version", b"3\n"),
+    ])
+
+
+class Reduce:
+    """An object whose unpickling calls `fn(*args)`."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return (self.fn, self.args)
+
+
+def p0_global_call(module, name, arg):
+    return f"c{module}\n{name}\n(S'{arg}'\ntR.".encode()
+
+
+def short_unicode(s):
+    b = s.encode()
+    return bytes([0x8C, len(b)]) + b
+
+
+# --- malicious ------------------------------------------------------------------------
+
+malicious("os_system_p0.pkl", p0_global_call("os", "system", "echo owned"), "pickle.dangerous-import", "critical")
+malicious("posix_system_p2.pkl", pickle.dumps(Reduce(os.system, "echo owned"), protocol=2), "pickle.dangerous-import", "critical")
+malicious("builtins_eval_p4.pkl", pickle.dumps(Reduce(eval, "1+1"), protocol=4), "pickle.dangerous-import", "critical")
+malicious("builtins_exec_p5.pkl", pickle.dumps(Reduce(exec, "print(1)"), protocol=5), "pickle.dangerous-import", "critical")
+# Names built on the stack and fetched back from the memo before STACK_GLOBAL.
+memo_trick = (
+    b"\x80\x04" + short_unicode("builtins") + b"\x94" + short_unicode("exec") + b"\x94"
+    + b"00h\x00h\x01\x93" + short_unicode("print(1)") + b"\x85R."
+)
+malicious("stack_global_memo_trick.pkl", memo_trick, "pickle.dangerous-import", "critical")
+malicious("subprocess_inst_p0.pkl", b"(S'echo owned'\nisubprocess\nPopen\n.", "pickle.dangerous-import", "critical")
+malicious("obj_opcode_p1.pkl", b"(cbuiltins\nexec\nS'print(1)'\no.", "pickle.dangerous-import", "critical")
+newobj_ex = (
+    b"\x80\x04" + short_unicode("subprocess") + short_unicode("Popen") + b"\x93"
+    + short_unicode("echo") + b"\x85}\x92."
+)
+malicious("newobj_ex_popen.pkl", newobj_ex, "pickle.dangerous-import", "critical")
+malicious(
+    "getattr_indirection.pkl",
+    pickle.dumps(Reduce(getattr, Reduce(__import__, "os"), "system"), protocol=2),
+    "pickle.dangerous-import",
+    "critical",
+)
+inner = p0_global_call("os", "system", "echo owned")
+malicious(
+    "nested_pickle_in_bytes.pkl",
+    pickle.dumps(Reduce(_load_from_bytes, inner), protocol=3),
+    "pickle.dangerous-import",
+    "critical",
+)
+# Only the pickle inside a bytes value is malicious; the outer one is a plain dict.
+malicious("nested_pickle_only.pkl", pickle.dumps({"blob": inner}, protocol=4), "pickle.dangerous-import", "critical")
+malicious(
+    "second_pickle_in_stream.pkl",
+    pickle.dumps({"ok": 1}, protocol=2) + p0_global_call("os", "system", "echo owned"),
+    "pickle.dangerous-import",
+    "critical",
+)
+malicious("extension_code.pkl", b"\x80\x02\x82\x01)R.", "pickle.dangerous-import", "critical")
+malicious("hidden_stack_global.pkl", b"\x80\x04" + short_unicode("os") + b"K\x01\x93)R.", "pickle.unresolved-import", "high")
+evil_state = torch_pickle(OrderedDict(weight=Reduce(os.system, "echo owned")))
+malicious("torch_zip_malicious.pt", torch_zip(evil_state), "pickle.dangerous-import", "critical")
+malicious("torch_zip_named_bin.bin", torch_zip(evil_state, "pytorch_model"), "pickle.dangerous-import", "critical")
+malicious("zip_named_pkl.pkl", torch_zip(evil_state), "pickle.dangerous-import", "critical")
+# PyTorch's legacy stream: magic number, protocol, sys info, the model, storage keys, raw data.
+legacy = b"".join(pickle.dumps(x, protocol=2) for x in [0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}])
+malicious(
+    "legacy_torch_stream.pt",
+    legacy + pickle.dumps(Reduce(os.system, "echo owned"), protocol=2) + pickle.dumps(["0"], protocol=2) + b"\x00" * 64,
+    "pickle.dangerous-import",
+    "critical",
+)
+tbuf = io.BytesIO()
+with tarfile.open(fileobj=tbuf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+    for name, data in [("sys_info", pickle.dumps({"little_endian": True}, protocol=2)),
+                       ("pickle", pickle.dumps(Reduce(os.system, "echo owned"), protocol=2))]:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime = len(data), 0
+        t.addfile(info, io.BytesIO(data))
+malicious("legacy_torch_tar.tar", tbuf.getvalue(), "pickle.dangerous-import", "critical")
+# A NumPy object array whose data is a pickle that calls os.system.
+npy_buf = io.BytesIO()
+np.save(npy_buf, np.array([Reduce(os.system, "echo owned")], dtype=object), allow_pickle=True)
+malicious("object_array.npy", npy_buf.getvalue(), "pickle.dangerous-import", "critical")
+npz_buf = io.BytesIO()
+np.savez(npz_buf, ok=np.zeros(3, dtype=np.float32), evil=np.array([Reduce(os.system, "echo")], dtype=object))
+malicious("object_array.npz", npz_buf.getvalue(), "pickle.dangerous-import", "critical")
+keras_lambda = {
+    "class_name": "Sequential",
+    "config": {"layers": [
+        {"class_name": "Dense", "module": "keras.layers", "config": {"units": 4}},
+        {"class_name": "Lambda", "module": "keras.layers", "config": {"function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA"}}}},
+    ]},
+}
+malicious("lambda_layer.keras", zip_bytes([("config.json", json.dumps(keras_lambda).encode()), ("metadata.json", b"{}")]), "keras.lambda-layer", "critical")
+malicious("zip_path_traversal.zip", zip_bytes([("../../etc/cron.d/evil", b"* * * * * root echo")]), "zip.path-traversal", "high")
+malicious("zip_bomb.zip", zip_bytes([("weights.bin", b"\x00" * (64 << 20))]), "zip.bomb", "high")
+
+
+def gguf_string(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf(kvs):
+    body = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs))
+    for k, v in kvs:
+        body += gguf_string(k)
+        if isinstance(v, str):
+            body += struct.pack("<I", 8) + gguf_string(v)
+        elif isinstance(v, list):
+            body += struct.pack("<IIQ", 9, 8, len(v)) + b"".join(gguf_string(x) for x in v)
+        else:
+            body += struct.pack("<II", 4, v)
+    return body
+
+
+malicious(
+    "template_injection.gguf",
+    gguf([("general.architecture", "llama"),
+          ("tokenizer.chat_template", "{{ ''.__class__.__mro__[1].__subclasses__() }}{% for m in messages %}{{ m.content }}{% endfor %}")]),
+    "gguf.template-injection",
+    "high",
+)
+
+
+def safetensors(tensors, metadata=None):
+    header, data = {}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+malicious(
+    "code_in_metadata.safetensors",
+    safetensors({"w": ("F32", [2], struct.pack("<2f", 1, 2))}, {"format": "pt", "note": "import os; os.system('echo')"}),
+    "safetensors.suspicious-metadata",
+    "medium",
+)
+
+# --- benign ---------------------------------------------------------------------------
+
+state = OrderedDict([("linear.weight", Tensor("0", 8)), ("linear.bias", Tensor("1", 2))])
+out("benign", "state_dict.pt", torch_zip(torch_pickle(state)))
+out("benign", "full_model.pt", torch_zip(torch_pickle({"model": Linear(), "epoch": 3})))
+out("benign", "legacy_stream.pt", legacy + torch_pickle(state) + pickle.dumps(["0", "1"], protocol=2) + struct.pack("<10f", *range(10)))
+for proto in range(6):
+    out("benign", f"plain_p{proto}.pkl", pickle.dumps(
+        {"name": "model", "layers": [1, 2, 3], "lr": 0.01, "tags": ("a", "b"), "ok": True, "none": None, "big": 2**70},
+        protocol=proto))
+out("benign", "set_and_bytes_p4.pkl", pickle.dumps({"s": {1, 2}, "f": frozenset({3}), "b": b"\x00\x01", "ba": bytearray(b"x")}, protocol=4))
+out("benign", "numpy_pickled_array.pkl", pickle.dumps({"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, protocol=2))
+npy = io.BytesIO()
+np.save(npy, np.arange(12, dtype=np.float32).reshape(3, 4))
+out("benign", "array.npy", npy.getvalue())
+npz = io.BytesIO()
+np.savez_compressed(npz, a=np.ones((2, 2)), b=np.arange(5))
+out("benign", "arrays.npz", npz.getvalue())
+out("benign", "model.safetensors", safetensors(
+    {"w": ("F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4)), "b": ("BF16", [2], b"\x00\x00\x80\x3f")}, {"format": "pt"}))
+out("benign", "model.gguf", gguf([
+    ("general.architecture", "llama"),
+    ("general.name", "tiny"),
+    ("llama.context_length", 2048),
+    ("tokenizer.ggml.tokens", ["<s>", "</s>", "hello"]),
+    ("tokenizer.chat_template", "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}{% endfor %}"),
+]))
+keras_ok = {"class_name": "Sequential", "module": "keras", "config": {"layers": [
+    {"class_name": "Dense", "module": "keras.layers", "config": {"units": 4}}]}}
+out("benign", "dense.keras", zip_bytes([("config.json", json.dumps(keras_ok).encode()), ("metadata.json", b"{}")]))
+
+# --- broken ---------------------------------------------------------------------------
+
+out("broken", "truncated.pkl", pickle.dumps({"a": list(range(100))}, protocol=4)[:-20])
+out("broken", "unknown_opcode.pkl", b"\x80\x04\xff.")
+out("broken", "bad_protocol.pkl", b"\x80\x09N.")
+out("broken", "not_a_model.bin", bytes((i * 37 + 11) % 251 for i in range(4096)))
+out("broken", "corrupt_zip.pt", b"PK\x03\x04" + b"\x00" * 200)
+overlap = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                      "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}).encode()
+out("broken", "overlapping.safetensors", struct.pack("<Q", len(overlap)) + overlap + b"\x00" * 12)
+bad_shape = json.dumps({"a": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 8]}}).encode()
+out("broken", "offsets_past_data.safetensors", struct.pack("<Q", len(bad_shape)) + bad_shape + b"\x00" * 8)
+out("broken", "bad_version.gguf", b"GGUF" + struct.pack("<IQQ", 99, 0, 0))
+out("broken", "truncated.gguf", gguf([("general.name", "x" * 100)])[:40])
+out("broken", "bad_header.npy", b"\x93NUMPY\x01\x00\xff\x7f{'descr'")
+out("broken", "keras.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+
+with open(os.path.join(ROOT, "expected.json"), "w") as f:
+    json.dump(expected, f, indent=2, sort_keys=True)
+    f.write("\n")
+print(f"wrote {sum(len(fs) for _, _, fs in os.walk(ROOT))} files under {os.path.relpath(ROOT)}")
