@@ -31,7 +31,9 @@ fn record(i: u64) -> String {
         path: "/v1/chat/completions".into(),
         route: Some(Arc::from("chat")),
         model: Some(ModelRef {
-            name: "meta-llama/Llama-3.1-8B-Instruct".into(),
+            name: Some("meta-llama/Llama-3.1-8B-Instruct".into()),
+            version: Some("2026-11-30".into()),
+            digest: Some("sha256:9b1c0e2d3b4a59687766554433221100ffeeddccbbaa99887766554433221100".into()),
         }),
         config_sha256: Arc::from("5f0c7e1d3c2b8a9f4e6d1c0b9a8f7e6d5c4b3a291807f6e5d4c3b2a190817263"),
         policy: Some(Arc::from("pii-safe")),

@@ -425,6 +425,18 @@ pub struct Route {
     pub json_schema: Option<rampart_detect::protocol::JsonSchema>,
     /// Bodies go into the audit trail, encrypted per data subject.
     pub capture_payloads: bool,
+    /// The approved model version this route serves.
+    pub model: Option<ModelPin>,
+}
+
+/// A route's pinned model version (`[routes.model]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPin {
+    pub version: Option<String>,
+    /// `sha256:<64 hex digits>`.
+    pub manifest_digest: String,
+    pub manifest: Option<PathBuf>,
+    pub public_key: Option<PathBuf>,
 }
 
 /// What protocol validation checks on a route.

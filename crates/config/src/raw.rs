@@ -515,6 +515,21 @@ pub struct RawRoute {
     /// Keep the request and response bodies in the audit trail, encrypted per data
     /// subject (needs `audit.master_key`).
     pub capture_payloads: Option<bool>,
+    /// The model version this route serves, pinned to a signed manifest.
+    pub model: Option<RawModelPin>,
+}
+
+/// `[routes.model]`: which approved model version a route serves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelPin {
+    pub version: Option<String>,
+    /// `sha256:<hex>` of the signed manifest (`rampart sign` prints it).
+    pub manifest_digest: String,
+    /// The `model.sig` to check against the digest at start and reload.
+    pub manifest: Option<String>,
+    /// Public key the manifest's signature must verify with.
+    pub public_key: Option<String>,
 }
 
 /// Protocol validation of request bodies (OpenAI and KServe routes).

@@ -784,6 +784,28 @@ impl Validator<'_> {
             request_usage: raw.tokens.request_usage.unwrap_or(true),
             policy: raw.policy.clone(),
             capture_payloads: raw.capture_payloads.unwrap_or(false),
+            model: raw.model.as_ref().map(|m| {
+                let p = path.key("model");
+                let digest_ok = m
+                    .manifest_digest
+                    .strip_prefix("sha256:")
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !digest_ok {
+                    self.issue(
+                        &p.key("manifest_digest"),
+                        "must be `sha256:` and 64 hex digits, as `rampart sign` prints it",
+                    );
+                }
+                if m.public_key.is_some() && m.manifest.is_none() {
+                    self.issue(&p.key("public_key"), "only used with `manifest`");
+                }
+                ModelPin {
+                    version: m.version.clone(),
+                    manifest_digest: m.manifest_digest.to_ascii_lowercase(),
+                    manifest: m.manifest.as_deref().map(|f| self.file_path(&p.key("manifest"), f)),
+                    public_key: m.public_key.as_deref().map(|f| self.file_path(&p.key("public_key"), f)),
+                }
+            }),
             validation: self.validation(&path.key("validation"), raw),
             json_schema: self.json_schema(&path.key("validation").key("json_schema"), raw),
         }

@@ -94,7 +94,14 @@ fn opt_arc_str<S: serde::Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok
 
 #[derive(Debug, Serialize)]
 pub struct ModelRef {
-    pub name: String,
+    /// What the request asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The route's pinned version and its signed manifest digest (`[routes.model]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -413,6 +420,7 @@ impl AuditTrail {
         ex: &Exchange,
         config_sha256: &Arc<str>,
         policy: Option<Arc<str>>,
+        pin: Option<&rampart_config::ModelPin>,
     ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let mut findings = BTreeMap::new();
@@ -457,7 +465,11 @@ impl AuditTrail {
             method: ex.method.as_str().to_owned(),
             path: ex.path.clone(),
             route: ex.route.clone(),
-            model: ex.model.as_ref().map(|m| ModelRef { name: m.clone() }),
+            model: (ex.model.is_some() || pin.is_some()).then(|| ModelRef {
+                name: ex.model.clone(),
+                version: pin.and_then(|p| p.version.clone()),
+                digest: pin.map(|p| p.manifest_digest.clone()),
+            }),
             config_sha256: Arc::clone(config_sha256),
             policy,
             principal,

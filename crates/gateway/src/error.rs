@@ -199,6 +199,8 @@ impl RequestError {
 /// Failure while building a runtime from a validated config or binding listeners.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    #[error("routes[{index}].model: {reason}")]
+    ModelPin { index: usize, reason: String },
     #[error("audit: {reason}")]
     Audit { reason: String },
     #[error("{key}: cannot use `{path}`: {reason}")]

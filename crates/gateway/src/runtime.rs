@@ -73,6 +73,11 @@ impl Runtime {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        for (index, r) in config.routes.iter().enumerate() {
+            if let Some(pin) = &r.model {
+                check_pin(pin).map_err(|reason| InitError::ModelPin { index, reason })?;
+            }
+        }
         let mut policies = HashMap::new();
         for (name, p) in &config.policies {
             policies.insert(name.clone(), Arc::new(crate::content::PolicyRuntime::build(p)?));
@@ -164,6 +169,34 @@ impl Runtime {
     pub fn ready(&self) -> bool {
         self.pools.iter().all(|p| p.any_available())
     }
+}
+
+/// A route's model pin against its manifest file: the manifest's digest must be the
+/// pinned one, and its signature must verify with the configured public key.
+fn check_pin(pin: &rampart_config::ModelPin) -> Result<(), String> {
+    use rampart_modelscan::manifest;
+    let Some(path) = &pin.manifest else { return Ok(()) };
+    let key = pin
+        .public_key
+        .as_deref()
+        .map(manifest::load_public_key)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let (_, digest, signed) = manifest::read_envelope(path, key.as_deref()).map_err(|e| e.to_string())?;
+    if digest != pin.manifest_digest {
+        return Err(format!(
+            "{} has digest {digest}, not the pinned {}: the model is not the approved version",
+            path.display(),
+            pin.manifest_digest
+        ));
+    }
+    if key.is_some() && !signed {
+        return Err(format!(
+            "{}: the signature does not verify with the configured public key",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Outcome of a reload request.

@@ -2,12 +2,14 @@
 //! without ever loading, executing or unpickling it. Files are recognised by content;
 //! pickles are disassembled symbolically (`pickle.rs`) and their imports judged by
 //! rules (`rules.rs`); containers are walked with bounded parsers (`formats.rs`);
-//! reports come as a table, JSON or SARIF (`report.rs`).
+//! reports come as a table, JSON or SARIF (`report.rs`); directories are signed and
+//! verified against DSSE-wrapped in-toto manifests (`manifest.rs`).
 //!
 //! This crate never executes what it inspects, never follows a path out of the
 //! directories it was given, and bounds every read.
 
 pub mod formats;
+pub mod manifest;
 pub mod pickle;
 pub mod report;
 pub mod rules;

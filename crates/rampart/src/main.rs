@@ -50,6 +50,12 @@ enum Command {
     /// Scan model files (pickle, PyTorch, NumPy, Keras, safetensors, GGUF, zip) without
     /// loading them: exit 0 clean, 1 findings at or above --fail-on, 2 unscannable.
     Scan(scan_cmd::ScanArgs),
+    /// Sign a model directory: a DSSE-wrapped in-toto manifest of every file's SHA-256
+    /// (`model.sig`), Ed25519.
+    Sign(scan_cmd::SignArgs),
+    /// Verify a model directory against its `model.sig`: names added, removed and
+    /// changed files; exit 1 on any difference or a bad signature.
+    Verify(scan_cmd::VerifyArgs),
     /// The audit trail: create the signing key, verify a trail offline.
     Audit {
         #[command(subcommand)]
@@ -110,6 +116,8 @@ fn main() -> ExitCode {
         Command::Keys { command } => keys::run(command),
         Command::Audit { command } => audit_cmd::run(command),
         Command::Scan(args) => scan_cmd::run(args),
+        Command::Sign(args) => scan_cmd::sign(args),
+        Command::Verify(args) => scan_cmd::verify(args),
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
         Command::Demo { listen, admin } => runtime().and_then(|rt| rt.block_on(demo::run(listen, admin))),

@@ -34,3 +34,94 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::from(report::exit_code(&reports, fail_on)))
 }
+
+/// `rampart sign DIR --key KEY`.
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The model directory.
+    dir: PathBuf,
+    /// Ed25519 key (base64 PKCS#8, as `rampart audit keygen` writes).
+    #[arg(long)]
+    key: PathBuf,
+}
+
+/// `rampart verify DIR --pub KEY`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    dir: PathBuf,
+    /// The public key (`.pub`).
+    #[arg(long = "pub")]
+    public_key: PathBuf,
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    use rampart_modelscan::manifest;
+    let key = match manifest::load_key(&args.key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match manifest::sign(&args.dir, &key, threads()) {
+        Ok((digest, files)) => {
+            println!(
+                "signed {files} files in {}; wrote {}\nmanifest digest (pin it as model.manifest_digest): {digest}",
+                args.dir.display(),
+                args.dir.join(manifest::SIGNATURE_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    use rampart_modelscan::manifest;
+    let key = match manifest::load_public_key(&args.public_key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let v = match manifest::verify(&args.dir, &key, threads()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if !v.signature_ok {
+        println!(
+            "SIGNATURE: does not verify with {} (wrong key, or the manifest was altered)",
+            args.public_key.display()
+        );
+    }
+    for (what, names) in [
+        ("ADDED", &v.added),
+        ("REMOVED", &v.removed),
+        ("CHANGED", &v.changed),
+        ("SYMLINK", &v.symlinks),
+    ] {
+        for n in names {
+            println!("{what}: {n}");
+        }
+    }
+    if v.ok() {
+        println!(
+            "ok: {} files match the signed manifest ({})",
+            v.files, v.manifest_digest
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1119,3 +1119,81 @@ async fn key_changes_picked_up_by_the_gateway_are_recorded() {
     let (code, out) = verify(&trail, &public);
     assert_eq!(code, 0, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_model_version_is_checked_at_start_and_named_in_every_record() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let dir = TempDir::new("rampart-audit-pin").unwrap();
+    let (key, public) = keygen(&dir);
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("weights.safetensors"), b"weights").unwrap();
+    let out = Command::new(bin())
+        .arg("sign")
+        .arg(&model)
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let digest = text
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap()
+        .to_owned();
+    let pinned = |digest: &str| {
+        base_config(&o.url(), &k.url()).replacen(
+            "protocol = \"openai\"\npublic = true",
+            &format!(
+                "protocol = \"openai\"\npublic = true\n[routes.model]\nversion = \"2026-11-30\"\nmanifest_digest = \"{digest}\"\nmanifest = \"{}\"\npublic_key = \"{public}\"",
+                model.join("model.sig").display()
+            ),
+            1,
+        )
+    };
+    let trail = dir.join("trail");
+    let mut gw = start(&audit_config(&pinned(&digest), &trail, &key, ""));
+    let r = TestClient::http1()
+        .post_json(
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let rec = records(&trail).into_iter().find(|r| r["type"] == "exchange").unwrap();
+    assert_eq!(
+        rec["model"],
+        json!({"name": "m", "version": "2026-11-30", "digest": digest})
+    );
+
+    // Another digest, or an altered manifest, keeps the gateway from starting.
+    let check = |config: &str| {
+        let path = dir.join("check.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = Command::new(bin()).arg("check-config").arg(&path).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let other = format!("sha256:{}", "0".repeat(64));
+    let (code, err) = check(&audit_config(&pinned(&other), &trail, &key, ""));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("routes[0].model") && err.contains("not the approved version"),
+        "{err}"
+    );
+    std::fs::write(model.join("weights.safetensors"), b"other weights").unwrap();
+    let (out, err) = {
+        let o = Command::new(bin())
+            .arg("verify")
+            .arg(&model)
+            .args(["--pub", &public])
+            .output()
+            .unwrap();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), o.status.code())
+    };
+    assert_eq!(err, Some(1), "changed weights are caught by `rampart verify`: {out}");
+    assert!(out.contains("CHANGED: weights.safetensors"), "{out}");
+}

@@ -84,3 +84,65 @@ fn json_and_sarif_outputs() {
     let (code, out) = scan(&["/nonexistent/model.pt"]);
     assert_eq!(code, 2, "{out}");
 }
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn sign_and_verify_name_every_difference_and_reject_a_wrong_key() {
+    let dir = rampart_testkit::TempDir::new("rampart-sign").unwrap();
+    let model = dir.join("model");
+    std::fs::create_dir_all(model.join("tokenizer")).unwrap();
+    std::fs::write(model.join("weights.safetensors"), vec![7u8; 3 << 20]).unwrap();
+    std::fs::write(model.join("config.json"), b"{\"layers\": 2}").unwrap();
+    std::fs::write(model.join("tokenizer/vocab.txt"), b"a\nb\n").unwrap();
+    let key = dir.join("sign.key").display().to_string();
+    let other = dir.join("other.key").display().to_string();
+    assert_eq!(run(&["audit", "keygen", "--out", &key]).0, 0);
+    assert_eq!(run(&["audit", "keygen", "--out", &other]).0, 0);
+    let m = model.display().to_string();
+    let (code, out) = run(&["sign", &m, "--key", &key]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("signed 3 files") && out.contains("sha256:"), "{out}");
+    let envelope: Value = serde_json::from_str(&std::fs::read_to_string(model.join("model.sig")).unwrap()).unwrap();
+    assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+    let public = format!("{key}.pub");
+    let (code, out) = run(&["verify", &m, "--pub", &public]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok: 3 files match"), "{out}");
+
+    // A wrong key is rejected.
+    let (code, out) = run(&["verify", &m, "--pub", &format!("{other}.pub")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("SIGNATURE: does not verify"), "{out}");
+
+    // Tampered, added and removed files are each named.
+    std::fs::write(model.join("config.json"), b"{\"layers\": 3}").unwrap();
+    std::fs::write(model.join("extra.pkl"), b"\x80\x02N.").unwrap();
+    std::fs::remove_file(model.join("tokenizer/vocab.txt")).unwrap();
+    let (code, out) = run(&["verify", &m, "--pub", &public]);
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "CHANGED: config.json",
+        "ADDED: extra.pkl",
+        "REMOVED: tokenizer/vocab.txt",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+
+    // An edited manifest no longer verifies.
+    let mut env = envelope.clone();
+    env["payload"] = Value::String(env["payload"].as_str().unwrap().replacen('A', "B", 1));
+    std::fs::write(model.join("model.sig"), env.to_string()).unwrap();
+    let (code, out) = run(&["verify", &m, "--pub", &public]);
+    assert_ne!(code, 0, "{out}");
+}

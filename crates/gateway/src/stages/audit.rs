@@ -91,7 +91,12 @@ impl AuditStage {
             return None;
         }
         let policy = route.and_then(|r| r.policy.as_ref()).map(|p| Arc::clone(&p.name));
-        trail.record_exchange(ex, &self.config_sha256, policy)
+        trail.record_exchange(
+            ex,
+            &self.config_sha256,
+            policy,
+            route.and_then(|r| r.config.model.as_ref()),
+        )
     }
 }
 
