@@ -390,7 +390,7 @@ pub fn safetensors(head: &[u8], file_len: u64, at: &str, out: &mut Vec<Finding>)
         .ok_or_else(|| bad("header longer than the file".into()))?;
     let v: Value = serde_json::from_slice(header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
     let obj = v.as_object().ok_or_else(|| bad("header is not an object".into()))?;
-    let data_len = file_len - 8 - n;
+    let data_len = file_len.saturating_sub(8).saturating_sub(n);
     let mut spans = Vec::new();
     for (key, t) in obj {
         if key == "__metadata__" {
