@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates the model-scanner test corpus in crates/modelscan/tests/corpus.
 
-    python3 scripts/gen_model_corpus.py        # needs numpy (pip install numpy)
+    python3 scripts/gen_model_corpus.py        # needs numpy and h5py (pip install numpy h5py)
 
 Three folders: malicious/ (each pickle trick and container the scanner must flag),
 benign/ (checkpoints of the shapes real frameworks write; must be clean) and broken/
@@ -26,6 +26,7 @@ import types
 import zipfile
 from collections import OrderedDict
 
+import h5py
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "modelscan", "tests", "corpus")
@@ -281,6 +282,56 @@ malicious(
     "medium",
 )
 
+# ONNX, encoded by hand (protobuf wire format), so no onnx package is needed.
+def pb_varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def pb_bytes(num, payload):
+    return pb_varint((num << 3) | 2) + pb_varint(len(payload)) + payload
+
+
+def pb_int(num, value):
+    return pb_varint(num << 3) + pb_varint(value)
+
+
+def onnx_model(nodes, opsets=((b"", 17),), initializers=()):
+    graph = b"".join(pb_bytes(1, n) for n in nodes) + pb_bytes(2, b"g") + b"".join(pb_bytes(5, t) for t in initializers)
+    model = pb_int(1, 8) + pb_bytes(2, b"rampart-corpus") + pb_bytes(7, graph)
+    for domain, version in opsets:
+        model += pb_bytes(8, pb_bytes(1, domain) + pb_int(2, version))
+    return model
+
+
+relu = pb_bytes(1, b"x") + pb_bytes(2, b"y") + pb_bytes(4, b"Relu")
+custom = pb_bytes(1, b"x") + pb_bytes(2, b"y") + pb_bytes(4, b"Pwn") + pb_bytes(7, b"com.evil.ops")
+malicious("custom_operator.onnx", onnx_model([relu, custom], ((b"", 17), (b"com.evil.ops", 1))), "onnx.custom-operator-domain", "high")
+escaping = (pb_int(1, 4) + pb_int(2, 1) + pb_bytes(8, b"w")
+            + pb_bytes(13, pb_bytes(1, b"location") + pb_bytes(2, b"../../../etc/shadow")) + pb_int(14, 1))
+malicious("external_data_escape.onnx", onnx_model([relu], initializers=[escaping]), "onnx.external-data-escape", "high")
+
+
+def keras_h5(path, config):
+    with h5py.File(path, "w", track_order=True) as f:
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = json.dumps(config)
+        f.create_group("model_weights").create_dataset("dense/kernel", data=np.zeros((4, 2), dtype=np.float32), track_times=False)
+
+
+h5_tmp = os.path.join(ROOT, "h5.tmp")
+keras_h5(h5_tmp, keras_lambda)
+with open(h5_tmp, "rb") as f:
+    malicious("lambda_layer.h5", f.read(), "keras.lambda-layer", "critical")
+os.remove(h5_tmp)
+
 # --- benign ---------------------------------------------------------------------------
 
 state = OrderedDict([("linear.weight", Tensor("0", 8)), ("linear.bias", Tensor("1", 2))])
@@ -311,6 +362,11 @@ out("benign", "model.gguf", gguf([
 keras_ok = {"class_name": "Sequential", "module": "keras", "config": {"layers": [
     {"class_name": "Dense", "module": "keras.layers", "config": {"units": 4}}]}}
 out("benign", "dense.keras", zip_bytes([("config.json", json.dumps(keras_ok).encode()), ("metadata.json", b"{}")]))
+out("benign", "relu.onnx", onnx_model([relu], ((b"", 17), (b"ai.onnx.ml", 3))))
+keras_h5(h5_tmp, keras_ok)
+with open(h5_tmp, "rb") as f:
+    out("benign", "dense.h5", f.read())
+os.remove(h5_tmp)
 
 # --- broken ---------------------------------------------------------------------------
 
@@ -327,7 +383,8 @@ out("broken", "offsets_past_data.safetensors", struct.pack("<Q", len(bad_shape))
 out("broken", "bad_version.gguf", b"GGUF" + struct.pack("<IQQ", 99, 0, 0))
 out("broken", "truncated.gguf", gguf([("general.name", "x" * 100)])[:40])
 out("broken", "bad_header.npy", b"\x93NUMPY\x01\x00\xff\x7f{'descr'")
-out("broken", "keras.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+out("broken", "no_model_config.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+out("broken", "truncated.onnx", onnx_model([relu])[:-5])
 
 with open(os.path.join(ROOT, "expected.json"), "w") as f:
     json.dump(expected, f, indent=2, sort_keys=True)

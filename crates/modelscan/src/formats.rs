@@ -582,3 +582,207 @@ impl Cursor<'_> {
         }
     }
 }
+
+/// Operator domains the ONNX runtimes implement themselves.
+const ONNX_DOMAINS: &[&str] = &[
+    "",
+    "ai.onnx",
+    "ai.onnx.ml",
+    "ai.onnx.training",
+    "ai.onnx.preview.training",
+];
+
+/// A protobuf field: number, and either a varint or the bytes of a length-delimited value.
+enum Field<'a> {
+    Varint,
+    Bytes(&'a [u8]),
+    Other,
+}
+
+/// Iterates the fields of one protobuf message, bounded by its bytes.
+fn pb_fields(mut b: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), String>> {
+    fn varint(b: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let (&x, rest) = b.split_first()?;
+            *b = rest;
+            v |= u64::from(x & 0x7f) << (7 * i);
+            if x & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    std::iter::from_fn(move || {
+        if b.is_empty() {
+            return None;
+        }
+        let Some(key) = varint(&mut b) else {
+            b = &[];
+            return Some(Err("truncated field key".into()));
+        };
+        let (num, wire) = (key >> 3, key & 7);
+        let field = match wire {
+            0 => varint(&mut b).map(|_| Field::Varint),
+            1 => b.get(8..).map(|rest| {
+                b = rest;
+                Field::Other
+            }),
+            5 => b.get(4..).map(|rest| {
+                b = rest;
+                Field::Other
+            }),
+            2 => varint(&mut b).and_then(|n| {
+                let n = usize::try_from(n).ok()?;
+                let v = b.get(..n)?;
+                b = &b[n..];
+                Some(Field::Bytes(v))
+            }),
+            _ => None,
+        };
+        match field {
+            Some(f) => Some(Ok((num, f))),
+            None => {
+                b = &[];
+                Some(Err(format!("field {num}: wire type {wire} runs past its message")))
+            }
+        }
+    })
+}
+
+/// ONNX: custom operator domains (they need a native library that runs on load) and
+/// external-data paths that leave the model's directory. Subgraphs are followed.
+pub fn onnx(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String> {
+    let bad = |why: String| format!("{at}: not a valid ONNX model: {why}");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut saw_graph = false;
+    let mut domains = std::collections::BTreeSet::new();
+    let mut locations = Vec::new();
+    fn graph(
+        g: &[u8],
+        depth: usize,
+        domains: &mut std::collections::BTreeSet<String>,
+        locations: &mut Vec<String>,
+    ) -> Result<(), String> {
+        if depth > 16 {
+            return Err("subgraphs nested deeper than 16".into());
+        }
+        for f in pb_fields(g) {
+            match f? {
+                (1, Field::Bytes(node)) => {
+                    for nf in pb_fields(node) {
+                        match nf? {
+                            (7, Field::Bytes(d)) => {
+                                domains.insert(String::from_utf8_lossy(d).into_owned());
+                            }
+                            (5, Field::Bytes(attr)) => {
+                                for af in pb_fields(attr) {
+                                    match af? {
+                                        (6, Field::Bytes(sub)) | (11, Field::Bytes(sub)) => {
+                                            graph(sub, depth + 1, domains, locations)?;
+                                        }
+                                        (5, Field::Bytes(t)) | (10, Field::Bytes(t)) => tensor(t, locations)?,
+                                        _ => {}
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                (5, Field::Bytes(t)) => tensor(t, locations)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    fn tensor(t: &[u8], locations: &mut Vec<String>) -> Result<(), String> {
+        for f in pb_fields(t) {
+            if let (13, Field::Bytes(entry)) = f? {
+                let (mut key, mut value) = (String::new(), String::new());
+                for ef in pb_fields(entry) {
+                    match ef? {
+                        (1, Field::Bytes(k)) => key = String::from_utf8_lossy(k).into_owned(),
+                        (2, Field::Bytes(v)) => value = String::from_utf8_lossy(v).into_owned(),
+                        _ => {}
+                    }
+                }
+                if key == "location" {
+                    locations.push(value);
+                }
+            }
+        }
+        Ok(())
+    }
+    for f in pb_fields(data) {
+        match f.map_err(&bad)? {
+            (8, Field::Bytes(opset)) => {
+                for of in pb_fields(opset) {
+                    if let (1, Field::Bytes(d)) = of.map_err(&bad)? {
+                        domains.insert(text(d));
+                    }
+                }
+            }
+            (7, Field::Bytes(g)) => {
+                saw_graph = true;
+                graph(g, 0, &mut domains, &mut locations).map_err(&bad)?;
+            }
+            _ => {}
+        }
+    }
+    if !saw_graph {
+        return Err(bad("no graph".into()));
+    }
+    for d in domains.iter().filter(|d| !ONNX_DOMAINS.contains(&d.as_str())) {
+        out.push(Finding {
+            severity: Severity::High,
+            rule: "onnx.custom-operator-domain",
+            message: format!("operator domain `{d}`: running the model needs a native library that implements it"),
+            location: at.to_owned(),
+        });
+    }
+    for l in &locations {
+        if l.starts_with('/') || l.starts_with('\\') || l.contains("..") || l.contains(':') {
+            out.push(Finding {
+                severity: Severity::High,
+                rule: "onnx.external-data-escape",
+                message: format!("external data `{l}` lies outside the model's directory"),
+                location: at.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Keras HDF5 (`.h5`): the HDF5 object tree is not parsed; the `model_config` attribute
+/// (JSON text that h5py stores contiguously) is found by scanning for it, and checked
+/// like a `.keras` config. A file without one is reported as unscannable.
+pub fn hdf5(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String> {
+    let needle = b"{\"class_name\"";
+    let mut found = 0;
+    let mut i = 0;
+    while let Some(off) = data
+        .get(i..)
+        .and_then(|rest| rest.windows(needle.len()).position(|w| w == needle))
+    {
+        let start = i + off;
+        let mut it = serde_json::Deserializer::from_slice(&data[start..]).into_iter::<Value>();
+        if let Some(Ok(v)) = it.next() {
+            found += 1;
+            let text = serde_json::to_vec(&v).unwrap_or_default();
+            keras_config(&text, &format!("{at} (model_config)"), out);
+            i = start + it.byte_offset().max(1);
+        } else {
+            i = start + 1;
+        }
+        if found > 64 {
+            break;
+        }
+    }
+    if found == 0 {
+        return Err(format!(
+            "{at}: HDF5 file without a Keras model_config attribute: not inspected (convert to .keras or safetensors)"
+        ));
+    }
+    Ok(())
+}

@@ -178,16 +178,16 @@ pub fn scan_file(path: &Path, bounds: &Bounds) -> FileReport {
                     Err(e) => Err(e),
                 }
             }
-            "hdf5" => Err(format!(
-                "{name}: HDF5 (Keras .h5) is not inspected yet; convert to .keras or safetensors"
-            )),
-            _ => {
-                if name.to_ascii_lowercase().ends_with(".onnx") {
-                    Err(format!("{name}: ONNX is not inspected yet"))
-                } else {
-                    Err(format!("{name}: not a model format Rampart knows"))
-                }
+            "hdf5" => {
+                let data = whole(file, bounds.max_pickle_bytes)?;
+                formats::hdf5(&data, &name, &mut report.findings)
             }
+            _ if name.to_ascii_lowercase().ends_with(".onnx") => {
+                report.format = "onnx";
+                let data = whole(file, bounds.max_pickle_bytes)?;
+                formats::onnx(&data, &name, &mut report.findings)
+            }
+            _ => Err(format!("{name}: not a model format Rampart knows")),
         }
     })();
     if let Err(e) = result {

@@ -32,7 +32,7 @@ fn exit_codes_follow_the_worst_result() {
     let broken = corpus("broken").display().to_string();
     let (code, out) = scan(&[&benign]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("16 files: 16 clean"), "{out}");
+    assert!(out.contains("clean, 0 with findings, 0 unscannable"), "{out}");
     let (code, out) = scan(&[&malicious]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("CRITICAL") && out.contains("os.system"), "{out}");
