@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates the model-scanner test corpus in crates/modelscan/tests/corpus.
 
-    python3 scripts/gen_model_corpus.py        # needs numpy and h5py (pip install numpy h5py)
+    python3 scripts/gen_model_corpus.py        # needs numpy, h5py and joblib (pip install numpy h5py joblib)
 
 Three folders: malicious/ (each pickle trick and container the scanner must flag),
 benign/ (checkpoints of the shapes real frameworks write; must be clean) and broken/
@@ -27,6 +27,7 @@ import zipfile
 from collections import OrderedDict
 
 import h5py
+import joblib
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "modelscan", "tests", "corpus")
@@ -332,6 +333,19 @@ with open(h5_tmp, "rb") as f:
     malicious("lambda_layer.h5", f.read(), "keras.lambda-layer", "critical")
 os.remove(h5_tmp)
 
+# joblib: array bytes sit in the pickle stream; a malicious object after them, or
+# inside an object array, must still be found.
+def joblib_bytes(obj):
+    buf = io.BytesIO()
+    joblib.dump(obj, buf)
+    return buf.getvalue()
+
+
+malicious("joblib_after_arrays.joblib", joblib_bytes({"w": np.arange(64, dtype=np.float32), "after": Reduce(os.system, "echo")}),
+          "pickle.dangerous-import", "critical")
+malicious("joblib_object_array.joblib", joblib_bytes({"w": np.zeros(4), "o": np.array([Reduce(os.system, "echo")], dtype=object)}),
+          "pickle.dangerous-import", "critical")
+
 # --- benign ---------------------------------------------------------------------------
 
 state = OrderedDict([("linear.weight", Tensor("0", 8)), ("linear.bias", Tensor("1", 2))])
@@ -362,6 +376,8 @@ out("benign", "model.gguf", gguf([
 keras_ok = {"class_name": "Sequential", "module": "keras", "config": {"layers": [
     {"class_name": "Dense", "module": "keras.layers", "config": {"units": 4}}]}}
 out("benign", "dense.keras", zip_bytes([("config.json", json.dumps(keras_ok).encode()), ("metadata.json", b"{}")]))
+out("benign", "arrays.joblib", joblib_bytes({"w": np.arange(100, dtype=np.float32).reshape(10, 10), "b": np.ones(3, dtype=np.int64),
+                                             "names": np.array(["ab", "cde"], dtype="<U5"), "meta": {"lr": 0.1}}))
 out("benign", "relu.onnx", onnx_model([relu], ((b"", 17), (b"ai.onnx.ml", 3))))
 keras_h5(h5_tmp, keras_ok)
 with open(h5_tmp, "rb") as f:

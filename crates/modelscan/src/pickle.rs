@@ -10,6 +10,7 @@
 //! [`Error`], never a panic or a hang.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Nested pickles (a pickle inside a bytes value) followed at most this deep.
 pub const MAX_NESTING: usize = 3;
@@ -94,14 +95,25 @@ pub struct Analysis {
 enum Val {
     Str(String),
     Bytes,
-    Int,
+    Int(i64),
     Other,
     Mark,
     /// An imported object (index into `imports`).
     Global(usize),
-    /// The result of calling something.
-    Called,
-    Tuple,
+    /// The result of calling something: the import called (when known) and its
+    /// arguments. Shared, so DUP and the memo never copy deep values.
+    Called(Option<usize>, Rc<Val>),
+    /// Items are kept (shared) up to [`KEEP`]; longer tuples keep none.
+    Tuple(Rc<Vec<Val>>),
+    /// Entries are kept up to [`KEEP`].
+    Dict(Rc<Vec<(Val, Val)>>),
+}
+
+/// Tuple items and dict entries kept per value (enough for joblib's array wrappers).
+const KEEP: usize = 32;
+
+fn tuple(items: Vec<Val>) -> Val {
+    Val::Tuple(Rc::new(if items.len() <= KEEP { items } else { Vec::new() }))
 }
 
 struct Machine<'a> {
@@ -193,7 +205,7 @@ impl<'a> Machine<'a> {
                     imp.called = true;
                 }
             }
-            Val::Called | Val::Other => {}
+            Val::Called(..) | Val::Other => {}
             other => self.out.oddities.push(Oddity {
                 offset: at,
                 what: format!("{how} on a {} value", kind(other)),
@@ -261,24 +273,20 @@ impl<'a> Machine<'a> {
                 }
                 b'I' | b'L' => {
                     let l = self.line(op, at)?;
-                    let v = if l.trim_end_matches('L').parse::<i64>().is_ok() {
-                        Val::Int
-                    } else {
-                        Val::Other
-                    };
+                    let v = l
+                        .trim_end_matches('L')
+                        .parse::<i64>()
+                        .map(Val::Int)
+                        .unwrap_or(Val::Other);
                     self.push(v)?;
                 }
                 b'J' => {
-                    self.take(4, op, at)?;
-                    self.push(Val::Int)?;
+                    let v = self.uint(4, op, at)?;
+                    self.push(Val::Int(i64::from(u32::try_from(v).unwrap_or(0).cast_signed())))?;
                 }
-                b'K' => {
-                    self.take(1, op, at)?;
-                    self.push(Val::Int)?;
-                }
-                b'M' => {
-                    self.take(2, op, at)?;
-                    self.push(Val::Int)?;
+                b'K' | b'M' => {
+                    let v = self.uint(if op == b'K' { 1 } else { 2 }, op, at)?;
+                    self.push(Val::Int(i64::try_from(v).unwrap_or(0)))?;
                 }
                 b'N' | 0x88 | 0x89 => self.push(Val::Other)?,
                 b'P' => {
@@ -294,10 +302,10 @@ impl<'a> Machine<'a> {
                     self.push(Val::Other)?;
                 }
                 b'R' => {
-                    let _args = self.pop(at)?;
+                    let args = self.pop(at)?;
                     let f = self.pop(at)?;
                     self.called(&f, at, "REDUCE");
-                    self.push(Val::Called)?;
+                    self.push(call_of(&f, args))?;
                 }
                 b'S' => {
                     let l = self.line(op, at)?;
@@ -346,12 +354,13 @@ impl<'a> Machine<'a> {
                     self.top(at)?;
                 }
                 b'b' => {
-                    let _state = self.pop(at)?;
+                    let state = self.pop(at)?;
                     let obj = self.stack.last().cloned().ok_or(Error::StackUnderflow { offset: at })?;
                     // BUILD calls the object's __setstate__ (or updates its __dict__).
                     if let Val::Global(_) = obj {
                         self.called(&obj, at, "BUILD");
                     }
+                    self.joblib_array(&obj, &state, at)?;
                 }
                 b'c' | b'i' => {
                     let module = self.line(op, at)?.to_owned();
@@ -363,16 +372,29 @@ impl<'a> Machine<'a> {
                         let _args = self.pop_mark(at)?;
                         let g = self.import(&module, &name, at, "INST");
                         self.called(&g, at, "INST");
-                        self.push(Val::Called)?;
+                        self.push(Val::Called(None, Rc::new(Val::Other)))?;
                     }
                 }
-                b'd' | b'l' | b't' => {
+                b'd' => {
                     let items = self.pop_mark(at)?;
-                    drop(items);
-                    self.push(if op == b't' { Val::Tuple } else { Val::Other })?;
+                    let pairs = items
+                        .chunks_exact(2)
+                        .take(KEEP)
+                        .map(|p| (p[0].clone(), p[1].clone()))
+                        .collect();
+                    self.push(Val::Dict(Rc::new(pairs)))?;
                 }
-                b'}' | b']' | 0x8f => self.push(Val::Other)?,
-                b')' => self.push(Val::Tuple)?,
+                b'l' => {
+                    self.pop_mark(at)?;
+                    self.push(Val::Other)?;
+                }
+                b't' => {
+                    let items = self.pop_mark(at)?;
+                    self.push(tuple(items))?;
+                }
+                b'}' => self.push(Val::Dict(Rc::new(Vec::new())))?,
+                b']' | 0x8f => self.push(Val::Other)?,
+                b')' => self.push(tuple(Vec::new()))?,
                 b'e' | 0x90 => {
                     self.pop_mark(at)?;
                     self.top(at)?;
@@ -399,7 +421,7 @@ impl<'a> Machine<'a> {
                     }
                     let cls = items.remove(0);
                     self.called(&cls, at, "OBJ");
-                    self.push(Val::Called)?;
+                    self.push(call_of(&cls, tuple(items)))?;
                 }
                 b'p' => {
                     let l = self.line(op, at)?;
@@ -420,13 +442,13 @@ impl<'a> Machine<'a> {
                     self.memo_put(key, v)?;
                 }
                 b's' => {
-                    self.pop(at)?;
-                    self.pop(at)?;
-                    self.top(at)?;
+                    let v = self.pop(at)?;
+                    let k = self.pop(at)?;
+                    self.set_items(vec![k, v], at)?;
                 }
                 b'u' => {
-                    self.pop_mark(at)?;
-                    self.top(at)?;
+                    let items = self.pop_mark(at)?;
+                    self.set_items(items, at)?;
                 }
                 b'G' => {
                     self.take(8, op, at)?;
@@ -441,17 +463,17 @@ impl<'a> Machine<'a> {
                     self.out.protocol = self.out.protocol.max(p);
                 }
                 0x81 => {
-                    let _args = self.pop(at)?;
+                    let args = self.pop(at)?;
                     let cls = self.pop(at)?;
                     self.called(&cls, at, "NEWOBJ");
-                    self.push(Val::Called)?;
+                    self.push(call_of(&cls, args))?;
                 }
                 0x92 => {
                     let _kwargs = self.pop(at)?;
-                    let _args = self.pop(at)?;
+                    let args = self.pop(at)?;
                     let cls = self.pop(at)?;
                     self.called(&cls, at, "NEWOBJ_EX");
-                    self.push(Val::Called)?;
+                    self.push(call_of(&cls, args))?;
                 }
                 0x82..=0x84 => {
                     let width = match op {
@@ -474,8 +496,8 @@ impl<'a> Machine<'a> {
                     if self.stack.len() < n {
                         return Err(Error::StackUnderflow { offset: at });
                     }
-                    self.stack.truncate(self.stack.len() - n);
-                    self.push(Val::Tuple)?;
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.push(tuple(items))?;
                 }
                 0x8a => {
                     let n = self.uint(1, op, at)?;
@@ -526,8 +548,133 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// SETITEM(S): key/value pairs into the dict on top of the stack (kept up to KEEP).
+    fn set_items(&mut self, items: Vec<Val>, at: usize) -> Result<(), Error> {
+        let top = self.stack.last_mut().ok_or(Error::StackUnderflow { offset: at })?;
+        if let Val::Dict(d) = top {
+            let mut entries: Vec<(Val, Val)> = d.as_ref().clone();
+            for p in items.chunks_exact(2) {
+                if entries.len() >= KEEP {
+                    break;
+                }
+                entries.push((p[0].clone(), p[1].clone()));
+            }
+            *d = Rc::new(entries);
+        }
+        Ok(())
+    }
+
+    /// joblib writes an array's bytes into the stream right after the BUILD of its
+    /// `NumpyArrayWrapper` (after a padding byte and that many 0xff bytes), and an
+    /// object array as a whole pickle there. Skip the bytes, or analyse the pickle.
+    fn joblib_array(&mut self, obj: &Val, state: &Val, at: usize) -> Result<(), Error> {
+        let Val::Called(Some(i), _) = obj else { return Ok(()) };
+        let is_wrapper = self
+            .out
+            .imports
+            .get(*i)
+            .is_some_and(|imp| imp.module.starts_with("joblib.numpy_pickle") && imp.name == "NumpyArrayWrapper");
+        if !is_wrapper {
+            return Ok(());
+        }
+        let bad = Error::BadArgument {
+            opcode: b'b',
+            offset: at,
+        };
+        let Val::Dict(entries) = state else { return Err(bad) };
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(key, _)| matches!(key, Val::Str(s) if s == k))
+                .map(|(_, v)| v)
+        };
+        let code = match get("dtype") {
+            Some(Val::Called(_, args)) => match args.as_ref() {
+                Val::Tuple(items) => match items.first() {
+                    Some(Val::Str(c)) => c.clone(),
+                    _ => return Err(bad),
+                },
+                _ => return Err(bad),
+            },
+            _ => return Err(bad),
+        };
+        let kind = code.trim_start_matches(['<', '>', '|', '=']);
+        if kind.starts_with('O') {
+            // An object array: a complete pickle follows in the stream.
+            let mut nested = Analysis::default();
+            let mut m = Machine {
+                data: self.data,
+                pos: self.pos,
+                stack: Vec::new(),
+                memo: HashMap::new(),
+                limits: self.limits,
+                depth: self.depth + 1,
+                out: &mut nested,
+            };
+            m.run()?;
+            self.pos = m.pos;
+            self.out.pickles += 1;
+            self.out.imports.extend(nested.imports);
+            self.out.oddities.extend(nested.oddities);
+            return Ok(());
+        }
+        let letters = kind.trim_end_matches(|c: char| c.is_ascii_digit());
+        let width: u64 = kind[letters.len()..].parse().map_err(|_| Error::BadArgument {
+            opcode: b'b',
+            offset: at,
+        })?;
+        let item = if letters == "U" { width.saturating_mul(4) } else { width };
+        let Some(Val::Tuple(dims)) = get("shape") else {
+            return Err(bad);
+        };
+        let mut n: u64 = item;
+        for d in dims.iter() {
+            let Val::Int(d) = d else { return Err(bad) };
+            n = n
+                .checked_mul(u64::try_from(*d).map_err(|_| Error::BadArgument {
+                    opcode: b'b',
+                    offset: at,
+                })?)
+                .ok_or(Error::BadArgument {
+                    opcode: b'b',
+                    offset: at,
+                })?;
+        }
+        if get("numpy_array_alignment_bytes").is_some() {
+            let pad = usize::from(*self.data.get(self.pos).ok_or(Error::Truncated {
+                opcode: b'b',
+                offset: at,
+            })?);
+            let padding = self.take(pad + 1, b'b', at)?;
+            if padding[1..].iter().any(|&b| b != 0xff) {
+                return Err(Error::BadArgument {
+                    opcode: b'b',
+                    offset: at,
+                });
+            }
+        }
+        self.take(
+            usize::try_from(n).map_err(|_| Error::Truncated {
+                opcode: b'b',
+                offset: at,
+            })?,
+            b'b',
+            at,
+        )?;
+        Ok(())
+    }
+
     fn top(&self, at: usize) -> Result<Val, Error> {
         self.stack.last().cloned().ok_or(Error::StackUnderflow { offset: at })
+    }
+}
+
+/// The value a call produces: remembers what was called (when it was an import) and
+/// with what, so later opcodes can tell (joblib's array wrappers).
+fn call_of(f: &Val, args: Val) -> Val {
+    match f {
+        Val::Global(i) => Val::Called(Some(*i), Rc::new(args)),
+        _ => Val::Called(None, Rc::new(args)),
     }
 }
 
@@ -535,12 +682,13 @@ fn kind(v: &Val) -> &'static str {
     match v {
         Val::Str(_) => "string",
         Val::Bytes => "bytes",
-        Val::Int => "integer",
+        Val::Int(_) => "integer",
         Val::Other => "computed",
         Val::Mark => "mark",
         Val::Global(_) => "imported",
-        Val::Called => "call result",
-        Val::Tuple => "tuple",
+        Val::Called(..) => "call result",
+        Val::Tuple(_) => "tuple",
+        Val::Dict(_) => "dict",
     }
 }
 

@@ -251,6 +251,8 @@ const ALLOW: &[(&str, &[&str])] = &[
         "numpy.random._pickle",
         &["__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor"],
     ),
+    // joblib's array wrappers: the array bytes follow in the stream (pickle.rs skips them).
+    ("joblib.numpy_pickle", &["NumpyArrayWrapper"]),
 ];
 
 /// Module prefixes whose classes real checkpoints construct (full-model pickles).
