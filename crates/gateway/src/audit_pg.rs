@@ -243,6 +243,17 @@ impl rampart_audit::Store for PgStore {
     }
 }
 
+/// The next page of `node`'s records after sequence number `after`, in order.
+async fn page(client: &Client, node: &str, after: i64) -> io::Result<Vec<tokio_postgres::Row>> {
+    client
+        .query(
+            "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&node, &after, &PAGE],
+        )
+        .await
+        .map_err(err)
+}
+
 /// Verifies one node's chain in PostgreSQL, page by page (bounded memory): records in
 /// sequence order, each checkpoint checked after the record it covers. Problems name
 /// `postgres:<node>` and the record's sequence number as the line.
@@ -266,13 +277,7 @@ pub async fn verify(url: &str, node: &str, public_key: Option<&[u8]>) -> io::Res
     }
     let mut after: i64 = -1;
     loop {
-        let rows = client
-            .query(
-                "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&node, &after, &PAGE],
-            )
-            .await
-            .map_err(err)?;
+        let rows = page(&client, node, after).await?;
         if rows.is_empty() {
             break;
         }
@@ -298,13 +303,7 @@ pub async fn for_each_entry(url: &str, node: &str, mut f: impl FnMut(Entry)) -> 
     let client = connect(url).await?;
     let mut after: i64 = -1;
     loop {
-        let rows = client
-            .query(
-                "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&node, &after, &PAGE],
-            )
-            .await
-            .map_err(err)?;
+        let rows = page(&client, node, after).await?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -347,13 +346,7 @@ pub async fn purge(
     let mut last: Option<(u64, String)> = None;
     let mut after: i64 = -1;
     'pages: loop {
-        let rows = client
-            .query(
-                "SELECT seq, prev, hash, record FROM rampart_audit_records WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&node, &after, &PAGE],
-            )
-            .await
-            .map_err(err)?;
+        let rows = page(&client, node, after).await?;
         if rows.is_empty() {
             break;
         }
