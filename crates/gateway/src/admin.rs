@@ -1,9 +1,11 @@
 //! The admin listener (loopback by default, separate from client traffic): liveness
 //! (`GET /healthz`), readiness (`GET /readyz`: every pool has a target in rotation and
 //! the gateway is not draining), Prometheus metrics (`GET /metrics`) and config reload
-//! (`POST /admin/reload`). It never proxies anything. Health and readiness are open
-//! (for orchestrators); metrics need a credential whose roles grant `metrics` unless
-//! `admin.public_metrics` (loopback only); reload needs `admin`.
+//! (`POST /admin/reload`), and the right to erasure (`POST /admin/audit/erase` with
+//! `{"subject": "…"}`: destroys the subject's payload key and records the erasure in the
+//! audit trail). It never proxies anything. Health and readiness are open (for
+//! orchestrators); metrics need a credential whose roles grant `metrics` unless
+//! `admin.public_metrics` (loopback only); reload and erase need `admin`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -54,16 +56,84 @@ async fn refusal(gateway: &Gateway, headers: &http::HeaderMap, action: Action) -
     })
 }
 
+/// Largest admin request body read (an erasure request is a few dozen bytes).
+const MAX_ADMIN_BODY: u64 = 4096;
+
+/// `POST /admin/audit/erase`: crypto-shreds a data subject's payload key and records
+/// the erasure (the subject's pseudonym, never the id) in the audit trail.
+async fn erase(gateway: &Gateway, body: Option<Bytes>) -> Response<Full<Bytes>> {
+    let bad = |code: &str, message: &str| {
+        json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": {"code": code, "message": message}}),
+        )
+    };
+    let Some(audit) = gateway.audit.as_ref() else {
+        return bad("audit_disabled", "the audit trail is not enabled");
+    };
+    let Some(keys) = audit.keys.clone() else {
+        return bad(
+            "no_payload_keys",
+            "audit.master_key is not set: no payloads are captured",
+        );
+    };
+    let subject = body
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("subject").and_then(|s| s.as_str()).map(str::to_owned))
+        .filter(|s| !s.is_empty());
+    let Some(subject) = subject else {
+        return bad("invalid_request", "send {\"subject\": \"<id>\"} (at most 4 KiB)");
+    };
+    let pseudonym = audit.pseudonym(&subject);
+    let p = pseudonym.clone();
+    match tokio::task::spawn_blocking(move || keys.erase(&p)).await {
+        Ok(Ok(existed)) => {
+            audit.admin(
+                "subject_erased",
+                "admin_api",
+                true,
+                None,
+                Some(format!(
+                    "subject pseudonym {pseudonym}: payload key {}",
+                    if existed {
+                        "destroyed"
+                    } else {
+                        "absent (nothing captured)"
+                    }
+                )),
+            );
+            json(
+                StatusCode::OK,
+                serde_json::json!({"status": "erased", "pseudonym": pseudonym, "key_existed": existed}),
+            )
+        }
+        _ => {
+            audit.admin(
+                "subject_erased",
+                "admin_api",
+                false,
+                None,
+                Some(format!("subject pseudonym {pseudonym}")),
+            );
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": {"code": "erase_failed", "message": "the subject key could not be destroyed"}}),
+            )
+        }
+    }
+}
+
 async fn route(
     gateway: Arc<Gateway>,
     method: Method,
     path: &str,
     headers: &http::HeaderMap,
+    body: Option<Bytes>,
     draining: bool,
 ) -> Response<Full<Bytes>> {
     let needs = match (&method, path) {
         (&Method::GET, "/metrics") if !gateway.current().config.admin.public_metrics => Some(Action::Metrics),
-        (&Method::POST, "/admin/reload") => Some(Action::Admin),
+        (&Method::POST, "/admin/reload" | "/admin/audit/erase") => Some(Action::Admin),
         _ => None,
     };
     if let Some(action) = needs
@@ -111,7 +181,8 @@ async fn route(
                 ),
             }
         }
-        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload") => json(
+        (Method::POST, "/admin/audit/erase") => erase(&gateway, body).await,
+        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/audit/erase") => json(
             StatusCode::METHOD_NOT_ALLOWED,
             serde_json::json!({"error": {"code": "method_not_allowed", "message": "method not allowed"}}),
         ),
@@ -150,8 +221,24 @@ pub async fn serve(
                 let gateway = Arc::clone(&gateway);
                 let draining = draining.load(std::sync::atomic::Ordering::Relaxed);
                 async move {
+                    let (parts, incoming) = req.into_parts();
+                    let body = if parts.method == Method::POST {
+                        crate::body::read_bounded(incoming, MAX_ADMIN_BODY, Duration::from_secs(5))
+                            .await
+                            .ok()
+                    } else {
+                        None
+                    };
                     Ok::<_, Infallible>(
-                        route(gateway, req.method().clone(), req.uri().path(), req.headers(), draining).await,
+                        route(
+                            gateway,
+                            parts.method.clone(),
+                            parts.uri.path(),
+                            &parts.headers,
+                            body,
+                            draining,
+                        )
+                        .await,
                     )
                 }
             });

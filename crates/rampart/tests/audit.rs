@@ -1197,3 +1197,87 @@ async fn a_pinned_model_version_is_checked_at_start_and_named_in_every_record() 
     assert_eq!(err, Some(1), "changed weights are caught by `rampart verify`: {out}");
     assert!(out.contains("CHANGED: weights.safetensors"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_through_the_admin_api_is_recorded_in_the_trail() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let dir = TempDir::new("rampart-audit-admin-erase").unwrap();
+    let (key, public) = keygen(&dir);
+    let trail = dir.join("trail");
+    std::fs::write(dir.join("pepper"), "0123456789abcdef0123456789abcdef-test-pepper\n").unwrap();
+    std::fs::write(dir.join("master.key"), "q7h3C1mZ0bWc2X0n8d3kY6yZ1wJ4pV9tR5sL2uA8eQo=\n").unwrap();
+    let base = base_config(&o.url(), &k.url()).replace(
+        "protocol = \"openai\"\npublic = true",
+        "protocol = \"openai\"\npublic = true\ncapture_payloads = true",
+    );
+    let config = audit_config(
+        &format!(
+            "{base}\n[identity]\npepper = {{ file = \"pepper\" }}\napi_keys = {{ file = \"keys.toml\" }}\n\n[roles.ops]\nactions = [\"admin\"]\n"
+        ),
+        &trail,
+        &key,
+        &format!("master_key = {{ file = \"{}\" }}", dir.join("master.key").display()),
+    );
+    let config_path = dir.join("rampart.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let out = Command::new(bin())
+        .args(["keys", "create", "--subject", "sre", "--role", "ops", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut gw = GatewayProcess::start_in(bin(), &config, dir).unwrap();
+    let c = TestClient::http1();
+    let r = c
+        .request(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json"), ("x-rampart-subject", "carol")],
+            json!({"model": "m", "messages": [{"role": "user", "content": "carol's question"}]}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    let erase_url = format!("{}/admin/audit/erase", gw.admin_url());
+    let body = json!({"subject": "carol"}).to_string();
+    let anonymous = c.request(Method::POST, &erase_url, &[], body.clone()).await.unwrap();
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "erasure needs an admin credential"
+    );
+    let auth = format!("Bearer {admin_key}");
+    let bad = c
+        .request(Method::POST, &erase_url, &[("authorization", auth.as_str())], "{}")
+        .await
+        .unwrap();
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    let ok = c
+        .request(Method::POST, &erase_url, &[("authorization", auth.as_str())], body)
+        .await
+        .unwrap();
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert_eq!(ok.json()["key_existed"], true);
+    let pseudonym = ok.json()["pseudonym"].as_str().unwrap().to_owned();
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    let recs = records(&trail);
+    let erased = recs
+        .iter()
+        .find(|r| r["type"] == "admin" && r["action"] == "subject_erased")
+        .expect("the erasure is a record in the chain");
+    assert_eq!(erased["via"], "admin_api");
+    assert!(erased["detail"].as_str().unwrap().contains(&pseudonym));
+    let carol = export(&config_path, "carol");
+    assert_eq!(carol["records"][0]["record"]["payload"]["status"], "erased");
+    let raw: String = rampart_audit::store::segments(&trail, "test-node")
+        .unwrap()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!raw.contains("carol"), "the subject's id is never written");
+    let (code, out) = verify(&trail, &public);
+    assert_eq!(code, 0, "{out}");
+}
