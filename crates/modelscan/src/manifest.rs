@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
@@ -310,9 +310,4 @@ pub fn load_public_key(path: &Path) -> Result<Vec<u8>, Error> {
             path.display()
         ))),
     }
-}
-
-/// A directory path as given (for messages).
-pub fn display(p: &Path) -> String {
-    PathBuf::from(p).display().to_string()
 }
