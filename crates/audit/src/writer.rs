@@ -417,12 +417,21 @@ impl State {
     /// skipped.
     fn deliver_spill(&mut self) {
         let Some(dir) = self.opts.spill_dir.clone() else { return };
-        let Ok(entries) = crate::store::read_entries(&dir, &self.opts.node) else {
+        let Ok(segs) = crate::store::segments(&dir, &self.opts.node) else {
             return;
         };
-        let head = self.store.last().map(|e| e.seq);
-        let todo: Vec<Entry> = entries.into_iter().filter(|e| head.is_none_or(|h| e.seq > h)).collect();
-        if !todo.is_empty() {
+        // One segment at a time (each at most `max_segment_bytes`), so a long outage's
+        // spill never has to fit in memory at once.
+        for seg in &segs {
+            let Ok(entries) = read_segment(seg) else {
+                self.spilled = true;
+                return;
+            };
+            let head = self.store.last().map(|e| e.seq);
+            let todo: Vec<Entry> = entries.into_iter().filter(|e| head.is_none_or(|h| e.seq > h)).collect();
+            if todo.is_empty() {
+                continue;
+            }
             if self
                 .store
                 .write_entries(&todo)
@@ -436,10 +445,8 @@ impl State {
             (self.observer)(Event::Delivered(todo.len() as u64));
         }
         // Everything is in the store now: start a fresh spill.
-        if let Ok(segs) = crate::store::segments(&dir, &self.opts.node) {
-            for s in segs {
-                let _ = std::fs::remove_file(s);
-            }
+        for s in segs {
+            let _ = std::fs::remove_file(s);
         }
         self.spill = FileStore::open(&dir, &self.opts.node, self.opts.max_segment_bytes).ok();
         self.spilled = false;
@@ -463,4 +470,16 @@ impl State {
             Err(_) => (self.observer)(Event::StoreError),
         }
     }
+}
+
+/// The record entries of one segment file.
+fn read_segment(path: &std::path::Path) -> std::io::Result<Vec<Entry>> {
+    use std::io::BufRead as _;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
+        if let Ok(e) = serde_json::from_str::<Entry>(&line?) {
+            out.push(e);
+        }
+    }
+    Ok(out)
 }
