@@ -214,6 +214,15 @@ impl std::fmt::Debug for AuditTrail {
     }
 }
 
+/// The subject-key store the config names: PostgreSQL with `store = "postgres"`, else
+/// files beside the trail.
+pub fn subject_keys(cfg: &Audit, master_key: &[u8]) -> std::io::Result<crate::audit_payload::SubjectKeys> {
+    match &cfg.postgres {
+        Some(url) => crate::audit_payload::SubjectKeys::in_postgres(&cfg.dir, master_key, url.expose()),
+        None => crate::audit_payload::SubjectKeys::new(&cfg.dir, master_key),
+    }
+}
+
 /// HMAC-SHA256 of `value` under `key`, first 16 bytes in hex: how records name
 /// principals and data subjects.
 pub fn keyed_pseudonym(key: &hmac::Key, value: &str) -> String {
@@ -315,8 +324,7 @@ impl AuditTrail {
             metrics,
             keys: match &cfg.master_key {
                 Some(k) => Some(Arc::new(
-                    crate::audit_payload::SubjectKeys::new(&cfg.dir, k.expose())
-                        .map_err(|e| fail(format!("audit.master_key: {e}")))?,
+                    subject_keys(cfg, k.expose()).map_err(|e| fail(format!("audit.master_key: {e}")))?,
                 )),
                 None => None,
             },

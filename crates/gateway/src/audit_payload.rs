@@ -124,6 +124,9 @@ pub fn payload_aad(node: &str, request_id: &str) -> Vec<u8> {
 /// Per-subject data keys in a directory, wrapped by the master key.
 pub struct SubjectKeys {
     dir: PathBuf,
+    /// With the PostgreSQL store, wrapped keys live in its `rampart_audit_subject_keys`
+    /// table, shared by every node; otherwise in `dir`.
+    pg: Option<crate::audit_pg::PgKeys>,
     master: LessSafeKey,
     cache: Mutex<HashMap<String, SubjectKey>>,
 }
@@ -132,6 +135,7 @@ impl std::fmt::Debug for SubjectKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubjectKeys")
             .field("dir", &self.dir)
+            .field("postgres", &self.pg.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -141,9 +145,31 @@ impl SubjectKeys {
     pub fn new(audit_dir: &Path, master_key: &[u8]) -> io::Result<Self> {
         Ok(Self {
             dir: audit_dir.join("subject-keys"),
+            pg: None,
             master: aead_key(master_key)?,
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keys in PostgreSQL (`postgres_url`), shared by every node; connects on first use.
+    pub fn in_postgres(audit_dir: &Path, master_key: &[u8], postgres_url: &str) -> io::Result<Self> {
+        Ok(Self {
+            pg: Some(crate::audit_pg::PgKeys::new(postgres_url)?),
+            ..Self::new(audit_dir, master_key)?
+        })
+    }
+
+    /// The wrapped key line of a subject, from wherever keys live.
+    fn load(&self, subject: &str) -> io::Result<Option<String>> {
+        let path = self.path(subject)?;
+        if let Some(pg) = &self.pg {
+            return pg.load(subject);
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn path(&self, subject: &str) -> io::Result<PathBuf> {
@@ -161,7 +187,11 @@ impl SubjectKeys {
     /// The subject's current key, if it exists (was not erased).
     fn get(&self, subject: &str) -> io::Result<Option<SubjectKey>> {
         let path = self.path(subject)?;
-        if let Some(k) = self.cache.lock().ok().and_then(|c| c.get(subject).copied()) {
+        // In PostgreSQL another node may erase a key at any time: always ask (the
+        // writer thread does this, never the request path).
+        if self.pg.is_none()
+            && let Some(k) = self.cache.lock().ok().and_then(|c| c.get(subject).copied())
+        {
             // Another process (`rampart audit erase`) may have destroyed the key: a
             // cached copy must not outlive the file, or new payloads would be sealed
             // with a key nobody can read again.
@@ -172,10 +202,8 @@ impl SubjectKeys {
                 c.remove(subject);
             }
         }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(text) = self.load(subject)? else {
+            return Ok(None);
         };
         let mut parts = text.trim().splitn(3, ':');
         let (Some(id), Some(nonce), Some(ct)) = (parts.next(), parts.next(), parts.next()) else {
@@ -213,6 +241,15 @@ impl SubjectKeys {
         rng.fill(&mut k.key).map_err(|_| io::Error::other("no randomness"))?;
         let id = hex(&k.id);
         let (nonce, ct) = seal_with(&self.master, &Self::wrap_aad(subject, &id), &k.key)?;
+        if let Some(pg) = &self.pg {
+            // Another node may have created one first: then that one is the key.
+            if !pg.insert(subject, &format!("{id}:{nonce}:{ct}"))? {
+                return self
+                    .get(subject)?
+                    .ok_or_else(|| io::Error::other("the subject key vanished while it was created"));
+            }
+            return Ok(k);
+        }
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(subject)?;
         let tmp = path.with_extension("tmp");
@@ -232,7 +269,11 @@ impl SubjectKeys {
         if let Ok(mut c) = self.cache.lock() {
             c.remove(subject);
         }
-        match std::fs::remove_file(self.path(subject)?) {
+        let path = self.path(subject)?;
+        if let Some(pg) = &self.pg {
+            return pg.delete(subject);
+        }
+        match std::fs::remove_file(path) {
             Ok(()) => {
                 // Make the removal itself durable.
                 if let Ok(d) = std::fs::File::open(&self.dir) {

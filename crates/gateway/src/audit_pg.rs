@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS rampart_audit_checkpoints (
     written timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS rampart_audit_checkpoints_node_seq ON rampart_audit_checkpoints (node, seq);
+CREATE TABLE IF NOT EXISTS rampart_audit_subject_keys (
+    subject text PRIMARY KEY,
+    line    text NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rampart_audit_anchors (
     node text PRIMARY KEY,
     line text NOT NULL
@@ -240,6 +244,112 @@ impl rampart_audit::Store for PgStore {
     /// Every statement commits on its own; a committed row is durable.
     fn sync(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Payload subject keys (wrapped by the master key) in PostgreSQL, shared by every node.
+/// Blocking: called from the audit writer thread, the admin API's blocking pool and the
+/// CLI, never from an async task.
+pub struct PgKeys {
+    url: String,
+    /// `None` only while dropping (see `Drop`).
+    rt: Option<tokio::runtime::Runtime>,
+    client: std::sync::Mutex<Option<Client>>,
+}
+
+impl Drop for PgKeys {
+    /// The gateway drops its key store inside its async runtime, where dropping another
+    /// runtime the ordinary way panics; shut this one down in the background instead.
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.client.lock() {
+            c.take();
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for PgKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgKeys").finish_non_exhaustive()
+    }
+}
+
+impl PgKeys {
+    pub fn new(url: &str) -> io::Result<Self> {
+        Ok(Self {
+            url: url.to_owned(),
+            rt: Some(tokio::runtime::Builder::new_current_thread().enable_all().build()?),
+            client: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl for<'c> FnOnce(&'c Client) -> Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + 'c>>,
+    ) -> io::Result<T> {
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| err("the subject key store is shutting down"))?;
+        let mut guard = self.client.lock().map_err(|_| err("subject key connection poisoned"))?;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(rt.block_on(connect(&self.url))?);
+        }
+        let client = guard.as_ref().ok_or_else(|| err("not connected"))?;
+        let out = rt.block_on(async { tokio::time::timeout(TIMEOUT, f(client)).await });
+        match out {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                *guard = None;
+                Err(err(format!("PostgreSQL: {e}")))
+            }
+            Err(_) => {
+                *guard = None;
+                Err(err("PostgreSQL did not answer in time"))
+            }
+        }
+    }
+
+    pub fn load(&self, subject: &str) -> io::Result<Option<String>> {
+        let subject = subject.to_owned();
+        let row = self.with(move |c| {
+            Box::pin(async move {
+                c.query_opt(
+                    "SELECT line FROM rampart_audit_subject_keys WHERE subject = $1",
+                    &[&subject],
+                )
+                .await
+            })
+        })?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Stores a new key unless the subject has one; returns whether this one was stored.
+    pub fn insert(&self, subject: &str, line: &str) -> io::Result<bool> {
+        let (subject, line) = (subject.to_owned(), line.to_owned());
+        let n = self.with(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO rampart_audit_subject_keys (subject, line) VALUES ($1, $2) ON CONFLICT (subject) DO NOTHING",
+                    &[&subject, &line],
+                )
+                .await
+            })
+        })?;
+        Ok(n == 1)
+    }
+
+    pub fn delete(&self, subject: &str) -> io::Result<bool> {
+        let subject = subject.to_owned();
+        let n = self.with(move |c| {
+            Box::pin(async move {
+                c.execute("DELETE FROM rampart_audit_subject_keys WHERE subject = $1", &[&subject])
+                    .await
+            })
+        })?;
+        Ok(n > 0)
     }
 }
 

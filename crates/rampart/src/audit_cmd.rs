@@ -288,7 +288,7 @@ fn subject_keys(audit: &rampart_config::Audit, path: &Path) -> Result<SubjectKey
         );
         return Err(ExitCode::from(2));
     };
-    SubjectKeys::new(&audit.dir, master.expose()).map_err(|e| {
+    rampart_gateway::audit::subject_keys(audit, master.expose()).map_err(|e| {
         eprintln!("{}: audit.master_key: {e}", path.display());
         ExitCode::from(2)
     })
@@ -336,13 +336,18 @@ fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let pseudonym = rampart_gateway::audit::pseudonym_for(&audit, subject);
+    // Collect the subject's records first, decrypt after: reading the store and the
+    // key store may both need a blocking database connection.
+    let mut mine = Vec::new();
+    rampart_gateway::audit_report::for_each_entry(&audit, |_, e| {
+        let record = e.value();
+        if about(&record, &pseudonym) {
+            mine.push((e.seq, record));
+        }
+    })?;
     let mut out = Vec::new();
     let mut problem = None;
-    let mut take = |entry: rampart_audit::Entry| {
-        let mut record = entry.value();
-        if !about(&record, &pseudonym) {
-            return;
-        }
+    for (seq, mut record) in mine {
         if let Some(sealed) = record.get("payload").cloned().filter(|p| !p.is_null()) {
             let opened = serde_json::from_value::<Sealed>(sealed)
                 .map_err(std::io::Error::other)
@@ -362,14 +367,13 @@ fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
                 }
                 Ok(None) => serde_json::json!({"status": "erased"}),
                 Err(e) => {
-                    problem.get_or_insert(format!("record {}: {e}", entry.seq));
+                    problem.get_or_insert(format!("record {seq}: {e}"));
                     serde_json::json!({"status": "unreadable", "error": e.to_string()})
                 }
             };
         }
-        out.push(serde_json::json!({"seq": entry.seq, "record": record}));
-    };
-    rampart_gateway::audit_report::for_each_entry(&audit, |_, e| take(e))?;
+        out.push(serde_json::json!({"seq": seq, "record": record}));
+    }
     let doc = serde_json::json!({"subject": subject, "pseudonym": pseudonym, "records": out});
     println!("{}", serde_json::to_string_pretty(&doc)?);
     if let Some(p) = problem {

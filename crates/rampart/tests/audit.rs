@@ -1281,3 +1281,86 @@ async fn erasure_through_the_admin_api_is_recorded_in_the_trail() {
     let (code, out) = verify(&trail, &public);
     assert_eq!(code, 0, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_postgres_store_payload_keys_are_shared_in_the_database() {
+    use rampart_testkit::postgres::PrivatePostgres;
+    let pg = PrivatePostgres::start().expect("a private PostgreSQL (initdb) for this test");
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let dir = TempDir::new("rampart-audit-pgkeys").unwrap();
+    let (key, public) = keygen(&dir);
+    std::fs::write(dir.join("master.key"), "q7h3C1mZ0bWc2X0n8d3kY6yZ1wJ4pV9tR5sL2uA8eQo=\n").unwrap();
+    let base = base_config(&o.url(), &k.url()).replace(
+        "protocol = \"openai\"\npublic = true",
+        "protocol = \"openai\"\npublic = true\ncapture_payloads = true",
+    );
+    let trail_dir = dir.join("unused");
+    let config = audit_config(
+        &base,
+        &trail_dir,
+        &key,
+        &format!(
+            "store = \"postgres\"\npostgres = {{ env = \"RAMPART_TEST_AUDIT_PG\" }}\nmaster_key = {{ file = \"{}\" }}",
+            dir.join("master.key").display()
+        ),
+    );
+    let url = pg.url();
+    let mut gw = GatewayProcess::start_with_env(
+        bin(),
+        &config,
+        TempDir::new("rampart-test").unwrap(),
+        &[("RAMPART_TEST_AUDIT_PG", url.as_str())],
+    )
+    .unwrap();
+    let r = TestClient::http1()
+        .request(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json"), ("x-rampart-subject", "dave")],
+            json!({"model": "m", "messages": [{"role": "user", "content": "dave's question"}]}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    let config_path = gw.config_path.clone();
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+    assert!(
+        !trail_dir.join("subject-keys").exists(),
+        "no key files beside a PostgreSQL trail"
+    );
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let count = "SELECT count(*) FROM rampart_audit_subject_keys";
+    assert_eq!(client.query_one(count, &[]).await.unwrap().get::<_, i64>(0), 1);
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("audit")
+            .args(args)
+            .args(["--config", &config_path.display().to_string()])
+            .env("RAMPART_TEST_AUDIT_PG", &url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let exported: Value = serde_json::from_str(&cli(&["export", "--subject", "dave"])).unwrap();
+    assert_eq!(exported["records"][0]["record"]["payload"]["status"], "readable");
+    assert!(cli(&["erase", "--subject", "dave"]).contains("erased"));
+    assert_eq!(
+        client.query_one(count, &[]).await.unwrap().get::<_, i64>(0),
+        0,
+        "the key row is gone"
+    );
+    let exported: Value = serde_json::from_str(&cli(&["export", "--subject", "dave"])).unwrap();
+    assert_eq!(exported["records"][0]["record"]["payload"]["status"], "erased");
+    let out = Command::new(bin())
+        .args(["audit", "verify", "--config"])
+        .arg(&config_path)
+        .args(["--pub", &public])
+        .env("RAMPART_TEST_AUDIT_PG", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
