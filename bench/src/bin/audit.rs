@@ -132,14 +132,16 @@ fn request_path(dir: &std::path::Path, n: u32) -> Result<f64, Error> {
         capture: None,
     };
     state.response.update(&[b'x'; 1412]);
-    ex.audit = Some(Box::new(state));
+    let state = state;
     let sha: Arc<str> = Arc::from(config.digest.as_str());
     let policy: Option<Arc<str>> = Some(Arc::from("pii-safe"));
     let mut runs = Vec::new();
     for _ in 0..5 {
         let t0 = Instant::now();
         for _ in 0..n {
-            let _ = trail.record_exchange(&ex, &sha, policy.clone(), None);
+            // record_exchange takes the exchange's audit state: give each call its own.
+            ex.audit = Some(Box::new(state.clone()));
+            let _ = trail.record_exchange(&mut ex, &sha, policy.clone(), None);
         }
         runs.push(t0.elapsed().as_secs_f64() * 1e6 / f64::from(n));
         trail.flush(Duration::from_secs(60));

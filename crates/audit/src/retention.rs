@@ -85,6 +85,20 @@ pub fn read_anchor(dir: &Path, node: &str) -> std::io::Result<Option<Anchor>> {
     }
 }
 
+/// Why `entry` must stay at `now` (the message a purge stops with), or `None` when it
+/// may be deleted.
+pub fn must_stay(entry: &crate::chain::Entry, fate: impl Fn(&Value) -> Fate, now: i64) -> Option<String> {
+    match fate(&entry.value()) {
+        Fate::After(t) if t <= now => None,
+        Fate::After(t) => Some(format!(
+            "record {} must be kept until {}",
+            entry.seq,
+            rampart_identity::time::format(t)
+        )),
+        Fate::Keep(why) => Some(format!("record {} must be kept: {why}", entry.seq)),
+    }
+}
+
 /// What a purge did (or, dry, would do).
 #[derive(Debug, Default)]
 pub struct Purge {
@@ -120,20 +134,9 @@ pub fn purge_dir(
             let Ok(entry) = serde_json::from_str::<crate::chain::Entry>(line) else {
                 continue; // checkpoints
             };
-            match fate(&entry.value()) {
-                Fate::After(t) if t <= now => {}
-                Fate::After(t) => {
-                    out.stopped = Some(format!(
-                        "record {} must be kept until {}",
-                        entry.seq,
-                        rampart_identity::time::format(t)
-                    ));
-                    break 'segments;
-                }
-                Fate::Keep(why) => {
-                    out.stopped = Some(format!("record {} must be kept: {why}", entry.seq));
-                    break 'segments;
-                }
+            if let Some(why) = must_stay(&entry, &fate, now) {
+                out.stopped = Some(why);
+                break 'segments;
             }
             count += 1;
             seg_last = Some((entry.seq, entry.hash));

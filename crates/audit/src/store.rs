@@ -165,10 +165,6 @@ impl FileStore {
         self.torn.as_ref()
     }
 
-    pub fn chain(&self) -> &Chain {
-        &self.chain
-    }
-
     fn rotate_if_needed(&mut self, next: usize) -> std::io::Result<()> {
         if self.size > 0 && self.size + next as u64 > self.max_segment {
             self.file.sync_data()?;
@@ -266,12 +262,24 @@ impl Store for FileStore {
 /// Reads every record entry of `node` in `dir`, in order (checkpoints skipped).
 pub fn read_entries(dir: &Path, node: &str) -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
+    for_each_entry(dir, node, |e| out.push(e))?;
+    Ok(out)
+}
+
+/// Calls `f` with every record entry of `node` in `dir`, in order, one line at a time.
+pub fn for_each_entry(dir: &Path, node: &str, mut f: impl FnMut(Entry)) -> std::io::Result<()> {
     for path in segments(dir, node)? {
-        for line in BufReader::new(File::open(&path)?).lines() {
-            if let Ok(entry) = serde_json::from_str::<Entry>(&line?) {
-                out.push(entry);
-            }
+        segment_entries(&path, &mut f)?;
+    }
+    Ok(())
+}
+
+/// Calls `f` with every record entry of one segment file (checkpoints skipped).
+pub fn segment_entries(path: &Path, mut f: impl FnMut(Entry)) -> std::io::Result<()> {
+    for line in BufReader::new(File::open(path)?).lines() {
+        if let Ok(entry) = serde_json::from_str::<Entry>(&line?) {
+            f(entry);
         }
     }
-    Ok(out)
+    Ok(())
 }

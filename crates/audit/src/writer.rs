@@ -108,10 +108,11 @@ struct Shared {
     spill: bool,
 }
 
-/// The writer thread; [`Handle::stop`] writes the final checkpoint and joins it.
+/// The writer thread. It ends with the process, after `Writer::seal` wrote the final
+/// checkpoint; holding the handle keeps that ownership visible.
 #[derive(Debug)]
 pub struct Handle {
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: std::thread::JoinHandle<()>,
 }
 
 impl Writer {
@@ -155,7 +156,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("rampart-audit".into())
             .spawn(move || state.run(rx))?;
-        Ok((Self { tx, shared }, Handle { thread: Some(thread) }))
+        Ok((Self { tx, shared }, Handle { _thread: thread }))
     }
 
     /// Whether a new exchange may start: the queue has room, and the store is
@@ -201,16 +202,6 @@ impl Writer {
             return false;
         }
         rx.recv_timeout(timeout).unwrap_or(false)
-    }
-}
-
-impl Handle {
-    /// Waits for the writer thread to end (after every [`Writer`] was dropped): it
-    /// writes what is queued, a final checkpoint, and syncs.
-    pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -423,10 +414,11 @@ impl State {
         // One segment at a time (each at most `max_segment_bytes`), so a long outage's
         // spill never has to fit in memory at once.
         for seg in &segs {
-            let Ok(entries) = read_segment(seg) else {
+            let mut entries = Vec::new();
+            if crate::store::segment_entries(seg, |e| entries.push(e)).is_err() {
                 self.spilled = true;
                 return;
-            };
+            }
             let head = self.store.last().map(|e| e.seq);
             let todo: Vec<Entry> = entries.into_iter().filter(|e| head.is_none_or(|h| e.seq > h)).collect();
             if todo.is_empty() {
@@ -470,16 +462,4 @@ impl State {
             Err(_) => (self.observer)(Event::StoreError),
         }
     }
-}
-
-/// The record entries of one segment file.
-fn read_segment(path: &std::path::Path) -> std::io::Result<Vec<Entry>> {
-    use std::io::BufRead as _;
-    let mut out = Vec::new();
-    for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
-        if let Ok(e) = serde_json::from_str::<Entry>(&line?) {
-            out.push(e);
-        }
-    }
-    Ok(out)
 }

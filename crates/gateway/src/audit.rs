@@ -175,6 +175,7 @@ pub struct LifecycleRecord {
 }
 
 /// Per-exchange audit state: body digests as they pass, and captured bodies.
+#[derive(Clone)]
 pub struct AuditState {
     pub request_sha256: Option<String>,
     pub response: ring::digest::Context,
@@ -355,8 +356,13 @@ impl AuditTrail {
     }
 
     fn submit(&self, record: Record, ack: Option<Ack>) {
+        self.hand_over(Box::new(move || encode(&record)), ack);
+    }
+
+    /// Hands a record builder to the writer, sampling the queue depth.
+    fn hand_over(&self, make: rampart_audit::writer::MakeRecord, ack: Option<Ack>) {
         self.metrics.audit_queue_depth(self.writer.pending() + 1);
-        self.writer.submit(Box::new(move || encode(&record)), ack);
+        self.writer.submit(make, ack);
     }
 
     pub fn lifecycle(&self, event: &'static str, config_sha256: Option<&str>, detail: Option<String>) {
@@ -425,7 +431,7 @@ impl AuditTrail {
     /// when the record is durable (`true`) or cannot be made so (`false`).
     pub fn record_exchange(
         &self,
-        ex: &Exchange,
+        ex: &mut Exchange,
         config_sha256: &Arc<str>,
         policy: Option<Arc<str>>,
         pin: Option<&rampart_config::ModelPin>,
@@ -435,18 +441,12 @@ impl AuditTrail {
         for f in &ex.findings {
             *findings.entry(f.kind).or_insert(0u32) += 1;
         }
-        let (request_sha256, response_sha256, capture) = match &ex.audit {
-            Some(a) => (
-                a.request_sha256.clone(),
-                Some(hex(a.response.clone().finish().as_ref())),
-                a.capture.as_ref().map(|c| crate::audit_payload::Capture {
-                    subject: c.subject.clone(),
-                    request: c.request.clone(),
-                    response: c.response.clone(),
-                    truncated: c.truncated,
-                    limit: c.limit,
-                }),
-            ),
+        // The exchange ends here: its digests and captured bodies move into the record.
+        let (request_sha256, response_sha256, capture) = match ex.audit.take() {
+            Some(a) => {
+                let a = *a;
+                (a.request_sha256, Some(hex(a.response.finish().as_ref())), a.capture)
+            }
             None => (None, None, None),
         };
         let principal = match &ex.principal {
@@ -527,8 +527,7 @@ impl AuditTrail {
             (Some(capture), Some(keys)) => {
                 let keys = Arc::clone(keys);
                 let mut record = record;
-                self.metrics.audit_queue_depth(self.writer.pending() + 1);
-                self.writer.submit(
+                self.hand_over(
                     Box::new(move || {
                         // On the writer thread: the subject's key may need creating.
                         let aad = crate::audit_payload::payload_aad(&record.node, &record.request_id);

@@ -54,7 +54,7 @@ pub struct Plain {
 }
 
 /// Body bytes collected during one exchange.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Capture {
     pub subject: String,
     pub request: Vec<u8>,

@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use rampart_audit::chain::{Checkpoint, Entry};
-use rampart_audit::retention::{Anchor, Fate, Purge};
+use rampart_audit::retention::{Anchor, Fate, Purge, must_stay};
 use rampart_audit::{Report, Verifier};
 use tokio_postgres::{Client, NoTls};
 
@@ -115,7 +115,6 @@ impl PgStore {
             client: None,
             last: None,
         };
-        store.ensure_connected()?;
         let row = store.run(|c, node| {
             Box::pin(async move {
                 c.query_opt(
@@ -129,37 +128,41 @@ impl PgStore {
         Ok(store)
     }
 
-    fn ensure_connected(&mut self) -> io::Result<()> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = None;
-            self.client = Some(self.rt.block_on(connect(&self.url))?);
-        }
-        Ok(())
+    /// One call with the connected client (see [`blocking_call`]); `f` also gets the
+    /// node id.
+    fn run<T>(&mut self, f: impl for<'c> FnOnce(&'c Client, String) -> Query<'c, T>) -> io::Result<T> {
+        let node = self.node.clone();
+        blocking_call(&self.rt, &self.url, &mut self.client, move |c| f(c, node))
     }
+}
 
-    /// One call with the connected client, within [`TIMEOUT`]. On failure the
-    /// connection is dropped, so the next call reconnects.
-    fn run<T>(
-        &mut self,
-        f: impl for<'c> FnOnce(&'c Client, &'c str) -> Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + 'c>>,
-    ) -> io::Result<T> {
-        self.ensure_connected()?;
-        let Some(client) = self.client.as_ref() else {
-            return Err(err("not connected to PostgreSQL"));
-        };
-        let out = self
-            .rt
-            .block_on(async { tokio::time::timeout(TIMEOUT, f(client, &self.node)).await });
-        match out {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                self.client = None;
-                Err(err(format!("PostgreSQL: {e}")))
-            }
-            Err(_) => {
-                self.client = None;
-                Err(err("PostgreSQL did not answer in time"))
-            }
+/// A query future borrowing the client.
+type Query<'c, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + 'c>>;
+
+/// One blocking call on `rt` with the client in `slot` (connecting first when there is
+/// none or it closed), within [`TIMEOUT`]. On failure the connection is dropped, so the
+/// next call reconnects.
+fn blocking_call<T>(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    slot: &mut Option<Client>,
+    f: impl for<'c> FnOnce(&'c Client) -> Query<'c, T>,
+) -> io::Result<T> {
+    if slot.as_ref().is_none_or(Client::is_closed) {
+        *slot = None;
+        *slot = Some(rt.block_on(connect(url))?);
+    }
+    let client = slot.as_ref().ok_or_else(|| err("not connected to PostgreSQL"))?;
+    let out = rt.block_on(async { tokio::time::timeout(TIMEOUT, f(client)).await });
+    match out {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            *slot = None;
+            Err(err(format!("PostgreSQL: {e}")))
+        }
+        Err(_) => {
+            *slot = None;
+            Err(err("PostgreSQL did not answer in time"))
         }
     }
 }
@@ -285,31 +288,13 @@ impl PgKeys {
         })
     }
 
-    fn with<T>(
-        &self,
-        f: impl for<'c> FnOnce(&'c Client) -> Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + 'c>>,
-    ) -> io::Result<T> {
+    fn with<T>(&self, f: impl for<'c> FnOnce(&'c Client) -> Query<'c, T>) -> io::Result<T> {
         let rt = self
             .rt
             .as_ref()
             .ok_or_else(|| err("the subject key store is shutting down"))?;
         let mut guard = self.client.lock().map_err(|_| err("subject key connection poisoned"))?;
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(rt.block_on(connect(&self.url))?);
-        }
-        let client = guard.as_ref().ok_or_else(|| err("not connected"))?;
-        let out = rt.block_on(async { tokio::time::timeout(TIMEOUT, f(client)).await });
-        match out {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                *guard = None;
-                Err(err(format!("PostgreSQL: {e}")))
-            }
-            Err(_) => {
-                *guard = None;
-                Err(err("PostgreSQL did not answer in time"))
-            }
-        }
+        blocking_call(rt, &self.url, &mut guard, f)
     }
 
     pub fn load(&self, subject: &str) -> io::Result<Option<String>> {
@@ -467,20 +452,9 @@ pub async fn purge(
                 out.stopped = Some("the newest record (the chain head) is never purged".into());
                 break 'pages;
             }
-            match fate(&e.value()) {
-                Fate::After(t) if t <= now => {}
-                Fate::After(t) => {
-                    out.stopped = Some(format!(
-                        "record {} must be kept until {}",
-                        e.seq,
-                        rampart_identity::time::format(t)
-                    ));
-                    break 'pages;
-                }
-                Fate::Keep(why) => {
-                    out.stopped = Some(format!("record {} must be kept: {why}", e.seq));
-                    break 'pages;
-                }
+            if let Some(why) = must_stay(&e, &fate, now) {
+                out.stopped = Some(why);
+                break 'pages;
             }
             out.records += 1;
             last = Some((e.seq, e.hash));

@@ -12,27 +12,55 @@ use rampart_audit::chain::Entry;
 use rampart_config::{Audit, Config, ContentAction};
 use serde_json::{Value, json};
 
+/// A runtime for the blocking commands that read the PostgreSQL store.
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// The node ids with records in the store `audit` names.
+pub fn nodes(audit: &Audit) -> io::Result<Vec<String>> {
+    match &audit.postgres {
+        Some(url) => runtime()?.block_on(crate::audit_pg::nodes(url.expose())),
+        None => Ok(rampart_audit::store::nodes(&audit.dir).unwrap_or_default()),
+    }
+}
+
+/// Verifies `nodes` (every node when empty) in the store `audit` names.
+pub fn verify_store(
+    audit: &Audit,
+    nodes: Vec<String>,
+    public_key: Option<&[u8]>,
+) -> io::Result<Vec<(String, rampart_audit::Report)>> {
+    let nodes = if nodes.is_empty() { self::nodes(audit)? } else { nodes };
+    let rt = match &audit.postgres {
+        Some(_) => Some(runtime()?),
+        None => None,
+    };
+    nodes
+        .into_iter()
+        .map(|node| {
+            let report = match (&rt, &audit.postgres) {
+                (Some(rt), Some(url)) => rt.block_on(crate::audit_pg::verify(url.expose(), &node, public_key))?,
+                _ => rampart_audit::verify_dir(&audit.dir, &node, public_key)?,
+            };
+            Ok((node, report))
+        })
+        .collect()
+}
+
 /// Calls `f(node, entry)` for every record entry in the store `audit` names, node by
 /// node, in chain order, without holding a whole trail in memory.
 pub fn for_each_entry(audit: &Audit, mut f: impl FnMut(&str, Entry)) -> io::Result<()> {
     match &audit.postgres {
         Some(url) => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let url = url.expose().clone();
-            for node in rt.block_on(crate::audit_pg::nodes(&url))? {
-                rt.block_on(crate::audit_pg::for_each_entry(&url, &node, |e| f(&node, e)))?;
+            let rt = runtime()?;
+            for node in rt.block_on(crate::audit_pg::nodes(url.expose()))? {
+                rt.block_on(crate::audit_pg::for_each_entry(url.expose(), &node, |e| f(&node, e)))?;
             }
         }
         None => {
             for node in rampart_audit::store::nodes(&audit.dir).unwrap_or_default() {
-                for path in rampart_audit::store::segments(&audit.dir, &node)? {
-                    use std::io::BufRead as _;
-                    for line in io::BufReader::new(std::fs::File::open(&path)?).lines() {
-                        if let Ok(e) = serde_json::from_str::<Entry>(&line?) {
-                            f(&node, e);
-                        }
-                    }
-                }
+                rampart_audit::store::for_each_entry(&audit.dir, &node, |e| f(&node, e))?;
             }
         }
     }
@@ -367,24 +395,8 @@ pub fn report_markdown(
             d("error")
         );
     }
-    let _ = writeln!(md, "\n## Blocked requests by kind\n");
-    if summary.blocked.is_empty() {
-        let _ = writeln!(md, "None in the period.");
-    } else {
-        let _ = writeln!(md, "| kind | count |\n|---|---|");
-        for (k, n) in &summary.blocked {
-            let _ = writeln!(md, "| {k} | {n} |");
-        }
-    }
-    let _ = writeln!(md, "\n## Findings by kind (all decisions)\n");
-    if summary.findings.is_empty() {
-        let _ = writeln!(md, "None in the period.");
-    } else {
-        let _ = writeln!(md, "| kind | count |\n|---|---|");
-        for (k, n) in &summary.findings {
-            let _ = writeln!(md, "| {k} | {n} |");
-        }
-    }
+    kind_counts(&mut md, "Blocked requests by kind", &summary.blocked);
+    kind_counts(&mut md, "Findings by kind (all decisions)", &summary.findings);
     let _ = writeln!(md, "\n## Administrative actions\n");
     if summary.admin.is_empty() {
         let _ = writeln!(md, "None in the period.");
@@ -448,6 +460,19 @@ pub fn report_markdown(
         }
     }
     md
+}
+
+/// A section with a kind → count table, or "None in the period."
+fn kind_counts(md: &mut String, title: &str, counts: &BTreeMap<String, u64>) {
+    let _ = writeln!(md, "\n## {title}\n");
+    if counts.is_empty() {
+        let _ = writeln!(md, "None in the period.");
+    } else {
+        let _ = writeln!(md, "| kind | count |\n|---|---|");
+        for (k, n) in counts {
+            let _ = writeln!(md, "| {k} | {n} |");
+        }
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -199,7 +199,7 @@ pin_project_lite::pin_project! {
             if let Some(ex) = this.exchange.take() {
                 let mut ex = ex;
                 ex.outcome.get_or_insert(Outcome::ClientGone);
-                this.pipeline.complete(&ex, this.route.as_deref());
+                this.pipeline.complete(&mut ex, this.route.as_deref());
             }
         }
     }
@@ -260,7 +260,7 @@ fn finish(
 ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
     let mut ex = exchange.take()?;
     ex.outcome = Some(outcome);
-    pipeline.complete(&ex, route)
+    pipeline.complete(&mut ex, route)
 }
 
 /// Ends a complete exchange: the frame goes out now, or once the audit record is

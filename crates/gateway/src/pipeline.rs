@@ -190,10 +190,10 @@ impl Pipeline {
 
     /// Completion stages. Called exactly once per exchange, by `ExchangeBody`. Returns
     /// what the body must wait for before its last frame (the audit record, in sync
-    /// mode).
+    /// mode). The audit stage runs last and takes the exchange's audit state.
     pub fn complete(
         &self,
-        ex: &Exchange,
+        ex: &mut Exchange,
         route: Option<&RouteRuntime>,
     ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         self.request_id.on_complete(ex);

@@ -192,24 +192,17 @@ fn verify_config(path: &Path, nodes: Vec<String>, key: Option<&[u8]>) -> anyhow:
         eprintln!("{}: no [audit] section", path.display());
         return Ok(ExitCode::from(2));
     };
-    let Some(url) = audit.postgres else {
+    if audit.postgres.is_none() {
         return verify_dir(&audit.dir, nodes, key);
-    };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let url = url.expose().clone();
-    let nodes = if nodes.is_empty() {
-        rt.block_on(rampart_gateway::audit_pg::nodes(&url))?
-    } else {
-        nodes
-    };
-    if nodes.is_empty() {
+    }
+    let reports = rampart_gateway::audit_report::verify_store(&audit, nodes, key)?;
+    if reports.is_empty() {
         eprintln!("PostgreSQL: no audit records found");
         return Ok(ExitCode::from(2));
     }
     let mut bad = false;
-    for node in &nodes {
-        let r = rt.block_on(rampart_gateway::audit_pg::verify(&url, node, key))?;
-        bad |= !print_report(node, &r, key.is_some());
+    for (node, r) in &reports {
+        bad |= !print_report(node, r, key.is_some());
     }
     Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -410,13 +403,13 @@ fn purge(path: &Path, dry_run: bool, now: Option<&str>) -> anyhow::Result<ExitCo
         Fate::After(t.saturating_add(retention.for_class(v["type"].as_str().unwrap_or(""))))
     };
     let stamp = rampart_identity::time::format(now);
-    let (nodes, pg) = match &audit.postgres {
-        Some(url) => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let url = url.expose().clone();
-            (rt.block_on(rampart_gateway::audit_pg::nodes(&url))?, Some((rt, url)))
-        }
-        None => (rampart_audit::store::nodes(&audit.dir).unwrap_or_default(), None),
+    let nodes = rampart_gateway::audit_report::nodes(&audit)?;
+    let pg = match &audit.postgres {
+        Some(url) => Some((
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+            url.expose(),
+        )),
+        None => None,
     };
     for node in nodes {
         let p = match &pg {
@@ -521,23 +514,7 @@ fn report(
     rampart_gateway::audit_report::for_each_entry(&audit, |node, e| summary.add(node, &e, &w))?;
     // The report states whether each chain it summarises is intact.
     let mut checks = Vec::new();
-    let reports: Vec<(String, rampart_audit::Report)> = match &audit.postgres {
-        Some(url) => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let url = url.expose().clone();
-            let mut out = Vec::new();
-            for node in rt.block_on(rampart_gateway::audit_pg::nodes(&url))? {
-                let r = rt.block_on(rampart_gateway::audit_pg::verify(&url, &node, key.as_deref()))?;
-                out.push((node, r));
-            }
-            out
-        }
-        None => rampart_audit::store::nodes(&audit.dir)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|n| rampart_audit::verify_dir(&audit.dir, &n, key.as_deref()).map(|r| (n, r)))
-            .collect::<Result<_, _>>()?,
-    };
+    let reports = rampart_gateway::audit_report::verify_store(&audit, Vec::new(), key.as_deref())?;
     for (node, r) in reports {
         checks.push(NodeCheck {
             ok: r.ok(),

@@ -84,8 +84,13 @@ impl AuditStage {
         }
     }
 
-    /// Completion: hands the record over. `Some` in sync mode: resolves once durable.
-    pub fn record(&self, ex: &Exchange, route: Option<&RouteRuntime>) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+    /// Completion: hands the record over (taking the exchange's digests and captured
+    /// bodies). `Some` in sync mode: resolves once durable.
+    pub fn record(
+        &self,
+        ex: &mut Exchange,
+        route: Option<&RouteRuntime>,
+    ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         let trail = self.trail.as_ref()?;
         if ex.audit_refused {
             return None;
