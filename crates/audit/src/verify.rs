@@ -279,11 +279,14 @@ impl<'k> Verifier<'k> {
     pub fn finish(mut self) -> Report {
         self.report.last_seq = self.last_seq;
         self.report.last_checkpoint = self.last_checkpoint;
+        // The chain ends at its last record, or at the anchor when retention deleted
+        // every record a checkpoint covered.
+        let end = self.last_seq.or(self.purged_through);
         if let Some(cp) = self.last_checkpoint
-            && self.last_seq.is_none_or(|s| s < cp)
+            && end.is_none_or(|s| s < cp)
         {
             self.report.problems.push(Problem::Truncated {
-                last_seq: self.last_seq,
+                last_seq: end,
                 checkpoint_seq: cp,
             });
         }

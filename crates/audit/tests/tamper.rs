@@ -178,3 +178,34 @@ fn each_kind_of_tampering_is_detected_and_named() {
     // Without the public key the chain itself is still intact.
     assert!(verify_dir(&dir.0, "n1", None).unwrap().ok());
 }
+
+#[test]
+fn a_purge_of_every_record_a_checkpoint_covers_still_verifies() {
+    // One line per segment: the newest segment holds only the final checkpoint, so
+    // retention may delete every record; the anchor, not a record, ends the chain.
+    let k = key();
+    let dir = Dir(std::env::temp_dir().join(format!("rampart-audit-purge-all-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let mut store = FileStore::open(&dir.0, "n1", 1).unwrap();
+    for i in 0..3 {
+        store
+            .append(json!({"type": "exchange", "time": "2020-01-01T00:00:00Z", "i": i}))
+            .unwrap();
+    }
+    store.checkpoint(&k, "2020-01-01T00:00:01Z").unwrap();
+    store.sync().unwrap();
+    let purged = rampart_audit::retention::purge_dir(
+        &dir.0,
+        "n1",
+        |_| rampart_audit::retention::Fate::After(0),
+        1,
+        &k,
+        "2020-01-02T00:00:00Z",
+        false,
+    )
+    .unwrap();
+    assert_eq!((purged.records, purged.through), (3, Some(2)));
+    let r = verify_dir(&dir.0, "n1", Some(k.public_key().as_ref())).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.records, r.purged_through), (0, Some(2)));
+}

@@ -86,7 +86,14 @@ async fn erase(gateway: &Gateway, body: Option<Bytes>) -> Response<Full<Bytes>> 
     };
     let pseudonym = audit.pseudonym(&subject);
     let p = pseudonym.clone();
-    match tokio::task::spawn_blocking(move || keys.erase(&p)).await {
+    let trail = Arc::clone(audit);
+    // Records queued before the erasure are sealed first, with the key about to go:
+    // otherwise they would be sealed afterwards under a fresh key and stay readable.
+    let erased = tokio::task::spawn_blocking(move || {
+        trail.flush(Duration::from_secs(10));
+        keys.erase(&p)
+    });
+    match erased.await {
         Ok(Ok(existed)) => {
             audit.admin(
                 "subject_erased",
