@@ -850,8 +850,9 @@ async fn retention_purges_only_expired_unheld_segments_and_the_rest_verifies() {
     let keys = TempDir::new("rampart-audit-retention").unwrap();
     let (key, public) = keygen(&keys);
     let trail = keys.join("trail");
-    let retention =
-        "max_segment_bytes = 4096\n[audit.retention]\nexchange = \"183d\"\nadmin = \"183d\"\nlifecycle = \"183d\"";
+    // sync: each request waits for its own record, so sequential requests write one
+    // record per batch and the trail is sure to span many small segments.
+    let retention = "max_segment_bytes = 4096\ndurability = \"sync\"\n[audit.retention]\nexchange = \"183d\"\nadmin = \"183d\"\nlifecycle = \"183d\"";
     let config = audit_config(&base_config(&o.url(), &k.url()), &trail, &key, retention);
     let mut gw = start(&config);
     let c = TestClient::http1();
