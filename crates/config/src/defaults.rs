@@ -64,6 +64,12 @@ pub const ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// kernel's backlog instead of exhausting file descriptors.
 pub const MAX_CONNECTIONS: usize = 10_000;
 
+/// Open connections one client address may hold on a listener. A browser opens 6 per
+/// host and an SDK's pool tens; 256 lets any real client through while one address
+/// cannot take the listener's whole `max_connections` with silent sockets. Trusted
+/// proxies (a load balancer, every connection from its address) are exempt.
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
+
 /// Request-serving threads when none are configured: one per available core, like
 /// nginx's `worker_processes auto`.
 pub fn workers() -> usize {

@@ -313,7 +313,8 @@ pub struct Listener {
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
-    /// Open connections one client IP may hold; `None` = no per-IP cap.
+    /// Open connections one client IP may hold, trusted proxies included; `None`:
+    /// `defaults::MAX_CONNECTIONS_PER_IP` for every peer but the trusted proxies.
     pub max_connections_per_ip: Option<usize>,
     /// Peers whose X-Forwarded-For / Forwarded are believed: the client address is then
     /// the right-most address in X-Forwarded-For that is not a trusted proxy, and the

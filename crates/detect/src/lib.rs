@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod injection;
+pub mod json;
 pub mod kinds;
 pub mod normalize;
 pub mod protocol;

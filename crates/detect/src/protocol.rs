@@ -190,7 +190,12 @@ fn model_field(o: &serde_json::Map<String, Value>) -> Result<(), Violation> {
 /// Sampling and output parameters shared by chat and completions.
 fn generation_params(o: &serde_json::Map<String, Value>, rules: &OpenAiRules) -> Result<(), Violation> {
     model_field(o)?;
+    // Every field that multiplies the upstream's work is bounded: `n`, and the
+    // server-side candidates of `best_of` and vLLM's beam search.
     opt_count(o, "n", 1, Some(rules.max_n))?;
+    opt_count(o, "best_of", 1, Some(rules.max_n))?;
+    opt_count(o, "num_beams", 1, Some(rules.max_n))?;
+    opt_count(o, "beam_width", 1, Some(rules.max_n))?;
     opt_count(o, "max_tokens", 1, rules.max_tokens)?;
     opt_count(o, "max_completion_tokens", 1, rules.max_tokens)?;
     opt_number(o, "temperature", 0.0, 2.0)?;
@@ -214,19 +219,26 @@ fn generation_params(o: &serde_json::Map<String, Value>, rules: &OpenAiRules) ->
             }
         }
     }
-    let wants_logprobs = match o.get("logprobs") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_u64().is_some_and(|x| x > 0),
-        None | Some(Value::Null) => false,
-        Some(other) => return Err(bad("logprobs", format!("must be a boolean, not {}", type_name(other)))),
+    // Judged by value, not by JSON type: `1.0`, `1e0` and `true` all ask for logprobs.
+    let asks = |key: &str| -> Result<bool, Violation> {
+        match o.get(key) {
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::Number(n)) => Ok(n.as_f64().is_none_or(|x| x != 0.0)),
+            None | Some(Value::Null) => Ok(false),
+            Some(other) => Err(bad(
+                key,
+                format!("must be a boolean or a number, not {}", type_name(other)),
+            )),
+        }
     };
-    let top = o.get("top_logprobs").and_then(Value::as_u64).unwrap_or(0);
-    if (wants_logprobs || top > 0) && !rules.allow_logprobs {
-        return Err(bad(
-            if wants_logprobs { "logprobs" } else { "top_logprobs" },
-            "is not allowed on this route",
-        ));
+    if !rules.allow_logprobs {
+        for key in ["logprobs", "top_logprobs", "prompt_logprobs"] {
+            if asks(key)? {
+                return Err(bad(key, "is not allowed on this route"));
+            }
+        }
     }
+    asks("logprobs")?;
     opt_count(o, "top_logprobs", 0, Some(20))?;
     if let Some(tools) = o.get("tools").filter(|v| !v.is_null()) {
         if !rules.allow_tools {
@@ -712,6 +724,19 @@ mod tests {
         assert_eq!(with("tools", json!([])), Err("tools".into()));
         assert_eq!(with("max_tokens", json!(101)), Err("max_tokens".into()));
         assert_eq!(with("max_tokens", json!(100)), Ok(()));
+        // By value, not JSON type; every alias of the same exposure.
+        assert_eq!(with("logprobs", json!(1.0)), Err("logprobs".into()));
+        assert_eq!(with("logprobs", json!(1e0)), Err("logprobs".into()));
+        assert_eq!(with("logprobs", json!(0.0)), Ok(()));
+        assert_eq!(with("logprobs", json!("true")), Err("logprobs".into()));
+        assert_eq!(with("top_logprobs", json!(0.5)), Err("top_logprobs".into()));
+        assert_eq!(with("prompt_logprobs", json!(1)), Err("prompt_logprobs".into()));
+        // Cost multipliers follow max_n (default 1 candidate more than n allows is refused).
+        let n = strict.max_n;
+        assert_eq!(with("best_of", json!(n + 1)), Err("best_of".into()));
+        assert_eq!(with("best_of", json!(n)), Ok(()));
+        assert_eq!(with("n", json!(1.0)), Err("n".into()));
+        assert_eq!(with("num_beams", json!(n + 1)), Err("num_beams".into()));
     }
 
     #[test]

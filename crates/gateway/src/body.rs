@@ -60,6 +60,32 @@ pub async fn read_bounded(mut body: Incoming, limit: u64, idle: Duration) -> Res
 pub const TRIP_TOO_LARGE: u8 = 1;
 /// [`BoundedStream`] saw no data for its idle timeout.
 pub const TRIP_IDLE: u8 = 2;
+/// The client's body failed: shorter than its Content-Length, bad chunked framing,
+/// the connection closed mid-body.
+pub const TRIP_CLIENT: u8 = 4;
+/// The whole request body was handed to the upstream connection.
+pub const SENT_ALL: u8 = 8;
+/// The last poll of the body waited on the client (it had nothing to send yet).
+pub const WAITING_CLIENT: u8 = 16;
+
+/// Whether the request's flags say the client, not the upstream, caused a failure;
+/// with the error to answer. `timed_out`: the upstream's first-byte wait ran out.
+pub fn client_fault(flags: u8, timed_out: bool, limit: u64) -> Option<RequestError> {
+    if flags & TRIP_TOO_LARGE != 0 {
+        Some(RequestError::BodyTooLarge { limit })
+    } else if flags & TRIP_IDLE != 0 {
+        Some(RequestError::BodyTimeout)
+    } else if flags & TRIP_CLIENT != 0 {
+        Some(RequestError::BadRequest(
+            "the request body ended early or its chunked framing is malformed",
+        ))
+    } else if timed_out && flags & SENT_ALL == 0 && flags & WAITING_CLIENT != 0 {
+        // The upstream was still waiting for a body the client had not sent.
+        Some(RequestError::BodyTimeout)
+    } else {
+        None
+    }
+}
 
 /// Error raised inside a streaming request body; the proxy maps it back.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +93,10 @@ pub const TRIP_IDLE: u8 = 2;
 pub struct StreamLimitError;
 
 pin_project_lite::pin_project! {
-    /// A streaming request body with a byte limit and an idle timeout. When either
-    /// trips, `tripped` is set (to [`TRIP_TOO_LARGE`] or [`TRIP_IDLE`]) so the proxy can
-    /// answer 413/408 instead of 502.
+    /// A streaming request body with a byte limit and an idle timeout. Its flags
+    /// (`tripped`: [`TRIP_TOO_LARGE`], [`TRIP_IDLE`], [`TRIP_CLIENT`], [`SENT_ALL`],
+    /// [`WAITING_CLIENT`]) tell the proxy when a failure was the client's doing, so it
+    /// answers 413/408/400 and never charges the upstream's health for it.
     pub struct BoundedStream {
         #[pin]
         inner: Incoming,
@@ -103,10 +130,11 @@ impl Body for BoundedStream {
         let mut this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.tripped.fetch_and(!WAITING_CLIENT, Ordering::Relaxed);
                 if let Some(data) = frame.data_ref() {
                     *this.seen += data.len() as u64;
                     if *this.seen > *this.limit {
-                        this.tripped.store(TRIP_TOO_LARGE, Ordering::Relaxed);
+                        this.tripped.fetch_or(TRIP_TOO_LARGE, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Box::new(StreamLimitError))));
                     }
                 }
@@ -114,11 +142,19 @@ impl Body for BoundedStream {
                 this.idle.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => {
+                this.tripped.fetch_or(TRIP_CLIENT, Ordering::Relaxed);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => {
+                this.tripped.fetch_or(SENT_ALL, Ordering::Relaxed);
+                this.tripped.fetch_and(!WAITING_CLIENT, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
             Poll::Pending => {
+                this.tripped.fetch_or(WAITING_CLIENT, Ordering::Relaxed);
                 ready!(this.idle.poll(cx));
-                this.tripped.store(TRIP_IDLE, Ordering::Relaxed);
+                this.tripped.fetch_or(TRIP_IDLE, Ordering::Relaxed);
                 Poll::Ready(Some(Err(Box::new(StreamLimitError))))
             }
         }
@@ -136,7 +172,10 @@ impl Body for BoundedStream {
 /// Turns a request body into the upstream body.
 pub fn upstream_body(body: RequestBody, limit: u64, idle: Duration, tripped: Arc<AtomicU8>) -> UpstreamBody {
     match body {
-        RequestBody::Buffered(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
+        RequestBody::Buffered(bytes) => {
+            tripped.fetch_or(SENT_ALL, Ordering::Relaxed);
+            Full::new(bytes).map_err(|never| match never {}).boxed()
+        }
         RequestBody::Streaming(incoming) => BoundedStream::new(incoming, limit, idle, tripped).boxed(),
     }
 }
@@ -189,6 +228,8 @@ pin_project_lite::pin_project! {
         trailer: Option<Bytes>,
         finished: bool,
         guard: Option<crate::upstream::Outstanding>,
+        // Marks the client connection busy (not idle) until the body is done.
+        busy: Option<crate::conn::Busy>,
         // The last frame (or the end), held until the audit record is durable.
         held: Option<Held>,
     }
@@ -240,8 +281,15 @@ impl ExchangeBody {
             trailer: None,
             finished: false,
             guard: None,
+            busy: None,
             held: None,
         }
+    }
+
+    /// Keeps the client connection counted as busy until the body is done.
+    pub fn with_busy(mut self, busy: crate::conn::Busy) -> Self {
+        self.busy = Some(busy);
+        self
     }
 
     /// Keeps the target's outstanding-request count raised until the body ends.

@@ -434,67 +434,50 @@ impl ContentState {
         Ok(())
     }
 
-    /// Request side: scans and rewrites the body (`parsed`: the body already parsed by
-    /// an earlier stage). `Ok(Some(body))` when it changed; the parsed JSON, as sent, is
-    /// left in `ex.body_json`.
+    /// Request side: scans and rewrites the body (`parsed`: the body as the body stage
+    /// parsed it). `Ok(Some(body))` when it changed; the parsed JSON, as sent, is left
+    /// in `ex.body_json`.
     pub fn on_request(
         &mut self,
         ex: &mut Exchange,
         protocol: Protocol,
-        body: &[u8],
         parsed: Option<Value>,
     ) -> Result<Option<Bytes>, RequestError> {
         let mut blocked = Vec::new();
         let mut changed = false;
-        let parsed = match parsed {
-            Some(v) => Ok(v),
-            None => serde_json::from_slice::<Value>(body),
+        // The body stage parsed every JSON route's body; a body nobody could read is
+        // refused, never scanned as text (an escape like `\u0040` would hide a value).
+        let Some(mut v) = parsed else {
+            return Err(RequestError::InvalidJson {
+                reason: "the body does not parse as JSON (RFC 8259)",
+            });
         };
-        match parsed {
-            Ok(mut v) => {
-                // Injection is scored on what the caller wrote, before any rewriting.
-                self.score_injection(ex, protocol, &v)?;
-                walk_strings(&mut v, &mut |s| {
-                    let (b, rewritten) = self.process_text(ex, s, Location::RequestBody);
-                    blocked.extend(b);
-                    changed |= rewritten;
-                });
-                if !blocked.is_empty() {
-                    return Err(RequestError::ContentBlocked {
-                        kinds: kind_list(&blocked),
-                    });
-                }
-                if self.policy.canary && protocol == Protocol::Openai && self.add_canary(&mut v) {
-                    changed = true;
-                }
-                let out = if changed {
-                    serde_json::to_vec(&v)
-                        .map(|b| Some(Bytes::from(b)))
-                        .map_err(|_| RequestError::InvalidJson {
-                            reason: "the body could not be re-encoded",
-                        })?
-                } else {
-                    None
-                };
-                ex.body_json = Some(v);
-                Ok(out)
-            }
-            Err(_) => {
-                // Not JSON: scan it as text when it is text.
-                let Ok(text) = std::str::from_utf8(body) else {
-                    return Ok(None);
-                };
-                self.score_injection(ex, protocol, &Value::String(text.to_owned()))?;
-                let mut s = text.to_owned();
-                blocked.extend(self.process_text(ex, &mut s, Location::RequestBody).0);
-                if !blocked.is_empty() {
-                    return Err(RequestError::ContentBlocked {
-                        kinds: kind_list(&blocked),
-                    });
-                }
-                Ok((s != text).then(|| Bytes::from(s)))
-            }
+        // Injection is scored on what the caller wrote, before any rewriting.
+        self.score_injection(ex, protocol, &v)?;
+        walk_strings(&mut v, &mut |s| {
+            let (b, rewritten) = self.process_text(ex, s, Location::RequestBody);
+            blocked.extend(b);
+            changed |= rewritten;
+        });
+        if !blocked.is_empty() {
+            return Err(RequestError::ContentBlocked {
+                kinds: kind_list(&blocked),
+            });
         }
+        if self.policy.canary && protocol == Protocol::Openai && self.add_canary(&mut v) {
+            changed = true;
+        }
+        let out = if changed {
+            serde_json::to_vec(&v)
+                .map(|b| Some(Bytes::from(b)))
+                .map_err(|_| RequestError::InvalidJson {
+                    reason: "the body could not be re-encoded",
+                })?
+        } else {
+            None
+        };
+        ex.body_json = Some(v);
+        Ok(out)
     }
 
     /// Adds the canary to the system prompt (the first system or developer message, or

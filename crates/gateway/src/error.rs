@@ -35,6 +35,19 @@ pub enum RequestError {
     JsonTooDeep { limit: u32 },
     #[error("request body is not valid JSON: {reason}")]
     InvalidJson { reason: &'static str },
+    /// 400: an object in the body names a key twice; parsers disagree on which wins.
+    #[error("{path}: a key appears twice in one JSON object")]
+    DuplicateKey { path: String },
+    /// 415: the body's media type or content coding is not one this route reads.
+    #[error("{0}")]
+    UnsupportedMedia(&'static str),
+    /// 400: the request's framing or headers are malformed (Host, chunked encoding).
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    /// 502: the upstream's answer cannot be inspected as the route's policy requires
+    /// (not UTF-8, an unparseable stream event, an unknown content coding).
+    #[error("the response could not be inspected: {0}")]
+    ResponseUninspectable(&'static str),
     #[error("request body was not received within the idle timeout")]
     BodyTimeout,
     #[error("request body could not be read")]
@@ -78,15 +91,21 @@ impl RequestError {
             Self::Limited(r) if r.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::JsonTooDeep { .. } | Self::InvalidJson { .. } | Self::BodyRead | Self::InvalidPath => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::JsonTooDeep { .. }
+            | Self::InvalidJson { .. }
+            | Self::DuplicateKey { .. }
+            | Self::BadRequest(_)
+            | Self::BodyRead
+            | Self::InvalidPath => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NoHealthyUpstream | Self::ShuttingDown | Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamConnect | Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ContentBlocked { .. } | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::ResponseBlocked { .. } | Self::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            Self::ResponseBlocked { .. } | Self::ResponseTooLarge { .. } | Self::ResponseUninspectable(_) => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 
@@ -102,6 +121,10 @@ impl RequestError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::JsonTooDeep { .. } => "json_too_deep",
             Self::InvalidJson { .. } => "invalid_json",
+            Self::DuplicateKey { .. } => "duplicate_json_key",
+            Self::UnsupportedMedia(_) => "unsupported_media_type",
+            Self::BadRequest(_) => "bad_request",
+            Self::ResponseUninspectable(_) => "response_uninspectable",
             Self::BodyTimeout => "body_timeout",
             Self::BodyRead => "body_read_error",
             Self::NoHealthyUpstream => "no_healthy_upstream",
@@ -129,6 +152,9 @@ impl RequestError {
             | Self::BodyTooLarge { .. }
             | Self::JsonTooDeep { .. }
             | Self::InvalidJson { .. }
+            | Self::DuplicateKey { .. }
+            | Self::UnsupportedMedia(_)
+            | Self::BadRequest(_)
             | Self::BodyTimeout
             | Self::BodyRead
             | Self::ContentBlocked { .. }
@@ -154,7 +180,9 @@ impl RequestError {
                     "code": self.code(),
                     "message": message,
                     "param": match self {
-                        Self::InvalidRequest { param, .. } => serde_json::Value::String(param.clone()),
+                        Self::InvalidRequest { param, .. } | Self::DuplicateKey { path: param } => {
+                            serde_json::Value::String(param.clone())
+                        }
                         _ => serde_json::Value::Null,
                     },
                     "request_id": request_id,

@@ -232,24 +232,14 @@ fn flow(f: Flow) -> Result<(), RequestError> {
     }
 }
 
-/// Host of the request without port, from the URI (HTTP/2) or the Host header.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
-    let raw = match req.uri().host() {
-        Some(h) => h.to_owned(),
-        None => {
-            let value = req.headers().get(header::HOST)?.to_str().ok()?;
-            let uri: http::Uri = format!("http://{value}/").parse().ok()?;
-            uri.host()?.to_owned()
-        }
-    };
-    Some(raw.to_ascii_lowercase())
-}
-
-/// Refuses dot segments (plain or percent-encoded): an upstream that normalises
-/// `/v1/../admin` would otherwise serve a path no route allowed.
+/// Refuses paths an upstream could read as another path than the router did: dot
+/// segments (plain or percent-encoded, also with path parameters as in `..;x`, which
+/// Tomcat, Jetty and Spring treat as `..`), empty segments inside the path (`//`,
+/// which many servers merge), encoded separators and backslashes.
 fn path_is_clean(path: &str) -> bool {
     fn is_dot(seg: &[u8]) -> bool {
-        // "." or "..", each dot possibly written as %2e / %2E.
+        // "." or "..", each dot possibly written as %2e / %2E, ignoring any path
+        // parameters after `;` (or its encoding %3b).
         let mut dots = 0;
         let mut rest = seg;
         while !rest.is_empty() {
@@ -257,6 +247,10 @@ fn path_is_clean(path: &str) -> bool {
                 rest = &rest[1..];
             } else if rest.len() >= 3 && rest[0] == b'%' && rest[1] == b'2' && rest[2].eq_ignore_ascii_case(&b'e') {
                 rest = &rest[3..];
+            } else if rest[0] == b';'
+                || (rest.len() >= 3 && rest[0] == b'%' && rest[1] == b'3' && rest[2].eq_ignore_ascii_case(&b'b'))
+            {
+                break;
             } else {
                 return false;
             }
@@ -274,14 +268,52 @@ fn path_is_clean(path: &str) -> bool {
             && ((w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
                 || (w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c')))
     });
-    !encoded_separator && !bytes.split(|&b| b == b'/').any(is_dot)
+    let segments: Vec<&[u8]> = bytes[1..].split(|&b| b == b'/').collect();
+    // An empty segment is allowed only last (a trailing slash).
+    let empty_inside = segments.iter().rev().skip(1).any(|s| s.is_empty());
+    !encoded_separator && !empty_inside && !segments.iter().any(|s| is_dot(s))
+}
+
+/// The request's Host, checked as RFC 9112 §3.2 asks: HTTP/1.1 requests carry exactly
+/// one Host header; it (and HTTP/2's `:authority`) is a host with an optional port, no
+/// user information. Returns the lower-cased host without port, `Ok(None)` when an
+/// HTTP/1.0 request has none.
+fn request_host(req: &Request<Incoming>) -> Result<Option<String>, RequestError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return Err(RequestError::BadRequest("more than one Host header"));
+    }
+    let header_value = match first {
+        Some(v) => Some(v.to_str().map_err(|_| RequestError::BadRequest("the Host header is not text"))?),
+        None => None,
+    };
+    let authority = match (req.uri().authority(), header_value) {
+        (Some(a), Some(h)) if req.version() == http::Version::HTTP_2 && !a.as_str().eq_ignore_ascii_case(h) => {
+            return Err(RequestError::BadRequest(":authority and Host differ"));
+        }
+        (Some(a), _) => a.as_str().to_owned(),
+        (None, Some(h)) => h.to_owned(),
+        (None, None) if req.version() <= http::Version::HTTP_10 => return Ok(None),
+        (None, None) => return Err(RequestError::BadRequest("the request has no Host")),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(RequestError::BadRequest("the Host is not a valid host[:port]"));
+    }
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| RequestError::BadRequest("the Host is not a valid host[:port]"))?;
+    if parsed.host().is_empty() {
+        return Err(RequestError::BadRequest("the Host is not a valid host[:port]"));
+    }
+    Ok(Some(parsed.host().to_ascii_lowercase()))
 }
 
 /// Handles one request end to end. Never fails: every error becomes a JSON response.
 pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<ExchangeBody> {
     let pipeline = Arc::clone(&rt.pipeline);
     let mut ex = Box::new(Exchange::new(conn, req.method().clone(), req.uri().path().to_owned()));
-    ex.host = request_host(&req);
+    let host = request_host(&req);
     ex.user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -290,6 +322,10 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
     pipeline.assign_request_id(&mut ex, req.headers());
     ex.client_ip = rt.client_ip(&ex.conn.listener, ex.conn.peer.ip(), req.headers());
 
+    ex.host = match host {
+        Ok(h) => h,
+        Err(e) => return error_response(pipeline, ex, None, e),
+    };
     if !path_is_clean(&ex.path) {
         return error_response(pipeline, ex, None, RequestError::InvalidPath);
     }
@@ -335,6 +371,9 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
     }
 
     let host = ex.host.clone();
+    // Hop-by-hop headers go first, so a client naming X-Forwarded-For or Forwarded in
+    // `Connection` cannot remove what the gateway sets next.
+    proxy::strip_hop_by_hop(&mut parts.head.headers);
     proxy::set_forwarding(
         &mut parts.head.headers,
         &ex.conn,
@@ -599,6 +638,10 @@ upstream = "u"
         assert!(path_is_clean("/v1/chat/completions"));
         assert!(path_is_clean("/v2/models/iris/infer"));
         assert!(path_is_clean("/v1/files/a.b.c"));
+        assert!(path_is_clean("/v2/models/iris/"));
+        assert!(path_is_clean("/"));
+        assert!(path_is_clean("/v1/x;y/z"));
+        assert!(path_is_clean("/v1/...;/z"));
         for bad in [
             "/v1/../admin",
             "/v1/./x",
@@ -608,6 +651,15 @@ upstream = "u"
             "/v1%2fadmin",
             "/v1\\..\\admin",
             "relative",
+            "/public/..;/internal/admin",
+            "/public/..;jsessionid=x/internal",
+            "/public/.;/x",
+            "/public/%2e%2e;/internal",
+            "/public/..%3b/internal",
+            "/public/%2E%2E%3Bx/internal",
+            "/v2/models//iris/infer",
+            "/v2//models/iris/infer",
+            "//v2/models/iris",
         ] {
             assert!(!path_is_clean(bad), "{bad}");
         }

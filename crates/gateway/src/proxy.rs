@@ -14,7 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 
-use crate::body::{RequestBody, TRIP_IDLE, TRIP_TOO_LARGE, upstream_body};
+use crate::body::{RequestBody, client_fault, upstream_body};
 use crate::context::{ConnInfo, Exchange};
 use crate::error::RequestError;
 use crate::runtime::RouteRuntime;
@@ -26,6 +26,21 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Headers that proxies and CDNs use to pass a client address. From an untrusted peer
+/// they are dropped: an upstream that believes one would log or rate-limit the wrong
+/// client. `X-Real-IP` is then set to the peer.
+const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+];
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -62,8 +77,9 @@ fn forwarded_for(ip: IpAddr) -> String {
 }
 
 /// Sets X-Forwarded-For/-Proto/-Host and Forwarded. Unless the listener trusts the
-/// client's forwarding headers, any the client sent are replaced, so a client cannot
-/// pose as another address.
+/// client's forwarding headers, any the client sent are replaced and other client
+/// address headers (`X-Real-IP`, `True-Client-IP`, …) are dropped, so a client cannot
+/// pose as another address. Call after [`strip_hop_by_hop`].
 pub fn set_forwarding(headers: &mut HeaderMap, conn: &ConnInfo, original_host: Option<&str>, trust: bool) {
     let ip = conn.peer.ip().to_canonical();
     let proto = if conn.tls { "https" } else { "http" };
@@ -81,6 +97,14 @@ pub fn set_forwarding(headers: &mut HeaderMap, conn: &ConnInfo, original_host: O
         None
     };
     let ip_text = ip.to_string();
+    if !trust {
+        for name in CLIENT_ADDRESS_HEADERS {
+            headers.remove(name);
+        }
+        if let Ok(v) = HeaderValue::from_str(&ip_text) {
+            headers.insert(X_REAL_IP.clone(), v);
+        }
+    }
     let xff = match prior_xff {
         Some(p) => format!("{p}, {ip_text}"),
         None => ip_text.clone(),
@@ -160,7 +184,8 @@ pub async fn forward(
     budget: Duration,
 ) -> Result<Upstreamed, RequestError> {
     let pool = &route.pool;
-    strip_hop_by_hop(&mut head.headers);
+    // Hop-by-hop headers were removed before the forwarding headers were set
+    // (`pipeline::handle`), so `Connection` cannot name those away.
     head.headers.remove(header::HOST);
     for (name, value) in &pool.headers {
         head.headers.insert(name.clone(), value.expose().clone());
@@ -234,14 +259,10 @@ pub async fn forward(
                 return Ok(Upstreamed { response, guard });
             }
             Ok(Err(err)) => {
-                match tripped.load(Ordering::Relaxed) {
-                    TRIP_TOO_LARGE => {
-                        return Err(RequestError::BodyTooLarge {
-                            limit: limits.max_body_bytes,
-                        });
-                    }
-                    TRIP_IDLE => return Err(RequestError::BodyTimeout),
-                    _ => {}
+                // The client's own doing (a short or malformed body, a stall, too much):
+                // answered as such and never charged to the target's health.
+                if let Some(e) = client_fault(tripped.load(Ordering::Relaxed), false, limits.max_body_bytes) {
+                    return Err(e);
                 }
                 let connect = err.is_connect();
                 pool.record_error(index, if connect { "connect" } else { "protocol" });
@@ -259,6 +280,9 @@ pub async fn forward(
                 });
             }
             Err(_) => {
+                if let Some(e) = client_fault(tripped.load(Ordering::Relaxed), true, limits.max_body_bytes) {
+                    return Err(e);
+                }
                 pool.record_error(index, "timeout");
                 pool.report(index, false);
                 return Err(RequestError::UpstreamTimeout);

@@ -361,7 +361,14 @@ async fn accept_loop(
             },
             _ = stop.changed() => return,
         };
-        let Some(ip_slot) = ip_slot(&per_ip, peer.ip().to_canonical(), config.max_connections_per_ip) else {
+        let peer_ip = peer.ip().to_canonical();
+        // An explicit cap holds for every peer; the default spares trusted proxies,
+        // whose address every client behind them shares.
+        let cap = config.max_connections_per_ip.or_else(|| {
+            (!config.trusted_proxies.iter().any(|c| c.contains(peer_ip)))
+                .then_some(rampart_config::defaults::MAX_CONNECTIONS_PER_IP)
+        });
+        let Some(ip_slot) = ip_slot(&per_ip, peer_ip, cap) else {
             gateway.metrics.connection_refused(&name);
             drop(stream);
             continue;
@@ -374,6 +381,11 @@ async fn accept_loop(
         let header_timeout = config.header_read_timeout;
         let tls = gateway.current().listener_tls.get(&config.name).cloned();
         let local = stream.local_addr().ok().or(local).unwrap_or(peer);
+        // From accept on: a connection with no request in flight that sends nothing
+        // for the header-read timeout is closed (silent sockets, idle HTTP/2, a TLS
+        // handshake that never starts).
+        let activity = Arc::new(crate::conn::Activity::default());
+        let stream = crate::conn::IdleGuard::new(stream, header_timeout, Arc::clone(&activity));
         tokio::spawn(async move {
             gateway.metrics.connection_opened(&name);
             let mut info = ConnInfo {
@@ -384,7 +396,7 @@ async fn accept_loop(
                 client_cert: None,
             };
             match tls {
-                None => serve(stream, info, &builder, &gateway, watcher).await,
+                None => serve(stream, info, &builder, &gateway, watcher, activity).await,
                 Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
@@ -395,7 +407,7 @@ async fn accept_loop(
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .map(|c| Arc::from(c.as_ref()));
-                            serve(tls_stream, info, &builder, &gateway, watcher).await;
+                            serve(tls_stream, info, &builder, &gateway, watcher, activity).await;
                         }
                         Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
@@ -415,6 +427,7 @@ async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
     gateway: &Arc<Gateway>,
     watcher: Watcher,
+    activity: Arc<crate::conn::Activity>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -423,7 +436,12 @@ async fn serve<I>(
     let service = service_fn(move |req| {
         let runtime = gw.current();
         let info = Arc::clone(&info);
-        async move { Ok::<_, Infallible>(crate::pipeline::handle(runtime, req, info).await) }
+        // In flight from here until the response body is done or dropped.
+        let busy = crate::conn::Activity::start(&activity);
+        async move {
+            let response = crate::pipeline::handle(runtime, req, info).await;
+            Ok::<_, Infallible>(response.map(|body| body.with_busy(busy)))
+        }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {

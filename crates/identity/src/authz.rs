@@ -105,6 +105,12 @@ impl Policy {
         Ok(())
     }
 
+    /// May `p` use every model? (A request that names no model is then the
+    /// upstream's business; for anyone else it is refused.)
+    pub fn every_model(&self, p: &Principal) -> bool {
+        self.roles(p).any(|r| r.models.iter().any(|m| m == "*")) && p.models.permits("*")
+    }
+
     /// May `p` perform `action` at all (admin endpoints)?
     pub fn action(&self, p: &Principal, action: Action) -> Result<(), Denied> {
         if self.roles(p).any(|r| r.actions.contains(&action)) {

@@ -269,6 +269,16 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The `aud` claim: a string is one audience, whitespace and all (RFC 7519 §4.1.3);
+/// an array lists several.
+fn audiences(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Verifies `token` (already decoded) against one issuer's rules and keys.
 pub fn verify(
     token: &str,
@@ -309,8 +319,8 @@ pub fn verify(
     if c.get("iss").and_then(Value::as_str) != Some(rules.issuer.as_str()) {
         return Err(JwtError::Invalid);
     }
-    let aud = strings(c.get("aud"));
-    if !aud.iter().any(|a| rules.audiences.contains(a)) {
+    let aud = audiences(c.get("aud"));
+    if !aud.iter().any(|a| rules.audiences.iter().any(|want| want == a)) {
         return Err(JwtError::Invalid);
     }
     let leeway = rules.leeway.clamp(0, MAX_LEEWAY_SECS);
@@ -347,4 +357,19 @@ pub fn verify(
         routes: Scope::default(),
         models: Scope::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_string_audience_is_one_value() {
+        let one = serde_json::json!("other rampart");
+        assert_eq!(audiences(Some(&one)), vec!["other rampart"]);
+        let many = serde_json::json!(["a", "rampart", 3]);
+        assert_eq!(audiences(Some(&many)), vec!["a", "rampart"]);
+        assert!(audiences(Some(&serde_json::json!(5))).is_empty());
+        assert!(audiences(None).is_empty());
+    }
 }

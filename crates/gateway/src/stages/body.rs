@@ -1,7 +1,11 @@
 //! Body: enforces the route's body-size limit (413, before reading when
-//! Content-Length already says too much), reads JSON bodies completely (bounded, with
-//! the idle timeout) so inspection stages can see them, and refuses JSON nested deeper
-//! than the route allows. Opaque `http` routes keep streaming, still size-bounded.
+//! Content-Length already says too much), reads JSON routes' bodies completely
+//! (bounded, with the idle timeout) and parses them once, strictly
+//! (`rampart_detect::json`: duplicate keys, UTF-8, depth, RFC 8259 grammar), into
+//! `ex.body_json`, which every later stage reads. On JSON routes (`openai`, `kserve`,
+//! `json`) a body in another media type or in a content coding (gzip, …) is refused
+//! with 415: what the gateway cannot read, it does not forward. Opaque `http` routes
+//! keep streaming, still size-bounded.
 
 use http::header;
 use rampart_config::Protocol;
@@ -9,22 +13,36 @@ use rampart_config::Protocol;
 use crate::body::{RequestBody, read_bounded};
 use crate::context::Exchange;
 use crate::error::RequestError;
-use crate::json::check_depth;
+use crate::json::parse_body;
 use crate::runtime::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug, Default)]
 pub struct BodyStage;
 
-fn is_json(headers: &http::HeaderMap, protocol: Protocol) -> bool {
-    match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        Some(ct) => {
-            let ct = ct.to_ascii_lowercase();
-            ct.starts_with("application/json") || ct.contains("+json")
-        }
-        // Model APIs speak JSON even when a client forgets the header.
-        None => matches!(protocol, Protocol::Openai | Protocol::Kserve),
+/// Whether the declared media type is JSON (no Content-Type counts: model APIs speak
+/// JSON even when a client forgets the header). Several Content-Type headers, or one
+/// that is not text, are not JSON.
+fn declares_json(headers: &http::HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (first, second) = (values.next(), values.next());
+    match (first, second) {
+        (None, _) => true,
+        (Some(v), None) => v.to_str().is_ok_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        }),
+        (Some(_), Some(_)) => false,
     }
+}
+
+/// Whether the body carries a content coding other than `identity`.
+fn encoded(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|c| !c.trim().eq_ignore_ascii_case("identity") && !c.trim().is_empty()))
+            .unwrap_or(true)
+    })
 }
 
 impl Stage for BodyStage {
@@ -46,6 +64,11 @@ impl Stage for BodyStage {
         if route.config.protocol == Protocol::Http {
             return Flow::Continue;
         }
+        if encoded(&req.head.headers) {
+            return Flow::Reject(RequestError::UnsupportedMedia(
+                "this route reads request bodies without a content coding; send them uncompressed",
+            ));
+        }
         let bytes = match std::mem::replace(&mut req.body, RequestBody::Buffered(bytes::Bytes::new())) {
             RequestBody::Streaming(incoming) => {
                 match read_bounded(incoming, limits.max_body_bytes, route.config.timeouts.idle).await {
@@ -61,11 +84,16 @@ impl Stage for BodyStage {
             RequestBody::Buffered(b) => b,
         };
         ex.request_bytes = bytes.len() as u64;
-        if !bytes.is_empty()
-            && is_json(&req.head.headers, route.config.protocol)
-            && let Err(e) = check_depth(&bytes, limits.max_json_depth)
-        {
-            return Flow::Reject(e);
+        if !bytes.is_empty() {
+            if !declares_json(&req.head.headers) {
+                return Flow::Reject(RequestError::UnsupportedMedia(
+                    "this route reads JSON request bodies (Content-Type: application/json)",
+                ));
+            }
+            match parse_body(&bytes, limits.max_json_depth) {
+                Ok(v) => ex.body_json = Some(v),
+                Err(e) => return Flow::Reject(e),
+            }
         }
         // The body is now known; forward it with an exact length.
         req.head.headers.remove(header::TRANSFER_ENCODING);

@@ -69,9 +69,7 @@ impl Stage for ContentStage {
         let mut state = ContentState::new(std::sync::Arc::clone(policy), tenant.as_deref());
         let parsed = ex.body_json.take();
         let result = match &req.body {
-            RequestBody::Buffered(body) if !body.is_empty() => {
-                state.on_request(ex, route.config.protocol, body, parsed)
-            }
+            RequestBody::Buffered(body) if !body.is_empty() => state.on_request(ex, route.config.protocol, parsed),
             _ => Ok(None),
         };
         ex.content = Some(state);

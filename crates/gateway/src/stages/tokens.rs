@@ -28,12 +28,16 @@ impl TokensStage {
         let RequestBody::Buffered(body) = &req.body else {
             return Flow::Continue;
         };
-        // A body that is not JSON is still charged, as text (the upstream will likely
-        // refuse it, and then the charge is given back).
+        // The body stage parsed every JSON route's body; an empty body costs nothing
+        // but the completion. A body nobody could read is refused, not guessed at.
         let mut parsed = match ex.body_json.take() {
             Some(v) => v,
-            None => serde_json::from_slice::<serde_json::Value>(body)
-                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned())),
+            None if body.is_empty() => serde_json::Value::Null,
+            None => {
+                return Flow::Reject(RequestError::InvalidJson {
+                    reason: "the body does not parse as JSON (RFC 8259)",
+                });
+            }
         };
         match self.limiter.reserve(ex, route, &parsed).await {
             Ok((mut account, shadow)) => {

@@ -31,30 +31,29 @@ impl Stage for ValidateStage {
         if body.is_empty() && req.head.method == http::Method::GET {
             return Flow::Continue;
         }
-        let value = match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(v) => v,
-            Err(_) if body.is_empty() => serde_json::Value::Null,
-            Err(_) => {
+        // The body stage parsed it (strictly) on every JSON route; an empty body is null.
+        let null = serde_json::Value::Null;
+        let value = match &ex.body_json {
+            Some(v) => v,
+            None if body.is_empty() => &null,
+            None => {
                 return Flow::Reject(RequestError::InvalidJson {
-                    reason: "the body does not parse",
+                    reason: "the body does not parse as JSON (RFC 8259)",
                 });
             }
         };
         let post = req.head.method == http::Method::POST;
         let result = match &route.config.validation {
-            Some(Validation::Openai(r)) if post => protocol::openai(&ex.path, &value, r),
-            Some(Validation::Kserve(r)) if post => protocol::kserve(&ex.path, &value, r),
+            Some(Validation::Openai(r)) if post => protocol::openai(&ex.path, value, r),
+            Some(Validation::Kserve(r)) if post => protocol::kserve(&ex.path, value, r),
             _ => Ok(()),
         }
         .and_then(|()| match &route.config.json_schema {
-            Some(schema) if !body.is_empty() => schema.validate(&value),
+            Some(schema) if !body.is_empty() => schema.validate(value),
             _ => Ok(()),
         });
         match result {
-            Ok(()) => {
-                ex.body_json = Some(value);
-                Flow::Continue
-            }
+            Ok(()) => Flow::Continue,
             Err(v) => Flow::Reject(RequestError::InvalidRequest {
                 param: v.path,
                 message: v.message,
