@@ -463,7 +463,24 @@ pub struct ContentPolicy {
     pub max_response_bytes: u64,
     /// Prompt-injection scoring: (action, threshold); `None` when off.
     pub injection: Option<(ContentAction, Option<f32>)>,
+    /// What injection scoring reads on OpenAI routes: message roles and
+    /// `tool_definitions` ([`INJECTION_SCOPES`]); every one by default.
+    pub injection_scope: Vec<String>,
+    /// Responses that cannot be parsed and inspected pass (flagged, counted, logged)
+    /// instead of being refused.
+    pub fail_open: bool,
 }
+
+/// What `injection.scope` may name: the roles of chat messages, and tool definitions.
+pub const INJECTION_SCOPES: [&str; 7] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+    "tool_definitions",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {

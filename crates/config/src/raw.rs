@@ -143,6 +143,8 @@ pub struct RawPolicy {
     pub hash_key: Option<RawSecretRef>,
     pub max_response_bytes: Option<u64>,
     pub injection: Option<RawInjection>,
+    /// Pass responses the policy cannot parse and inspect instead of refusing them.
+    pub fail_open: Option<bool>,
 }
 
 /// Prompt-injection scoring of request text.
@@ -154,6 +156,9 @@ pub struct RawInjection {
     /// Score at or above which the action applies; default: the shipped classifier's
     /// validated threshold.
     pub threshold: Option<f32>,
+    /// Which parts of an OpenAI request are scored: message roles and
+    /// `tool_definitions`; default all of them.
+    pub scope: Option<Vec<String>>,
 }
 
 /// What a content policy does with a finding.

@@ -696,8 +696,24 @@ impl Validator<'_> {
             }
             (action, inj.threshold)
         });
+        let injection_scope = match raw.injection.as_ref().and_then(|i| i.scope.as_ref()) {
+            Some(scope) => {
+                for (i, item) in scope.iter().enumerate() {
+                    if !crate::model::INJECTION_SCOPES.contains(&item.as_str()) {
+                        self.issue(
+                            &path.key("injection").key("scope").index(i),
+                            format!("must be one of: {}", crate::model::INJECTION_SCOPES.join(", ")),
+                        );
+                    }
+                }
+                scope.clone()
+            }
+            None => crate::model::INJECTION_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        };
         ContentPolicy {
             injection,
+            injection_scope,
+            fail_open: raw.fail_open.unwrap_or(false),
             name: name.to_owned(),
             min_confidence,
             shadow: raw.shadow.unwrap_or(false),

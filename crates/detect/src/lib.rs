@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod redact;
 pub mod rules;
 pub mod scan;
+pub mod sse;
 
 pub use kinds::Kind;
 pub use redact::{Restorer, Transform, Vault};

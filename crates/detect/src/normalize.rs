@@ -339,6 +339,50 @@ pub fn views(text: &str) -> Vec<(ViewKind, String)> {
     out
 }
 
+/// The ASCII character a full-width or compatibility form stands for, when there is
+/// one: full-width ASCII (U+FF01–FF5E), the ideographic space, small and other
+/// look-alike `@` and `.`, and the decimal digits of other scripts.
+pub fn compat_ascii(c: char) -> Option<char> {
+    let u = c as u32;
+    let ascii = match u {
+        0xFF01..=0xFF5E => u - 0xFF01 + 0x21,
+        0x3000 | 0x00A0 | 0x2000..=0x200A | 0x202F | 0x205F => 0x20,
+        0xFE6B => u32::from(b'@'),
+        0xFE52 | 0x2024 | 0x3002 | 0xFF61 => u32::from(b'.'),
+        0x2010..=0x2015 | 0x2212 | 0xFE63 => u32::from(b'-'),
+        _ => {
+            // Decimal digit blocks of other scripts, each ten code points from zero.
+            const ZEROS: [u32; 16] = [
+                0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66, 0x0E50,
+                0x0ED0, 0x0F20, 0x1040,
+            ];
+            let zero = ZEROS.iter().find(|&&z| (z..z + 10).contains(&u))?;
+            u - zero + u32::from(b'0')
+        }
+    };
+    char::from_u32(ascii)
+}
+
+/// `text` with every [`compat_ascii`] form replaced by its ASCII character, and a map
+/// from each byte offset of the result (and its end) to the offset in `text`.
+/// `None` when nothing needed folding.
+pub fn fold_compat(text: &str) -> Option<(String, Vec<usize>)> {
+    if !text.chars().any(|c| compat_ascii(c).is_some()) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len() + 1);
+    for (at, c) in text.char_indices() {
+        let folded = compat_ascii(c).unwrap_or(c);
+        for _ in 0..folded.len_utf8() {
+            map.push(at);
+        }
+        out.push(folded);
+    }
+    map.push(text.len());
+    Some((out, map))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +434,17 @@ mod tests {
                 .iter()
                 .any(|(k, _)| *k == ViewKind::Decoded)
         );
+    }
+
+    #[test]
+    fn compatibility_forms_fold_with_offsets_into_the_original() {
+        let text = "mail jane.doe＠example．com or call ０１２３";
+        let (folded, map) = fold_compat(text).unwrap();
+        assert_eq!(folded, "mail jane.doe@example.com or call 0123");
+        let at = folded.find('@').unwrap();
+        assert_eq!(&text[map[at]..map[at + 1]], "＠");
+        assert_eq!(map[folded.len()], text.len());
+        assert!(fold_compat("plain é text").is_none());
+        assert_eq!(compat_ascii('٣'), Some('3'));
     }
 }

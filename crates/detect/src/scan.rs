@@ -89,8 +89,25 @@ impl Scanner {
         out
     }
 
-    /// As [`Scanner::scan`], appending to `out`.
+    /// As [`Scanner::scan`], appending to `out`. Text with full-width or compatibility
+    /// forms (`＠`, `．`, full-width letters, other scripts' digits) is scanned folded to
+    /// ASCII, and the findings' offsets point into the original text.
     pub fn scan_into(&self, text: &str, out: &mut Vec<Finding>) {
+        if !text.is_ascii()
+            && let Some((folded, map)) = crate::normalize::fold_compat(text)
+        {
+            let from = out.len();
+            self.scan_plain(&folded, out);
+            for f in &mut out[from..] {
+                f.start = map[f.start];
+                f.end = map[f.end];
+            }
+            return;
+        }
+        self.scan_plain(text, out);
+    }
+
+    fn scan_plain(&self, text: &str, out: &mut Vec<Finding>) {
         let Some(regex) = &self.regex else { return };
         let bytes = text.as_bytes();
         let mut at = 0;

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use rampart_config::{ContentAction, ContentPolicy, Protocol};
 use rampart_detect::injection::InjectionScorer;
 use rampart_detect::redact::{Restorer, Transform, Vault, apply};
+use rampart_detect::sse::Event;
 use rampart_detect::{Kind, Scanner};
 use ring::hmac;
 use serde_json::Value;
@@ -35,20 +36,13 @@ use crate::error::{InitError, RequestError};
 
 /// Bytes of streamed text held back so a value split across chunks is still seen whole.
 pub const HOLD_BACK: usize = 256;
-/// Largest SSE line examined; longer lines pass through untouched (and are counted).
-const MAX_LINE: usize = 1024 * 1024;
-/// JSON keys whose string values are protocol vocabulary, not content.
-const SKIP_KEYS: &[&str] = &[
-    "model",
-    "role",
-    "type",
-    "object",
-    "id",
-    "tool_call_id",
-    "finish_reason",
-    "datatype",
-    "encoding_format",
-];
+/// Chat message roles; a message with another role is scored as a user message.
+pub const KNOWN_ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
+
+/// JSON keys whose string values are not scanned for PII and secrets: the model name
+/// (rewriting it would change what the request is authorised for). Every other string
+/// the caller sends or the client reads is content — ids and tool-call ids included.
+const SKIP_KEYS: &[&str] = &["model"];
 
 /// One policy, compiled: scanners for the kinds it acts on, and an action per kind.
 #[derive(Debug)]
@@ -64,6 +58,10 @@ pub struct PolicyRuntime {
     pub max_response_bytes: u64,
     /// Injection scoring: scorer, threshold, whether a hit blocks.
     injection: Option<(InjectionScorer, f32, bool)>,
+    /// What injection scoring reads on OpenAI routes (roles, `tool_definitions`).
+    injection_scope: Vec<String>,
+    /// Pass what cannot be parsed and inspected (flagged and logged) instead of refusing.
+    pub fail_open: bool,
 }
 
 /// The action for a kind: exact name, then its family (`pii.*`), then `*`, else allow.
@@ -115,6 +113,8 @@ impl PolicyRuntime {
                 let t = threshold.unwrap_or_else(|| scorer.suggested_threshold());
                 (scorer, t, action == ContentAction::Block)
             }),
+            injection_scope: p.injection_scope.clone(),
+            fail_open: p.fail_open,
         })
     }
 
@@ -204,21 +204,28 @@ pub struct ContentState {
     sse: Option<SseState>,
     /// Set when the stream was cut by a block: later chunks are dropped.
     pub ended: bool,
+    /// The response passes uninspected (an encoded body under `fail_open`).
+    pub skip_response: bool,
 }
 
 #[derive(Debug, Default)]
 struct SseState {
     openai: bool,
-    line: Vec<u8>,
-    overlong: bool,
-    /// Per choice index: restorer and held text.
-    choices: HashMap<u64, ChoiceStream>,
+    parser: rampart_detect::sse::Parser,
+    /// Held text per streamed field, in the order the fields first appeared.
+    streams: Vec<(String, HeldStream)>,
+    /// The last OpenAI chunk's top-level fields (id, model, …) for flushed events.
+    envelope: Option<serde_json::Map<String, Value>>,
 }
 
-#[derive(Debug, Default)]
-struct ChoiceStream {
+/// One streamed text field: its pseudonym restorer, the text held back, and how to
+/// send that text at the end.
+#[derive(Debug)]
+struct HeldStream {
     restorer: Restorer,
     held: String,
+    flush: Flush,
+    path: Vec<Seg>,
 }
 
 fn transform(action: ContentAction) -> Option<Transform> {
@@ -300,6 +307,7 @@ impl ContentState {
             hash_key,
             sse: None,
             ended: false,
+            skip_response: false,
         }
     }
 
@@ -376,8 +384,10 @@ impl ContentState {
         (blocked, change)
     }
 
-    /// Scores the texts a caller controls for prompt injection (OpenAI: user, tool and
-    /// function messages, `prompt`, `input`; other protocols: every string). Records
+    /// Scores the texts a caller controls for prompt injection (OpenAI: the messages of
+    /// the roles in the policy's scope — every role by default, since a caller can
+    /// write a system message or forge an assistant turn —, tool definitions, `prompt`,
+    /// `input`, `instructions`; other protocols: every string). Records
     /// an `injection` finding at or above the threshold; `Err` when it blocks.
     fn score_injection(&self, ex: &mut Exchange, protocol: Protocol, v: &Value) -> Result<(), RequestError> {
         let Some((scorer, threshold, blocks)) = &self.policy.injection else {
@@ -396,16 +406,23 @@ impl ContentState {
             }
         }
         if protocol == Protocol::Openai {
+            let scope = &self.policy.injection_scope;
             for m in v.get("messages").and_then(Value::as_array).into_iter().flatten() {
-                if matches!(
-                    m.get("role").and_then(Value::as_str),
-                    Some("user" | "tool" | "function")
-                ) && let Some(c) = m.get("content")
-                {
-                    all_strings(c, &mut texts);
+                // A message without a known role is the caller's text all the same.
+                let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+                let role = if crate::content::KNOWN_ROLES.contains(&role) { role } else { "user" };
+                if scope.iter().any(|s| s == role) {
+                    all_strings(m, &mut texts);
                 }
             }
-            for field in ["prompt", "input"] {
+            if scope.iter().any(|s| s == "tool_definitions") {
+                for field in ["tools", "functions"] {
+                    if let Some(x) = v.get(field) {
+                        all_strings(x, &mut texts);
+                    }
+                }
+            }
+            for field in ["prompt", "input", "instructions", "suffix"] {
                 if let Some(x) = v.get(field) {
                     all_strings(x, &mut texts);
                 }
@@ -508,34 +525,38 @@ impl ContentState {
         if self.nothing_to_do(&body) {
             return Ok(body);
         }
+        let Ok(text) = std::str::from_utf8(&body) else {
+            return self.uninspectable(ex, body, "the response body is not UTF-8");
+        };
+        let looks_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
         let mut blocked = Vec::new();
-        let out = match serde_json::from_slice::<Value>(&body) {
-            Ok(mut v) => {
-                let mut changed = false;
-                walk_strings(&mut v, &mut |s| {
-                    let restored = self.vault.restore(s);
-                    if restored != *s {
-                        *s = restored;
-                        changed = true;
-                    }
-                    let (b, rewritten) = self.process_text(ex, s, Location::ResponseBody);
-                    blocked.extend(b);
-                    changed |= rewritten;
-                });
-                if changed {
-                    Bytes::from(serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec()))
-                } else {
-                    body
+        let out = if looks_json {
+            // Read as strictly as requests: a body two JSON parsers could read
+            // differently (duplicate keys, NaN) is not inspected by guessing.
+            let Ok(mut v) = rampart_detect::json::parse_strict(&body, RESPONSE_MAX_DEPTH) else {
+                return self.uninspectable(ex, body, "the response body is not valid JSON");
+            };
+            let mut changed = false;
+            walk_strings(&mut v, &mut |s| {
+                let restored = self.vault.restore(s);
+                if restored != *s {
+                    *s = restored;
+                    changed = true;
                 }
+                let (b, rewritten) = self.process_text(ex, s, Location::ResponseBody);
+                blocked.extend(b);
+                changed |= rewritten;
+            });
+            if changed {
+                strip_logprobs(ex, &mut v);
+                Bytes::from(serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec()))
+            } else {
+                body
             }
-            Err(_) => match std::str::from_utf8(&body) {
-                Ok(text) => {
-                    let mut s = self.vault.restore(text);
-                    blocked.extend(self.process_text(ex, &mut s, Location::ResponseBody).0);
-                    Bytes::from(s)
-                }
-                Err(_) => body,
-            },
+        } else {
+            let mut s = self.vault.restore(text);
+            blocked.extend(self.process_text(ex, &mut s, Location::ResponseBody).0);
+            Bytes::from(s)
         };
         if blocked.is_empty() {
             Ok(out)
@@ -543,6 +564,27 @@ impl ContentState {
             Err(RequestError::ResponseBlocked {
                 kinds: kind_list(&blocked),
             })
+        }
+    }
+
+    /// A response the policy cannot read: refused (502), or, with `fail_open`, passed
+    /// unchanged — flagged in the exchange's findings and logged.
+    fn uninspectable(&mut self, ex: &mut Exchange, body: Bytes, why: &'static str) -> Result<Bytes, RequestError> {
+        let pass = self.policy.fail_open;
+        ex.add_finding(
+            Finding {
+                kind: "response.uninspectable",
+                confidence: 1.0,
+                location: Location::ResponseBody,
+                span: None,
+            },
+            if pass { Decision::Flag } else { Decision::Block },
+        );
+        if pass {
+            tracing::warn!(request_id = %ex.request_id, reason = why, "uninspectable response passed (fail_open)");
+            Ok(body)
+        } else {
+            Err(RequestError::ResponseUninspectable(why))
         }
     }
 
@@ -583,8 +625,9 @@ impl ContentState {
         });
     }
 
-    /// One chunk of an SSE stream: returns what to send. When a block happens the
-    /// returned bytes end with an error event and `ended` is set.
+    /// One chunk of an SSE stream: returns what to send. Events are parsed as a client
+    /// parses them (`rampart_detect::sse`) and sent on re-framed canonically; when a
+    /// block happens the returned bytes end with an error event and `ended` is set.
     pub fn on_stream_chunk(&mut self, ex: &mut Exchange, chunk: &[u8]) -> Bytes {
         if self.ended {
             return Bytes::new();
@@ -593,54 +636,58 @@ impl ContentState {
             return Bytes::copy_from_slice(chunk);
         };
         let mut out = Vec::with_capacity(chunk.len() + 64);
-        for &b in chunk {
-            if sse.overlong {
-                out.push(b);
-                sse.overlong = b != b'\n';
-                continue;
+        let mut events = Vec::new();
+        let parsed = sse.parser.push(chunk, &mut events);
+        let mut result = Ok(());
+        for event in events {
+            result = self.stream_event(ex, &mut sse, event, &mut out);
+            if result.is_err() {
+                break;
             }
-            if b != b'\n' {
-                if sse.line.len() < MAX_LINE {
-                    sse.line.push(b);
-                } else {
-                    out.extend_from_slice(&sse.line);
-                    out.push(b);
-                    sse.line.clear();
-                    sse.overlong = true;
-                }
-                continue;
-            }
-            let line = std::mem::take(&mut sse.line);
-            match self.stream_line(ex, &mut sse, &line) {
-                Ok(rewritten) => {
-                    out.extend_from_slice(&rewritten);
-                    out.push(b'\n');
-                }
-                Err(kinds) => {
-                    self.block_stream(ex, kinds, &mut out);
-                    break;
-                }
-            }
+        }
+        if result.is_ok()
+            && let Err(e) = parsed
+        {
+            result = Err(Stop::Uninspectable(sse_reason(e)));
+        }
+        if let Err(stop) = result {
+            self.block_stream(ex, stop, &mut out);
         }
         self.sse = Some(sse);
         Bytes::from(out)
     }
 
-    /// Ends a stream on a block: a well-formed `event: error` naming the kinds.
-    fn block_stream(&mut self, ex: &mut Exchange, kinds: String, out: &mut Vec<u8>) {
+    /// Ends a stream on a block: a well-formed `event: error` naming the kinds (or
+    /// why the stream could not be inspected).
+    fn block_stream(&mut self, ex: &mut Exchange, stop: Stop, out: &mut Vec<u8>) {
         self.ended = true;
+        let error = match stop {
+            Stop::Blocked(kinds) => RequestError::ResponseBlocked { kinds },
+            Stop::Uninspectable(why) => {
+                ex.add_finding(
+                    Finding {
+                        kind: "response.uninspectable",
+                        confidence: 1.0,
+                        location: Location::ResponseBody,
+                        span: None,
+                    },
+                    Decision::Block,
+                );
+                RequestError::ResponseUninspectable(why)
+            }
+        };
         let event = serde_json::json!({"error": {
             "type": "api_error",
-            "code": "response_blocked",
-            "message": format!("the response was blocked by the content policy: {kinds}"),
+            "code": error.code(),
+            "message": error.to_string(),
             "request_id": ex.request_id,
         }});
         out.extend_from_slice(format!("event: error\ndata: {event}\n\n").as_bytes());
-        ex.error = Some(RequestError::ResponseBlocked { kinds });
+        ex.error = Some(error);
     }
 
     /// The stream ended (without `[DONE]`, or with text still held): an unterminated
-    /// last line is processed, and held text goes out as one last delta per choice.
+    /// last event is inspected, and held text goes out in one last event per field.
     /// `None` when nothing is left. A block here ends with the error event.
     pub fn on_stream_end(&mut self, ex: &mut Exchange) -> Option<Bytes> {
         if self.ended {
@@ -648,127 +695,250 @@ impl ContentState {
         }
         let mut sse = self.sse.take()?;
         let mut out = Vec::new();
-        let mut result = Ok(());
-        if !sse.line.is_empty() && !sse.overlong {
-            let line = std::mem::take(&mut sse.line);
-            match self.stream_line(ex, &mut sse, &line) {
-                Ok(rewritten) => {
-                    out.extend_from_slice(&rewritten);
-                    out.extend_from_slice(b"\n\n");
-                }
-                Err(kinds) => result = Err(kinds),
-            }
-        }
+        let mut result = match sse.parser.finish() {
+            Ok(Some(event)) => self.stream_event(ex, &mut sse, event, &mut out),
+            Ok(None) => Ok(()),
+            Err(e) => Err(Stop::Uninspectable(sse_reason(e))),
+        };
         if result.is_ok() {
             result = self.flush_all(ex, &mut sse, &mut out);
         }
-        if let Err(kinds) = result {
-            self.block_stream(ex, kinds, &mut out);
+        if let Err(stop) = result {
+            self.block_stream(ex, stop, &mut out);
         }
         self.sse = Some(sse);
         (!out.is_empty()).then(|| Bytes::from(out))
     }
 
-    /// One complete SSE line (without its newline). `Err(kinds)` blocks the stream.
-    fn stream_line(&mut self, ex: &mut Exchange, sse: &mut SseState, line: &[u8]) -> Result<Vec<u8>, String> {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return Ok(line.to_vec());
+    /// One parsed event: inspected, then written to `out`.
+    fn stream_event(&mut self, ex: &mut Exchange, sse: &mut SseState, event: Event, out: &mut Vec<u8>) -> Result<(), Stop> {
+        let Some(data) = event.data.as_deref() else {
+            // Comments only: a keep-alive, without their text.
+            event.write(out);
+            return Ok(());
         };
-        let data = data.trim_ascii();
-        if data == b"[DONE]" {
-            // Anything still held goes out in one last delta before [DONE].
-            let mut out = Vec::new();
-            self.flush_all(ex, sse, &mut out)?;
-            out.extend_from_slice(line);
-            return Ok(out);
+        // Names and ids are text a client may show too.
+        let mut event = event.clone();
+        for field in [&mut event.event, &mut event.id] {
+            if let Some(text) = field.as_mut() {
+                self.in_place(ex, text)?;
+            }
         }
-        let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
-            return Ok(line.to_vec());
+        if data.trim() == "[DONE]" {
+            // Anything still held goes out before [DONE].
+            self.flush_all(ex, sse, out)?;
+            event.write(out);
+            return Ok(());
+        }
+        let mut v = match serde_json::from_str::<Value>(data) {
+            Ok(v) => v,
+            Err(_) if self.policy.fail_open => {
+                // The policy chose to pass what it cannot read: counted, never silent.
+                ex.add_finding(
+                    Finding {
+                        kind: "response.uninspectable",
+                        confidence: 1.0,
+                        location: Location::ResponseBody,
+                        span: None,
+                    },
+                    Decision::Flag,
+                );
+                tracing::warn!(request_id = %ex.request_id, "uninspectable stream event passed (fail_open)");
+                event.write(out);
+                return Ok(());
+            }
+            Err(_) => return Err(Stop::Uninspectable("a stream event's data is not JSON")),
         };
-        let mut blocked = Vec::new();
-        if sse.openai && v.get("choices").is_some() {
-            let mut choices = match v.get_mut("choices").and_then(Value::as_array_mut) {
-                Some(c) => std::mem::take(c),
-                None => Vec::new(),
-            };
-            for c in choices.iter_mut() {
-                let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
-                let field = if c.pointer("/delta").is_some() {
-                    "/delta/content"
-                } else {
-                    "/text"
-                };
-                let piece = c.pointer(field).and_then(Value::as_str).map(str::to_owned);
-                let mut text = match piece {
-                    Some(p) => self.feed_choice(ex, sse, index, &p)?,
-                    None => String::new(),
-                };
-                if finished {
-                    text.push_str(&self.flush_choice(ex, sse, index)?);
-                }
-                if c.pointer(field).is_some() || !text.is_empty() {
-                    set_text(c, field, text);
-                }
-            }
-            if let Some(slot) = v.get_mut("choices") {
-                *slot = Value::Array(choices);
-            }
+        let choices = if sse.openai {
+            v.get_mut("choices").and_then(Value::as_array_mut).map(std::mem::take)
         } else {
-            walk_strings(&mut v, &mut |s| {
-                let restored = self.vault.restore(s);
-                *s = restored;
-                blocked.extend(self.process_text(ex, s, Location::ResponseBody).0);
-            });
-            if !blocked.is_empty() {
-                return Err(kind_list(&blocked));
+            None
+        };
+        match choices {
+            Some(mut choices) => {
+                for (pos, c) in choices.iter_mut().enumerate() {
+                    let index = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+                    if c.get("logprobs").is_some_and(|l| !l.is_null()) {
+                        // Token logprobs repeat the text token by token, beside the
+                        // inspected copy: they would leak what the policy rewrote.
+                        c["logprobs"] = Value::Null;
+                        ex.add_finding(
+                            Finding {
+                                kind: "response.logprobs_removed",
+                                confidence: 1.0,
+                                location: Location::ResponseBody,
+                                span: None,
+                            },
+                            Decision::Redact,
+                        );
+                    }
+                    let mut path = Vec::new();
+                    self.walk_held(ex, sse, c, &mut path, &Flush::Choice(index))?;
+                }
+                // The rest of the envelope (id, model, usage) is inspected in place.
+                self.walk_in_place(ex, &mut v)?;
+                if let Some(slot) = v.get_mut("choices") {
+                    *slot = Value::Array(choices);
+                }
+                if let Value::Object(map) = &v {
+                    let mut envelope = map.clone();
+                    envelope.remove("choices");
+                    envelope.remove("usage");
+                    sse.envelope = Some(envelope);
+                }
+            }
+            None => {
+                let template = Flush::Template {
+                    event: event.event.clone(),
+                    value: Box::new(v.clone()),
+                };
+                let mut path = Vec::new();
+                self.walk_held(ex, sse, &mut v, &mut path, &template)?;
             }
         }
-        Ok(format!("data: {v}").into_bytes())
-    }
-
-    /// Adds a streamed piece to a choice's text; returns what can be sent now.
-    fn feed_choice(
-        &mut self,
-        ex: &mut Exchange,
-        sse: &mut SseState,
-        index: u64,
-        piece: &str,
-    ) -> Result<String, String> {
-        let stream = sse.choices.entry(index).or_default();
-        let restored = stream.restorer.push(&self.vault, piece);
-        stream.held.push_str(&restored);
-        let held = std::mem::take(&mut stream.held);
-        let (ready, keep) = self.release(ex, held, false)?;
-        if let Some(stream) = sse.choices.get_mut(&index) {
-            stream.held = keep;
-        }
-        Ok(ready)
-    }
-
-    /// Everything every choice still holds, as one last delta event per choice.
-    fn flush_all(&mut self, ex: &mut Exchange, sse: &mut SseState, out: &mut Vec<u8>) -> Result<(), String> {
-        let mut indices: Vec<u64> = sse.choices.keys().copied().collect();
-        indices.sort_unstable();
-        for i in indices {
-            let text = self.flush_choice(ex, sse, i)?;
-            if !text.is_empty() {
-                let event = serde_json::json!({"choices": [{"index": i, "delta": {"content": text}}]});
-                out.extend_from_slice(format!("data: {event}\n\n").as_bytes());
-            }
-        }
+        event.data = Some(v.to_string());
+        event.write(out);
         Ok(())
     }
 
-    /// Everything a choice still holds, processed.
-    fn flush_choice(&mut self, ex: &mut Exchange, sse: &mut SseState, index: u64) -> Result<String, String> {
-        let Some(mut stream) = sse.choices.remove(&index) else {
-            return Ok(String::new());
+    /// Scans one short protocol string whole (no hold-back): placeholders restored,
+    /// the response rules applied in place.
+    fn in_place(&mut self, ex: &mut Exchange, text: &mut String) -> Result<(), Stop> {
+        let restored = self.vault.restore(text);
+        *text = restored;
+        let (blocked, _) = self.process_text(ex, text, Location::ResponseBody);
+        if blocked.is_empty() {
+            Ok(())
+        } else {
+            Err(Stop::Blocked(kind_list(&blocked)))
+        }
+    }
+
+    /// Every string of a JSON value, in place (no hold-back).
+    fn walk_in_place(&mut self, ex: &mut Exchange, v: &mut Value) -> Result<(), Stop> {
+        match v {
+            Value::String(s) => self.in_place(ex, s),
+            Value::Array(items) => items.iter_mut().try_for_each(|i| self.walk_in_place(ex, i)),
+            Value::Object(map) => map
+                .iter_mut()
+                .filter(|(k, _)| k.as_str() != "choices")
+                .try_for_each(|(_, i)| self.walk_in_place(ex, i)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every string of a streamed JSON value: protocol vocabulary ([`in_place_key`]) is
+    /// inspected whole; everything else is text that may continue in the next event
+    /// (content, reasoning, refusals, tool-call arguments, any other field), held back
+    /// per field so a value split across events is seen whole.
+    fn walk_held(
+        &mut self,
+        ex: &mut Exchange,
+        sse: &mut SseState,
+        v: &mut Value,
+        path: &mut Vec<Seg>,
+        flush: &Flush,
+    ) -> Result<(), Stop> {
+        match v {
+            Value::String(s) => {
+                let protocol = match path.last() {
+                    Some(Seg::Key(k)) => in_place_key(k),
+                    _ => false,
+                };
+                if protocol {
+                    return self.in_place(ex, s);
+                }
+                *s = self.feed(ex, sse, path, flush, s)?;
+                Ok(())
+            }
+            Value::Array(items) => {
+                for (pos, item) in items.iter_mut().enumerate() {
+                    let index = item.get("index").and_then(Value::as_u64);
+                    path.push(Seg::Item { pos, index });
+                    let r = self.walk_held(ex, sse, item, path, flush);
+                    path.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    path.push(Seg::Key(k.clone()));
+                    let r = self.walk_held(ex, sse, item, path, flush);
+                    path.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a streamed piece to its field's held text; returns what can be sent now.
+    fn feed(&mut self, ex: &mut Exchange, sse: &mut SseState, path: &[Seg], flush: &Flush, piece: &str) -> Result<String, Stop> {
+        let key = stream_key(flush, path);
+        let slot = match sse.streams.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                if sse.streams.len() >= MAX_STREAMS {
+                    return Err(Stop::Uninspectable("the stream has too many text fields"));
+                }
+                sse.streams.push((
+                    key,
+                    HeldStream {
+                        restorer: Restorer::default(),
+                        held: String::new(),
+                        flush: flush.clone(),
+                        path: path.to_vec(),
+                    },
+                ));
+                sse.streams.len() - 1
+            }
         };
-        let tail = stream.restorer.finish(&self.vault);
-        stream.held.push_str(&tail);
-        let (ready, _) = self.release(ex, stream.held, true)?;
+        let stream = &mut sse.streams[slot].1;
+        let restored = stream.restorer.push(&self.vault, piece);
+        stream.held.push_str(&restored);
+        let held = std::mem::take(&mut stream.held);
+        let (ready, keep) = self.release(ex, held, false).map_err(Stop::Blocked)?;
+        sse.streams[slot].1.held = keep;
         Ok(ready)
+    }
+
+    /// Everything every field still holds, as one last event per field.
+    fn flush_all(&mut self, ex: &mut Exchange, sse: &mut SseState, out: &mut Vec<u8>) -> Result<(), Stop> {
+        for (_, mut stream) in std::mem::take(&mut sse.streams) {
+            let tail = stream.restorer.finish(&self.vault);
+            stream.held.push_str(&tail);
+            let (text, _) = self.release(ex, stream.held, true).map_err(Stop::Blocked)?;
+            if text.is_empty() {
+                continue;
+            }
+            let (event_name, value) = match &stream.flush {
+                Flush::Choice(index) => {
+                    let mut choice = build(&stream.path, text);
+                    if let Value::Object(c) = &mut choice {
+                        c.insert("index".into(), Value::from(*index));
+                    }
+                    let mut envelope = sse.envelope.clone().unwrap_or_default();
+                    envelope.insert("choices".into(), Value::Array(vec![choice]));
+                    (None, Value::Object(envelope))
+                }
+                Flush::Template { event, value } => {
+                    let mut v = (**value).clone();
+                    blank_held(&mut v, None);
+                    set_path(&mut v, &stream.path, text);
+                    (event.clone(), v)
+                }
+            };
+            Event {
+                event: event_name,
+                data: Some(value.to_string()),
+                id: None,
+                retry: None,
+            }
+            .write(out);
+        }
+        Ok(())
     }
 
     /// Scans held text; returns (text to send now, text to keep holding). Only the last
@@ -857,19 +1027,148 @@ impl ContentState {
     }
 }
 
-fn set_text(c: &mut Value, field: &str, text: String) {
-    let (parent, key) = match field {
-        "/delta/content" => ("/delta", "content"),
-        _ => ("", "text"),
-    };
-    let target = if parent.is_empty() {
-        Some(c)
-    } else {
-        c.pointer_mut(parent)
-    };
-    if let Some(Value::Object(map)) = target {
-        map.insert(key.to_owned(), Value::String(text));
+/// Why a stream stops early.
+#[derive(Debug)]
+enum Stop {
+    /// The policy blocks these kinds.
+    Blocked(String),
+    /// The stream cannot be read, and the policy does not pass what it cannot read.
+    Uninspectable(&'static str),
+}
+
+fn sse_reason(e: rampart_detect::sse::SseError) -> &'static str {
+    match e {
+        rampart_detect::sse::SseError::Utf8 => "a stream line is not UTF-8",
+        rampart_detect::sse::SseError::LineTooLong => "a stream line is too long to inspect",
+        rampart_detect::sse::SseError::EventTooLarge => "a stream event is too large to inspect",
     }
+}
+
+/// Nesting allowed in a response body the policy inspects.
+const RESPONSE_MAX_DEPTH: u32 = 128;
+
+/// Once a response's text was rewritten, its token logprobs (`choices[].logprobs`)
+/// would still carry the original tokens: they are removed.
+fn strip_logprobs(ex: &mut Exchange, v: &mut Value) {
+    let mut removed = false;
+    for c in v.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(l) = c.get_mut("logprobs")
+            && !l.is_null()
+        {
+            *l = Value::Null;
+            removed = true;
+        }
+    }
+    if removed {
+        ex.add_finding(
+            Finding {
+                kind: "response.logprobs_removed",
+                confidence: 1.0,
+                location: Location::ResponseBody,
+                span: None,
+            },
+            Decision::Redact,
+        );
+    }
+}
+
+/// Text fields of one stream held back at once; more is refused as uninspectable.
+const MAX_STREAMS: usize = 256;
+
+/// Keys whose string values are protocol vocabulary, sent whole in one event: they are
+/// inspected in place instead of being held back.
+fn in_place_key(key: &str) -> bool {
+    matches!(
+        key,
+        "model" | "role" | "type" | "object" | "id" | "name" | "finish_reason" | "status" | "system_fingerprint"
+    ) || key.ends_with("_id")
+}
+
+/// One step of a field's path inside a streamed event. Array items are named by their
+/// `index` field when they have one (tool calls), else by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Item { pos: usize, index: Option<u64> },
+}
+
+/// How a field's held text is sent when the stream ends.
+#[derive(Debug, Clone)]
+enum Flush {
+    /// An OpenAI choice: `{"choices":[{"index":i, <path>: text}]}`.
+    Choice(u64),
+    /// Another event shape: the last event seen, with this field set to the text and
+    /// every other held field empty.
+    Template { event: Option<String>, value: Box<Value> },
+}
+
+fn stream_key(flush: &Flush, path: &[Seg]) -> String {
+    let mut key = match flush {
+        Flush::Choice(i) => format!("choice{i}"),
+        Flush::Template { event, value } => format!(
+            "{}|{}",
+            event.as_deref().unwrap_or(""),
+            value.get("type").and_then(Value::as_str).unwrap_or("")
+        ),
+    };
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                key.push('.');
+                key.push_str(k);
+            }
+            Seg::Item { index: Some(i), .. } => key.push_str(&format!("#{i}")),
+            Seg::Item { pos, .. } => key.push_str(&format!("[{pos}]")),
+        }
+    }
+    key
+}
+
+/// A value holding `text` at `path` (objects and one-item arrays; items keep their
+/// `index`).
+fn build(path: &[Seg], text: String) -> Value {
+    match path.split_first() {
+        None => Value::String(text),
+        Some((Seg::Key(k), rest)) => {
+            let mut map = serde_json::Map::new();
+            map.insert(k.clone(), build(rest, text));
+            Value::Object(map)
+        }
+        Some((Seg::Item { index, .. }, rest)) => {
+            let mut item = build(rest, text);
+            if let (Some(i), Value::Object(map)) = (index, &mut item) {
+                map.insert("index".into(), Value::from(*i));
+            }
+            Value::Array(vec![item])
+        }
+    }
+}
+
+/// Empties every held (non-protocol) string of a template.
+fn blank_held(v: &mut Value, key: Option<&str>) {
+    match v {
+        Value::String(s) if !key.is_some_and(in_place_key) => s.clear(),
+        Value::Array(items) => items.iter_mut().for_each(|i| blank_held(i, None)),
+        Value::Object(map) => map.iter_mut().for_each(|(k, i)| blank_held(i, Some(k))),
+        _ => {}
+    }
+}
+
+/// Sets the string at `path` (which the template has) to `text`.
+fn set_path(v: &mut Value, path: &[Seg], text: String) {
+    let mut cur = v;
+    for seg in path {
+        let next = match (seg, cur) {
+            (Seg::Key(k), Value::Object(map)) => map.get_mut(k),
+            (Seg::Item { pos, .. }, Value::Array(items)) => items.get_mut(*pos),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    *cur = Value::String(text);
 }
 
 #[cfg(test)]
@@ -887,6 +1186,8 @@ mod tests {
             hash_key: None,
             max_response_bytes: 1 << 20,
             injection: None,
+            injection_scope: Vec::new(),
+            fail_open: false,
         };
         ContentState::new(Arc::new(PolicyRuntime::build(&policy).unwrap()), None)
     }

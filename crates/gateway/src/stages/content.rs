@@ -11,7 +11,7 @@ use rampart_config::Protocol;
 
 use crate::body::RequestBody;
 use crate::content::ContentState;
-use crate::context::Exchange;
+use crate::context::{Decision, Exchange, Finding, Location};
 use crate::error::RequestError;
 use crate::runtime::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
@@ -26,10 +26,22 @@ fn is_sse(head: &http::response::Parts) -> bool {
         .is_some_and(|ct| ct.starts_with("text/event-stream"))
 }
 
+/// Whether the response carries a content coding other than `identity`.
+fn encoded(head: &http::response::Parts) -> bool {
+    head.headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity")))
+            .unwrap_or(true)
+    })
+}
+
 impl ContentStage {
     /// Whether the pipeline must hold this (non-streamed) response whole for the policy.
     pub fn holds_response(&self, ex: &Exchange, head: &http::response::Parts) -> bool {
-        ex.content.as_ref().is_some_and(|c| c.policy.inspects_responses()) && !is_sse(head)
+        ex.content
+            .as_ref()
+            .is_some_and(|c| c.policy.inspects_responses() && !c.skip_response)
+            && !is_sse(head)
     }
 
     /// The response body limit for [`Self::holds_response`] bodies.
@@ -65,6 +77,12 @@ impl Stage for ContentStage {
         let Some(policy) = &route.policy else {
             return Flow::Continue;
         };
+        if policy.inspects_responses() {
+            // The answer must come in a form the policy can read.
+            req.head
+                .headers
+                .insert(header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+        }
         let tenant = ex.principal.as_ref().and_then(|p| p.tenant.clone());
         let mut state = ContentState::new(std::sync::Arc::clone(policy), tenant.as_deref());
         let parsed = ex.body_json.take();
@@ -87,14 +105,38 @@ impl Stage for ContentStage {
     }
 
     fn on_response(&self, ex: &mut Exchange, route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
-        if let Some(state) = ex.content.as_mut()
-            && state.policy.inspects_responses()
-            && is_sse(head)
-        {
-            state.start_stream(route.config.protocol == Protocol::Openai);
-            head.headers.remove(header::CONTENT_LENGTH);
+        let Some(mut state) = ex.content.take() else {
+            return Flow::Continue;
+        };
+        let mut flow = Flow::Continue;
+        if state.policy.inspects_responses() {
+            if encoded(head) {
+                // Asked for identity, answered compressed: not readable as it is.
+                let pass = state.policy.fail_open;
+                ex.add_finding(
+                    Finding {
+                        kind: "response.uninspectable",
+                        confidence: 1.0,
+                        location: Location::ResponseBody,
+                        span: None,
+                    },
+                    if pass { Decision::Flag } else { Decision::Block },
+                );
+                if pass {
+                    tracing::warn!(request_id = %ex.request_id, "encoded response passed uninspected (fail_open)");
+                    state.skip_response = true;
+                } else {
+                    flow = Flow::Reject(RequestError::ResponseUninspectable(
+                        "the upstream answered in a content coding the gateway does not decode",
+                    ));
+                }
+            } else if is_sse(head) {
+                state.start_stream(route.config.protocol == Protocol::Openai);
+                head.headers.remove(header::CONTENT_LENGTH);
+            }
         }
-        Flow::Continue
+        ex.content = Some(state);
+        flow
     }
 
     fn wants_chunks(&self, route: &RouteRuntime) -> bool {
