@@ -257,6 +257,25 @@ fn now() -> String {
 impl AuditTrail {
     /// Opens the node's trail, starts the writer, and writes the `start` record (and a
     /// `recovered` record first when the last run did not stop cleanly).
+    /// Checks what `open` would refuse, without opening any store or writing a byte:
+    /// the signing key, the subject header, and a file store's directory.
+    /// `rampart check-config` uses this, so checking a config never touches the trail.
+    pub fn check(cfg: &Audit) -> Result<(), InitError> {
+        let fail = |reason: String| InitError::Audit { reason };
+        Ed25519KeyPair::from_pkcs8_maybe_unchecked(cfg.signing_key.expose())
+            .map_err(|_| fail("audit.signing_key is not an Ed25519 key".into()))?;
+        http::HeaderName::from_bytes(cfg.subject_header.as_bytes()).map_err(|_| {
+            fail(format!(
+                "audit.subject_header `{}` is not a header name",
+                cfg.subject_header
+            ))
+        })?;
+        if cfg.postgres.is_none() && cfg.dir.exists() && !cfg.dir.is_dir() {
+            return Err(fail(format!("audit.dir {} is not a directory", cfg.dir.display())));
+        }
+        Ok(())
+    }
+
     pub fn open(cfg: &Audit, node: &str, config_sha256: &str, metrics: Arc<Metrics>) -> Result<Arc<Self>, InitError> {
         let fail = |reason: String| InitError::Audit { reason };
         let (store, torn): (Box<dyn rampart_audit::Store>, _) = match &cfg.postgres {

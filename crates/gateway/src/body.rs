@@ -5,6 +5,7 @@
 //! and total timeouts, runs chunk stages, and ends the exchange exactly once (on the
 //! last frame, on error, or when the client goes away).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -195,6 +196,37 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// Set once at shutdown, just before the grace period ends: every open event stream
+/// ends with a well-formed `event: error` instead of being cut mid-event.
+static CUT: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
+
+/// Ends every open event stream of this process with an error event (shutdown).
+pub fn cut_streams() {
+    CUT.send_replace(true);
+}
+
+/// Resolves when [`cut_streams`] was called.
+fn cut_signal() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let mut rx = CUT.subscribe();
+    Box::pin(async move {
+        let _ = rx.wait_for(|cut| *cut).await;
+    })
+}
+
+/// The last event of a stream that ends early: a well-formed `event: error`. When the
+/// bytes sent so far stopped inside an event, blank lines end that event first.
+fn sse_error_event(code: &str, message: &str, request_id: &str, at_boundary: bool) -> Bytes {
+    let error = serde_json::json!({"error": {
+        "type": "api_error",
+        "code": code,
+        "message": message,
+        "request_id": request_id,
+    }});
+    let lead = if at_boundary { "" } else { "\n\n" };
+    Bytes::from(format!("{lead}event: error\ndata: {error}\n\n"))
+}
+
 /// A completed exchange's last frame waiting for its audit record to be durable.
 struct Held {
     frame: Option<Frame<Bytes>>,
@@ -232,6 +264,10 @@ pin_project_lite::pin_project! {
         busy: Option<crate::conn::Busy>,
         // The last frame (or the end), held until the audit record is durable.
         held: Option<Held>,
+        // Event streams: resolves at shutdown (see `cut_streams`).
+        cut: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        // Event streams: the bytes sent so far end between two events.
+        at_boundary: bool,
     }
 
     impl PinnedDrop for ExchangeBody {
@@ -283,6 +319,8 @@ impl ExchangeBody {
             guard: None,
             busy: None,
             held: None,
+            cut: None,
+            at_boundary: true,
         }
     }
 
@@ -407,6 +445,9 @@ impl Body for ExchangeBody {
                     }
                     if let Some(t) = this.timers {
                         this.idle.as_mut().reset(Instant::now() + t.idle);
+                        if t.sse && !data.is_empty() {
+                            *this.at_boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\r");
+                        }
                     }
                 }
                 let ended = match this.source {
@@ -431,10 +472,23 @@ impl Body for ExchangeBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                *this.finished = true;
                 if let Some(ex) = this.exchange.as_mut() {
                     ex.error.get_or_insert(RequestError::UpstreamFailed);
                 }
+                if this.timers.is_some_and(|t| t.sse) {
+                    // An event stream says why it ends instead of breaking off.
+                    *this.source = Source::Full(None);
+                    let request_id = this.exchange.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
+                    *this.trailer = Some(sse_error_event(
+                        "upstream_error",
+                        "the upstream stream failed before it ended",
+                        &request_id,
+                        *this.at_boundary,
+                    ));
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                *this.finished = true;
                 finish(this.pipeline, this.exchange, route, Outcome::Failed);
                 Poll::Ready(Some(Err(e)))
             }
@@ -458,21 +512,31 @@ impl Body for ExchangeBody {
                 let Some(t) = *this.timers else { return Poll::Pending };
                 let idle = this.idle.as_mut().poll(cx).is_ready();
                 let total = this.deadline.as_mut().poll(cx).is_ready();
-                if !idle && !total {
+                if t.sse && this.cut.is_none() {
+                    *this.cut = Some(cut_signal());
+                }
+                let cut = this.cut.as_mut().is_some_and(|c| c.as_mut().poll(cx).is_ready());
+                if !idle && !total && !cut {
                     return Poll::Pending;
                 }
                 if let Some(ex) = this.exchange.as_mut() {
-                    ex.error = Some(RequestError::UpstreamTimeout);
+                    ex.error = Some(if cut {
+                        RequestError::ShuttingDown
+                    } else {
+                        RequestError::UpstreamTimeout
+                    });
                 }
                 // Dropping the upstream body closes that connection.
                 *this.source = Source::Full(None);
                 if t.sse {
                     let request_id = this.exchange.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
-                    let which = if total { "total" } else { "idle" };
-                    let event = format!(
-                        "event: error\ndata: {{\"error\":{{\"type\":\"api_error\",\"code\":\"upstream_timeout\",\"message\":\"the upstream stream exceeded the {which} timeout\",\"request_id\":\"{request_id}\"}}}}\n\n"
-                    );
-                    *this.trailer = Some(Bytes::from(event));
+                    let (code, message) = if cut {
+                        ("shutting_down", "the gateway is shutting down; the stream was ended early".to_owned())
+                    } else {
+                        let which = if total { "total" } else { "idle" };
+                        ("upstream_timeout", format!("the upstream stream exceeded the {which} timeout"))
+                    };
+                    *this.trailer = Some(sse_error_event(code, &message, &request_id, *this.at_boundary));
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }

@@ -43,6 +43,19 @@ pub const KNOWN_ROLES: [&str; 6] = ["system", "developer", "user", "assistant", 
 /// (rewriting it would change what the request is authorised for). Every other string
 /// the caller sends or the client reads is content — ids and tool-call ids included.
 const SKIP_KEYS: &[&str] = &["model"];
+/// Keys whose values are protocol vocabulary, not prose: not scored for injection (a
+/// bare role name is no instruction, and short words score erratically).
+const VOCABULARY_KEYS: &[&str] = &[
+    "model",
+    "role",
+    "type",
+    "object",
+    "id",
+    "tool_call_id",
+    "finish_reason",
+    "datatype",
+    "encoding_format",
+];
 
 /// One policy, compiled: scanners for the kinds it acts on, and an action per kind.
 #[derive(Debug)]
@@ -400,7 +413,7 @@ impl ContentState {
                 Value::Array(a) => a.iter().for_each(|x| all_strings(x, out)),
                 Value::Object(o) => o
                     .iter()
-                    .filter(|(k, _)| !SKIP_KEYS.contains(&k.as_str()))
+                    .filter(|(k, _)| !VOCABULARY_KEYS.contains(&k.as_str()))
                     .for_each(|(_, x)| all_strings(x, out)),
                 _ => {}
             }

@@ -262,6 +262,22 @@ impl Gateway {
         }))
     }
 
+    /// Everything [`Gateway::new`] checks — certificates, keys, pins, the audit
+    /// settings — without opening the audit trail or anything else for writing.
+    pub fn check(config: Config) -> Result<(), InitError> {
+        if let Some(a) = &config.audit {
+            crate::audit::AuditTrail::check(a)?;
+        }
+        let metrics = Arc::new(Metrics::new());
+        let access_log = AccessLogWriter::start().map_err(|e| InitError::Tls {
+            key: "server.access_log".into(),
+            path: "stdout".into(),
+            reason: e.to_string(),
+        })?;
+        let limits = crate::limits::LimitStore::default();
+        Runtime::build(config, &metrics, &access_log, &limits, None).map(|_| ())
+    }
+
     /// The runtime new requests use.
     pub fn current(&self) -> Arc<Runtime> {
         self.current.load_full()

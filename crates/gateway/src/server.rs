@@ -300,7 +300,15 @@ fn worker(
         };
         let _ = stop.changed().await;
         while tasks.join_next().await.is_some() {}
-        let drained = tokio::time::timeout(grace, drain(&drain_handle)).await.is_ok();
+        // Most of the grace period for exchanges to finish; then event streams still
+        // open are ended with an error event, and get the rest to deliver it.
+        let margin = (grace / 4).min(Duration::from_secs(1));
+        let mut all_done = std::pin::pin!(drain(&drain_handle));
+        let mut drained = tokio::time::timeout(grace - margin, &mut all_done).await.is_ok();
+        if !drained {
+            crate::body::cut_streams();
+            drained = tokio::time::timeout(margin, &mut all_done).await.is_ok();
+        }
         flusher.abort();
         gateway.access_log.flush_thread(&gateway.metrics);
         drained

@@ -150,8 +150,9 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
         config.upstreams.len(),
         config.routes.len()
     );
-    // Build the runtime too: certificates and keys are only parsed there.
-    let built = runtime()?.block_on(async { Gateway::new(config).map(|_| ()) });
+    // Build the runtime too (certificates and keys are only parsed there), but open
+    // nothing for writing: a running gateway's audit trail is not touched.
+    let built = runtime()?.block_on(async { Gateway::check(config) });
     match built {
         Ok(()) => {
             println!("{summary}");
