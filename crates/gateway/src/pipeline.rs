@@ -274,6 +274,20 @@ fn path_is_clean(path: &str) -> bool {
     !encoded_separator && !empty_inside && !segments.iter().any(|s| is_dot(s))
 }
 
+/// Whether `authority` is `host` or `host:port` with a decimal port (an IPv6 host in
+/// brackets). `http::uri::Authority` keeps a non-numeric port without complaint.
+fn port_ok(authority: &str) -> bool {
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok();
+    match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((_, "")) => true,
+            Some((_, rest)) => rest.strip_prefix(':').is_some_and(digits),
+            None => false,
+        },
+        None => authority.split_once(':').is_none_or(|(_, p)| digits(p)),
+    }
+}
+
 /// The request's Host, checked as RFC 9112 §3.2 asks: HTTP/1.1 requests carry exactly
 /// one Host header; it (and HTTP/2's `:authority`) is a host with an optional port, no
 /// user information. Returns the lower-cased host without port, `Ok(None)` when an
@@ -303,7 +317,8 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<String>, RequestError>
     let parsed: http::uri::Authority = authority
         .parse()
         .map_err(|_| RequestError::BadRequest("the Host is not a valid host[:port]"))?;
-    if parsed.host().is_empty() {
+    let bad_port = !port_ok(&authority);
+    if parsed.host().is_empty() || bad_port {
         return Err(RequestError::BadRequest("the Host is not a valid host[:port]"));
     }
     Ok(Some(parsed.host().to_ascii_lowercase()))
@@ -645,6 +660,12 @@ upstream = "u"
         assert!(path_is_clean("/"));
         assert!(path_is_clean("/v1/x;y/z"));
         assert!(path_is_clean("/v1/...;/z"));
+        for good in ["a.test", "a.test:8080", "[::1]", "[::1]:443", "10.0.0.1:1"] {
+            assert!(port_ok(good), "{good}");
+        }
+        for bad in ["a.test:port", "a.test:", "a.test:1:2", "[::1]x", "[::1", "a:99999"] {
+            assert!(!port_ok(bad), "{bad}");
+        }
         for bad in [
             "/v1/../admin",
             "/v1/./x",
