@@ -184,17 +184,24 @@ impl Chain {
 
     /// A checkpoint over the current head, signed with `key`. `None` before any record.
     pub fn checkpoint(&self, key: &Ed25519KeyPair, time: &str) -> Option<Checkpoint> {
-        use base64::Engine as _;
         let seq = self.next_seq.checked_sub(1)?;
-        let sig = key.sign(&Checkpoint::message(&self.node, seq, &self.head, time));
-        Some(Checkpoint {
-            node: self.node.clone(),
+        Some(Checkpoint::sign(&self.node, seq, &self.head, key, time))
+    }
+}
+
+impl Checkpoint {
+    /// A checkpoint over record `seq` whose hash is `head`, signed with `key`.
+    pub fn sign(node: &str, seq: u64, head: &str, key: &Ed25519KeyPair, time: &str) -> Self {
+        use base64::Engine as _;
+        let sig = key.sign(&Checkpoint::message(node, seq, head, time));
+        Checkpoint {
+            node: node.to_owned(),
             seq,
-            head: self.head.clone(),
+            head: head.to_owned(),
             time: time.to_owned(),
             key_id: key_id(key.public_key().as_ref()),
             sig: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
-        })
+        }
     }
 }
 

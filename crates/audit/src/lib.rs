@@ -21,5 +21,5 @@ pub mod writer;
 
 pub use chain::{Chain, Checkpoint, Entry, GENESIS};
 pub use store::{FileStore, Store, TornTail};
-pub use verify::{Problem, Report, Verifier, verify_dir};
+pub use verify::{Limits, Problem, Report, Verifier, read_witness, verify_dir, verify_dir_with};
 pub use writer::{Durability, Writer};

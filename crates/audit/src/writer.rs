@@ -18,8 +18,13 @@
 //! until the store is back. Records are linked into the chain before either, so the
 //! chain is the same whichever way a record travelled.
 //!
-//! A signed checkpoint over the head is written every `checkpoint_interval` and when
-//! the writer stops.
+//! Signed checkpoints bound what could be cut or appended unnoticed: in `sync` mode
+//! every group is checkpointed before it is acknowledged (no acknowledged record is
+//! ever unsigned); in `batch` mode a checkpoint follows at most `checkpoint_every`
+//! records and at most `checkpoint_interval` after a record; and one is written when
+//! the writer stops. With a `witness` path, the latest checkpoint is also written
+//! there (atomically, at most once a second and at the end), so a trail cut back to an
+//! earlier checkpoint is caught by `verify --witness`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -70,6 +75,10 @@ pub struct Options {
     pub durability: Durability,
     pub batch_interval: Duration,
     pub checkpoint_interval: Duration,
+    /// Most records between two checkpoints.
+    pub checkpoint_every: u64,
+    /// Where the latest checkpoint is also kept (another disk or mount).
+    pub witness: Option<PathBuf>,
     pub queue: usize,
     pub spill_dir: Option<PathBuf>,
     pub max_segment_bytes: u64,
@@ -151,6 +160,9 @@ impl Writer {
             shared: Arc::clone(&shared),
             dirty: false,
             checkpointed_seq: None,
+            since_checkpoint: 0,
+            last_witness: None,
+            witness: None,
         };
         state.deliver_spill();
         let thread = std::thread::Builder::new()
@@ -220,7 +232,16 @@ struct State {
     /// Written but not synced (batch mode).
     dirty: bool,
     checkpointed_seq: Option<u64>,
+    /// Records written since the last checkpoint.
+    since_checkpoint: u64,
+    /// When the witness was last written.
+    last_witness: Option<Instant>,
+    /// The latest checkpoint, for the witness.
+    witness: Option<crate::chain::Checkpoint>,
 }
+
+/// The witness is rewritten at most this often (and always at the end).
+const WITNESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Most messages handled in one group.
 const MAX_GROUP: usize = 8192;
@@ -280,6 +301,7 @@ impl State {
         self.retry();
         self.checkpoint();
         self.sync();
+        self.write_witness(true);
     }
 
     fn handle(&mut self, group: Vec<Msg>) {
@@ -303,13 +325,35 @@ impl State {
             }
         }
         let n = entries.len();
-        let written = self.write(entries);
+        // Never more than `checkpoint_every` records without a checkpoint between them.
+        let every = self.opts.checkpoint_every.max(1);
+        let mut written = true;
+        let mut rest = entries;
+        while !rest.is_empty() {
+            let room = usize::try_from(every.saturating_sub(self.since_checkpoint).max(1)).unwrap_or(usize::MAX);
+            let tail = rest.split_off(room.min(rest.len()));
+            let k = rest.len() as u64;
+            let last = rest.last().map(|e| (e.seq, e.hash.clone()));
+            written &= self.write(rest);
+            self.since_checkpoint += k;
+            if self.since_checkpoint >= every
+                && let Some((seq, hash)) = last
+            {
+                self.checkpoint_at(seq, &hash);
+            }
+            rest = tail;
+        }
+        if written && self.opts.durability == Durability::Sync {
+            // Signed before acknowledged: the checkpoint's sync covers the records.
+            self.checkpoint();
+        }
         if written && (self.opts.durability == Durability::Sync || flush) {
             self.sync();
         }
         if seal {
             self.retry();
             self.checkpoint();
+            self.write_witness(true);
         }
         // A record kept in memory (the store failed, no spill) is not acknowledged as
         // written: a sync-mode client then gets a failed response, never a complete one
@@ -388,12 +432,7 @@ impl State {
         }
         if !self.spilled && !self.backlog.is_empty() {
             let entries: Vec<Entry> = self.backlog.iter().cloned().collect();
-            if self
-                .store
-                .write_entries(&entries)
-                .and_then(|()| self.store.sync())
-                .is_ok()
-            {
+            if self.write_signed(&entries).is_ok() {
                 (self.observer)(Event::Written(entries.len() as u64));
                 self.backlog.clear();
             }
@@ -424,12 +463,7 @@ impl State {
             if todo.is_empty() {
                 continue;
             }
-            if self
-                .store
-                .write_entries(&todo)
-                .and_then(|()| self.store.sync())
-                .is_err()
-            {
+            if self.write_signed(&todo).is_err() {
                 (self.observer)(Event::StoreError);
                 self.spilled = true;
                 return;
@@ -444,22 +478,94 @@ impl State {
         self.spilled = false;
     }
 
-    fn checkpoint(&mut self) {
-        let head = self.chain.next_seq().checked_sub(1);
-        if head.is_none() || head == self.checkpointed_seq || !self.backlog.is_empty() || self.spilled {
-            return;
-        }
+    /// Writes records that reach the store late (delivered from the spill, or kept in
+    /// memory while it was down) with a signed checkpoint after every
+    /// `checkpoint_every` of them, so late records are no less covered; then syncs.
+    fn write_signed(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        let every = self.opts.checkpoint_every.max(1);
         let time = rampart_identity::time::format_micros(std::time::SystemTime::now());
-        let Some(cp) = self.chain.checkpoint(&self.key, &time) else {
+        let mut rest = entries;
+        while !rest.is_empty() {
+            // Records already unsigned in the store count toward the first chunk.
+            let room = usize::try_from(every.saturating_sub(self.since_checkpoint).max(1)).unwrap_or(usize::MAX);
+            let (chunk, tail) = rest.split_at(room.min(rest.len()));
+            self.store.write_entries(chunk)?;
+            self.since_checkpoint += chunk.len() as u64;
+            if let Some(last) = chunk.last() {
+                let cp = crate::chain::Checkpoint::sign(&self.opts.node, last.seq, &last.hash, &self.key, &time);
+                self.store.write_checkpoint(&cp)?;
+                self.since_checkpoint = 0;
+                self.checkpointed_seq = self.checkpointed_seq.max(Some(last.seq));
+                self.witness = Some(cp);
+            }
+            rest = tail;
+        }
+        self.store.sync()?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// A checkpoint over the chain head (everything linked is written by now).
+    fn checkpoint(&mut self) {
+        let Some(seq) = self.chain.next_seq().checked_sub(1) else {
             return;
         };
+        let head = self.chain.head().to_owned();
+        self.checkpoint_at(seq, &head);
+    }
+
+    /// A checkpoint over record `seq` (hash `hash`), once it is in the store.
+    fn checkpoint_at(&mut self, seq: u64, hash: &str) {
+        if self.checkpointed_seq.is_some_and(|c| c >= seq) || !self.backlog.is_empty() || self.spilled {
+            return;
+        }
+        let head = Some(seq);
+        let time = rampart_identity::time::format_micros(std::time::SystemTime::now());
+        let cp = crate::chain::Checkpoint::sign(&self.opts.node, seq, hash, &self.key, &time);
         match self.store.write_checkpoint(&cp).and_then(|()| self.store.sync()) {
             Ok(()) => {
                 self.dirty = false;
                 self.checkpointed_seq = head;
+                self.since_checkpoint = 0;
                 (self.observer)(Event::Checkpoint);
+                self.witness = Some(cp);
+                self.write_witness(false);
             }
             Err(_) => (self.observer)(Event::StoreError),
+        }
+    }
+
+    /// Keeps the latest checkpoint at the witness path: written to a temporary file,
+    /// synced, renamed over the old one. `force` ignores the rate limit.
+    fn write_witness(&mut self, force: bool) {
+        let (Some(path), Some(cp)) = (self.opts.witness.clone(), self.witness.as_ref()) else {
+            return;
+        };
+        if !force && self.last_witness.is_some_and(|t| t.elapsed() < WITNESS_INTERVAL) {
+            return;
+        }
+        let line = match serde_json::to_string(&serde_json::json!({ "checkpoint": cp })) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        let tmp = path.with_extension("tmp");
+        let result = (|| -> std::io::Result<()> {
+            use std::io::Write as _;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(line.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        match result {
+            Ok(()) => self.last_witness = Some(Instant::now()),
+            Err(e) => {
+                (self.observer)(Event::StoreError);
+                tracing::error!(error = %e, path = %path.display(), "audit witness write failed");
+            }
         }
     }
 }

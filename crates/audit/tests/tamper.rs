@@ -209,3 +209,217 @@ fn a_purge_of_every_record_a_checkpoint_covers_still_verifies() {
     assert!(r.ok(), "{:?}", r.problems);
     assert_eq!((r.records, r.purged_through), (0, Some(2)));
 }
+
+/// A trail written by the real writer: one lifecycle record naming the durability,
+/// then `n` exchange records, sealed. Checkpoint every 10 records; a witness file.
+fn written(name: &str, key_pkcs8: &[u8], durability: rampart_audit::Durability, n: usize) -> (Dir, PathBuf) {
+    use std::sync::Arc;
+    let dir = Dir(std::env::temp_dir().join(format!("rampart-audit-w-{name}-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let store = FileStore::open(&dir.0, "n1", 1 << 20).unwrap();
+    let witness = dir.0.join("witness.json");
+    let opts = rampart_audit::writer::Options {
+        node: "n1".into(),
+        durability,
+        batch_interval: std::time::Duration::from_millis(5),
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        checkpoint_every: 10,
+        witness: Some(witness.clone()),
+        queue: 10_000,
+        spill_dir: None,
+        max_segment_bytes: 1 << 20,
+    };
+    let key = Ed25519KeyPair::from_pkcs8(key_pkcs8).unwrap();
+    let (w, _h) = rampart_audit::Writer::start(Box::new(store), key, opts, Arc::new(|_| {})).unwrap();
+    let mode = if durability == rampart_audit::Durability::Sync {
+        "sync"
+    } else {
+        "batch"
+    };
+    w.submit(
+        Box::new(move || {
+            json!({"type": "lifecycle", "event": "start", "durability": mode, "checkpoint_every": 10}).to_string()
+        }),
+        None,
+    );
+    for i in 0..n {
+        w.submit(
+            Box::new(move || json!({"type": "exchange", "request_id": format!("r{i}")}).to_string()),
+            None,
+        );
+    }
+    assert!(w.seal(std::time::Duration::from_secs(10)));
+    (dir, witness)
+}
+
+fn pkcs8() -> Vec<u8> {
+    Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+fn public(pkcs8: &[u8]) -> Vec<u8> {
+    Ed25519KeyPair::from_pkcs8(pkcs8)
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec()
+}
+
+fn verify_limited(dir: &Path, pkcs8: &[u8], witness: Option<&Path>) -> rampart_audit::Report {
+    let limits = rampart_audit::Limits {
+        max_unsigned: Some(10),
+        witness: witness.map(|w| rampart_audit::read_witness(w).unwrap()),
+    };
+    rampart_audit::verify_dir_with(dir, "n1", Some(&public(pkcs8)), limits).unwrap()
+}
+
+#[test]
+fn the_writer_never_leaves_more_unsigned_records_than_it_promises() {
+    let k = pkcs8();
+    for durability in [rampart_audit::Durability::Batch, rampart_audit::Durability::Sync] {
+        let (dir, witness) = written(&format!("clean-{durability:?}"), &k, durability, 95);
+        let r = verify_limited(&dir.0, &k, Some(&witness));
+        assert!(r.ok(), "{durability:?}: {:?}", r.problems);
+        assert_eq!(r.records, 96);
+        assert_eq!(r.unsealed(), 0, "sealed trails end signed");
+        // No run of more than 10 records without a checkpoint, anywhere.
+        let mut run = 0;
+        for (_, ls) in lines(&dir.0) {
+            for l in ls {
+                run = if l.starts_with("{\"checkpoint\"") { 0 } else { run + 1 };
+                assert!(run <= 10, "{durability:?}: {run} records in a row unsigned");
+            }
+        }
+    }
+}
+
+#[test]
+fn stripped_checkpoints_an_extended_tail_and_a_cut_back_trail_fail() {
+    let k = pkcs8();
+    let (dir, witness) = written("strip", &k, rampart_audit::Durability::Batch, 95);
+    let (path, original) = lines(&dir.0).pop().unwrap();
+
+    // Every checkpoint stripped (the chain recomputed is not even needed: the records
+    // are untouched): no checkpoint at all, and runs far beyond the window.
+    let stripped: Vec<String> = original
+        .iter()
+        .filter(|l| !l.starts_with("{\"checkpoint\""))
+        .cloned()
+        .collect();
+    write(&path, &stripped);
+    let r = verify_limited(&dir.0, &k, None);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::NoCheckpoint { records: 96 })),
+        "{:?}",
+        r.problems
+    );
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Unsigned { tail: true, .. })),
+        "{:?}",
+        r.problems
+    );
+
+    // One checkpoint in the middle removed: a gap of 20.
+    let mut gap = original.clone();
+    let middle = gap.iter().position(|l| l.starts_with("{\"checkpoint\"")).unwrap() + 1;
+    let second = middle
+        + gap[middle..]
+            .iter()
+            .position(|l| l.starts_with("{\"checkpoint\""))
+            .unwrap();
+    gap.remove(second);
+    write(&path, &gap);
+    let r = verify_limited(&dir.0, &k, None);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Unsigned { tail: false, .. })),
+        "{:?}",
+        r.problems
+    );
+
+    // Eleven forged records appended after the last checkpoint, hashes recomputed.
+    let mut extended = original.clone();
+    let last: rampart_audit::Entry = serde_json::from_str(
+        original
+            .iter()
+            .rev()
+            .find(|l| !l.starts_with("{\"checkpoint\""))
+            .unwrap(),
+    )
+    .unwrap();
+    let (mut seq, mut prev) = (last.seq, last.hash.clone());
+    for i in 0..11 {
+        seq += 1;
+        let record = json!({"type": "exchange", "request_id": format!("forged{i}")}).to_string();
+        let hash = rampart_audit::chain::record_hash(&prev, &record);
+        extended.push(format!(
+            "{{\"seq\":{seq},\"prev\":\"{prev}\",\"hash\":\"{hash}\",\"record\":{record}}}"
+        ));
+        prev = hash;
+    }
+    write(&path, &extended);
+    let r = verify_limited(&dir.0, &k, None);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Unsigned { tail: true, .. })),
+        "{:?}",
+        r.problems
+    );
+
+    // Cut back to an earlier checkpoint (records and checkpoints after it deleted):
+    // the chain alone cannot tell, the witness can.
+    let mut cut = original.clone();
+    let keep = cut
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("{\"checkpoint\""))
+        .nth(3)
+        .unwrap()
+        .0;
+    cut.truncate(keep + 1);
+    write(&path, &cut);
+    assert!(
+        verify_limited(&dir.0, &k, None).ok(),
+        "without a witness a clean cut looks whole"
+    );
+    let r = verify_limited(&dir.0, &k, Some(&witness));
+    assert!(
+        r.problems.iter().any(|p| matches!(p, Problem::Truncated { .. })),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_sync_trail_has_no_unsigned_tail_so_one_forged_record_fails() {
+    let k = pkcs8();
+    let (dir, _) = written("sync-tail", &k, rampart_audit::Durability::Sync, 25);
+    let (path, mut ls) = lines(&dir.0).pop().unwrap();
+    assert!(verify_limited(&dir.0, &k, None).ok());
+    let last: rampart_audit::Entry =
+        serde_json::from_str(ls.iter().rev().find(|l| !l.starts_with("{\"checkpoint\"")).unwrap()).unwrap();
+    let record = json!({"type": "exchange", "request_id": "forged"}).to_string();
+    let hash = rampart_audit::chain::record_hash(&last.hash, &record);
+    ls.push(format!(
+        "{{\"seq\":{},\"prev\":\"{}\",\"hash\":\"{hash}\",\"record\":{record}}}",
+        last.seq + 1,
+        last.hash
+    ));
+    write(&path, &ls);
+    let r = verify_limited(&dir.0, &k, None);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Unsigned { tail: true, .. })),
+        "{:?}",
+        r.problems
+    );
+}

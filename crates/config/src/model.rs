@@ -52,7 +52,15 @@ pub struct Audit {
     pub on_backlog: OnBacklog,
     /// Where records go while the store is down (`on_backlog = "spill"`).
     pub spill_dir: PathBuf,
+    /// `batch`: a checkpoint at most this long after a record (`sync` checkpoints every
+    /// group before acknowledging it).
     pub checkpoint_interval: Duration,
+    /// At most this many records between two checkpoints; `verify` fails a trail
+    /// whose unsigned gap or tail is longer.
+    pub checkpoint_every: u64,
+    /// A file (on another disk or mount) that keeps the latest checkpoint, so a trail
+    /// cut back to an earlier checkpoint is detected by `verify`.
+    pub witness: Option<PathBuf>,
     pub max_segment_bytes: u64,
     /// Ed25519 key pair (PKCS#8 DER) that signs checkpoints.
     pub signing_key: Secret<Vec<u8>>,

@@ -52,6 +52,8 @@ pub struct RawAudit {
     pub on_backlog: Option<OnBacklog>,
     pub spill_dir: Option<String>,
     pub checkpoint_interval: Option<String>,
+    pub checkpoint_every: Option<u64>,
+    pub witness: Option<String>,
     pub max_segment_bytes: Option<u64>,
     pub signing_key: Option<RawSecretRef>,
     pub pseudonym_key: Option<RawSecretRef>,

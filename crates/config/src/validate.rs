@@ -219,6 +219,12 @@ impl Validator<'_> {
                 &raw.checkpoint_interval,
                 defaults::AUDIT_CHECKPOINT_INTERVAL,
             ),
+            checkpoint_every: self.positive(
+                &path.key("checkpoint_every"),
+                raw.checkpoint_every,
+                defaults::AUDIT_CHECKPOINT_EVERY,
+            ),
+            witness: raw.witness.as_deref().map(|w| self.dir_path(w)),
             max_segment_bytes: self.positive(
                 &path.key("max_segment_bytes"),
                 raw.max_segment_bytes,

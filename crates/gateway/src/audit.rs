@@ -168,6 +168,9 @@ pub struct LifecycleRecord {
     pub event: &'static str,
     pub version: &'static str,
     pub durability: &'static str,
+    /// Most records the writer leaves between checkpoints (`sync` leaves none
+    /// unsigned once acknowledged): `verify` holds the trail to it.
+    pub checkpoint_every: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,6 +201,8 @@ pub struct AuditTrail {
     pseudonym_key: hmac::Key,
     pub client_ip: IpPolicy,
     pub durability: Durability,
+    /// The writer's checkpoint bound, named in lifecycle records for `verify`.
+    checkpoint_every: u64,
     pub node: Arc<str>,
     metrics: Arc<Metrics>,
     /// Subject keys for captured payloads (`audit.master_key`).
@@ -328,6 +333,8 @@ impl AuditTrail {
             },
             batch_interval: cfg.batch_interval,
             checkpoint_interval: cfg.checkpoint_interval,
+            checkpoint_every: cfg.checkpoint_every,
+            witness: cfg.witness.clone(),
             queue: cfg.queue,
             spill_dir: (cfg.on_backlog == OnBacklog::Spill).then(|| cfg.spill_dir.clone()),
             max_segment_bytes: cfg.max_segment_bytes,
@@ -340,6 +347,7 @@ impl AuditTrail {
             pseudonym_key: hmac::Key::new(hmac::HMAC_SHA256, cfg.pseudonym_key.expose()),
             client_ip: cfg.client_ip,
             durability: cfg.durability,
+            checkpoint_every: cfg.checkpoint_every,
             node: Arc::from(node),
             metrics,
             keys: match &cfg.master_key {
@@ -393,6 +401,7 @@ impl AuditTrail {
                 event,
                 version: env!("CARGO_PKG_VERSION"),
                 durability: durability_name(self.durability),
+                checkpoint_every: self.checkpoint_every,
                 config_sha256: config_sha256.map(str::to_owned),
                 detail,
             }),

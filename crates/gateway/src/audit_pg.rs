@@ -352,7 +352,12 @@ async fn page(client: &Client, node: &str, after: i64) -> io::Result<Vec<tokio_p
 /// Verifies one node's chain in PostgreSQL, page by page (bounded memory): records in
 /// sequence order, each checkpoint checked after the record it covers. Problems name
 /// `postgres:<node>` and the record's sequence number as the line.
-pub async fn verify(url: &str, node: &str, public_key: Option<&[u8]>) -> io::Result<Report> {
+pub async fn verify(
+    url: &str,
+    node: &str,
+    public_key: Option<&[u8]>,
+    limits: rampart_audit::Limits,
+) -> io::Result<Report> {
     let client = connect(url).await?;
     let cps = client
         .query(
@@ -367,6 +372,7 @@ pub async fn verify(url: &str, node: &str, public_key: Option<&[u8]>) -> io::Res
         .peekable();
     let place = format!("postgres:{node}");
     let mut v = Verifier::new(public_key);
+    v.limits(limits);
     if let Some(anchor) = read_anchor(&client, node).await? {
         v.start_after(&format!("{place}:anchor"), &anchor);
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 
+use rampart_audit::Checkpoint;
 use rampart_audit::chain::Entry;
 use rampart_config::{Audit, Config, ContentAction};
 use serde_json::{Value, json};
@@ -26,10 +27,27 @@ pub fn nodes(audit: &Audit) -> io::Result<Vec<String>> {
 }
 
 /// Verifies `nodes` (every node when empty) in the store `audit` names.
+/// The limits a trail written under `audit` must meet: its unsigned window, and, for
+/// `node`, the witness when one is configured and names that node.
+/// `witness` overrides the configured witness file.
+pub fn limits(audit: &Audit, node: &str, witness: Option<&Checkpoint>) -> io::Result<rampart_audit::Limits> {
+    let witness = match (witness, &audit.witness) {
+        (Some(w), _) => Some(w.clone()),
+        (None, Some(path)) if path.exists() => Some(rampart_audit::read_witness(path)?),
+        _ => None,
+    }
+    .filter(|w| w.node == node);
+    Ok(rampart_audit::Limits {
+        max_unsigned: Some(audit.checkpoint_every),
+        witness,
+    })
+}
+
 pub fn verify_store(
     audit: &Audit,
     nodes: Vec<String>,
     public_key: Option<&[u8]>,
+    witness: Option<&Checkpoint>,
 ) -> io::Result<Vec<(String, rampart_audit::Report)>> {
     let nodes = if nodes.is_empty() { self::nodes(audit)? } else { nodes };
     let rt = match &audit.postgres {
@@ -39,9 +57,12 @@ pub fn verify_store(
     nodes
         .into_iter()
         .map(|node| {
+            let limits = limits(audit, &node, witness)?;
             let report = match (&rt, &audit.postgres) {
-                (Some(rt), Some(url)) => rt.block_on(crate::audit_pg::verify(url.expose(), &node, public_key))?,
-                _ => rampart_audit::verify_dir(&audit.dir, &node, public_key)?,
+                (Some(rt), Some(url)) => {
+                    rt.block_on(crate::audit_pg::verify(url.expose(), &node, public_key, limits))?
+                }
+                _ => rampart_audit::verify_dir_with(&audit.dir, &node, public_key, limits)?,
             };
             Ok((node, report))
         })

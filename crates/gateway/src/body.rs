@@ -531,10 +531,16 @@ impl Body for ExchangeBody {
                 if t.sse {
                     let request_id = this.exchange.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
                     let (code, message) = if cut {
-                        ("shutting_down", "the gateway is shutting down; the stream was ended early".to_owned())
+                        (
+                            "shutting_down",
+                            "the gateway is shutting down; the stream was ended early".to_owned(),
+                        )
                     } else {
                         let which = if total { "total" } else { "idle" };
-                        ("upstream_timeout", format!("the upstream stream exceeded the {which} timeout"))
+                        (
+                            "upstream_timeout",
+                            format!("the upstream stream exceeded the {which} timeout"),
+                        )
                     };
                     *this.trailer = Some(sse_error_event(code, &message, &request_id, *this.at_boundary));
                     cx.waker().wake_by_ref();

@@ -165,7 +165,10 @@ mod tests {
         client2.write_all(b"x").await.unwrap();
         let mut guarded = read.await.unwrap().unwrap();
         // Idle again: closed once the timeout passes without a byte.
-        assert_eq!(guarded.read(&mut buf).await.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(
+            guarded.read(&mut buf).await.unwrap_err().kind(),
+            std::io::ErrorKind::TimedOut
+        );
         drop(client);
     }
 }

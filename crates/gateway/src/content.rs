@@ -423,7 +423,11 @@ impl ContentState {
             for m in v.get("messages").and_then(Value::as_array).into_iter().flatten() {
                 // A message without a known role is the caller's text all the same.
                 let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-                let role = if crate::content::KNOWN_ROLES.contains(&role) { role } else { "user" };
+                let role = if crate::content::KNOWN_ROLES.contains(&role) {
+                    role
+                } else {
+                    "user"
+                };
                 if scope.iter().any(|s| s == role) {
                     all_strings(m, &mut texts);
                 }
@@ -724,7 +728,13 @@ impl ContentState {
     }
 
     /// One parsed event: inspected, then written to `out`.
-    fn stream_event(&mut self, ex: &mut Exchange, sse: &mut SseState, event: Event, out: &mut Vec<u8>) -> Result<(), Stop> {
+    fn stream_event(
+        &mut self,
+        ex: &mut Exchange,
+        sse: &mut SseState,
+        event: Event,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
         let Some(data) = event.data.as_deref() else {
             // Comments only: a keep-alive, without their text.
             event.write(out);
@@ -888,7 +898,14 @@ impl ContentState {
     }
 
     /// Adds a streamed piece to its field's held text; returns what can be sent now.
-    fn feed(&mut self, ex: &mut Exchange, sse: &mut SseState, path: &[Seg], flush: &Flush, piece: &str) -> Result<String, Stop> {
+    fn feed(
+        &mut self,
+        ex: &mut Exchange,
+        sse: &mut SseState,
+        path: &[Seg],
+        flush: &Flush,
+        piece: &str,
+    ) -> Result<String, Stop> {
         let key = stream_key(flush, path);
         let slot = match sse.streams.iter().position(|(k, _)| *k == key) {
             Some(i) => i,

@@ -34,8 +34,14 @@ mod tests {
             parse_body(b"[[[[[[[[[[]]]]]]]]]]", 8),
             Err(RequestError::JsonTooDeep { limit: 8 })
         ));
-        assert!(matches!(parse_body(b"{\"a\":NaN}", 8), Err(RequestError::InvalidJson { .. })));
-        assert!(matches!(parse_body(b"\"\xff\"", 8), Err(RequestError::InvalidJson { .. })));
+        assert!(matches!(
+            parse_body(b"{\"a\":NaN}", 8),
+            Err(RequestError::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            parse_body(b"\"\xff\"", 8),
+            Err(RequestError::InvalidJson { .. })
+        ));
         assert!(parse_body(br#"{"a":[1,{"b":"[[[[["}]}"#, 3).is_ok());
     }
 }

@@ -299,7 +299,10 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<String>, RequestError>
         return Err(RequestError::BadRequest("more than one Host header"));
     }
     let header_value = match first {
-        Some(v) => Some(v.to_str().map_err(|_| RequestError::BadRequest("the Host header is not text"))?),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| RequestError::BadRequest("the Host header is not text"))?,
+        ),
         None => None,
     };
     let authority = match (req.uri().authority(), header_value) {

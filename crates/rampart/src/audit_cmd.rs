@@ -31,9 +31,19 @@ pub enum AuditCommand {
         /// Only these nodes (default: every node with segments in DIR).
         #[arg(long = "node")]
         nodes: Vec<String>,
-        /// Public key file (`keygen`'s FILE.pub): checkpoint signatures are checked.
+        /// Public key file (`keygen`'s FILE.pub): checkpoint signatures are checked,
+        /// and a trail without any checkpoint fails.
         #[arg(long = "pub")]
         public_key: Option<PathBuf>,
+        /// The writer's `checkpoint_every`: a longer run of unsigned records (a gap
+        /// or the tail) fails. Default: the config's value with --config, else the
+        /// default `checkpoint_every`.
+        #[arg(long)]
+        max_unsigned: Option<u64>,
+        /// The witness file (`audit.witness`): the trail must reach its checkpoint.
+        /// With --config, the config's witness is used.
+        #[arg(long)]
+        witness: Option<PathBuf>,
     },
     /// Right of access: every exchange record about a data subject (as caller or as
     /// the subject of a captured payload), with the payloads decrypted, as JSON.
@@ -123,14 +133,27 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             config,
             nodes,
             public_key,
+            max_unsigned,
+            witness,
         } => {
             let key = match public_key.as_deref().map(read_public_key).transpose() {
                 Ok(k) => k,
                 Err(code) => return Ok(code),
             };
+            let witness = match witness.as_deref().map(rampart_audit::read_witness).transpose() {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("--witness: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let limits = rampart_audit::Limits {
+                max_unsigned: Some(max_unsigned.unwrap_or(rampart_config::defaults::AUDIT_CHECKPOINT_EVERY)),
+                witness,
+            };
             match (dir, config) {
-                (Some(dir), _) => verify_dir(&dir, nodes, key.as_deref()),
-                (None, Some(config)) => verify_config(&config, nodes, key.as_deref()),
+                (Some(dir), _) => verify_dir(&dir, nodes, key.as_deref(), &limits),
+                (None, Some(config)) => verify_config(&config, nodes, key.as_deref(), max_unsigned, limits.witness),
                 (None, None) => Ok(ExitCode::from(2)),
             }
         }
@@ -183,21 +206,27 @@ fn read_public_key(p: &Path) -> Result<Vec<u8>, ExitCode> {
     }
 }
 
-fn verify_config(path: &Path, nodes: Vec<String>, key: Option<&[u8]>) -> anyhow::Result<ExitCode> {
+fn verify_config(
+    path: &Path,
+    nodes: Vec<String>,
+    key: Option<&[u8]>,
+    max_unsigned: Option<u64>,
+    witness: Option<rampart_audit::Checkpoint>,
+) -> anyhow::Result<ExitCode> {
     let config = match crate::load(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let Some(audit) = config.audit else {
+    let Some(mut audit) = config.audit else {
         eprintln!("{}: no [audit] section", path.display());
         return Ok(ExitCode::from(2));
     };
-    if audit.postgres.is_none() {
-        return verify_dir(&audit.dir, nodes, key);
+    if let Some(n) = max_unsigned {
+        audit.checkpoint_every = n;
     }
-    let reports = rampart_gateway::audit_report::verify_store(&audit, nodes, key)?;
+    let reports = rampart_gateway::audit_report::verify_store(&audit, nodes, key, witness.as_ref())?;
     if reports.is_empty() {
-        eprintln!("PostgreSQL: no audit records found");
+        eprintln!("{}: no audit records found", path.display());
         return Ok(ExitCode::from(2));
     }
     let mut bad = false;
@@ -221,8 +250,11 @@ fn print_report(node: &str, r: &rampart_audit::Report, signatures: bool) -> bool
     );
     match r.last_checkpoint {
         Some(c) => println!(
-            "  last checkpoint covers record {c}; {} records after it are not yet signed",
-            r.unsealed()
+            "  last checkpoint covers record {c}; {} records after it are not yet signed{}",
+            r.unsealed(),
+            r.max_unsigned
+                .map(|m| format!(" (the writer leaves at most {m})"))
+                .unwrap_or_default()
         ),
         None => println!("  no checkpoint yet: none of the {} records is signed", r.records),
     }
@@ -241,7 +273,12 @@ fn print_report(node: &str, r: &rampart_audit::Report, signatures: bool) -> bool
     r.ok()
 }
 
-fn verify_dir(dir: &Path, nodes: Vec<String>, key: Option<&[u8]>) -> anyhow::Result<ExitCode> {
+fn verify_dir(
+    dir: &Path,
+    nodes: Vec<String>,
+    key: Option<&[u8]>,
+    limits: &rampart_audit::Limits,
+) -> anyhow::Result<ExitCode> {
     if !dir.is_dir() {
         eprintln!("{}: not a directory", dir.display());
         return Ok(ExitCode::from(2));
@@ -257,7 +294,11 @@ fn verify_dir(dir: &Path, nodes: Vec<String>, key: Option<&[u8]>) -> anyhow::Res
     }
     let mut bad = false;
     for node in &nodes {
-        let r = rampart_audit::verify_dir(dir, node, key)
+        let limits = rampart_audit::Limits {
+            max_unsigned: limits.max_unsigned,
+            witness: limits.witness.clone().filter(|w| w.node == *node),
+        };
+        let r = rampart_audit::verify_dir_with(dir, node, key, limits)
             .with_context(|| format!("cannot read the trail of node {node}"))?;
         bad |= !print_report(node, &r, key.is_some());
     }
@@ -514,7 +555,7 @@ fn report(
     rampart_gateway::audit_report::for_each_entry(&audit, |node, e| summary.add(node, &e, &w))?;
     // The report states whether each chain it summarises is intact.
     let mut checks = Vec::new();
-    let reports = rampart_gateway::audit_report::verify_store(&audit, Vec::new(), key.as_deref())?;
+    let reports = rampart_gateway::audit_report::verify_store(&audit, Vec::new(), key.as_deref(), None)?;
     for (node, r) in reports {
         checks.push(NodeCheck {
             ok: r.ok(),

@@ -40,7 +40,10 @@ fn declares_json(headers: &http::HeaderMap) -> bool {
 fn encoded(headers: &http::HeaderMap) -> bool {
     headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
         v.to_str()
-            .map(|s| s.split(',').any(|c| !c.trim().eq_ignore_ascii_case("identity") && !c.trim().is_empty()))
+            .map(|s| {
+                s.split(',')
+                    .any(|c| !c.trim().eq_ignore_ascii_case("identity") && !c.trim().is_empty())
+            })
             .unwrap_or(true)
     })
 }

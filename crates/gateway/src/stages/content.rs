@@ -30,7 +30,10 @@ fn is_sse(head: &http::response::Parts) -> bool {
 fn encoded(head: &http::response::Parts) -> bool {
     head.headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
         v.to_str()
-            .map(|s| s.split(',').any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity")))
+            .map(|s| {
+                s.split(',')
+                    .any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
+            })
             .unwrap_or(true)
     })
 }

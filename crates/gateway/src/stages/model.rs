@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn the_model_is_what_the_upstream_will_read() {
         let body = serde_json::json!({"model": "m"});
-        assert_eq!(model_of(Protocol::Openai, "/v1/chat", Some(&body)), Named::Model("m".into()));
+        assert_eq!(
+            model_of(Protocol::Openai, "/v1/chat", Some(&body)),
+            Named::Model("m".into())
+        );
         let odd = serde_json::json!({"model": ["m"]});
         assert_eq!(model_of(Protocol::Openai, "/v1/chat", Some(&odd)), Named::Unreadable);
         let none = serde_json::json!({"messages": []});
@@ -155,8 +158,14 @@ mod tests {
             model_of(Protocol::Kserve, "/v2/models/%69ris/infer", None),
             Named::Model("iris".into())
         );
-        assert_eq!(model_of(Protocol::Kserve, "/v2/models/%zz/infer", None), Named::Unreadable);
-        assert_eq!(model_of(Protocol::Kserve, "/v2/models/%00x/infer", None), Named::Unreadable);
+        assert_eq!(
+            model_of(Protocol::Kserve, "/v2/models/%zz/infer", None),
+            Named::Unreadable
+        );
+        assert_eq!(
+            model_of(Protocol::Kserve, "/v2/models/%00x/infer", None),
+            Named::Unreadable
+        );
         assert_eq!(model_of(Protocol::Kserve, "/v2/models/", None), Named::Unreadable);
         assert_eq!(model_of(Protocol::Kserve, "/v2/health/ready", None), Named::Nothing);
     }
