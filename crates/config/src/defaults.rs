@@ -70,6 +70,11 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 /// proxies (a load balancer, every connection from its address) are exempt.
 pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 
+/// Keys each in-process limit tracks (per client IP, principal, tenant): at about 100
+/// bytes a key, 100 000 keys cost ~10 MB per limit. Past it the idlest keys are
+/// evicted and restart with a fresh allowance; no key is ever let through untracked.
+pub const LIMIT_KEYS: usize = 100_000;
+
 /// Request-serving threads when none are configured: one per available core, like
 /// nginx's `worker_processes auto`.
 pub fn workers() -> usize {

@@ -301,6 +301,9 @@ pub struct Server {
     /// Request-serving threads, each with its own event loop, listener socket
     /// (SO_REUSEPORT) and upstream connection pool.
     pub workers: usize,
+    /// Keys each in-process limit tracks at most (memory: about 100 bytes a key);
+    /// read at start.
+    pub limit_keys: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -368,6 +368,7 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
     pub access_log: Option<bool>,
     pub workers: Option<usize>,
+    pub limit_keys: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1083,6 +1083,11 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             raw.server.workers,
             defaults::workers(),
         ),
+        limit_keys: v.positive(
+            &root.key("server").key("limit_keys"),
+            raw.server.limit_keys,
+            defaults::LIMIT_KEYS,
+        ),
     };
     let admin = Admin {
         listen: if raw.admin.enabled.unwrap_or(true) {

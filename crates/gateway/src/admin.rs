@@ -167,6 +167,7 @@ async fn route(
             json(status, serde_json::json!({"status": text}))
         }
         (Method::GET, "/metrics") => {
+            gateway.refresh_gauges();
             let mut r = Response::new(Full::new(Bytes::from(gateway.metrics.render())));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -5,8 +5,13 @@
 //! refuses, what earlier limits took is given back. Shadow limits count and report but
 //! never refuse. State lives in [`LimitStore`], which outlives config reloads.
 //!
-//! Memory is bounded: each limit tracks at most [`MAX_KEYS`] keys; expired entries are
-//! purged first, and past that new keys pass untracked and are counted in metrics.
+//! Memory is bounded: each limit tracks at most `server.limit_keys` keys (about
+//! [`BYTES_PER_KEY`] bytes each: ~10 MB per limit at the default 100 000). When a new key finds
+//! the table full, entries that carry no state are dropped first (expired rate
+//! entries, quota counts of past periods); if that is not enough, the idlest eighth
+//! (rate keys closest to expiry, quota keys that used least) is evicted. A new key is
+//! therefore always tracked and judged like any other: a full table never admits or
+//! refuses everyone, and an evicted key merely restarts with a fresh allowance.
 //!
 //! Rate limits and quotas with `backend = "redis"` keep their counters in Redis, shared
 //! by every node: GCRA and quota counting run as atomic Lua scripts on one key each
@@ -28,8 +33,41 @@ use crate::metrics::Metrics;
 use crate::context::Exchange;
 use crate::runtime::RouteRuntime;
 
-/// Keys tracked per limit before new keys go untracked.
-pub const MAX_KEYS: usize = 100_000;
+/// Memory one tracked key costs, measured by `limits::tests::memory_per_key_is_bounded`
+/// (key text of an IPv6 address, hash-table slot and growth headroom).
+pub const BYTES_PER_KEY: usize = 100;
+
+/// Makes room for one new key in a full table: drops what `stale` says carries no
+/// state; when that frees nothing, evicts the eighth of the table that `rank` orders
+/// lowest (the idlest keys).
+fn make_room<V, R: Ord + Copy>(
+    table: &mut HashMap<String, V>,
+    max: usize,
+    stale: impl Fn(&V) -> bool,
+    rank: impl Fn(&V) -> R,
+) {
+    if table.len() < max {
+        return;
+    }
+    table.retain(|_, v| !stale(v));
+    if table.len() < max {
+        return;
+    }
+    let mut ranks: Vec<R> = table.values().map(&rank).collect();
+    let cut = ranks.len() / 8;
+    let (_, threshold, _) = ranks.select_nth_unstable(cut);
+    let threshold = *threshold;
+    table.retain(|_, v| rank(v) > threshold);
+    // Ties at the threshold could leave the table full: then drop any one more.
+    if table.len() >= max
+        && let Some(k) = table.keys().next().cloned()
+    {
+        table.remove(&k);
+    }
+    // Removals leave tombstones that would make the table grow past what `max` keys
+    // need; rebuilding keeps its capacity at the bound.
+    table.shrink_to(max);
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -55,6 +93,7 @@ pub(crate) fn key_for(per: LimitKey, ex: &Exchange, route: &RouteRuntime) -> Opt
 pub struct RateState {
     epoch: Instant,
     tats: Mutex<HashMap<String, u64>>,
+    max_keys: usize,
 }
 
 /// The answer of one GCRA step.
@@ -62,8 +101,6 @@ pub struct RateState {
 pub(crate) enum Gcra {
     /// Allowed; `used` ns of the burst tolerance are now in use.
     Allowed { used: u64 },
-    /// Allowed without tracking: the key table is full (bounded memory).
-    Untracked,
     /// Refused; it would fit in `wait` ns.
     Refused { wait: u64 },
 }
@@ -80,11 +117,10 @@ impl RateState {
     pub(crate) fn take(&self, key: &str, increment: u64, tolerance: u64) -> Gcra {
         let now = self.now();
         let mut tats = lock(&self.tats);
-        if tats.len() >= MAX_KEYS && !tats.contains_key(key) {
-            tats.retain(|_, tat| *tat > now);
-            if tats.len() >= MAX_KEYS {
-                return Gcra::Untracked;
-            }
+        if !tats.contains_key(key) {
+            // An expired arrival time is the same as no entry; the soonest to expire
+            // carry the least state.
+            make_room(&mut tats, self.max_keys, |tat| *tat <= now, |tat| *tat);
         }
         let tat = tats.get(key).copied().unwrap_or(now).max(now);
         let new_tat = tat.saturating_add(increment);
@@ -117,23 +153,53 @@ pub struct ConcurrencyState {
 #[derive(Debug)]
 pub struct QuotaState {
     counts: Mutex<HashMap<String, (i64, u64)>>,
+    max_keys: usize,
 }
 
 /// Limit state by limit name; kept by the gateway across reloads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LimitStore {
     rates: Mutex<HashMap<String, Arc<RateState>>>,
     concurrency: Mutex<HashMap<String, Arc<ConcurrencyState>>>,
     quotas: Mutex<HashMap<String, Arc<QuotaState>>>,
+    /// Keys each limit tracks at most (`server.limit_keys`).
+    max_keys: usize,
+}
+
+impl Default for LimitStore {
+    fn default() -> Self {
+        Self::new(rampart_config::defaults::LIMIT_KEYS)
+    }
 }
 
 impl LimitStore {
+    pub fn new(max_keys: usize) -> Self {
+        Self {
+            rates: Mutex::default(),
+            concurrency: Mutex::default(),
+            quotas: Mutex::default(),
+            max_keys: max_keys.max(8),
+        }
+    }
+
+    /// Keys tracked by every in-process limit and token budget, by name.
+    pub fn key_counts(&self) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = lock(&self.rates)
+            .iter()
+            .map(|(n, s)| (n.clone(), lock(&s.tats).len()))
+            .collect();
+        out.extend(lock(&self.quotas).iter().map(|(n, s)| (n.clone(), lock(&s.counts).len())));
+        out.extend(lock(&self.concurrency).iter().map(|(n, s)| (n.clone(), lock(&s.counts).len())));
+        out
+    }
+
     /// The GCRA state of a rate limit or token budget (limit names are unique).
     pub(crate) fn rate(&self, name: &str) -> Arc<RateState> {
         Arc::clone(lock(&self.rates).entry(name.to_owned()).or_insert_with(|| {
             Arc::new(RateState {
                 epoch: Instant::now(),
                 tats: Mutex::new(HashMap::new()),
+                max_keys: self.max_keys,
             })
         }))
     }
@@ -150,6 +216,7 @@ impl LimitStore {
         Arc::clone(lock(&self.quotas).entry(name.to_owned()).or_insert_with(|| {
             Arc::new(QuotaState {
                 counts: Mutex::new(HashMap::new()),
+                max_keys: self.max_keys,
             })
         }))
     }
@@ -929,7 +996,6 @@ impl Rate {
                 self.tolerance.saturating_sub(used) / self.interval,
                 ceil_secs(used),
             )),
-            Gcra::Untracked => Ok(status(self.cfg.burst, 0)),
             Gcra::Refused { wait } => Err(self.refusal(ceil_secs(wait))),
         }
     }
@@ -957,8 +1023,9 @@ impl Concurrency {
 impl QuotaLimit {
     fn take(&self, key: &str, period: i64) -> bool {
         let mut counts = lock(&self.state.counts);
-        if counts.len() >= MAX_KEYS && !counts.contains_key(key) {
-            counts.retain(|_, (p, _)| *p == period);
+        if !counts.contains_key(key) {
+            // Counts of a past period are spent; of this period, the smallest matter least.
+            make_room(&mut counts, self.state.max_keys, |(p, _)| *p != period, |(_, n)| *n);
         }
         let entry = counts.entry(key.to_owned()).or_insert((period, 0));
         if entry.0 != period {
@@ -999,10 +1066,7 @@ mod tests {
                 routes: vec![],
                 shadow: false,
             },
-            state: Arc::new(RateState {
-                epoch: Instant::now(),
-                tats: Mutex::new(HashMap::new()),
-            }),
+            state: LimitStore::default().rate("t"),
             interval,
             tolerance: interval * burst,
         }
@@ -1046,5 +1110,45 @@ mod tests {
             rampart_identity::time::format(period_bounds(QuotaPeriod::Month, dec).1),
             "2027-01-01T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_idlest_and_judges_new_keys_like_any_other() {
+        let store = LimitStore::new(1000);
+        let state = store.rate("per-ip");
+        let hour = 3_600_000_000_000u64;
+        // 5 000 distinct keys, none expiring within the test: every one is judged
+        // (allowed once), none goes untracked, and the table never exceeds its bound.
+        for i in 0..5000u32 {
+            let key = format!("2001:db8::{i:x}");
+            assert!(matches!(state.take(&key, hour, hour), Gcra::Allowed { .. }), "{key}");
+            assert!(lock(&state.tats).len() <= 1000);
+        }
+        // A key that just used its allowance is still limited: it is among the
+        // newest, so it was not evicted.
+        assert!(matches!(state.take("2001:db8::1387", hour, hour), Gcra::Refused { .. }));
+        assert_eq!(store.key_counts(), vec![("per-ip".to_owned(), lock(&state.tats).len())]);
+    }
+
+    #[test]
+    fn memory_per_key_is_bounded() {
+        // The documented bound, measured: a full table of IPv6 keys (the longest text
+        // a client address takes) costs at most BYTES_PER_KEY per key — hash-table
+        // slots at their power-of-two capacity plus each key's own allocation.
+        let max = 100_000;
+        let store = LimitStore::new(max);
+        let state = store.rate("per-ip");
+        for i in 0..(3 * max as u32) {
+            let key = format!("2001:db8:ffff:ffff:ffff:ffff:{:x}:{:x}", i >> 16, i & 0xffff);
+            let _ = state.take(&key, 1 << 50, 1 << 50);
+        }
+        let tats = lock(&state.tats);
+        assert!(tats.len() <= max);
+        let slot = std::mem::size_of::<(String, u64)>() + 1;
+        let table = tats.capacity().next_power_of_two() * slot;
+        let keys: usize = tats.keys().map(String::capacity).sum();
+        let per_key = (table + keys) / max;
+        eprintln!("limit table: {per_key} bytes a key at {} keys", tats.len());
+        assert!(per_key <= BYTES_PER_KEY, "{per_key} bytes a key");
     }
 }

@@ -58,6 +58,11 @@ pub struct LimitLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct LimitNameLabels {
+    pub limit: Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct AuditLabels {
     pub event: &'static str,
 }
@@ -93,6 +98,7 @@ pub struct Metrics {
     connections_refused: Family<ListenerLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
+    limit_keys: Family<LimitNameLabels, Gauge>,
     limit_backend_errors: Counter,
     access_log_dropped: Counter,
     audit_records: Family<AuditLabels, Counter>,
@@ -122,6 +128,7 @@ impl Metrics {
             connections_refused: Family::default(),
             config_reloads: Family::default(),
             limits: Family::default(),
+            limit_keys: Family::default(),
             limit_backend_errors: Counter::default(),
             access_log_dropped: Counter::default(),
             audit_records: Family::default(),
@@ -180,6 +187,11 @@ impl Metrics {
             "limit_refusals",
             "Requests a limit refused (or, in shadow mode, would have refused)",
             m.limits.clone(),
+        );
+        registry.register(
+            "limit_keys",
+            "Keys an in-process limit tracks (bounded per limit; the idlest are evicted past the bound)",
+            m.limit_keys.clone(),
         );
         registry.register(
             "limit_backend_errors",
@@ -295,6 +307,15 @@ impl Metrics {
                 result,
             })
             .inc();
+    }
+
+    /// Sets how many keys `limit` tracks (called when metrics are scraped).
+    pub fn limit_keys(&self, limit: &str, keys: usize) {
+        self.limit_keys
+            .get_or_create(&LimitNameLabels {
+                limit: Name(Arc::from(limit)),
+            })
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
     }
 
     pub fn limit_backend_error(&self) {

@@ -240,7 +240,7 @@ impl Gateway {
             reason: e.to_string(),
         })?;
         let source = config.source.clone();
-        let limits = crate::limits::LimitStore::default();
+        let limits = crate::limits::LimitStore::new(config.server.limit_keys);
         let audit = match &config.audit {
             Some(a) => Some(crate::audit::AuditTrail::open(
                 a,
@@ -276,6 +276,13 @@ impl Gateway {
         })?;
         let limits = crate::limits::LimitStore::default();
         Runtime::build(config, &metrics, &access_log, &limits, None).map(|_| ())
+    }
+
+    /// Refreshes the gauges that are read from state at scrape time.
+    pub fn refresh_gauges(&self) {
+        for (name, keys) in self.limits.key_counts() {
+            self.metrics.limit_keys(&name, keys);
+        }
     }
 
     /// The runtime new requests use.

@@ -262,7 +262,7 @@ impl TokenLimiter {
     }
 
     /// Takes `cost` tokens from one budget: `Ok(Some(reservation))` taken, `Ok(None)`
-    /// passed untaken (fail-open or an untracked key), `Err((wait_ns, unavailable))`.
+    /// passed untaken (fail-open), `Err((wait_ns, unavailable))`.
     async fn take(&self, b: &Arc<Budget>, key: String, cost: u64) -> Result<Option<Place>, (u64, bool)> {
         if let (LimitBackend::Redis, Some(redis)) = (b.cfg.backend, &self.redis) {
             let rkey = crate::limits::redis_key("tk", &b.cfg.name, &key);
@@ -289,7 +289,6 @@ impl TokenLimiter {
                 budget: Arc::clone(b),
                 key,
             })),
-            Gcra::Untracked => Ok(None),
             Gcra::Refused { wait } => Err((wait, false)),
         }
     }

@@ -1302,3 +1302,58 @@ public = true
     std::fs::write(&segment, &original).unwrap();
     assert_eq!(verify().0, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_client_addresses_past_the_key_bound_stay_bounded_and_judged() {
+    let (upstream, _log) = recorder(Arc::new(|_| ok_json())).await;
+    let gw = start(&format!(
+        r#"
+[server]
+limit_keys = 200
+
+[admin]
+listen = "127.0.0.1:0"
+public_metrics = true
+
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:0"
+trusted_proxies = ["127.0.0.1/32"]
+
+[[upstreams]]
+name = "rec"
+targets = ["{}"]
+
+[[routes]]
+name = "public"
+path_prefix = "/public/"
+upstream = "rec"
+public = true
+
+[[rate_limits]]
+name = "per-ip"
+per = "ip"
+requests = 1
+window = "1h"
+"#,
+        upstream.url()
+    ));
+    let c = TestClient::http1();
+    let url = format!("{}/public/x", gw.url("main"));
+    // 1 000 distinct addresses, five times the bound: each one's first request is
+    // judged and allowed (nobody is let through untracked, nobody refused wholesale).
+    for i in 0..1000u32 {
+        let ip = format!("198.18.{}.{}", i / 250, i % 250 + 1);
+        let r = c.request(Method::GET, &url, &[("x-forwarded-for", &ip)], "").await.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{ip}");
+    }
+    // A recent address that already used its one request is still limited.
+    let r = c
+        .request(Method::GET, &url, &[("x-forwarded-for", "198.18.3.250")], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let m = c.get(&format!("{}/metrics", gw.admin_url())).await.unwrap().text();
+    let keys = metric(&m, "rampart_limit_keys", &["limit=\"per-ip\""]);
+    assert!(keys > 0.0 && keys <= 200.0, "{keys} keys tracked:\n{m}");
+}

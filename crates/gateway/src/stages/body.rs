@@ -48,6 +48,27 @@ fn encoded(headers: &http::HeaderMap) -> bool {
     })
 }
 
+const ENCODED: RequestError =
+    RequestError::UnsupportedMedia("this route reads request bodies without a content coding; send them uncompressed");
+
+/// The one reading of a JSON route's body, given its headers: refused when it is in a
+/// content coding or another media type, parsed strictly otherwise. `None` for an
+/// empty body. (The body stage runs this; the fuzz target `request_body` too.)
+pub fn json_body(headers: &http::HeaderMap, body: &[u8], max_depth: u32) -> Result<Option<serde_json::Value>, RequestError> {
+    if encoded(headers) {
+        return Err(ENCODED);
+    }
+    if body.is_empty() {
+        return Ok(None);
+    }
+    if !declares_json(headers) {
+        return Err(RequestError::UnsupportedMedia(
+            "this route reads JSON request bodies (Content-Type: application/json)",
+        ));
+    }
+    parse_body(body, max_depth).map(Some)
+}
+
 impl Stage for BodyStage {
     const NAME: &'static str = "body";
 
@@ -68,9 +89,8 @@ impl Stage for BodyStage {
             return Flow::Continue;
         }
         if encoded(&req.head.headers) {
-            return Flow::Reject(RequestError::UnsupportedMedia(
-                "this route reads request bodies without a content coding; send them uncompressed",
-            ));
+            // Before reading: a coded body is never buffered.
+            return Flow::Reject(ENCODED);
         }
         let bytes = match std::mem::replace(&mut req.body, RequestBody::Buffered(bytes::Bytes::new())) {
             RequestBody::Streaming(incoming) => {
@@ -87,16 +107,9 @@ impl Stage for BodyStage {
             RequestBody::Buffered(b) => b,
         };
         ex.request_bytes = bytes.len() as u64;
-        if !bytes.is_empty() {
-            if !declares_json(&req.head.headers) {
-                return Flow::Reject(RequestError::UnsupportedMedia(
-                    "this route reads JSON request bodies (Content-Type: application/json)",
-                ));
-            }
-            match parse_body(&bytes, limits.max_json_depth) {
-                Ok(v) => ex.body_json = Some(v),
-                Err(e) => return Flow::Reject(e),
-            }
+        match json_body(&req.head.headers, &bytes, limits.max_json_depth) {
+            Ok(v) => ex.body_json = v,
+            Err(e) => return Flow::Reject(e),
         }
         // The body is now known; forward it with an exact length.
         req.head.headers.remove(header::TRANSFER_ENCODING);

@@ -1,0 +1,33 @@
+//! The event-stream parser: never panics; the events do not depend on where the
+//! stream is split into chunks (the first byte picks the split); events written back
+//! in canonical framing parse to the same events.
+#![no_main]
+use rampart_detect::sse::{Event, Parser};
+
+fn parse(chunks: &[&[u8]]) -> Result<Vec<Event>, rampart_detect::sse::SseError> {
+    let mut p = Parser::default();
+    let mut out = Vec::new();
+    for c in chunks {
+        p.push(c, &mut out)?;
+    }
+    out.extend(p.finish()?);
+    Ok(out)
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Some((&cut, stream)) = data.split_first() else { return };
+    let cut = usize::from(cut) % (stream.len() + 1);
+    let whole = parse(&[stream]);
+    let split = parse(&[&stream[..cut], &stream[cut..]]);
+    assert_eq!(whole, split, "the split at {cut} changed the events");
+    if let Ok(events) = whole {
+        let mut written = Vec::new();
+        for e in &events {
+            e.write(&mut written);
+        }
+        let reread = parse(&[&written]).expect("canonical framing must parse");
+        // Comment-only blocks are written as a keep-alive; data events round-trip.
+        let data = |es: &[Event]| es.iter().filter(|e| e.data.is_some()).cloned().collect::<Vec<_>>();
+        assert_eq!(data(&reread), data(&events));
+    }
+});
