@@ -11,6 +11,7 @@ pub mod audit_payload;
 pub mod audit_pg;
 pub mod audit_report;
 pub mod body;
+pub mod breaker;
 pub mod conn;
 pub mod content;
 pub mod context;

@@ -188,8 +188,16 @@ impl LimitStore {
             .iter()
             .map(|(n, s)| (n.clone(), lock(&s.tats).len()))
             .collect();
-        out.extend(lock(&self.quotas).iter().map(|(n, s)| (n.clone(), lock(&s.counts).len())));
-        out.extend(lock(&self.concurrency).iter().map(|(n, s)| (n.clone(), lock(&s.counts).len())));
+        out.extend(
+            lock(&self.quotas)
+                .iter()
+                .map(|(n, s)| (n.clone(), lock(&s.counts).len())),
+        );
+        out.extend(
+            lock(&self.concurrency)
+                .iter()
+                .map(|(n, s)| (n.clone(), lock(&s.counts).len())),
+        );
         out
     }
 
@@ -414,6 +422,12 @@ pub struct RedisBackend {
     slot: redis::Script,
     shift: redis::Script,
     healthy: AtomicBool,
+    /// After consecutive failures, requests apply the fail mode at once while a
+    /// background probe waits for Redis (a refused connection no longer costs every
+    /// request its full timeout).
+    breaker: crate::breaker::Breaker,
+    /// The verdict of the probe in flight, if any.
+    probe_result: Mutex<Option<tokio::sync::oneshot::Receiver<bool>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -444,11 +458,72 @@ impl RedisBackend {
             slot: redis::Script::new(SLOT_LUA),
             shift: redis::Script::new(SHIFT_LUA),
             healthy: AtomicBool::new(true),
+            breaker: crate::breaker::Breaker::default(),
+            probe_result: Mutex::new(None),
             metrics,
         })
     }
 
+    /// Whether to call Redis now; `Err` (after starting a background probe when one
+    /// is due) while the breaker is open.
+    fn admit(&self) -> Result<(), String> {
+        match self.breaker.admit() {
+            crate::breaker::Admit::Call => Ok(()),
+            admit => {
+                if admit == crate::breaker::Admit::Probe {
+                    self.probe();
+                }
+                let e = "Redis failed repeatedly; the breaker is open while a probe waits for it".to_owned();
+                self.metrics.limit_backend_error();
+                Err(e)
+            }
+        }
+    }
+
+    /// One PING off the request path, bounded by the timeout; its answer closes or
+    /// keeps open the breaker. The task ends by itself.
+    fn probe(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.breaker.failure();
+            return;
+        };
+        let mut conn = self.conn.clone();
+        let timeout = self.timeout.max(Duration::from_millis(200));
+        let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
+        handle.spawn(async move {
+            let ok = matches!(
+                tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
+                Ok(Ok(_))
+            );
+            let _ = tx.send(ok);
+        });
+        // The verdict is applied when the next request looks (no shared task state).
+        *lock(&self.probe_result) = Some(rx);
+    }
+
+    /// Applies a finished probe's verdict.
+    fn settle_probe(&self) {
+        let mut slot = lock(&self.probe_result);
+        if let Some(rx) = slot.as_mut() {
+            match rx.try_recv() {
+                Ok(true) => {
+                    *slot = None;
+                    drop(slot);
+                    self.breaker.success();
+                    self.note::<()>(&Ok(()));
+                }
+                Ok(false) | Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    *slot = None;
+                    self.breaker.failure();
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
+        }
+    }
+
     async fn call(&self, script: &redis::Script, key: &str, args: &[i64]) -> Result<Vec<i64>, String> {
+        self.settle_probe();
+        self.admit()?;
         let mut inv = script.key(key);
         for a in args {
             inv.arg(*a);
@@ -466,6 +541,10 @@ impl RedisBackend {
     /// Runs several single-key scripts in one pipelined round trip (each stays atomic
     /// on its own key, so Redis Cluster still works). One result per call, in order.
     async fn batch(&self, calls: &[(&redis::Script, String, Vec<i64>)]) -> Vec<Result<Vec<i64>, String>> {
+        self.settle_probe();
+        if let Err(e) = self.admit() {
+            return calls.iter().map(|_| Err(e.clone())).collect();
+        }
         let run = |load: bool| {
             let mut pipe = redis::pipe();
             if load {
@@ -499,6 +578,7 @@ impl RedisBackend {
     fn note<T>(&self, result: &Result<T, String>) {
         match result {
             Ok(_) => {
+                self.breaker.success();
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!(
                         event = "limit_backend_recovered",
@@ -507,6 +587,7 @@ impl RedisBackend {
                 }
             }
             Err(e) => {
+                self.breaker.failure();
                 self.metrics.limit_backend_error();
                 if self.healthy.swap(false, Ordering::Relaxed) {
                     tracing::warn!(event = "limit_backend_failed", error = %e, "Redis unreachable; limits apply their on_backend_error mode");

@@ -1344,7 +1344,10 @@ window = "1h"
     // judged and allowed (nobody is let through untracked, nobody refused wholesale).
     for i in 0..1000u32 {
         let ip = format!("198.18.{}.{}", i / 250, i % 250 + 1);
-        let r = c.request(Method::GET, &url, &[("x-forwarded-for", &ip)], "").await.unwrap();
+        let r = c
+            .request(Method::GET, &url, &[("x-forwarded-for", &ip)], "")
+            .await
+            .unwrap();
         assert_eq!(r.status, StatusCode::OK, "{ip}");
     }
     // A recent address that already used its one request is still limited.
@@ -1356,4 +1359,73 @@ window = "1h"
     let m = c.get(&format!("{}/metrics", gw.admin_url())).await.unwrap().text();
     let keys = metric(&m, "rampart_limit_keys", &["limit=\"per-ip\""]);
     assert!(keys > 0.0 && keys <= 200.0, "{keys} keys tracked:\n{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_limit_backend_does_not_cost_every_request_its_timeout() {
+    // A "Redis" that accepts connections and never answers: every call would wait
+    // the full timeout (300 ms) if nothing stopped asking.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let redis_addr = hung.local_addr().unwrap();
+    let (upstream, _log) = recorder(Arc::new(|_| ok_json())).await;
+    let redis_url = format!("redis://{redis_addr}/0");
+    let config = format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+public_metrics = true
+
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:0"
+
+[redis]
+url = {{ env = "RAMPART_TEST_REDIS_URL" }}
+timeout = "300ms"
+
+[[upstreams]]
+name = "rec"
+targets = ["{}"]
+
+[[routes]]
+name = "public"
+path_prefix = "/public/"
+upstream = "rec"
+public = true
+
+[[rate_limits]]
+name = "shared"
+per = "ip"
+requests = 1000
+window = "1m"
+backend = "redis"
+on_backend_error = "open"
+"#,
+        upstream.url()
+    );
+    let gw = GatewayProcess::start_with_env(
+        bin(),
+        &config,
+        TempDir::new("rampart-attacks-redis").unwrap(),
+        &[("RAMPART_TEST_REDIS_URL", &redis_url)],
+    )
+    .unwrap();
+    let c = TestClient::http1();
+    let url = format!("{}/public/x", gw.url("main"));
+    let started = Instant::now();
+    for _ in 0..20 {
+        let r = c.get(&url).await.unwrap();
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "on_backend_error = open lets requests through"
+        );
+    }
+    let took = started.elapsed();
+    // Without the breaker: 20 × 300 ms = 6 s at least. With it: the first few wait,
+    // the rest apply the fail mode at once (a generous bound, not a benchmark).
+    assert!(took < Duration::from_secs(3), "20 requests took {took:?}");
+    let m = c.get(&format!("{}/metrics", gw.admin_url())).await.unwrap().text();
+    assert!(metric(&m, "rampart_limit_backend_errors_total", &[]) >= 20.0, "{m}");
+    drop(hung);
 }

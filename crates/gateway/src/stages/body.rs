@@ -54,7 +54,11 @@ const ENCODED: RequestError =
 /// The one reading of a JSON route's body, given its headers: refused when it is in a
 /// content coding or another media type, parsed strictly otherwise. `None` for an
 /// empty body. (The body stage runs this; the fuzz target `request_body` too.)
-pub fn json_body(headers: &http::HeaderMap, body: &[u8], max_depth: u32) -> Result<Option<serde_json::Value>, RequestError> {
+pub fn json_body(
+    headers: &http::HeaderMap,
+    body: &[u8],
+    max_depth: u32,
+) -> Result<Option<serde_json::Value>, RequestError> {
     if encoded(headers) {
         return Err(ENCODED);
     }
