@@ -35,7 +35,7 @@ impl Default for Breaker {
         Self {
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
-            cooldown_ms: AtomicU64::new(Self::COOLDOWN.as_millis() as u64),
+            cooldown_ms: AtomicU64::new(Self::COOLDOWN_MS),
             probing: AtomicBool::new(false),
             base: Instant::now(),
         }
@@ -45,10 +45,12 @@ impl Default for Breaker {
 impl Breaker {
     /// Consecutive failures that open the breaker.
     pub const THRESHOLD: u32 = 3;
+    const COOLDOWN_MS: u64 = 250;
+    const MAX_COOLDOWN_MS: u64 = 5_000;
     /// First wait before a probe.
-    pub const COOLDOWN: Duration = Duration::from_millis(250);
+    pub const COOLDOWN: Duration = Duration::from_millis(Self::COOLDOWN_MS);
     /// Longest wait between probes while the backend stays down.
-    pub const MAX_COOLDOWN: Duration = Duration::from_secs(5);
+    pub const MAX_COOLDOWN: Duration = Duration::from_millis(Self::MAX_COOLDOWN_MS);
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_millis())
@@ -76,7 +78,7 @@ impl Breaker {
         self.failures.store(0, Ordering::Relaxed);
         self.open_until.store(0, Ordering::Relaxed);
         self.cooldown_ms
-            .store(Self::COOLDOWN.as_millis() as u64, Ordering::Relaxed);
+            .store(Self::COOLDOWN_MS, Ordering::Relaxed);
         self.probing.store(false, Ordering::Release);
     }
 
@@ -87,7 +89,7 @@ impl Breaker {
             let cooldown = self.cooldown_ms.load(Ordering::Relaxed);
             self.open_until.store(self.now_ms() + cooldown, Ordering::Relaxed);
             if was_open {
-                let next = (cooldown * 2).min(Self::MAX_COOLDOWN.as_millis() as u64);
+                let next = (cooldown * 2).min(Self::MAX_COOLDOWN_MS);
                 self.cooldown_ms.store(next, Ordering::Relaxed);
             }
         }

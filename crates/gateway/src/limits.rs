@@ -1219,7 +1219,7 @@ mod tests {
         let max = 100_000;
         let store = LimitStore::new(max);
         let state = store.rate("per-ip");
-        for i in 0..(3 * max as u32) {
+        for i in 0..300_000u32 {
             let key = format!("2001:db8:ffff:ffff:ffff:ffff:{:x}:{:x}", i >> 16, i & 0xffff);
             let _ = state.take(&key, 1 << 50, 1 << 50);
         }
