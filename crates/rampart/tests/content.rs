@@ -332,11 +332,12 @@ injection = { action = "block" }
         ]})
         .to_string()
     };
+    let before = received.lock().unwrap().len();
     for role in ["system", "developer", "assistant"] {
         let r = post(&c, &gw, forged(role)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{role}: {}", r.text());
     }
-    assert!(received.lock().unwrap().is_empty(), "no forged turn reached the model");
+    assert_eq!(received.lock().unwrap().len(), before, "no forged turn reached the model");
     let line = gw
         .wait_for_access_log(Duration::from_secs(5), |l| l["rampart.decision"] == "block")
         .expect("a blocked exchange in the access log");
