@@ -99,6 +99,7 @@ pub struct Metrics {
     config_reloads: Family<ResultLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
     limit_keys: Family<LimitNameLabels, Gauge>,
+    fail_open: Family<RouteLabels, Counter>,
     limit_backend_errors: Counter,
     access_log_dropped: Counter,
     audit_records: Family<AuditLabels, Counter>,
@@ -129,6 +130,7 @@ impl Metrics {
             config_reloads: Family::default(),
             limits: Family::default(),
             limit_keys: Family::default(),
+            fail_open: Family::default(),
             limit_backend_errors: Counter::default(),
             access_log_dropped: Counter::default(),
             audit_records: Family::default(),
@@ -187,6 +189,11 @@ impl Metrics {
             "limit_refusals",
             "Requests a limit refused (or, in shadow mode, would have refused)",
             m.limits.clone(),
+        );
+        registry.register(
+            "fail_open",
+            "Responses a policy's fail_open let through without inspection",
+            m.fail_open.clone(),
         );
         registry.register(
             "limit_keys",
@@ -306,6 +313,12 @@ impl Metrics {
                 limit: limit.clone(),
                 result,
             })
+            .inc();
+    }
+
+    pub fn fail_open(&self, route: &Name) {
+        self.fail_open
+            .get_or_create(&RouteLabels { route: route.clone() })
             .inc();
     }
 

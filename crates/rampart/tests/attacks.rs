@@ -625,6 +625,7 @@ fn guarded(upstream: &str, policy: &str) -> GatewayProcess {
         r#"
 [admin]
 listen = "127.0.0.1:0"
+public_metrics = true
 
 [[listeners]]
 name = "main"

@@ -1,5 +1,6 @@
-//! Metrics: when an exchange ends, counts it by route, status and decision and records
-//! its total, upstream and gateway-added times.
+//! Metrics: when an exchange ends, counts it by route, status and decision, records
+//! its total, upstream and gateway-added times, and counts responses a policy's
+//! `fail_open` let through uninspected.
 
 use std::sync::Arc;
 
@@ -35,5 +36,12 @@ impl Stage for MetricsStage {
         self.metrics.request(&route, status, ex.decision.as_str());
         self.metrics
             .timings(&route, ex.started.elapsed(), ex.upstream_time(), ex.gateway_added());
+        // A response the policy could not inspect that still went out: only a policy's
+        // `fail_open` does that, and it is counted.
+        if ex.findings.iter().any(|f| f.kind == "response.uninspectable")
+            && !matches!(ex.error, Some(crate::error::RequestError::ResponseUninspectable(_)))
+        {
+            self.metrics.fail_open(&route);
+        }
     }
 }
