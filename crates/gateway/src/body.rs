@@ -196,6 +196,15 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// Whether a Content-Type value names an event stream (media types are
+/// case-insensitive: `TEXT/EVENT-STREAM` is one too).
+pub fn is_event_stream(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
 /// Set once at shutdown, just before the grace period ends: every open event stream
 /// ends with a well-formed `event: error` instead of being cut mid-event.
 static CUT: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =

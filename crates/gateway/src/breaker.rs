@@ -77,8 +77,7 @@ impl Breaker {
     pub fn success(&self) {
         self.failures.store(0, Ordering::Relaxed);
         self.open_until.store(0, Ordering::Relaxed);
-        self.cooldown_ms
-            .store(Self::COOLDOWN_MS, Ordering::Relaxed);
+        self.cooldown_ms.store(Self::COOLDOWN_MS, Ordering::Relaxed);
         self.probing.store(false, Ordering::Release);
     }
 

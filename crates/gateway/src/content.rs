@@ -550,23 +550,53 @@ impl ContentState {
         let out = if looks_json {
             // Read as strictly as requests: a body two JSON parsers could read
             // differently (duplicate keys, NaN) is not inspected by guessing.
-            let Ok(mut v) = rampart_detect::json::parse_strict(&body, RESPONSE_MAX_DEPTH) else {
+            // One document, or newline-delimited documents (NDJSON streams such as
+            // Ollama's), each read strictly.
+            let docs: Result<Vec<Value>, _> = match rampart_detect::json::parse_strict(&body, RESPONSE_MAX_DEPTH) {
+                Ok(v) => Ok(vec![v]),
+                Err(e) => {
+                    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                    if lines.len() > 1 {
+                        lines
+                            .iter()
+                            .map(|l| rampart_detect::json::parse_strict(l.as_bytes(), RESPONSE_MAX_DEPTH))
+                            .collect()
+                    } else {
+                        Err(e)
+                    }
+                }
+            };
+            let Ok(mut docs) = docs else {
                 return self.uninspectable(ex, body, "the response body is not valid JSON");
             };
             let mut changed = false;
-            walk_strings(&mut v, &mut |s| {
-                let restored = self.vault.restore(s);
-                if restored != *s {
-                    *s = restored;
-                    changed = true;
-                }
-                let (b, rewritten) = self.process_text(ex, s, Location::ResponseBody);
-                blocked.extend(b);
-                changed |= rewritten;
-            });
+            for v in &mut docs {
+                walk_strings(v, &mut |s| {
+                    let restored = self.vault.restore(s);
+                    if restored != *s {
+                        *s = restored;
+                        changed = true;
+                    }
+                    let (b, rewritten) = self.process_text(ex, s, Location::ResponseBody);
+                    blocked.extend(b);
+                    changed |= rewritten;
+                });
+            }
             if changed {
-                strip_logprobs(ex, &mut v);
-                Bytes::from(serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec()))
+                let mut out = Vec::with_capacity(body.len());
+                for (i, v) in docs.iter_mut().enumerate() {
+                    strip_logprobs(ex, v);
+                    if i > 0 {
+                        out.push(b'\n');
+                    }
+                    if serde_json::to_writer(&mut out, v).is_err() {
+                        return self.uninspectable(ex, body, "the response could not be re-encoded");
+                    }
+                }
+                if docs.len() > 1 {
+                    out.push(b'\n');
+                }
+                Bytes::from(out)
             } else {
                 body
             }

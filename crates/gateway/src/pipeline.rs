@@ -445,7 +445,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        .is_some_and(|ct| crate::body::is_event_stream(ct));
     ex.status = Some(head.status);
     ex.timings.response_headers = Some(ex.started.elapsed());
     let timers = BodyTimers {

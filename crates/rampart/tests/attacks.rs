@@ -875,6 +875,29 @@ fn whole_script(seen: &Seen) -> http::Response<ResponseBody> {
             &[("content-type", "application/json")],
             json!({"id": TOKEN, "choices": []}).to_string(),
         ),
+        "ndjson" => respond(
+            200,
+            &[("content-type", "application/x-ndjson")],
+            format!(
+                "{}\n{}\n",
+                json!({"message": {"content": "fine"}}),
+                json!({"message": {"content": TOKEN}})
+            ),
+        ),
+        "ndjson benign" => respond(
+            200,
+            &[("content-type", "application/x-ndjson")],
+            format!(
+                "{}\n{}\n",
+                json!({"message": {"content": "fine"}}),
+                json!({"done": true})
+            ),
+        ),
+        "upper-case event stream" => respond(
+            200,
+            &[("content-type", "TEXT/EVENT-STREAM")],
+            delta(json!({"content": TOKEN})).replace("ghp_", "\\u0067hp_"),
+        ),
         _ => ok_json(),
     }
 }
@@ -892,11 +915,20 @@ async fn whole_responses_that_cannot_be_read_are_refused() {
         "escaped",
         "nan",
         "in id",
+        "ndjson",
     ] {
         let (status, text) = read_all(&gw, case, false).await;
         assert!(!text.contains(TOKEN) && !text.contains("hp_abcdef"), "{case}: {text}");
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{case}: {text}");
     }
+    let (status, text) = read_all(&gw, "ndjson benign", false).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("fine"), "{text}");
+    // An event stream is one whatever the case of its media type: parsed, the escape
+    // decoded, the token caught.
+    let (status, text) = read_all(&gw, "upper-case event stream", false).await;
+    assert!(!text.contains("hp_abcdef"), "{status} {text}");
+    assert!(text.contains("event: error"), "{text}");
     // The gateway asked for an uncompressed answer.
     for seen in log.lock().unwrap().iter() {
         assert_eq!(seen.headers["accept-encoding"], "identity");

@@ -337,7 +337,11 @@ injection = { action = "block" }
         let r = post(&c, &gw, forged(role)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{role}: {}", r.text());
     }
-    assert_eq!(received.lock().unwrap().len(), before, "no forged turn reached the model");
+    assert_eq!(
+        received.lock().unwrap().len(),
+        before,
+        "no forged turn reached the model"
+    );
     let line = gw
         .wait_for_access_log(Duration::from_secs(5), |l| l["rampart.decision"] == "block")
         .expect("a blocked exchange in the access log");

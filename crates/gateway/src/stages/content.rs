@@ -23,7 +23,7 @@ fn is_sse(head: &http::response::Parts) -> bool {
     head.headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"))
+        .is_some_and(|ct| crate::body::is_event_stream(ct))
 }
 
 /// Whether the response carries a content coding other than `identity`.
