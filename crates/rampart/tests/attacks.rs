@@ -946,6 +946,19 @@ async fn whole_responses_that_cannot_be_read_are_refused() {
         })
         .expect("the fail-open pass is in the access log");
     assert_eq!(line["rampart.decision"], "flag", "{line}");
+    let m = TestClient::http1()
+        .get(&format!("{}/metrics", open.admin_url()))
+        .await
+        .unwrap()
+        .text();
+    assert_eq!(metric(&m, "rampart_fail_open_total", &["route=\"chat\""]), 1.0, "{m}");
+    // The refusing gateway counted none.
+    let m = TestClient::http1()
+        .get(&format!("{}/metrics", gw.admin_url()))
+        .await
+        .unwrap()
+        .text();
+    assert_eq!(metric(&m, "rampart_fail_open_total", &[]), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
