@@ -252,6 +252,24 @@ fn written(name: &str, key_pkcs8: &[u8], durability: rampart_audit::Durability, 
     (dir, witness)
 }
 
+/// `n` records forged after the last record of `lines`, each with a correct hash and
+/// link (what someone who can edit the files can do without the signing key).
+fn forged(lines: &[String], n: usize) -> Vec<String> {
+    let last: rampart_audit::Entry =
+        serde_json::from_str(lines.iter().rev().find(|l| !l.starts_with("{\"checkpoint\"")).unwrap()).unwrap();
+    let (mut seq, mut prev) = (last.seq, last.hash);
+    (0..n)
+        .map(|i| {
+            seq += 1;
+            let record = json!({"type": "exchange", "request_id": format!("forged{i}")}).to_string();
+            let hash = rampart_audit::chain::record_hash(&prev, &record);
+            let line = format!("{{\"seq\":{seq},\"prev\":\"{prev}\",\"hash\":\"{hash}\",\"record\":{record}}}");
+            prev = hash;
+            line
+        })
+        .collect()
+}
+
 fn pkcs8() -> Vec<u8> {
     Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
         .unwrap()
@@ -346,24 +364,7 @@ fn stripped_checkpoints_an_extended_tail_and_a_cut_back_trail_fail() {
 
     // Eleven forged records appended after the last checkpoint, hashes recomputed.
     let mut extended = original.clone();
-    let last: rampart_audit::Entry = serde_json::from_str(
-        original
-            .iter()
-            .rev()
-            .find(|l| !l.starts_with("{\"checkpoint\""))
-            .unwrap(),
-    )
-    .unwrap();
-    let (mut seq, mut prev) = (last.seq, last.hash.clone());
-    for i in 0..11 {
-        seq += 1;
-        let record = json!({"type": "exchange", "request_id": format!("forged{i}")}).to_string();
-        let hash = rampart_audit::chain::record_hash(&prev, &record);
-        extended.push(format!(
-            "{{\"seq\":{seq},\"prev\":\"{prev}\",\"hash\":\"{hash}\",\"record\":{record}}}"
-        ));
-        prev = hash;
-    }
+    extended.extend(forged(&original, 11));
     write(&path, &extended);
     let r = verify_limited(&dir.0, &k, None);
     assert!(
@@ -404,15 +405,7 @@ fn a_sync_trail_has_no_unsigned_tail_so_one_forged_record_fails() {
     let (dir, _) = written("sync-tail", &k, rampart_audit::Durability::Sync, 25);
     let (path, mut ls) = lines(&dir.0).pop().unwrap();
     assert!(verify_limited(&dir.0, &k, None).ok());
-    let last: rampart_audit::Entry =
-        serde_json::from_str(ls.iter().rev().find(|l| !l.starts_with("{\"checkpoint\"")).unwrap()).unwrap();
-    let record = json!({"type": "exchange", "request_id": "forged"}).to_string();
-    let hash = rampart_audit::chain::record_hash(&last.hash, &record);
-    ls.push(format!(
-        "{{\"seq\":{},\"prev\":\"{}\",\"hash\":\"{hash}\",\"record\":{record}}}",
-        last.seq + 1,
-        last.hash
-    ));
+    ls.extend(forged(&ls.clone(), 1));
     write(&path, &ls);
     let r = verify_limited(&dir.0, &k, None);
     assert!(

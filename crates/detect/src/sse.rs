@@ -223,18 +223,23 @@ impl Parser {
     }
 }
 
+/// Every event of a whole stream given in chunks (tests, fuzzing, tools).
+pub fn parse_chunks(chunks: &[&[u8]]) -> Result<Vec<Event>, SseError> {
+    let mut p = Parser::default();
+    let mut out = Vec::new();
+    for c in chunks {
+        p.push(c, &mut out)?;
+    }
+    out.extend(p.finish()?);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(chunks: &[&[u8]]) -> Result<Vec<Event>, SseError> {
-        let mut p = Parser::default();
-        let mut out = Vec::new();
-        for c in chunks {
-            p.push(c, &mut out)?;
-        }
-        out.extend(p.finish()?);
-        Ok(out)
+        parse_chunks(chunks)
     }
 
     fn data(events: &[Event]) -> Vec<&str> {

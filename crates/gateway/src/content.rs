@@ -585,7 +585,9 @@ impl ContentState {
             if changed {
                 let mut out = Vec::with_capacity(body.len());
                 for (i, v) in docs.iter_mut().enumerate() {
-                    strip_logprobs(ex, v);
+                    if let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) {
+                        strip_logprobs(ex, choices);
+                    }
                     if i > 0 {
                         out.push(b'\n');
                     }
@@ -618,17 +620,8 @@ impl ContentState {
     /// unchanged — flagged in the exchange's findings and logged.
     fn uninspectable(&mut self, ex: &mut Exchange, body: Bytes, why: &'static str) -> Result<Bytes, RequestError> {
         let pass = self.policy.fail_open;
-        ex.add_finding(
-            Finding {
-                kind: "response.uninspectable",
-                confidence: 1.0,
-                location: Location::ResponseBody,
-                span: None,
-            },
-            if pass { Decision::Flag } else { Decision::Block },
-        );
+        note_uninspectable(ex, pass, why);
         if pass {
-            tracing::warn!(request_id = %ex.request_id, reason = why, "uninspectable response passed (fail_open)");
             Ok(body)
         } else {
             Err(RequestError::ResponseUninspectable(why))
@@ -711,15 +704,7 @@ impl ContentState {
         let error = match stop {
             Stop::Blocked(kinds) => RequestError::ResponseBlocked { kinds },
             Stop::Uninspectable(why) => {
-                ex.add_finding(
-                    Finding {
-                        kind: "response.uninspectable",
-                        confidence: 1.0,
-                        location: Location::ResponseBody,
-                        span: None,
-                    },
-                    Decision::Block,
-                );
+                note_uninspectable(ex, false, why);
                 RequestError::ResponseUninspectable(why)
             }
         };
@@ -787,16 +772,7 @@ impl ContentState {
             Ok(v) => v,
             Err(_) if self.policy.fail_open => {
                 // The policy chose to pass what it cannot read: counted, never silent.
-                ex.add_finding(
-                    Finding {
-                        kind: "response.uninspectable",
-                        confidence: 1.0,
-                        location: Location::ResponseBody,
-                        span: None,
-                    },
-                    Decision::Flag,
-                );
-                tracing::warn!(request_id = %ex.request_id, "uninspectable stream event passed (fail_open)");
+                note_uninspectable(ex, true, "a stream event's data is not JSON");
                 event.write(out);
                 return Ok(());
             }
@@ -809,22 +785,11 @@ impl ContentState {
         };
         match choices {
             Some(mut choices) => {
+                // Token logprobs repeat the text token by token, beside the inspected
+                // copy: in a stream they would leak what the policy holds back or rewrites.
+                strip_logprobs(ex, &mut choices);
                 for (pos, c) in choices.iter_mut().enumerate() {
                     let index = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
-                    if c.get("logprobs").is_some_and(|l| !l.is_null()) {
-                        // Token logprobs repeat the text token by token, beside the
-                        // inspected copy: they would leak what the policy rewrote.
-                        c["logprobs"] = Value::Null;
-                        ex.add_finding(
-                            Finding {
-                                kind: "response.logprobs_removed",
-                                confidence: 1.0,
-                                location: Location::ResponseBody,
-                                span: None,
-                            },
-                            Decision::Redact,
-                        );
-                    }
                     let mut path = Vec::new();
                     self.walk_held(ex, sse, c, &mut path, &Flush::Choice(index))?;
                 }
@@ -1107,11 +1072,27 @@ fn sse_reason(e: rampart_detect::sse::SseError) -> &'static str {
 /// Nesting allowed in a response body the policy inspects.
 const RESPONSE_MAX_DEPTH: u32 = 128;
 
-/// Once a response's text was rewritten, its token logprobs (`choices[].logprobs`)
-/// would still carry the original tokens: they are removed.
-fn strip_logprobs(ex: &mut Exchange, v: &mut Value) {
+/// Records (and logs, when it passes) a response the policy could not inspect.
+pub(crate) fn note_uninspectable(ex: &mut Exchange, passed: bool, why: &str) {
+    ex.add_finding(
+        Finding {
+            kind: "response.uninspectable",
+            confidence: 1.0,
+            location: Location::ResponseBody,
+            span: None,
+        },
+        if passed { Decision::Flag } else { Decision::Block },
+    );
+    if passed {
+        tracing::warn!(request_id = %ex.request_id, reason = why, "uninspectable response passed (fail_open)");
+    }
+}
+
+/// Token logprobs (`choices[].logprobs`) would still carry the original tokens of a
+/// text the policy rewrote: they are removed.
+fn strip_logprobs(ex: &mut Exchange, choices: &mut [Value]) {
     let mut removed = false;
-    for c in v.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten() {
+    for c in choices.iter_mut() {
         if let Some(l) = c.get_mut("logprobs")
             && !l.is_null()
         {

@@ -231,14 +231,19 @@ pub struct Gateway {
     reload_lock: std::sync::Mutex<()>,
 }
 
+/// The access-log writer thread.
+fn start_access_log() -> Result<AccessLogWriter, InitError> {
+    AccessLogWriter::start().map_err(|e| InitError::Tls {
+        key: "server.access_log".into(),
+        path: "stdout".into(),
+        reason: e.to_string(),
+    })
+}
+
 impl Gateway {
     pub fn new(config: Config) -> Result<Arc<Self>, InitError> {
         let metrics = Arc::new(Metrics::new());
-        let access_log = AccessLogWriter::start().map_err(|e| InitError::Tls {
-            key: "server.access_log".into(),
-            path: "stdout".into(),
-            reason: e.to_string(),
-        })?;
+        let access_log = start_access_log()?;
         let source = config.source.clone();
         let limits = crate::limits::LimitStore::new(config.server.limit_keys);
         let audit = match &config.audit {
@@ -269,11 +274,7 @@ impl Gateway {
             crate::audit::AuditTrail::check(a)?;
         }
         let metrics = Arc::new(Metrics::new());
-        let access_log = AccessLogWriter::start().map_err(|e| InitError::Tls {
-            key: "server.access_log".into(),
-            path: "stdout".into(),
-            reason: e.to_string(),
-        })?;
+        let access_log = start_access_log()?;
         let limits = crate::limits::LimitStore::default();
         Runtime::build(config, &metrics, &access_log, &limits, None).map(|_| ())
     }

@@ -11,7 +11,7 @@ use rampart_config::Protocol;
 
 use crate::body::RequestBody;
 use crate::content::ContentState;
-use crate::context::{Decision, Exchange, Finding, Location};
+use crate::context::Exchange;
 use crate::error::RequestError;
 use crate::runtime::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
@@ -116,17 +116,8 @@ impl Stage for ContentStage {
             if encoded(head) {
                 // Asked for identity, answered compressed: not readable as it is.
                 let pass = state.policy.fail_open;
-                ex.add_finding(
-                    Finding {
-                        kind: "response.uninspectable",
-                        confidence: 1.0,
-                        location: Location::ResponseBody,
-                        span: None,
-                    },
-                    if pass { Decision::Flag } else { Decision::Block },
-                );
+                crate::content::note_uninspectable(ex, pass, "the response is in a content coding");
                 if pass {
-                    tracing::warn!(request_id = %ex.request_id, "encoded response passed uninspected (fail_open)");
                     state.skip_response = true;
                 } else {
                     flow = Flow::Reject(RequestError::ResponseUninspectable(
