@@ -177,6 +177,21 @@ name = "public"
 path_prefix = "/public/"
 upstream = "rec"
 public = true
+
+[[routes]]
+name = "stream"
+path_prefix = "/stream/"
+upstream = "rec"
+protocol = "http"
+public = true
+
+[[routes]]
+name = "impatient"
+path_prefix = "/impatient/"
+upstream = "rec"
+protocol = "http"
+public = true
+timeouts = {{ first_byte = "500ms", idle = "3s" }}
 "#,
         url = upstream.url()
     );
@@ -425,7 +440,7 @@ async fn an_anonymous_client_cannot_get_the_upstream_ejected() {
         // A body shorter than its Content-Length, then the write side closes.
         let (status, _) = raw(
             addr,
-            b"POST /public/x HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nshort",
+            b"POST /stream/x HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nshort",
             true,
             Duration::from_secs(3),
         )
@@ -434,7 +449,7 @@ async fn an_anonymous_client_cannot_get_the_upstream_ejected() {
         // Malformed chunked framing.
         let (status, text) = raw(
             addr,
-            b"POST /public/x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n",
+            b"POST /stream/x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n",
             false,
             Duration::from_secs(3),
         )
@@ -443,12 +458,25 @@ async fn an_anonymous_client_cannot_get_the_upstream_ejected() {
         // A body that stalls past the idle timeout (1 s).
         let (status, text) = raw(
             addr,
-            b"POST /public/x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+            b"POST /stream/x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
             false,
             Duration::from_secs(4),
         )
         .await;
         assert!(status == 0 || status == 408, "stalled body: {status} {text}");
+        // A stall the upstream's first-byte wait (500 ms) notices before the idle
+        // timeout (3 s) does: still the client's doing.
+        let (status, text) = raw(
+            addr,
+            b"POST /impatient/x HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\n{\"a\":",
+            false,
+            Duration::from_secs(4),
+        )
+        .await;
+        assert!(
+            status == 0 || status == 408,
+            "stall on a short first-byte wait: {status} {text}"
+        );
         // The same on a JSON route.
         let (status, _) = raw(
             addr,
