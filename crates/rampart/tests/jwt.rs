@@ -173,6 +173,24 @@ async fn jwt_attack_suite() {
                 .unwrap(),
             "invalid_credentials",
         ),
+        // A string `aud` is one value (RFC 7519 §4.1.3), never split on whitespace.
+        (
+            "audience hidden in a string",
+            rsa.sign("RS256", &none, &with(claims(), json!({"aud": "other rampart"})))
+                .unwrap(),
+            "invalid_credentials",
+        ),
+        (
+            "audience after a tab",
+            rsa.sign("RS256", &none, &with(claims(), json!({"aud": "other\trampart"})))
+                .unwrap(),
+            "invalid_credentials",
+        ),
+        (
+            "audience as a number",
+            rsa.sign("RS256", &none, &with(claims(), json!({"aud": 5}))).unwrap(),
+            "invalid_credentials",
+        ),
         (
             "missing exp",
             rsa.sign("RS256", &none, &with(claims(), json!({"exp": null}))).unwrap(),
