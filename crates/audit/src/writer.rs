@@ -294,6 +294,8 @@ impl State {
             }
             if now >= next_checkpoint {
                 self.checkpoint();
+                self.sync();
+                self.write_witness(false);
                 next_checkpoint = now + self.opts.checkpoint_interval;
             }
         }
@@ -353,6 +355,7 @@ impl State {
         if seal {
             self.retry();
             self.checkpoint();
+            self.sync();
             self.write_witness(true);
         }
         // A record kept in memory (the store failed, no spill) is not acknowledged as
@@ -417,7 +420,11 @@ impl State {
             return;
         }
         match self.store.sync() {
-            Ok(()) => self.dirty = false,
+            Ok(()) => {
+                self.dirty = false;
+                // The witness only ever names a checkpoint that is durable in the trail.
+                self.write_witness(false);
+            }
             Err(e) => {
                 (self.observer)(Event::StoreError);
                 tracing::error!(error = %e, "audit store sync failed");
@@ -522,14 +529,25 @@ impl State {
         let head = Some(seq);
         let time = rampart_identity::time::format_micros(std::time::SystemTime::now());
         let cp = crate::chain::Checkpoint::sign(&self.opts.node, seq, hash, &self.key, &time);
-        match self.store.write_checkpoint(&cp).and_then(|()| self.store.sync()) {
+        // `sync` makes the checkpoint durable with its group; `batch` leaves it to the
+        // next group sync (one fdatasync per `batch_interval`, not one per checkpoint).
+        let written = self.store.write_checkpoint(&cp).and_then(|()| {
+            if self.opts.durability == Durability::Sync {
+                self.store.sync()
+            } else {
+                Ok(())
+            }
+        });
+        match written {
             Ok(()) => {
-                self.dirty = false;
+                self.dirty = self.opts.durability != Durability::Sync;
                 self.checkpointed_seq = head;
                 self.since_checkpoint = 0;
                 (self.observer)(Event::Checkpoint);
                 self.witness = Some(cp);
-                self.write_witness(false);
+                if !self.dirty {
+                    self.write_witness(false);
+                }
             }
             Err(_) => (self.observer)(Event::StoreError),
         }
