@@ -152,9 +152,18 @@ impl Parser {
                     if self.line.len() + p > MAX_LINE {
                         return Err(SseError::LineTooLong);
                     }
-                    self.line.extend_from_slice(&rest[..p]);
-                    let line = std::mem::take(&mut self.line);
-                    self.on_line(&line, out)?;
+                    if self.line.is_empty() {
+                        // The whole line is in this chunk: no copy.
+                        self.on_line(&rest[..p], out)?;
+                    } else {
+                        self.line.extend_from_slice(&rest[..p]);
+                        // Reuse the buffer: no allocation per line.
+                        let line = std::mem::take(&mut self.line);
+                        let result = self.on_line(&line, out);
+                        self.line = line;
+                        self.line.clear();
+                        result?;
+                    }
                     i += p + 1;
                     if rest[p] == b'\r' {
                         match rest.get(p + 1) {
