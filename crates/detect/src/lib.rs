@@ -1,6 +1,9 @@
 //! Rampart's detectors, pure and I/O-free: PII and secrets found in one pass over the
 //! text (`scan`), confirmed by check digits and context words (`checks`, `rules`), and
-//! transformed — masked, tagged, hashed or reversibly pseudonymised (`redact`).
+//! transformed — masked, tagged, hashed or reversibly pseudonymised (`redact`). It also
+//! owns the gateway's readings of what crosses it: the one strict parse of a JSON body
+//! (`json`) and the event-stream parser (`sse`), both refusing what two readers could
+//! understand differently.
 //!
 //! This crate owns what counts as a finding and how a value is rewritten. It never
 //! logs, never does I/O, and never returns a detected value except where the caller

@@ -1,9 +1,11 @@
-//! Rampart's gateway: listeners and TLS (`server`, `tls`), routing (`router`), upstream
-//! pools and forwarding (`upstream`, `proxy`), the pipeline of stages (`pipeline`,
-//! `stage`, `stages`) with its per-exchange context (`context`), bodies and their
-//! timeouts (`body`), the admin API (`admin`), metrics (`metrics`) and the runtime
-//! that hot reload swaps (`runtime`). It must never forward a request before every
-//! request stage passed, never read an unbounded body, and never log a secret.
+//! Rampart's gateway: listeners and TLS (`server`, `tls`), connection idleness from
+//! accept (`conn`), routing (`router`), upstream pools and forwarding (`upstream`,
+//! `proxy`), the pipeline of stages (`pipeline`, `stage`, `stages`) with its
+//! per-exchange context (`context`), bodies and their timeouts (`body`), the admin API
+//! (`admin`), metrics (`metrics`), the Redis backend's circuit breaker (`breaker`) and
+//! the runtime that hot reload swaps (`runtime`). It must never forward a request
+//! before every request stage passed, never let a stage act on a body it could not
+//! read, never read an unbounded body, and never log a secret.
 
 pub mod admin;
 pub mod audit;
