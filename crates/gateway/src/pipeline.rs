@@ -445,7 +445,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| crate::body::is_event_stream(ct));
+        .is_some_and(crate::body::is_event_stream);
     ex.status = Some(head.status);
     ex.timings.response_headers = Some(ex.started.elapsed());
     let timers = BodyTimers {

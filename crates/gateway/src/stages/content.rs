@@ -23,7 +23,7 @@ fn is_sse(head: &http::response::Parts) -> bool {
     head.headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| crate::body::is_event_stream(ct))
+        .is_some_and(crate::body::is_event_stream)
 }
 
 /// Whether the response carries a content coding other than `identity`.

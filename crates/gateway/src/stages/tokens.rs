@@ -91,7 +91,7 @@ impl Stage for TokensStage {
                 .headers
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| crate::body::is_event_stream(ct));
+                .is_some_and(crate::body::is_event_stream);
             acc.set_sse(sse);
             if sse {
                 // The stream may be shortened (the usage event the gateway asked for).
