@@ -270,6 +270,11 @@ fn forged(lines: &[String], n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The report names a problem `is` recognises.
+fn assert_problem(r: &rampart_audit::Report, is: impl Fn(&Problem) -> bool) {
+    assert!(r.problems.iter().any(is), "{:?}", r.problems);
+}
+
 fn pkcs8() -> Vec<u8> {
     Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
         .unwrap()
@@ -328,20 +333,8 @@ fn stripped_checkpoints_an_extended_tail_and_a_cut_back_trail_fail() {
         .collect();
     write(&path, &stripped);
     let r = verify_limited(&dir.0, &k, None);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| matches!(p, Problem::NoCheckpoint { records: 96 })),
-        "{:?}",
-        r.problems
-    );
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| matches!(p, Problem::Unsigned { tail: true, .. })),
-        "{:?}",
-        r.problems
-    );
+    assert_problem(&r, |p| matches!(p, Problem::NoCheckpoint { records: 96 }));
+    assert_problem(&r, |p| matches!(p, Problem::Unsigned { tail: true, .. }));
 
     // One checkpoint in the middle removed: a gap of 20.
     let mut gap = original.clone();
@@ -354,26 +347,14 @@ fn stripped_checkpoints_an_extended_tail_and_a_cut_back_trail_fail() {
     gap.remove(second);
     write(&path, &gap);
     let r = verify_limited(&dir.0, &k, None);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| matches!(p, Problem::Unsigned { tail: false, .. })),
-        "{:?}",
-        r.problems
-    );
+    assert_problem(&r, |p| matches!(p, Problem::Unsigned { tail: false, .. }));
 
     // Eleven forged records appended after the last checkpoint, hashes recomputed.
     let mut extended = original.clone();
     extended.extend(forged(&original, 11));
     write(&path, &extended);
     let r = verify_limited(&dir.0, &k, None);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| matches!(p, Problem::Unsigned { tail: true, .. })),
-        "{:?}",
-        r.problems
-    );
+    assert_problem(&r, |p| matches!(p, Problem::Unsigned { tail: true, .. }));
 
     // Cut back to an earlier checkpoint (records and checkpoints after it deleted):
     // the chain alone cannot tell, the witness can.
@@ -408,11 +389,5 @@ fn a_sync_trail_has_no_unsigned_tail_so_one_forged_record_fails() {
     ls.extend(forged(&ls.clone(), 1));
     write(&path, &ls);
     let r = verify_limited(&dir.0, &k, None);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| matches!(p, Problem::Unsigned { tail: true, .. })),
-        "{:?}",
-        r.problems
-    );
+    assert_problem(&r, |p| matches!(p, Problem::Unsigned { tail: true, .. }));
 }
