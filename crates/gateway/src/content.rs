@@ -747,28 +747,29 @@ impl ContentState {
         &mut self,
         ex: &mut Exchange,
         sse: &mut SseState,
-        event: Event,
+        mut event: Event,
         out: &mut Vec<u8>,
     ) -> Result<(), Stop> {
-        let Some(data) = event.data.as_deref() else {
+        if event.data.is_none() {
             // Comments only: a keep-alive, without their text.
             event.write(out);
             return Ok(());
-        };
+        }
         // Names and ids are text a client may show too.
-        let mut event = event.clone();
         for field in [&mut event.event, &mut event.id] {
             if let Some(text) = field.as_mut() {
                 self.in_place(ex, text)?;
             }
         }
+        let data = event.data.as_deref().unwrap_or_default();
         if data.trim() == "[DONE]" {
             // Anything still held goes out before [DONE].
             self.flush_all(ex, sse, out)?;
             event.write(out);
             return Ok(());
         }
-        let mut v = match serde_json::from_str::<Value>(data) {
+        let parsed = serde_json::from_str::<Value>(data);
+        let mut v = match parsed {
             Ok(v) => v,
             Err(_) if self.policy.fail_open => {
                 // The policy chose to pass what it cannot read: counted, never silent.
