@@ -250,7 +250,7 @@ fn limit_decisions() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let metrics = std::sync::Arc::new(rampart_gateway::metrics::Metrics::new());
             let state = rampart_gateway::limits::LimitStore::default();
             let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state, None)?;
-            let route = std::sync::Arc::clone(runtime.router.route(None, &http::Method::POST, "/v1/x")?);
+            let route = std::sync::Arc::clone(runtime.router.route("main", None, &http::Method::POST, "/v1/x")?);
             let conn = std::sync::Arc::new(ConnInfo {
                 listener: std::sync::Arc::from("main"),
                 peer: "10.1.2.3:40000".parse()?,

@@ -406,6 +406,8 @@ pub struct Route {
     pub path: PathMatch,
     /// Lower-case host names without port; empty means any host.
     pub hosts: Vec<String>,
+    /// Names of the listeners this route answers on; empty means every listener.
+    pub listeners: Vec<String>,
     /// Empty means any method.
     pub methods: Vec<Method>,
     /// Index into [`Config::upstreams`].
@@ -503,8 +505,37 @@ impl PathMatch {
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathMatch::Exact(p) => path == p,
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            // At a segment boundary: `/v2/` and `/v2` both match `/v2` itself and
+            // `/v2/…`, never `/v2x` (what clients such as tritonclient expect of a
+            // route for a protocol's base path, and no sibling path leaks in).
+            PathMatch::Prefix(p) => {
+                let base = p.strip_suffix('/').unwrap_or(p);
+                path.strip_prefix(base)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::PathMatch;
+
+    #[test]
+    fn prefixes_match_at_segment_boundaries() {
+        let v2 = PathMatch::Prefix("/v2/".into());
+        assert!(v2.matches("/v2"));
+        assert!(v2.matches("/v2/"));
+        assert!(v2.matches("/v2/models/iris/infer"));
+        assert!(!v2.matches("/v2x"));
+        assert!(!v2.matches("/v"));
+        let chat = PathMatch::Prefix("/v1/chat".into());
+        assert!(chat.matches("/v1/chat/completions"));
+        assert!(chat.matches("/v1/chat"));
+        assert!(!chat.matches("/v1/chatty"));
+        let root = PathMatch::Prefix("/".into());
+        assert!(root.matches("/"));
+        assert!(root.matches("/anything/at/all"));
     }
 }
 

@@ -500,6 +500,8 @@ pub struct RawRoute {
     #[serde(default)]
     pub hosts: Vec<String>,
     #[serde(default)]
+    pub listeners: Vec<String>,
+    #[serde(default)]
     pub methods: Vec<String>,
     pub upstream: String,
     pub protocol: Option<Protocol>,

@@ -792,6 +792,7 @@ impl Validator<'_> {
             name: raw.name.clone(),
             path: matcher,
             hosts: raw.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            listeners: raw.listeners.clone(),
             methods,
             upstream,
             protocol: raw.protocol.unwrap_or_default(),
@@ -1198,6 +1199,17 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             )
         })
         .collect();
+    for (i, r) in raw.routes.iter().enumerate() {
+        for (j, name) in r.listeners.iter().enumerate() {
+            if !listeners.iter().any(|l| &l.name == name) {
+                let known: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+                v.issue(
+                    &root.key("routes").index(i).key("listeners").index(j),
+                    format!("no listener named \"{name}\" (known: {})", known.join(", ")),
+                );
+            }
+        }
+    }
 
     let mut rate_limits = Vec::new();
     for (i, r) in raw.rate_limits.iter().enumerate() {

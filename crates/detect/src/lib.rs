@@ -3,7 +3,7 @@
 //! transformed — masked, tagged, hashed or reversibly pseudonymised (`redact`). It also
 //! owns the gateway's readings of what crosses it: the one strict parse of a JSON body
 //! (`json`) and the event-stream parser (`sse`), both refusing what two readers could
-//! understand differently.
+//! understand differently, and the KServe binary tensor extension (`kserve_binary`).
 //!
 //! This crate owns what counts as a finding and how a value is rewritten. It never
 //! logs, never does I/O, and never returns a detected value except where the caller
@@ -13,6 +13,7 @@ pub mod checks;
 pub mod injection;
 pub mod json;
 pub mod kinds;
+pub mod kserve_binary;
 pub mod normalize;
 pub mod protocol;
 pub mod redact;

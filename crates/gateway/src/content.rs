@@ -1071,7 +1071,7 @@ fn sse_reason(e: rampart_detect::sse::SseError) -> &'static str {
 }
 
 /// Nesting allowed in a response body the policy inspects.
-const RESPONSE_MAX_DEPTH: u32 = 128;
+pub(crate) const RESPONSE_MAX_DEPTH: u32 = 128;
 
 /// Records (and logs, when it passes) a response the policy could not inspect.
 pub(crate) fn note_uninspectable(ex: &mut Exchange, passed: bool, why: &str) {

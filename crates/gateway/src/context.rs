@@ -119,6 +119,9 @@ pub struct Exchange {
     /// The request body parsed as JSON, by the first stage that needed it; a stage that
     /// rewrites the body keeps this in step, so later stages do not parse again.
     pub body_json: Option<serde_json::Value>,
+    /// A KServe body in the binary tensor extension: how `body_json` (its JSON view)
+    /// maps back to the bytes the upstream receives.
+    pub kserve_binary: Option<rampart_detect::kserve_binary::Layout>,
     /// Content policy state: the pseudonym vault, the canary, stream hold-back.
     pub content: Option<crate::content::ContentState>,
     /// A stage ended the response stream (a block mid-stream): the body stops after
@@ -162,6 +165,7 @@ impl Exchange {
             content: None,
             end_stream: false,
             body_json: None,
+            kserve_binary: None,
             audit: None,
             audit_refused: false,
             findings: Vec::new(),

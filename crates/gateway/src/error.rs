@@ -210,6 +210,9 @@ impl RequestError {
             }
             Self::Limited(r) => {
                 let mut out = vec![(header::RETRY_AFTER, HeaderValue::from(r.retry_after))];
+                if r.retry_after > CLIENT_RETRY_WAIT_SECS {
+                    out.push((X_SHOULD_RETRY, HeaderValue::from_static("false")));
+                }
                 if let Ok(v) = HeaderValue::from_str(&r.policy) {
                     out.push((header::HeaderName::from_static("ratelimit-policy"), v));
                 }
@@ -219,9 +222,28 @@ impl RequestError {
                 }
                 out
             }
+            // The same answer would come back: an OpenAI SDK must not try again (it
+            // retries every 5xx twice otherwise: three model calls, three records).
+            Self::ResponseBlocked { .. } | Self::ResponseTooLarge { .. } | Self::ResponseUninspectable(_) => {
+                vec![(X_SHOULD_RETRY, HeaderValue::from_static("false"))]
+            }
             _ => Vec::new(),
         }
     }
+}
+
+/// `x-should-retry`: the header OpenAI's SDKs (Python, Node, and those generated
+/// alike) obey before their own status-based retry rule.
+pub const X_SHOULD_RETRY: header::HeaderName = header::HeaderName::from_static("x-should-retry");
+
+/// Longest `Retry-After` an OpenAI SDK waits for (it falls back to its own short
+/// back-off beyond it, which cannot succeed before the limit resets).
+pub const CLIENT_RETRY_WAIT_SECS: u64 = 60;
+
+/// Whether an unrouted path belongs to the KServe v2 protocol (`/v2`, `/v2/…`), so
+/// that its error speaks that protocol's shape: v2 clients read `error` as a string.
+pub fn kserve_path(path: &str) -> bool {
+    path == "/v2" || path.starts_with("/v2/")
 }
 
 /// Failure while building a runtime from a validated config or binding listeners.

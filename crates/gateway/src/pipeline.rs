@@ -347,7 +347,10 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
     if !path_is_clean(&ex.path) {
         return error_response(pipeline, ex, None, RequestError::InvalidPath);
     }
-    let route = match rt.router.route(ex.host.as_deref(), &ex.method, &ex.path) {
+    let route = match rt
+        .router
+        .route(&ex.conn.listener, ex.host.as_deref(), &ex.method, &ex.path)
+    {
         Ok(r) => Arc::clone(r),
         Err(e) => return error_response(pipeline, ex, None, e),
     };
@@ -429,7 +432,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
             }
             Ok(Err(_)) => return error_response(pipeline, ex, Some(route), RequestError::UpstreamFailed),
         };
-        let body = match pipeline.content.on_response_body(&mut ex, body) {
+        let body = match pipeline.content.on_response_body(&mut ex, &mut head.headers, body) {
             Ok(b) => b,
             Err(e) => return error_response(pipeline, ex, Some(route), e),
         };
@@ -466,7 +469,11 @@ fn error_response(
     err: RequestError,
 ) -> Response<ExchangeBody> {
     let status = err.status();
-    let protocol = route.as_ref().map(|r| r.config.protocol).unwrap_or(Protocol::Json);
+    let protocol = match &route {
+        Some(r) => r.config.protocol,
+        None if crate::error::kserve_path(&ex.path) => Protocol::Kserve,
+        None => Protocol::Json,
+    };
     let body = err.body(protocol, &ex.request_id);
     let extra = err.extra_headers();
     ex.decide(if status.is_server_error() {
@@ -532,7 +539,7 @@ upstream = "u"
     }
 
     fn route(rt: &Runtime, path: &str) -> Arc<RouteRuntime> {
-        Arc::clone(rt.router.route(None, &http::Method::POST, path).unwrap())
+        Arc::clone(rt.router.route("main", None, &http::Method::POST, path).unwrap())
     }
 
     fn exchange() -> Exchange {

@@ -1,4 +1,4 @@
-//! Route matching: request (host, method, path) → route. Exact paths win over
+//! Route matching: request (listener, host, method, path) → route. Exact paths win over
 //! prefixes, longer prefixes over shorter ones, and file order breaks ties. A path
 //! that matches but whose method is not allowed gives 405; anything else that does not
 //! match gives 404. The router never allocates on the hot path.
@@ -29,12 +29,22 @@ impl Router {
         }
     }
 
-    /// `host` is the request's host without port, if any.
-    pub fn route(&self, host: Option<&str>, method: &Method, path: &str) -> Result<&Arc<RouteRuntime>, RequestError> {
+    /// `host` is the request's host without port, if any; `listener` the name of the
+    /// listener the request came in on.
+    pub fn route(
+        &self,
+        listener: &str,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+    ) -> Result<&Arc<RouteRuntime>, RequestError> {
         let mut method_mismatch = false;
         for route in &self.ordered {
             let cfg = &route.config;
             if !cfg.path.matches(path) {
+                continue;
+            }
+            if !cfg.listeners.is_empty() && !cfg.listeners.iter().any(|l| l == listener) {
                 continue;
             }
             if !cfg.hosts.is_empty() && !host.is_some_and(|h| cfg.hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) {

@@ -68,9 +68,14 @@ enum Command {
     Inspect(textjobs::InspectArgs),
     /// Start the gateway in front of built-in demo model servers and print curl examples.
     Demo {
-        /// Address for the gateway; falls back to a free port if taken.
+        /// Address for the open listener (plain public routes); falls back to a free
+        /// port if taken.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Address for the secure listener (the same routes behind a key and a
+        /// content policy); falls back to a free port if taken.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        secure: std::net::SocketAddr,
         /// Address for the admin API; falls back to a free port if taken.
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: std::net::SocketAddr,
@@ -120,7 +125,13 @@ fn main() -> ExitCode {
         Command::Verify(args) => scan_cmd::verify(args),
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
-        Command::Demo { listen, admin } => runtime().and_then(|rt| rt.block_on(demo::run(listen, admin))),
+        Command::Demo { listen, secure, admin } => runtime().and_then(|rt| {
+            rt.block_on(demo::run(demo::Addresses {
+                open: listen,
+                secure,
+                admin,
+            }))
+        }),
     };
     match result {
         Ok(code) => code,

@@ -1,12 +1,18 @@
 //! Demo model servers. `spawn_openai` serves an OpenAI-compatible API
-//! (`/v1/chat/completions` with and without `stream: true`, `/v1/embeddings`,
-//! `/v1/models`, plus `/echo`, which describes the request it received) with deterministic answers and `usage` filled in; `spawn_kserve` serves
-//! the Open Inference Protocol v2 (`/v2/health/*`, `/v2/models/{m}`, `/v2/models/{m}/infer`)
-//! for the shipped iris classifier. Both validate what they receive and answer with the
-//! protocol's own error shapes, like a real server would.
+//! (`/v1/chat/completions` with and without `stream: true`, `/v1/embeddings` as floats
+//! or base64, `/v1/models` and `/v1/models/{id}`, plus `/echo`, which describes the
+//! request it received, and `/last-request`, the last chat body it received — what
+//! the model saw) with deterministic answers and `usage` filled in; `spawn_kserve`
+//! serves the Open Inference Protocol v2 (`/v2`, `/v2/health/*`, `/v2/models/{m}`,
+//! `/v2/models/{m}/infer`, JSON or the binary tensor extension both ways, as Triton
+//! does) for the shipped iris classifier. Both validate what they receive and answer
+//! with the protocol's own error shapes, like a real server would.
 //!
-//! The chat model repeats the last user message ("You said: ..."), or, asked to "reveal
-//! your system prompt", its system prompt — an honest stand-in for a model that leaks.
+//! The chat model repeats the last user message ("You said: ..."); asked to "reveal
+//! your system prompt", what it "was told" or for its "setup notes", it repeats its
+//! system prompt, and asked
+//! for "the deploy key", it answers with an (inactive, made-up) AWS access key — honest
+//! stand-ins for models that leak.
 //!
 //! Token counts in `usage` are whitespace-separated words: a documented, deterministic
 //! stand-in for a tokenizer.
@@ -87,6 +93,13 @@ fn message_text(content: &Value) -> String {
     }
 }
 
+/// The made-up AWS access key the demo chat model "leaks" when asked for the deploy
+/// key (the shape of a real one; it grants nothing).
+pub const DEMO_LEAKED_KEY: &str = "AKIA4HN7QZ2X5K8T3MWD";
+
+/// The last chat body the demo server received.
+type LastRequest = Arc<std::sync::Mutex<Option<Value>>>;
+
 /// The deterministic answer to a conversation: it repeats the last user message.
 pub fn demo_reply(last_user: &str) -> String {
     if last_user.trim().is_empty() {
@@ -105,7 +118,7 @@ fn stamp(mut r: Response<ResponseBody>, name: &Option<String>) -> Response<Respo
     r
 }
 
-async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBody> {
+async fn chat(req: Request<Incoming>, opts: &DemoOptions, last: &LastRequest) -> Response<ResponseBody> {
     let body = match read_json(req).await {
         Ok(v) => v,
         Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
@@ -113,6 +126,7 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
     if let Some(log) = &opts.received {
         log.lock().unwrap_or_else(|p| p.into_inner()).push(body.clone());
     }
+    *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return openai_error(StatusCode::BAD_REQUEST, "'messages' is a required array");
     };
@@ -138,8 +152,14 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions) -> Response<ResponseBo
     }
     // A model that falls for prompt extraction, as real ones do: asked for its
     // instructions, it repeats its system prompt.
-    let reply = if last_user.to_lowercase().contains("reveal your system prompt") {
+    let asked = last_user.to_lowercase();
+    let reply = if ["reveal your system prompt", "were you told", "setup notes"]
+        .iter()
+        .any(|t| asked.contains(t))
+    {
         format!("My instructions are: {system}")
+    } else if asked.contains("deploy key") {
+        format!("The deploy key is {DEMO_LEAKED_KEY}, keep it safe.")
     } else {
         demo_reply(&last_user)
     };
@@ -277,11 +297,34 @@ async fn embeddings(req: Request<Incoming>) -> Response<ResponseBody> {
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or("rampart-demo-embed");
+    let base64 = match body.get("encoding_format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "float" => false,
+        Some(Value::String(f)) if f == "base64" => true,
+        Some(_) => {
+            return openai_error(
+                StatusCode::BAD_REQUEST,
+                "'encoding_format' must be \"float\" or \"base64\"",
+            );
+        }
+    };
     let tokens: u64 = inputs.iter().map(|s| words(s)).sum();
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, s)| json!({"object": "embedding", "index": i, "embedding": demo_embedding(s)}))
+        .map(|(i, s)| {
+            let v = demo_embedding(s);
+            // As OpenAI does: base64 of the little-endian float32 values.
+            #[allow(clippy::cast_possible_truncation)]
+            let embedding = if base64 {
+                use base64::Engine as _;
+                let raw: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(raw))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
         .collect();
     json_response(
         StatusCode::OK,
@@ -290,14 +333,27 @@ async fn embeddings(req: Request<Incoming>) -> Response<ResponseBody> {
     )
 }
 
+fn model_list() -> Vec<Value> {
+    ["rampart-demo-chat", "rampart-demo-embed"]
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000u64, "owned_by": "rampart-demo"}))
+        .collect()
+}
+
 fn models() -> Response<ResponseBody> {
-    json_response(
-        StatusCode::OK,
-        &json!({"object": "list", "data": [
-            {"id": "rampart-demo-chat", "object": "model", "created": 1_700_000_000u64, "owned_by": "rampart-demo"},
-            {"id": "rampart-demo-embed", "object": "model", "created": 1_700_000_000u64, "owned_by": "rampart-demo"},
-        ]}),
-    )
+    json_response(StatusCode::OK, &json!({"object": "list", "data": model_list()}))
+}
+
+/// `GET /v1/models/{id}`: the model, or OpenAI's 404 `model_not_found`.
+fn model(id: &str) -> Response<ResponseBody> {
+    match model_list().into_iter().find(|m| m["id"] == id) {
+        Some(m) => json_response(StatusCode::OK, &m),
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": {"message": format!("The model '{id}' does not exist"),
+                    "type": "invalid_request_error", "param": null, "code": "model_not_found"}}),
+        ),
+    }
 }
 
 /// Describes the request as received: what a test needs to check header hygiene.
@@ -334,14 +390,22 @@ async fn echo(req: Request<Incoming>) -> Response<ResponseBody> {
 /// Starts the OpenAI-compatible demo server.
 pub async fn spawn_openai(addr: SocketAddr, opts: DemoOptions) -> std::io::Result<TestServer> {
     let opts = Arc::new(opts);
+    let last: LastRequest = Arc::default();
     TestServer::spawn(addr, move |req: Request<Incoming>| {
         let opts = Arc::clone(&opts);
+        let last = Arc::clone(&last);
         async move {
             let name = opts.server_name.clone();
-            let resp = match (req.method().clone(), req.uri().path()) {
-                (Method::POST, "/v1/chat/completions") => chat(req, &opts).await,
+            let path = req.uri().path().to_owned();
+            let resp = match (req.method().clone(), path.as_str()) {
+                (Method::POST, "/v1/chat/completions") => chat(req, &opts, &last).await,
                 (Method::POST, "/v1/embeddings") => embeddings(req).await,
                 (Method::GET, "/v1/models") => models(),
+                (Method::GET, p) if p.starts_with("/v1/models/") => model(&p["/v1/models/".len()..]),
+                (Method::GET, "/last-request") => {
+                    let seen = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    json_response(StatusCode::OK, &seen.unwrap_or(Value::Null))
+                }
                 (Method::GET, "/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
                 (_, "/echo") => echo(req).await,
                 (_, path) => openai_error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
@@ -377,8 +441,57 @@ fn flatten(v: &Value, out: &mut Vec<f64>) -> bool {
     }
 }
 
+/// Reads an inference request: JSON, or (with `Inference-Header-Content-Length`) a JSON
+/// header followed by the inputs' raw bytes. Returns the header and each binary input's
+/// bytes by input index.
+async fn read_infer(req: Request<Incoming>) -> Result<(Value, Vec<Option<Vec<u8>>>), String> {
+    let header_len = req
+        .headers()
+        .get("inference-header-content-length")
+        .map(|v| v.to_str().ok().and_then(|s| s.parse::<usize>().ok()))
+        .map(|n| n.ok_or("Inference-Header-Content-Length must be a number of bytes"))
+        .transpose()?;
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read body: {e}"))?
+        .to_bytes();
+    let Some(n) = header_len else {
+        let v = serde_json::from_slice(&body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+        return Ok((v, Vec::new()));
+    };
+    if n > body.len() {
+        return Err(format!(
+            "Inference-Header-Content-Length {n} exceeds the body's {} bytes",
+            body.len()
+        ));
+    }
+    let header: Value =
+        serde_json::from_slice(&body[..n]).map_err(|e| format!("inference header is not valid JSON: {e}"))?;
+    let mut tail = &body[n..];
+    let mut parts = Vec::new();
+    for input in header.get("inputs").and_then(Value::as_array).into_iter().flatten() {
+        match input.pointer("/parameters/binary_data_size").and_then(Value::as_u64) {
+            Some(size) => {
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                if size > tail.len() {
+                    return Err("binary_data_size runs past the end of the body".to_owned());
+                }
+                let (this, rest) = tail.split_at(size);
+                parts.push(Some(this.to_vec()));
+                tail = rest;
+            }
+            None => parts.push(None),
+        }
+    }
+    if !tail.is_empty() {
+        return Err(format!("{} bytes of binary data belong to no input", tail.len()));
+    }
+    Ok((header, parts))
+}
+
 async fn infer(req: Request<Incoming>, model: &IrisModel) -> Response<ResponseBody> {
-    let body = match read_json(req).await {
+    let (body, binary) = match read_infer(req).await {
         Ok(v) => v,
         Err(e) => return kserve_error(StatusCode::BAD_REQUEST, &e),
     };
@@ -402,8 +515,24 @@ async fn infer(req: Request<Incoming>, model: &IrisModel) -> Response<ResponseBo
         );
     }
     let mut data = Vec::new();
-    if !input.get("data").is_some_and(|d| flatten(d, &mut data)) {
-        return kserve_error(StatusCode::BAD_REQUEST, "inputs[0].data must be numbers");
+    match binary.first().cloned().flatten() {
+        Some(raw) => {
+            let width = if datatype == "FP32" { 4 } else { 8 };
+            if raw.len() % width != 0 {
+                return kserve_error(StatusCode::BAD_REQUEST, "inputs[0] binary data is not whole elements");
+            }
+            for e in raw.chunks_exact(width) {
+                data.push(match e.try_into() {
+                    Ok(b) if width == 4 => f64::from(f32::from_le_bytes(b)),
+                    _ => e.try_into().map(f64::from_le_bytes).unwrap_or(f64::NAN),
+                });
+            }
+        }
+        None => {
+            if !input.get("data").is_some_and(|d| flatten(d, &mut data)) {
+                return kserve_error(StatusCode::BAD_REQUEST, "inputs[0].data must be numbers");
+            }
+        }
     }
     let rows = usize::try_from(shape[0]).unwrap_or(0);
     if data.len() != rows * nf {
@@ -420,20 +549,77 @@ async fn infer(req: Request<Incoming>, model: &IrisModel) -> Response<ResponseBo
         labels.push(model.classes[best].clone());
         // FP32 output: round through f32 like a real FP32 model would.
         #[allow(clippy::cast_possible_truncation)]
-        probs.extend(p.iter().map(|v| f64::from(*v as f32)));
+        probs.extend(p.iter().map(|v| *v as f32));
     }
-    let mut out = json!({
-        "model_name": model.name,
-        "model_version": "1",
-        "outputs": [
-            {"name": "probabilities", "datatype": "FP32", "shape": [rows, model.classes.len()], "data": probs},
-            {"name": "label", "datatype": "BYTES", "shape": [rows], "data": labels},
-        ],
+    // Which outputs, and which in binary: `outputs[].parameters.binary_data`, else the
+    // request's `parameters.binary_data_output` (what tritonclient sends by default).
+    let all_binary = body
+        .pointer("/parameters/binary_data_output")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let wanted: Option<Vec<(String, bool)>> = body.get("outputs").and_then(Value::as_array).map(|list| {
+        list.iter()
+            .filter_map(|o| {
+                let name = o.get("name")?.as_str()?.to_owned();
+                let bin = o
+                    .pointer("/parameters/binary_data")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(all_binary);
+                Some((name, bin))
+            })
+            .collect()
     });
+    let pick = |name: &str| match &wanted {
+        None => Some(all_binary),
+        Some(w) => w.iter().find(|(n, _)| n == name).map(|(_, b)| *b),
+    };
+    let mut outputs = Vec::new();
+    let mut tail: Vec<u8> = Vec::new();
+    if let Some(bin) = pick("probabilities") {
+        let shape = json!([rows, model.classes.len()]);
+        if bin {
+            let raw: Vec<u8> = probs.iter().flat_map(|p| p.to_le_bytes()).collect();
+            outputs.push(json!({"name": "probabilities", "datatype": "FP32", "shape": shape,
+                                "parameters": {"binary_data_size": raw.len()}}));
+            tail.extend_from_slice(&raw);
+        } else {
+            let values: Vec<f64> = probs.iter().map(|p| f64::from(*p)).collect();
+            outputs.push(json!({"name": "probabilities", "datatype": "FP32", "shape": shape, "data": values}));
+        }
+    }
+    if let Some(bin) = pick("label") {
+        if bin {
+            let mut raw = Vec::new();
+            for l in &labels {
+                raw.extend_from_slice(&u32::try_from(l.len()).unwrap_or(0).to_le_bytes());
+                raw.extend_from_slice(l.as_bytes());
+            }
+            outputs.push(json!({"name": "label", "datatype": "BYTES", "shape": [rows],
+                                "parameters": {"binary_data_size": raw.len()}}));
+            tail.extend_from_slice(&raw);
+        } else {
+            outputs.push(json!({"name": "label", "datatype": "BYTES", "shape": [rows], "data": labels}));
+        }
+    }
+    if let Some(w) = &wanted
+        && let Some((unknown, _)) = w.iter().find(|(n, _)| n != "probabilities" && n != "label")
+    {
+        return kserve_error(StatusCode::BAD_REQUEST, &format!("unknown output '{unknown}'"));
+    }
+    let mut out = json!({"model_name": model.name, "model_version": "1", "outputs": outputs});
     if let Some(id) = body.get("id") {
         out["id"] = id.clone();
     }
-    json_response(StatusCode::OK, &out)
+    if tail.is_empty() {
+        return json_response(StatusCode::OK, &out);
+    }
+    let mut bytes = out.to_string().into_bytes();
+    let header_len = bytes.len();
+    bytes.extend_from_slice(&tail);
+    let mut r = full(StatusCode::OK, "application/octet-stream", bytes);
+    r.headers_mut()
+        .insert("inference-header-content-length", http::HeaderValue::from(header_len));
+    r
 }
 
 /// Starts the KServe v2 demo server with the iris model.
@@ -452,7 +638,8 @@ pub async fn spawn_kserve(addr: SocketAddr, opts: DemoOptions) -> std::io::Resul
                 (Method::GET, ["v2", "health", "ready"]) => json_response(StatusCode::OK, &json!({"ready": true})),
                 (Method::GET, ["v2"]) => json_response(
                     StatusCode::OK,
-                    &json!({"name": "rampart-demo-kserve", "version": env!("CARGO_PKG_VERSION"), "extensions": []}),
+                    &json!({"name": "rampart-demo-kserve", "version": env!("CARGO_PKG_VERSION"),
+                            "extensions": ["binary_tensor_data"]}),
                 ),
                 (Method::GET, ["v2", "models", m]) | (Method::GET, ["v2", "models", m, "versions", "1"])
                     if *m == model.name =>

@@ -4,11 +4,13 @@
 //! (`rampart_detect::json`: duplicate keys, UTF-8, depth, RFC 8259 grammar), into
 //! `ex.body_json`, which every later stage reads. On JSON routes (`openai`, `kserve`,
 //! `json`) a body in another media type or in a content coding (gzip, …) is refused
-//! with 415: what the gateway cannot read, it does not forward. Opaque `http` routes
-//! keep streaming, still size-bounded.
+//! with 415: what the gateway cannot read, it does not forward. KServe routes also
+//! read the binary tensor extension (`Inference-Header-Content-Length`) into the same
+//! JSON view ([`kserve_body`]). Opaque `http` routes keep streaming, still size-bounded.
 
 use http::header;
 use rampart_config::Protocol;
+use rampart_detect::kserve_binary;
 
 use crate::body::{RequestBody, read_bounded};
 use crate::context::Exchange;
@@ -73,6 +75,67 @@ pub fn json_body(
     parse_body(body, max_depth).map(Some)
 }
 
+/// A KServe route's body: JSON, or the binary tensor extension when
+/// `Inference-Header-Content-Length` is sent (tritonclient's default). Either way the
+/// result is the JSON view later stages read (`rampart_detect::kserve_binary`: binary
+/// tensors' sizes checked against their shapes, their BYTES elements — and with
+/// `numbers`, their numbers — shown as `data`), plus the layout to write it back.
+/// `binary_data_size` in a plain JSON body is refused: there is nothing it could
+/// describe.
+pub fn kserve_body(
+    headers: &http::HeaderMap,
+    body: &[u8],
+    max_depth: u32,
+    numbers: bool,
+) -> Result<(Option<serde_json::Value>, Option<kserve_binary::Layout>), RequestError> {
+    let invalid = |v: rampart_detect::protocol::Violation| RequestError::InvalidRequest {
+        param: v.path,
+        message: v.message,
+    };
+    let mut lengths = headers.get_all(kserve_binary::HEADER).iter();
+    let Some(length) = lengths.next() else {
+        let Some(v) = json_body(headers, body, max_depth)? else {
+            return Ok((None, None));
+        };
+        let (view, _) = kserve_binary::decode(v, &[], kserve_binary::Tensors::Inputs, false).map_err(invalid)?;
+        return Ok((Some(view), None));
+    };
+    if lengths.next().is_some() {
+        return Err(RequestError::BadRequest(
+            "Inference-Header-Content-Length is sent twice",
+        ));
+    }
+    if encoded(headers) {
+        return Err(ENCODED);
+    }
+    if !declares_binary(headers) {
+        return Err(RequestError::UnsupportedMedia(
+            "a binary tensor body is sent as application/octet-stream (or without a Content-Type)",
+        ));
+    }
+    let length = length
+        .to_str()
+        .map_err(|_| RequestError::BadRequest("Inference-Header-Content-Length is not text"))?;
+    let (header, tail) = kserve_binary::split(body, length).map_err(invalid)?;
+    let header = parse_body(header, max_depth)?;
+    let (view, layout) =
+        kserve_binary::decode(header, tail, kserve_binary::Tensors::Inputs, numbers).map_err(invalid)?;
+    Ok((Some(view), Some(layout)))
+}
+
+/// Media types a binary tensor body may be declared as.
+fn declares_binary(headers: &http::HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => v.to_str().is_ok_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/octet-stream" || essence == "application/json"
+        }),
+        (Some(_), Some(_)) => false,
+    }
+}
+
 impl Stage for BodyStage {
     const NAME: &'static str = "body";
 
@@ -111,7 +174,26 @@ impl Stage for BodyStage {
             RequestBody::Buffered(b) => b,
         };
         ex.request_bytes = bytes.len() as u64;
-        match json_body(&req.head.headers, &bytes, limits.max_json_depth) {
+        if route.config.protocol == Protocol::Kserve && !ex.path.trim_end_matches('/').ends_with("/infer") {
+            // The binary extension exists only for inference; elsewhere the header
+            // describes nothing (tritonclient leaves it in a reused headers dict), and
+            // it does not go upstream.
+            req.head.headers.remove(kserve_binary::HEADER);
+        }
+        let read = if route.config.protocol == Protocol::Kserve {
+            let numbers = matches!(route.config.validation, Some(rampart_config::Validation::Kserve(_)));
+            kserve_body(&req.head.headers, &bytes, limits.max_json_depth, numbers).map(|(v, layout)| {
+                ex.kserve_binary = layout;
+                v
+            })
+        } else if req.head.headers.contains_key(kserve_binary::HEADER) {
+            Err(RequestError::BadRequest(
+                "Inference-Header-Content-Length (the binary tensor extension) is read on kserve routes only",
+            ))
+        } else {
+            json_body(&req.head.headers, &bytes, limits.max_json_depth)
+        };
+        match read {
             Ok(v) => ex.body_json = v,
             Err(e) => return Flow::Reject(e),
         }

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use http::header;
 use rampart_config::Protocol;
+use rampart_detect::kserve_binary;
 
 use crate::body::RequestBody;
 use crate::content::ContentState;
@@ -53,11 +54,21 @@ impl ContentStage {
     }
 
     /// Inspects a whole response body; returns the body to send or the refusal.
-    pub fn on_response_body(&self, ex: &mut Exchange, body: Bytes) -> Result<Bytes, RequestError> {
+    pub fn on_response_body(
+        &self,
+        ex: &mut Exchange,
+        headers: &mut http::HeaderMap,
+        body: Bytes,
+    ) -> Result<Bytes, RequestError> {
         let Some(mut state) = ex.content.take() else {
             return Ok(body);
         };
-        let out = state.on_response_body(ex, body);
+        let out = match headers.get(kserve_binary::HEADER) {
+            Some(length) if ex.protocol == Protocol::Kserve => {
+                binary_response(&mut state, ex, headers, length.clone(), body)
+            }
+            _ => state.on_response_body(ex, body),
+        };
         ex.content = Some(state);
         out
     }
@@ -89,6 +100,29 @@ impl Stage for ContentStage {
         let tenant = ex.principal.as_ref().and_then(|p| p.tenant.clone());
         let mut state = ContentState::new(std::sync::Arc::clone(policy), tenant.as_deref());
         let parsed = ex.body_json.take();
+        if policy.inspects_requests() && ex.kserve_binary.as_ref().is_some_and(|l| l.unreadable_text()) {
+            // A BYTES tensor in the binary extension that is not text: the policy
+            // cannot read it, so it does not pass unless the policy says fail_open.
+            let pass = policy.fail_open;
+            ex.add_finding(
+                crate::context::Finding {
+                    kind: "request.uninspectable",
+                    confidence: 1.0,
+                    location: crate::context::Location::RequestBody,
+                    span: None,
+                },
+                if pass {
+                    crate::context::Decision::Flag
+                } else {
+                    crate::context::Decision::Block
+                },
+            );
+            if !pass {
+                return Flow::Reject(RequestError::UnsupportedMedia(
+                    "a binary BYTES tensor holds bytes that are not UTF-8 text, which this route's content policy must read",
+                ));
+            }
+        }
         let result = match &req.body {
             RequestBody::Buffered(body) if !body.is_empty() => state.on_request(ex, route.config.protocol, parsed),
             _ => Ok(None),
@@ -96,6 +130,28 @@ impl Stage for ContentStage {
         ex.content = Some(state);
         match result {
             Ok(Some(body)) => {
+                // A binary tensor body goes on as binary: the rewritten view is encoded
+                // back (only BYTES elements change; numbers go byte for byte).
+                let body = match (&ex.kserve_binary, &ex.body_json) {
+                    (Some(layout), Some(view)) if layout.is_binary() => {
+                        match kserve_binary::encode(view, layout, kserve_binary::Tensors::Inputs) {
+                            Ok((bytes, header_len)) => {
+                                req.head.headers.insert(
+                                    http::HeaderName::from_static(kserve_binary::HEADER),
+                                    http::HeaderValue::from(header_len),
+                                );
+                                Bytes::from(bytes)
+                            }
+                            Err(v) => {
+                                return Flow::Reject(RequestError::InvalidRequest {
+                                    param: v.path,
+                                    message: v.message,
+                                });
+                            }
+                        }
+                    }
+                    _ => body,
+                };
                 req.head
                     .headers
                     .insert(header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
@@ -150,4 +206,54 @@ impl Stage for ContentStage {
         ex.content = Some(state);
         Flow::Continue
     }
+}
+
+/// A KServe response in the binary tensor extension: its JSON view (BYTES outputs as
+/// strings) goes through the policy like a JSON response; when the policy rewrote it,
+/// it is encoded back and the header length updated, otherwise the upstream's bytes
+/// go on untouched.
+fn binary_response(
+    state: &mut ContentState,
+    ex: &mut Exchange,
+    headers: &mut http::HeaderMap,
+    length: http::HeaderValue,
+    body: Bytes,
+) -> Result<Bytes, RequestError> {
+    let pass = state.policy.fail_open;
+    let refuse = |ex: &mut Exchange, why: &'static str, body: Bytes| {
+        crate::content::note_uninspectable(ex, pass, why);
+        if pass {
+            Ok(body)
+        } else {
+            Err(RequestError::ResponseUninspectable(why))
+        }
+    };
+    let read = length
+        .to_str()
+        .ok()
+        .and_then(|l| kserve_binary::split(&body, l).ok())
+        .and_then(|(h, t)| {
+            let header = rampart_detect::json::parse_strict(h, crate::content::RESPONSE_MAX_DEPTH).ok()?;
+            kserve_binary::decode(header, t, kserve_binary::Tensors::Outputs, false).ok()
+        });
+    let Some((view, layout)) = read else {
+        return refuse(ex, "the binary tensor response does not add up", body);
+    };
+    if layout.unreadable_text() {
+        return refuse(ex, "a binary BYTES output is not UTF-8 text", body);
+    }
+    let shown = Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
+    let out = state.on_response_body(ex, shown.clone())?;
+    if out == shown {
+        return Ok(body);
+    }
+    let rewritten: serde_json::Value = serde_json::from_slice(&out)
+        .map_err(|_| RequestError::ResponseUninspectable("the rewritten response is not JSON"))?;
+    let (bytes, header_len) = kserve_binary::encode(&rewritten, &layout, kserve_binary::Tensors::Outputs)
+        .map_err(|_| RequestError::ResponseUninspectable("the rewritten response cannot be encoded"))?;
+    headers.insert(
+        http::HeaderName::from_static(kserve_binary::HEADER),
+        http::HeaderValue::from(header_len),
+    );
+    Ok(Bytes::from(bytes))
 }
