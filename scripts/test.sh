@@ -3,7 +3,10 @@
 # integration tests that start the real gateway binary on random ports).
 # Installs or starts what the tests need: curl (the demo test runs the demo's printed
 # curl commands), PostgreSQL (the shared key-store test) and redis-server (the shared
-# limits test), via scripts/services.sh.
+# limits test), via scripts/services.sh; the pinned client libraries the SDK tests
+# drive (OpenAI Python and Node SDKs, LangChain, tritonclient), via scripts/clients.sh.
+# Last, the newcomer path: README.md followed top to bottom on a fresh clone
+# (scripts/newcomer.py; it builds the release binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +17,7 @@ if ! command -v curl >/dev/null; then
 fi
 
 scripts/services.sh
+scripts/clients.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -24,3 +28,5 @@ cargo test --workspace 2>&1 | tee /tmp/rampart-test-$$.log
 # A closing summary the CI reader understands, summed over every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' /tmp/rampart-test-$$.log
 rm -f /tmp/rampart-test-$$.log
+echo "== the newcomer path (README.md on a fresh clone)"
+python3 scripts/newcomer.py

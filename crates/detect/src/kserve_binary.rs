@@ -363,6 +363,7 @@ pub fn encode(view: &Value, layout: &Layout, which: Tensors) -> Result<(Vec<u8>,
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data is small
 mod tests {
     use super::*;
     use serde_json::json;

@@ -264,3 +264,60 @@ pub enum InitError {
         source: std::io::Error,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn should_retry(e: &RequestError) -> Option<String> {
+        e.extra_headers()
+            .into_iter()
+            .find(|(n, _)| *n == X_SHOULD_RETRY)
+            .map(|(_, v)| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    fn limited(retry_after: u64) -> RequestError {
+        RequestError::Limited(Box::new(crate::limits::Refusal {
+            code: "quota_exceeded",
+            limit: "q".into(),
+            message: "quota".into(),
+            retry_after,
+            policy: "\"q\";q=10;w=86400".into(),
+            unavailable: false,
+        }))
+    }
+
+    #[test]
+    fn refusals_that_would_repeat_tell_sdks_not_to_retry() {
+        for e in [
+            RequestError::ResponseBlocked {
+                kinds: "canary_leak".into(),
+            },
+            RequestError::ResponseTooLarge { limit: 10 },
+            RequestError::ResponseUninspectable("x"),
+            limited(3600),
+        ] {
+            assert_eq!(should_retry(&e).as_deref(), Some("false"), "{e:?}");
+        }
+        // Worth retrying: a short wait, or the gateway or upstream being busy.
+        for e in [
+            limited(CLIENT_RETRY_WAIT_SECS),
+            RequestError::NoHealthyUpstream,
+            RequestError::UpstreamTimeout,
+            RequestError::AuditUnavailable,
+        ] {
+            assert_eq!(should_retry(&e), None, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn kserve_paths_are_told_apart_by_segment() {
+        assert!(kserve_path("/v2"));
+        assert!(kserve_path("/v2/models/x"));
+        assert!(!kserve_path("/v2x"));
+        assert!(!kserve_path("/v1/models"));
+        let body: serde_json::Value =
+            serde_json::from_slice(&RequestError::NoRoute.body(Protocol::Kserve, "id")).unwrap_or_default();
+        assert!(body["error"].is_string(), "{body}");
+    }
+}

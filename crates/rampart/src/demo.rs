@@ -429,6 +429,9 @@ Rampart demo is running.
   config   {config}
   API key  {key}
 
+For the commands in README.md, in another terminal:
+  export RAMPART_KEY={key}
+
 Each command below is one line; the line after it (=>) is what it prints: the HTTP status
 and text it contains ("no" marks text it must not contain).
 
