@@ -10,11 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v curl >/dev/null; then
-  echo "installing curl (the demo test runs the demo's printed curl commands)" >&2
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl >/dev/null
-fi
+# curl: the demo's printed commands; openssl: README's pepper (the newcomer path).
+for tool in curl openssl; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "installing $tool (the demo's and README's commands use it)" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$tool" >/dev/null
+  fi
+done
 
 scripts/services.sh
 scripts/clients.sh

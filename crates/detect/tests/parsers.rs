@@ -1,13 +1,71 @@
-//! The stable, bounded counterpart of the `json_strict` and `sse_parse` fuzz targets
-//! (which need nightly and run from docs/FUZZING.md): generated inputs biased toward the
-//! tricks the parsers exist to stop — duplicate and escaped keys, surrogates, NaN,
-//! CR/LF mixtures split at every point.
+//! The stable, bounded counterpart of the `json_strict`, `sse_parse` and
+//! `kserve_binary` fuzz targets (which need nightly and run from docs/FUZZING.md):
+//! generated inputs biased toward the tricks the parsers exist to stop — duplicate and
+//! escaped keys, surrogates, NaN, CR/LF mixtures split at every point, tensor sizes that
+//! do not add up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
 use rampart_detect::json::{JsonError, parse_strict};
+use rampart_detect::kserve_binary::{Tensors, decode, encode};
 use rampart_detect::sse::{Event, parse_chunks};
+
+/// A binary-extension request: tensors of random datatypes and contents, each with a
+/// size that is right or (when `lie` picks it) off by a few bytes, and maybe junk after
+/// the last tensor. Returns the header, the tail, and whether it is honest.
+fn tensors() -> impl Strategy<Value = (serde_json::Value, Vec<u8>, bool)> {
+    let tensor = (
+        prop::sample::select(vec!["FP32", "INT8", "BOOL", "BYTES", "FP16", "UINT64"]),
+        1usize..4,
+        prop::collection::vec(any::<u8>(), 0..24),
+        prop::sample::select(vec![0i64, 0, 0, 1, -1, 4]),
+    );
+    (
+        prop::collection::vec(tensor, 1..4),
+        prop::collection::vec(any::<u8>(), 0..3),
+    )
+        .prop_map(|(list, junk)| {
+            let mut inputs = Vec::new();
+            let mut tail = Vec::new();
+            let mut honest = junk.is_empty();
+            for (i, (dt, n, bytes, lie)) in list.into_iter().enumerate() {
+                let raw: Vec<u8> = if dt == "BYTES" {
+                    let mut out = Vec::new();
+                    for k in 0..n {
+                        let piece = bytes.get(k * 3..(k * 3 + 3).min(bytes.len())).unwrap_or(&[]);
+                        out.extend_from_slice(&u32::try_from(piece.len()).unwrap().to_le_bytes());
+                        out.extend_from_slice(piece);
+                    }
+                    out
+                } else {
+                    let width = match dt {
+                        "FP32" => 4,
+                        "FP16" => 2,
+                        "UINT64" => 8,
+                        _ => 1,
+                    };
+                    (0..n * width)
+                        .map(|j| match dt {
+                            // Keep floats finite and BOOL bytes 0/1 in honest bodies.
+                            "BOOL" => bytes.get(j).copied().unwrap_or(0) & 1,
+                            "FP32" | "FP16" => bytes.get(j).copied().unwrap_or(0) & 0x3f,
+                            _ => bytes.get(j).copied().unwrap_or(0),
+                        })
+                        .collect()
+                };
+                let size = i64::try_from(raw.len()).unwrap() + lie;
+                honest &= lie == 0;
+                inputs.push(
+                    serde_json::json!({"name": format!("t{i}"), "datatype": dt, "shape": [n],
+                                           "parameters": {"binary_data_size": size.max(0)}}),
+                );
+                tail.extend(raw);
+            }
+            tail.extend(junk);
+            (serde_json::json!({"inputs": inputs}), tail, honest)
+        })
+}
 
 /// JSON-ish text from fragments that make parsers disagree.
 fn jsonish() -> impl Strategy<Value = String> {
@@ -112,6 +170,21 @@ proptest! {
             }
             let data = |es: &[Event]| es.iter().filter(|e| e.data.is_some()).cloned().collect::<Vec<_>>();
             prop_assert_eq!(data(&parse_chunks(&[&written]).unwrap()), data(&events));
+        }
+    }
+
+    #[test]
+    fn binary_tensors_read_only_when_sizes_add_up_and_write_back_as_read((header, tail, honest) in tensors()) {
+        match decode(header, &tail, Tensors::Inputs, true) {
+            Ok((view, layout)) => {
+                prop_assert!(honest, "a dishonest body was accepted: {}", view);
+                let (body, n) = encode(&view, &layout, Tensors::Inputs).unwrap();
+                let again: serde_json::Value = serde_json::from_slice(&body[..n]).unwrap();
+                prop_assert_eq!(&body[n..], &tail[..]);
+                let (reread, _) = decode(again, &body[n..], Tensors::Inputs, true).unwrap();
+                prop_assert_eq!(reread, view);
+            }
+            Err(v) => prop_assert!(!honest, "an honest body was refused: {}", v),
         }
     }
 }
