@@ -78,7 +78,7 @@ pub struct ExchangeRecord {
     /// The bodies, encrypted under the data subject's key (routes with
     /// `capture_payloads`); unreadable once the subject is erased.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<crate::audit_payload::Sealed>,
+    pub payload: Option<rampart_audit_store::payload::Sealed>,
 }
 
 fn arc_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
@@ -182,7 +182,7 @@ pub struct LifecycleRecord {
 pub struct AuditState {
     pub request_sha256: Option<String>,
     pub response: ring::digest::Context,
-    pub capture: Option<crate::audit_payload::Capture>,
+    pub capture: Option<rampart_audit_store::payload::Capture>,
 }
 
 impl std::fmt::Debug for AuditState {
@@ -206,7 +206,7 @@ pub struct AuditTrail {
     pub node: Arc<str>,
     metrics: Arc<Metrics>,
     /// Subject keys for captured payloads (`audit.master_key`).
-    pub keys: Option<Arc<crate::audit_payload::SubjectKeys>>,
+    pub keys: Option<Arc<rampart_audit_store::payload::SubjectKeys>>,
     pub subject_header: http::HeaderName,
     pub max_payload_bytes: usize,
 }
@@ -222,10 +222,10 @@ impl std::fmt::Debug for AuditTrail {
 
 /// The subject-key store the config names: PostgreSQL with `store = "postgres"`, else
 /// files beside the trail.
-pub fn subject_keys(cfg: &Audit, master_key: &[u8]) -> std::io::Result<crate::audit_payload::SubjectKeys> {
+pub fn subject_keys(cfg: &Audit, master_key: &[u8]) -> std::io::Result<rampart_audit_store::payload::SubjectKeys> {
     match &cfg.postgres {
-        Some(url) => crate::audit_payload::SubjectKeys::in_postgres(&cfg.dir, master_key, url.expose()),
-        None => crate::audit_payload::SubjectKeys::new(&cfg.dir, master_key),
+        Some(url) => rampart_audit_store::payload::SubjectKeys::in_postgres(&cfg.dir, master_key, url.expose()),
+        None => rampart_audit_store::payload::SubjectKeys::new(&cfg.dir, master_key),
     }
 }
 
@@ -287,7 +287,7 @@ impl AuditTrail {
             Some(url) => {
                 // The store blocks on its own runtime: open it off this async context.
                 let (url, owned_node) = (url.expose().clone(), node.to_owned());
-                let opened = std::thread::spawn(move || crate::audit_pg::PgStore::open(&url, &owned_node))
+                let opened = std::thread::spawn(move || rampart_audit_store::pg::PgStore::open(&url, &owned_node))
                     .join()
                     .map_err(|_| fail("opening the PostgreSQL audit store panicked".into()))?
                     .map_err(|e| fail(format!("cannot open the audit store in PostgreSQL: {e}")))?;
@@ -558,7 +558,7 @@ impl AuditTrail {
                 self.hand_over(
                     Box::new(move || {
                         // On the writer thread: the subject's key may need creating.
-                        let aad = crate::audit_payload::payload_aad(&record.node, &record.request_id);
+                        let aad = rampart_audit_store::payload::payload_aad(&record.node, &record.request_id);
                         match keys.seal(capture, &aad) {
                             Ok(sealed) => record.payload = Some(sealed),
                             Err(e) => tracing::error!(error = %e, "audit payload not captured: cannot encrypt it"),

@@ -17,7 +17,7 @@ use rampart_identity::{AuthError, KeyFile, KeyStore, Pepper, Policy, Principal, 
 use crate::error::InitError;
 
 /// A PostgreSQL connection kept by the key watcher (reconnects after errors).
-struct PgConn(Option<tokio_postgres::Client>);
+struct PgConn(Option<rampart_identity::keystore_pg::Client>);
 
 impl std::fmt::Debug for PgConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,11 +157,11 @@ impl IdentityRuntime {
                     rampart_config::KeyStoreConfig::Postgres(url) => {
                         // Start-up needs the keys now: refuse to start without the database.
                         let text = url.expose().clone();
-                        let (file, at) = crate::keystore_pg::run_blocking(async move {
-                            let client = crate::keystore_pg::connect(&text).await?;
+                        let (file, at) = rampart_identity::keystore_pg::run_blocking(async move {
+                            let client = rampart_identity::keystore_pg::connect(&text).await?;
                             Ok((
-                                crate::keystore_pg::load(&client).await?,
-                                crate::keystore_pg::stamp(&client).await?,
+                                rampart_identity::keystore_pg::load(&client).await?,
+                                rampart_identity::keystore_pg::stamp(&client).await?,
                             ))
                         })
                         .map_err(|e| InitError::Keys(format!("postgres: {e}")))?;
@@ -217,14 +217,14 @@ impl IdentityRuntime {
                 let mut conn = conn.lock().await;
                 let result = async {
                     if conn.0.is_none() {
-                        conn.0 = Some(crate::keystore_pg::connect(url.expose()).await?);
+                        conn.0 = Some(rampart_identity::keystore_pg::connect(url.expose()).await?);
                     }
                     let client = conn.0.as_ref().ok_or("not connected")?;
-                    let now = crate::keystore_pg::stamp(client).await?;
+                    let now = rampart_identity::keystore_pg::stamp(client).await?;
                     if now == *stamp.lock().unwrap_or_else(|p| p.into_inner()) {
                         return Ok::<_, String>(None);
                     }
-                    Ok(Some((crate::keystore_pg::load(client).await?, now)))
+                    Ok(Some((rampart_identity::keystore_pg::load(client).await?, now)))
                 }
                 .await;
                 match result {

@@ -9,9 +9,6 @@
 
 pub mod admin;
 pub mod audit;
-pub mod audit_payload;
-pub mod audit_pg;
-pub mod audit_report;
 pub mod body;
 pub mod breaker;
 pub mod conn;
@@ -21,7 +18,6 @@ pub mod error;
 pub mod identity;
 pub mod json;
 pub mod jwks;
-pub mod keystore_pg;
 pub mod limits;
 pub mod metrics;
 pub mod pipeline;

@@ -224,7 +224,7 @@ fn verify_config(
     if let Some(n) = max_unsigned {
         audit.checkpoint_every = n;
     }
-    let reports = rampart_gateway::audit_report::verify_store(&audit, nodes, key, witness.as_ref())?;
+    let reports = rampart_audit_store::report::verify_store(&audit, nodes, key, witness.as_ref())?;
     if reports.is_empty() {
         eprintln!("{}: no audit records found", path.display());
         return Ok(ExitCode::from(2));
@@ -328,7 +328,7 @@ fn subject_keys(audit: &rampart_config::Audit, path: &Path) -> Result<SubjectKey
     })
 }
 
-use rampart_gateway::audit_payload::{Sealed, SubjectKeys, payload_aad};
+use rampart_audit_store::payload::{Sealed, SubjectKeys, payload_aad};
 
 fn erase(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
     let audit = match audit_section(path) {
@@ -373,7 +373,7 @@ fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
     // Collect the subject's records first, decrypt after: reading the store and the
     // key store may both need a blocking database connection.
     let mut mine = Vec::new();
-    rampart_gateway::audit_report::for_each_entry(&audit, |_, e| {
+    rampart_audit_store::report::for_each_entry(&audit, |_, e| {
         let record = e.value();
         if about(&record, &pseudonym) {
             mine.push((e.seq, record));
@@ -444,7 +444,7 @@ fn purge(path: &Path, dry_run: bool, now: Option<&str>) -> anyhow::Result<ExitCo
         Fate::After(t.saturating_add(retention.for_class(v["type"].as_str().unwrap_or(""))))
     };
     let stamp = rampart_identity::time::format(now);
-    let nodes = rampart_gateway::audit_report::nodes(&audit)?;
+    let nodes = rampart_audit_store::report::nodes(&audit)?;
     let pg = match &audit.postgres {
         Some(url) => Some((
             tokio::runtime::Builder::new_current_thread().enable_all().build()?,
@@ -454,7 +454,7 @@ fn purge(path: &Path, dry_run: bool, now: Option<&str>) -> anyhow::Result<ExitCo
     };
     for node in nodes {
         let p = match &pg {
-            Some((rt, url)) => rt.block_on(rampart_gateway::audit_pg::purge(
+            Some((rt, url)) => rt.block_on(rampart_audit_store::pg::purge(
                 url, &node, fate, now, &key, &stamp, dry_run,
             )),
             None => purge_dir(&audit.dir, &node, fate, now, &key, &stamp, dry_run),
@@ -497,7 +497,7 @@ fn window(from: Option<&str>, to: Option<&str>) -> Result<Window, ExitCode> {
     })
 }
 
-use rampart_gateway::audit_report::{NodeCheck, Summary, Window};
+use rampart_audit_store::report::{NodeCheck, Summary, Window};
 
 fn siem(path: &Path, format: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
@@ -513,9 +513,9 @@ fn siem(path: &Path, format: &str, from: Option<&str>, to: Option<&str>) -> anyh
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = None;
-    rampart_gateway::audit_report::for_each_entry(&audit, |node, e| {
+    rampart_audit_store::report::for_each_entry(&audit, |node, e| {
         if failed.is_none() && w.contains(&e.value()) {
-            let line = rampart_gateway::audit_report::siem_line(node, &e, ecs);
+            let line = rampart_audit_store::report::siem_line(node, &e, ecs);
             if let Err(err) = writeln!(out, "{line}") {
                 failed = Some(err);
             }
@@ -552,10 +552,10 @@ fn report(
         Err(code) => return Ok(code),
     };
     let mut summary = Summary::default();
-    rampart_gateway::audit_report::for_each_entry(&audit, |node, e| summary.add(node, &e, &w))?;
+    rampart_audit_store::report::for_each_entry(&audit, |node, e| summary.add(node, &e, &w))?;
     // The report states whether each chain it summarises is intact.
     let mut checks = Vec::new();
-    let reports = rampart_gateway::audit_report::verify_store(&audit, Vec::new(), key.as_deref(), None)?;
+    let reports = rampart_audit_store::report::verify_store(&audit, Vec::new(), key.as_deref(), None)?;
     for (node, r) in reports {
         checks.push(NodeCheck {
             ok: r.ok(),
@@ -576,12 +576,12 @@ fn report(
     }
     let period = (from.unwrap_or("the first record"), to.unwrap_or("the last record"));
     let now = rampart_identity::time::format(rampart_identity::time::now());
-    let md = rampart_gateway::audit_report::report_markdown(&config, &summary, &checks, period, &now);
+    let md = rampart_audit_store::report::report_markdown(&config, &summary, &checks, period, &now);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     std::fs::write(out.join("report.md"), &md).context("cannot write report.md")?;
     std::fs::write(
         out.join("report.html"),
-        rampart_gateway::audit_report::markdown_to_html(&md),
+        rampart_audit_store::report::markdown_to_html(&md),
     )
     .context("cannot write report.html")?;
     println!(

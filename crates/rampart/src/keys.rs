@@ -76,9 +76,9 @@ impl Store {
             Store::File(path) => KeyFile::load_or_empty(path)?,
             Store::Postgres(url) => {
                 let url = url.clone();
-                rampart_gateway::keystore_pg::run_blocking(async move {
-                    let client = rampart_gateway::keystore_pg::connect(&url).await?;
-                    rampart_gateway::keystore_pg::load(&client).await
+                rampart_identity::keystore_pg::run_blocking(async move {
+                    let client = rampart_identity::keystore_pg::connect(&url).await?;
+                    rampart_identity::keystore_pg::load(&client).await
                 })
                 .map_err(anyhow::Error::msg)?
             }
@@ -97,9 +97,9 @@ impl Store {
                     .cloned()
                     .collect();
                 let url = url.clone();
-                rampart_gateway::keystore_pg::run_blocking(async move {
-                    let client = rampart_gateway::keystore_pg::connect(&url).await?;
-                    rampart_gateway::keystore_pg::upsert(&client, &changed).await
+                rampart_identity::keystore_pg::run_blocking(async move {
+                    let client = rampart_identity::keystore_pg::connect(&url).await?;
+                    rampart_identity::keystore_pg::upsert(&client, &changed).await
                 })
                 .map_err(anyhow::Error::msg)?;
             }

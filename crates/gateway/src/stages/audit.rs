@@ -70,7 +70,7 @@ impl AuditStage {
             .or_else(|| ex.principal.as_ref().map(|p| p.subject.clone()))
             .unwrap_or_else(|| "anonymous".into());
         let limit = trail.max_payload_bytes;
-        let mut capture = crate::audit_payload::Capture {
+        let mut capture = rampart_audit_store::payload::Capture {
             subject: trail.pseudonym(&subject),
             limit,
             ..Default::default()

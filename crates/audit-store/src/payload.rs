@@ -126,7 +126,7 @@ pub struct SubjectKeys {
     dir: PathBuf,
     /// With the PostgreSQL store, wrapped keys live in its `rampart_audit_subject_keys`
     /// table, shared by every node; otherwise in `dir`.
-    pg: Option<crate::audit_pg::PgKeys>,
+    pg: Option<crate::pg::PgKeys>,
     master: LessSafeKey,
     cache: Mutex<HashMap<String, SubjectKey>>,
 }
@@ -154,7 +154,7 @@ impl SubjectKeys {
     /// Keys in PostgreSQL (`postgres_url`), shared by every node; connects on first use.
     pub fn in_postgres(audit_dir: &Path, master_key: &[u8], postgres_url: &str) -> io::Result<Self> {
         Ok(Self {
-            pg: Some(crate::audit_pg::PgKeys::new(postgres_url)?),
+            pg: Some(crate::pg::PgKeys::new(postgres_url)?),
             ..Self::new(audit_dir, master_key)?
         })
     }

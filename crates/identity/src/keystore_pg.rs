@@ -7,8 +7,9 @@
 
 use std::future::Future;
 
-use rampart_identity::{KeyFile, KeyRecord};
-use tokio_postgres::{Client, NoTls};
+use crate::{KeyFile, KeyRecord};
+pub use tokio_postgres::Client;
+use tokio_postgres::NoTls;
 
 const SCHEMA: &str = "
 CREATE SEQUENCE IF NOT EXISTS rampart_api_keys_version;

@@ -21,7 +21,7 @@ fn runtime() -> io::Result<tokio::runtime::Runtime> {
 /// The node ids with records in the store `audit` names.
 pub fn nodes(audit: &Audit) -> io::Result<Vec<String>> {
     match &audit.postgres {
-        Some(url) => runtime()?.block_on(crate::audit_pg::nodes(url.expose())),
+        Some(url) => runtime()?.block_on(crate::pg::nodes(url.expose())),
         None => Ok(rampart_audit::store::nodes(&audit.dir).unwrap_or_default()),
     }
 }
@@ -59,9 +59,7 @@ pub fn verify_store(
         .map(|node| {
             let limits = limits(audit, &node, witness)?;
             let report = match (&rt, &audit.postgres) {
-                (Some(rt), Some(url)) => {
-                    rt.block_on(crate::audit_pg::verify(url.expose(), &node, public_key, limits))?
-                }
+                (Some(rt), Some(url)) => rt.block_on(crate::pg::verify(url.expose(), &node, public_key, limits))?,
                 _ => rampart_audit::verify_dir_with(&audit.dir, &node, public_key, limits)?,
             };
             Ok((node, report))
@@ -75,8 +73,8 @@ pub fn for_each_entry(audit: &Audit, mut f: impl FnMut(&str, Entry)) -> io::Resu
     match &audit.postgres {
         Some(url) => {
             let rt = runtime()?;
-            for node in rt.block_on(crate::audit_pg::nodes(url.expose()))? {
-                rt.block_on(crate::audit_pg::for_each_entry(url.expose(), &node, |e| f(&node, e)))?;
+            for node in rt.block_on(crate::pg::nodes(url.expose()))? {
+                rt.block_on(crate::pg::for_each_entry(url.expose(), &node, |e| f(&node, e)))?;
             }
         }
         None => {
