@@ -175,7 +175,7 @@ fn injection_scoring() {
 /// that is quadratic in naive BPE implementations).
 fn token_counting() {
     use rampart_config::Tokenizer;
-    use rampart_gateway::tokens::Counter;
+    use rampart_limits::tokens::Counter;
     let sentence = "The gateway counts prompt tokens before it forwards a request, so budgets hold. ";
     let prompt: String = sentence.repeat(4096 / sentence.len() + 1).chars().take(4096).collect();
     let hostile = "x".repeat(64 * 1024);
@@ -248,7 +248,7 @@ fn limit_decisions() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let config = rampart_config::from_str(&text, "bench.toml", &dir).map_err(|e| e.to_string())?;
             let log = rampart_gateway::stages::access_log::AccessLogWriter::start()?;
             let metrics = std::sync::Arc::new(rampart_gateway::metrics::Metrics::new());
-            let state = rampart_gateway::limits::LimitStore::default();
+            let state = rampart_limits::LimitStore::default();
             let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state, None)?;
             let route = std::sync::Arc::clone(runtime.router.route("main", None, &http::Method::POST, "/v1/x")?);
             let conn = std::sync::Arc::new(ConnInfo {
@@ -260,15 +260,20 @@ fn limit_decisions() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             });
             let mut ex = Exchange::new(conn, http::Method::POST, "/v1/x".into());
             ex.principal = Some(rampart_identity::Principal::anonymous());
+            let who = rampart_limits::Caller {
+                principal: ex.principal.as_ref(),
+                ip: ex.client_ip,
+                route: &route.name,
+            };
             let n: u32 = if backend == "local" { 200_000 } else { 5_000 };
             for _ in 0..n / 10 {
-                let _ = runtime.limiter.check(&ex, &route).await;
+                let _ = runtime.limiter.check(&who).await;
             }
             let mut runs = Vec::new();
             for _ in 0..7 {
                 let start = Instant::now();
                 for _ in 0..n {
-                    black_box(runtime.limiter.check(&ex, &route).await.is_ok());
+                    black_box(runtime.limiter.check(&who).await.is_ok());
                 }
                 runs.push(start.elapsed().as_nanos() as f64 / f64::from(n));
             }

@@ -111,11 +111,11 @@ pub struct Exchange {
     /// The model the request names (OpenAI `model` field, KServe path), when known.
     pub model: Option<String>,
     /// Concurrency slots held until the exchange ends.
-    pub holds: Vec<crate::limits::Hold>,
+    pub holds: Vec<rampart_limits::Hold>,
     /// The tightest rate limit that applied, for `RateLimit` response headers.
-    pub rate_status: Option<crate::limits::RateStatus>,
+    pub rate_status: Option<rampart_limits::RateStatus>,
     /// Token budget reservations, settled when the exchange ends.
-    pub tokens: Option<crate::tokens::TokenAccount>,
+    pub tokens: Option<rampart_limits::tokens::TokenAccount>,
     /// The request body parsed as JSON, by the first stage that needed it; a stage that
     /// rewrites the body keeps this in step, so later stages do not parse again.
     pub body_json: Option<serde_json::Value>,

@@ -15,7 +15,7 @@ pub enum RequestError {
     NoRoute,
     /// 429: a rate, concurrency or quota limit refused the request.
     #[error("{}", .0.message)]
-    Limited(Box<crate::limits::Refusal>),
+    Limited(Box<rampart_limits::Refusal>),
     /// 403: the client's address is not allowed on this route.
     #[error("the client address is not allowed on this route")]
     IpDenied,
@@ -277,7 +277,7 @@ mod tests {
     }
 
     fn limited(retry_after: u64) -> RequestError {
-        RequestError::Limited(Box::new(crate::limits::Refusal {
+        RequestError::Limited(Box::new(rampart_limits::Refusal {
             code: "quota_exceeded",
             limit: "q".into(),
             message: "quota".into(),

@@ -10,7 +10,6 @@
 pub mod admin;
 pub mod audit;
 pub mod body;
-pub mod breaker;
 pub mod conn;
 pub mod content;
 pub mod context;
@@ -18,7 +17,6 @@ pub mod error;
 pub mod identity;
 pub mod json;
 pub mod jwks;
-pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
@@ -28,7 +26,6 @@ pub mod server;
 pub mod stage;
 pub mod stages;
 pub mod tls;
-pub mod tokens;
 pub mod upstream;
 
 pub use error::{InitError, RequestError};

@@ -91,8 +91,8 @@ impl Pipeline {
         log: std::sync::mpsc::SyncSender<Message>,
         config: &rampart_config::Config,
         identity: Arc<IdentityRuntime>,
-        limiter: Arc<crate::limits::Limiter>,
-        tokens: crate::tokens::TokenLimiter,
+        limiter: Arc<rampart_limits::Limiter>,
+        tokens: rampart_limits::tokens::TokenLimiter,
         audit: Option<Arc<crate::audit::AuditTrail>>,
     ) -> Self {
         Self {
@@ -534,7 +534,7 @@ upstream = "u"
     fn runtime() -> Runtime {
         let config = rampart_config::from_str(CONFIG, "test.toml", std::path::Path::new(".")).unwrap();
         let log = AccessLogWriter::start().unwrap();
-        let store = crate::limits::LimitStore::default();
+        let store = rampart_limits::LimitStore::default();
         Runtime::build(config, &Arc::new(Metrics::new()), &log, &store, None).unwrap()
     }
 

@@ -38,7 +38,7 @@ pub struct Runtime {
     trusted_proxies: Vec<(Arc<str>, Vec<rampart_config::Cidr>)>,
     pub identity: Arc<crate::identity::IdentityRuntime>,
     /// Request limits (also used by the limit stage).
-    pub limiter: Arc<crate::limits::Limiter>,
+    pub limiter: Arc<rampart_limits::Limiter>,
 }
 
 impl Runtime {
@@ -48,7 +48,7 @@ impl Runtime {
         config: Config,
         metrics: &Arc<Metrics>,
         log: &AccessLogWriter,
-        limits: &crate::limits::LimitStore,
+        limits: &rampart_limits::LimitStore,
         audit: Option<&Arc<crate::audit::AuditTrail>>,
     ) -> Result<Self, InitError> {
         let mut listener_tls = HashMap::new();
@@ -97,14 +97,18 @@ impl Runtime {
             })
             .collect();
         let identity = crate::identity::IdentityRuntime::build(&config, audit.cloned())?;
-        let limiter = Arc::new(crate::limits::Limiter::build(&config, limits, metrics)?);
+        let counted = Arc::clone(metrics);
+        let limiter = Arc::new(
+            rampart_limits::Limiter::build(&config, limits, Arc::new(move || counted.limit_backend_error()))
+                .map_err(|e| InitError::Keys(e.0))?,
+        );
         let pipeline = Arc::new(Pipeline::new(
             Arc::clone(metrics),
             log.sender(),
             &config,
             Arc::clone(&identity),
             Arc::clone(&limiter),
-            crate::tokens::TokenLimiter::build(&config, limits, limiter.redis()),
+            rampart_limits::tokens::TokenLimiter::build(&config, limits, limiter.redis()),
             audit.cloned(),
         ));
         let trusted_proxies = config
@@ -224,7 +228,7 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLogWriter,
     /// Limit state (rates, concurrency, quotas, token budgets); survives reloads.
-    limits: crate::limits::LimitStore,
+    limits: rampart_limits::LimitStore,
     /// The audit trail; its settings are read at start (a change needs a restart).
     pub audit: Option<Arc<crate::audit::AuditTrail>>,
     source: Option<PathBuf>,
@@ -245,7 +249,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new());
         let access_log = start_access_log()?;
         let source = config.source.clone();
-        let limits = crate::limits::LimitStore::new(config.server.limit_keys);
+        let limits = rampart_limits::LimitStore::new(config.server.limit_keys);
         let audit = match &config.audit {
             Some(a) => Some(crate::audit::AuditTrail::open(
                 a,
@@ -275,7 +279,7 @@ impl Gateway {
         }
         let metrics = Arc::new(Metrics::new());
         let access_log = start_access_log()?;
-        let limits = crate::limits::LimitStore::default();
+        let limits = rampart_limits::LimitStore::default();
         Runtime::build(config, &metrics, &access_log, &limits, None).map(|_| ())
     }
 

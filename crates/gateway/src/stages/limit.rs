@@ -12,10 +12,10 @@ use http::header::HeaderName;
 
 use crate::context::{Decision, Exchange, Finding, Location};
 use crate::error::RequestError;
-use crate::limits::Limiter;
 use crate::metrics::{Metrics, Name};
 use crate::runtime::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
+use rampart_limits::Limiter;
 
 #[derive(Debug)]
 pub struct LimitStage {
@@ -42,7 +42,7 @@ impl Stage for LimitStage {
         } else if self.limiter.is_empty() {
             Flow::Continue
         } else {
-            match self.limiter.check(ex, route).await {
+            match self.limiter.check(&caller(ex, route)).await {
                 Ok(outcome) => {
                     for name in &outcome.shadow_refusals {
                         self.metrics.limit(&Name(Arc::from(name.as_str())), "shadow_refused");
@@ -78,5 +78,14 @@ impl Stage for LimitStage {
             }
         }
         Flow::Continue
+    }
+}
+
+/// The exchange's caller as the limit engines count it.
+pub(crate) fn caller<'a>(ex: &'a Exchange, route: &'a RouteRuntime) -> rampart_limits::Caller<'a> {
+    rampart_limits::Caller {
+        principal: ex.principal.as_ref(),
+        ip: ex.client_ip,
+        route: &route.name,
     }
 }

@@ -11,7 +11,7 @@ use crate::error::RequestError;
 use crate::metrics::{Metrics, Name};
 use crate::runtime::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
-use crate::tokens::TokenLimiter;
+use rampart_limits::tokens::TokenLimiter;
 
 #[derive(Debug)]
 pub struct TokensStage {
@@ -39,7 +39,8 @@ impl TokensStage {
                 });
             }
         };
-        match self.limiter.reserve(ex, route, &parsed).await {
+        let who = crate::stages::limit::caller(ex, route);
+        match self.limiter.reserve(&who, route.config.tokenizer, &parsed).await {
             Ok((mut account, shadow)) => {
                 for name in shadow {
                     self.metrics.limit(&Name(Arc::from(name.as_str())), "shadow_refused");
@@ -54,7 +55,7 @@ impl TokensStage {
                     );
                 }
                 if route.config.request_usage
-                    && let Some(rewritten) = crate::tokens::request_stream_usage(&mut parsed)
+                    && let Some(rewritten) = rampart_limits::tokens::request_stream_usage(&mut parsed)
                 {
                     req.head
                         .headers

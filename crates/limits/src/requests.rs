@@ -27,11 +27,7 @@ use std::time::{Duration, Instant};
 
 use rampart_config::{Config, LimitBackend, LimitKey, OnBackendError, QuotaPeriod};
 
-use crate::error::InitError;
-use crate::metrics::Metrics;
-
-use crate::context::Exchange;
-use crate::runtime::RouteRuntime;
+use crate::{BackendError, Caller, OnBackendError as Hook};
 
 /// Memory one tracked key costs, measured by `limits::tests::memory_per_key_is_bounded`
 /// (key text of an IPv6 address, hash-table slot and growth headroom).
@@ -73,18 +69,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The key a limit counts this exchange under; `None` when it does not apply (a
-/// tenant limit for a caller without a tenant).
-pub(crate) fn key_for(per: LimitKey, ex: &Exchange, route: &RouteRuntime) -> Option<String> {
+/// The key a limit counts this caller under; `None` when it does not apply (a tenant
+/// limit for a caller without a tenant).
+pub fn key_for(per: LimitKey, who: &Caller<'_>) -> Option<String> {
     match per {
-        LimitKey::Principal => ex.principal.as_ref().map(|p| match (&p.key_id, p.credential) {
+        LimitKey::Principal => who.principal.map(|p| match (&p.key_id, p.credential) {
             (Some(id), c) => format!("{}:{id}", c.as_str()),
-            (None, rampart_identity::Credential::Anonymous) => format!("ip:{}", ex.client_ip),
+            (None, rampart_identity::Credential::Anonymous) => format!("ip:{}", who.ip),
             (None, c) => format!("{}:{}", c.as_str(), p.subject),
         }),
-        LimitKey::Tenant => ex.principal.as_ref().and_then(|p| p.tenant.clone()),
-        LimitKey::Ip => Some(ex.client_ip.to_string()),
-        LimitKey::Route => Some(route.name.to_string()),
+        LimitKey::Tenant => who.principal.and_then(|p| p.tenant.clone()),
+        LimitKey::Ip => Some(who.ip.to_string()),
+        LimitKey::Route => Some(who.route.to_owned()),
         LimitKey::Global => Some(String::new()),
     }
 }
@@ -428,7 +424,7 @@ pub struct RedisBackend {
     breaker: crate::breaker::Breaker,
     /// The verdict of the probe in flight, if any.
     probe_result: Mutex<Option<tokio::sync::oneshot::Receiver<bool>>>,
-    metrics: Arc<Metrics>,
+    on_error: Hook,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -440,8 +436,8 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    fn new(cfg: &rampart_config::Redis, metrics: Arc<Metrics>) -> Result<Self, InitError> {
-        let bad = |e: redis::RedisError| InitError::Keys(format!("redis.url: {e}"));
+    fn new(cfg: &rampart_config::Redis, on_error: Hook) -> Result<Self, BackendError> {
+        let bad = |e: redis::RedisError| BackendError(format!("redis.url: {e}"));
         let client = redis::Client::open(cfg.url.expose().as_str()).map_err(bad)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.timeout.max(Duration::from_millis(200))))
@@ -460,7 +456,7 @@ impl RedisBackend {
             healthy: AtomicBool::new(true),
             breaker: crate::breaker::Breaker::default(),
             probe_result: Mutex::new(None),
-            metrics,
+            on_error,
         })
     }
 
@@ -474,7 +470,7 @@ impl RedisBackend {
                     self.probe();
                 }
                 let e = "Redis failed repeatedly; the breaker is open while a probe waits for it".to_owned();
-                self.metrics.limit_backend_error();
+                (self.on_error)();
                 Err(e)
             }
         }
@@ -588,7 +584,7 @@ impl RedisBackend {
             }
             Err(e) => {
                 self.breaker.failure();
-                self.metrics.limit_backend_error();
+                (self.on_error)();
                 if self.healthy.swap(false, Ordering::Relaxed) {
                     tracing::warn!(event = "limit_backend_failed", error = %e, "Redis unreachable; limits apply their on_backend_error mode");
                 }
@@ -676,9 +672,9 @@ enum Taken<'a> {
 }
 
 impl Limiter {
-    pub fn build(config: &Config, store: &LimitStore, metrics: &Arc<Metrics>) -> Result<Self, InitError> {
+    pub fn build(config: &Config, store: &LimitStore, on_error: Hook) -> Result<Self, BackendError> {
         let redis = match &config.redis {
-            Some(r) => Some(Arc::new(RedisBackend::new(r, Arc::clone(metrics))?)),
+            Some(r) => Some(Arc::new(RedisBackend::new(r, on_error)?)),
             None => None,
         };
         Ok(Self {
@@ -727,17 +723,17 @@ impl Limiter {
 
     /// Sends every Redis-backed limit that applies to this exchange in one pipelined
     /// round trip; the results are consumed by the `take_*` calls below.
-    async fn prefetch(&self, ex: &Exchange, route: &RouteRuntime, now: i64) -> Prefetched {
+    async fn prefetch(&self, who: &Caller<'_>, now: i64) -> Prefetched {
         let Some(redis) = &self.redis else {
             return Prefetched::new();
         };
         let mut calls: Vec<(&redis::Script, String, Vec<i64>)> = Vec::new();
         let mut undo: Vec<Undo> = Vec::new();
         for rate in self.rates.iter().filter(|r| r.cfg.backend == LimitBackend::Redis) {
-            if !applies(&rate.cfg.routes, &route.name) {
+            if !applies(&rate.cfg.routes, who.route) {
                 continue;
             }
-            if let Some(key) = key_for(rate.cfg.per, ex, route) {
+            if let Some(key) = key_for(rate.cfg.per, who) {
                 let (interval, tolerance) = rate.redis_args();
                 calls.push((
                     &redis.gcra,
@@ -748,20 +744,20 @@ impl Limiter {
             }
         }
         for c in self.concurrency.iter().filter(|c| c.cfg.backend == LimitBackend::Redis) {
-            if !applies(&c.cfg.routes, &route.name) {
+            if !applies(&c.cfg.routes, who.route) {
                 continue;
             }
-            if let Some(key) = key_for(c.cfg.per, ex, route) {
+            if let Some(key) = key_for(c.cfg.per, who) {
                 let max = i64::try_from(c.cfg.max).unwrap_or(i64::MAX);
                 calls.push((&redis.slot, redis_key("c", &c.cfg.name, &key), vec![max, SLOT_TTL_MS]));
                 undo.push(Undo::Decr);
             }
         }
         for q in self.quotas.iter().filter(|q| q.cfg.backend == LimitBackend::Redis) {
-            if !applies(&q.cfg.routes, &route.name) {
+            if !applies(&q.cfg.routes, who.route) {
                 continue;
             }
-            if let Some(key) = key_for(q.cfg.per, ex, route) {
+            if let Some(key) = key_for(q.cfg.per, who) {
                 let (start, next) = period_bounds(q.cfg.period, now);
                 let limit = i64::try_from(q.cfg.requests).unwrap_or(i64::MAX);
                 calls.push((
@@ -920,14 +916,14 @@ impl Limiter {
     }
 
     /// Checks every applicable limit; all or nothing.
-    pub async fn check(&self, ex: &Exchange, route: &RouteRuntime) -> Result<Outcome, Refusal> {
+    pub async fn check(&self, who: &Caller<'_>) -> Result<Outcome, Refusal> {
         let mut out = Outcome::default();
         let mut taken: Vec<Taken<'_>> = Vec::new();
         let now = rampart_identity::time::now();
-        let mut pre = self.prefetch(ex, route, now).await;
+        let mut pre = self.prefetch(who, now).await;
         let refusal = 'check: {
-            for rate in self.rates.iter().filter(|r| applies(&r.cfg.routes, &route.name)) {
-                let Some(key) = key_for(rate.cfg.per, ex, route) else {
+            for rate in self.rates.iter().filter(|r| applies(&r.cfg.routes, who.route)) {
+                let Some(key) = key_for(rate.cfg.per, who) else {
                     continue;
                 };
                 match self.take_rate(rate, &key, &mut pre).await {
@@ -941,8 +937,8 @@ impl Limiter {
                     Err(r) => break 'check Some(r),
                 }
             }
-            for c in self.concurrency.iter().filter(|c| applies(&c.cfg.routes, &route.name)) {
-                let Some(key) = key_for(c.cfg.per, ex, route) else {
+            for c in self.concurrency.iter().filter(|c| applies(&c.cfg.routes, who.route)) {
+                let Some(key) = key_for(c.cfg.per, who) else {
                     continue;
                 };
                 match self.take_slot(c, &key, &mut pre).await {
@@ -964,8 +960,8 @@ impl Limiter {
                     }
                 }
             }
-            for q in self.quotas.iter().filter(|q| applies(&q.cfg.routes, &route.name)) {
-                let Some(key) = key_for(q.cfg.per, ex, route) else {
+            for q in self.quotas.iter().filter(|q| applies(&q.cfg.routes, who.route)) {
+                let Some(key) = key_for(q.cfg.per, who) else {
                     continue;
                 };
                 let (start, next) = period_bounds(q.cfg.period, now);

@@ -27,9 +27,8 @@ use bytes::Bytes;
 use rampart_config::{Config, LimitBackend, OnBackendError, TokenLimit, Tokenizer};
 use serde_json::Value;
 
-use crate::context::Exchange;
-use crate::limits::{Gcra, LimitStore, RateState, RedisBackend, Refusal};
-use crate::runtime::RouteRuntime;
+use crate::Caller;
+use crate::requests::{Gcra, LimitStore, RateState, RedisBackend, Refusal};
 
 /// Largest SSE line kept while looking for usage; longer lines pass unexamined.
 const MAX_LINE: usize = 1024 * 1024;
@@ -265,7 +264,7 @@ impl TokenLimiter {
     /// passed untaken (fail-open), `Err((wait_ns, unavailable))`.
     async fn take(&self, b: &Arc<Budget>, key: String, cost: u64) -> Result<Option<Place>, (u64, bool)> {
         if let (LimitBackend::Redis, Some(redis)) = (b.cfg.backend, &self.redis) {
-            let rkey = crate::limits::redis_key("tk", &b.cfg.name, &key);
+            let rkey = crate::requests::redis_key("tk", &b.cfg.name, &key);
             let inc = i64::try_from(b.increment(cost, 1000)).unwrap_or(i64::MAX);
             let tol = i64::try_from(b.tolerance(1000)).unwrap_or(i64::MAX);
             match redis.take_cost(&rkey, inc, tol).await {
@@ -297,19 +296,19 @@ impl TokenLimiter {
     /// `Ok((account, shadow_refusals))`.
     pub async fn reserve(
         &self,
-        ex: &Exchange,
-        route: &RouteRuntime,
+        who: &Caller<'_>,
+        tokenizer: Tokenizer,
         body: &Value,
     ) -> Result<(TokenAccount, Vec<String>), Refusal> {
-        let counter = Counter::new(route.config.tokenizer);
+        let counter = Counter::new(tokenizer);
         let mut account = TokenAccount::new(counter);
         let mut shadow = Vec::new();
         let mut counted = None;
         for b in &self.budgets {
-            if !(b.cfg.routes.is_empty() || b.cfg.routes.iter().any(|r| r == &*route.name)) {
+            if !(b.cfg.routes.is_empty() || b.cfg.routes.iter().any(|r| r == who.route)) {
                 continue;
             }
-            let Some(key) = crate::limits::key_for(b.cfg.per, ex, route) else {
+            let Some(key) = crate::requests::key_for(b.cfg.per, who) else {
                 continue;
             };
             // Counted once (the expensive part); the completion default is per budget.
@@ -324,7 +323,7 @@ impl TokenLimiter {
                 Err((wait, unavailable)) => {
                     account.settle_with(0); // give back what earlier budgets reserved
                     return Err(if unavailable {
-                        crate::limits::unavailable(&b.cfg.name)
+                        crate::requests::unavailable(&b.cfg.name)
                     } else {
                         b.refusal(cost, wait)
                     });
