@@ -264,7 +264,7 @@ pin_project_lite::pin_project! {
         timers: Option<BodyTimers>,
         exchange: Option<Box<Exchange>>,
         pipeline: Arc<Pipeline>,
-        route: Option<Arc<crate::runtime::RouteRuntime>>,
+        route: Option<Arc<crate::route::RouteRuntime>>,
         chunk_stages: bool,
         trailer: Option<Bytes>,
         finished: bool,
@@ -304,7 +304,7 @@ impl ExchangeBody {
         source: Source,
         exchange: Box<Exchange>,
         pipeline: Arc<Pipeline>,
-        route: Option<Arc<crate::runtime::RouteRuntime>>,
+        route: Option<Arc<crate::route::RouteRuntime>>,
         timers: Option<BodyTimers>,
     ) -> Self {
         let now = Instant::now();
@@ -350,7 +350,7 @@ impl ExchangeBody {
 fn finish(
     pipeline: &Pipeline,
     exchange: &mut Option<Box<Exchange>>,
-    route: Option<&crate::runtime::RouteRuntime>,
+    route: Option<&crate::route::RouteRuntime>,
     outcome: Outcome,
 ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
     let mut ex = exchange.take()?;
@@ -363,7 +363,7 @@ fn finish(
 fn finish_complete(
     pipeline: &Pipeline,
     exchange: &mut Option<Box<Exchange>>,
-    route: Option<&crate::runtime::RouteRuntime>,
+    route: Option<&crate::route::RouteRuntime>,
     held: &mut Option<Held>,
     frame: Option<Frame<Bytes>>,
     cx: &mut Context<'_>,

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use crate::body::{RequestBody, client_fault, upstream_body};
 use crate::context::{ConnInfo, Exchange};
 use crate::error::RequestError;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::upstream::Outstanding;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -9,7 +9,7 @@ use http::Method;
 use rampart_config::PathMatch;
 
 use crate::error::RequestError;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 
 #[derive(Debug)]
 pub struct Router {

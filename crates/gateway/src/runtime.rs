@@ -9,24 +9,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rampart_config::{Config, Route};
+use rampart_config::Config;
 use rustls::ServerConfig;
 
 use crate::error::InitError;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::route::RouteRuntime;
 use crate::router::Router;
 use crate::stages::access_log::AccessLogWriter;
 use crate::upstream::Pool;
-
-#[derive(Debug)]
-pub struct RouteRuntime {
-    pub name: Arc<str>,
-    pub config: Route,
-    pub pool: Arc<Pool>,
-    /// The route's content policy, compiled.
-    pub policy: Option<Arc<crate::content::PolicyRuntime>>,
-}
 
 #[derive(Debug)]
 pub struct Runtime {

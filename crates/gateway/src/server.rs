@@ -447,7 +447,7 @@ async fn serve<I>(
         // In flight from here until the response body is done or dropped.
         let busy = crate::conn::Activity::start(&activity);
         async move {
-            let response = crate::pipeline::handle(runtime, req, info).await;
+            let response = crate::exchange::handle(runtime, req, info).await;
             Ok::<_, Infallible>(response.map(|body| body.with_busy(busy)))
         }
     });

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crate::body::RequestBody;
 use crate::context::Exchange;
 use crate::error::RequestError;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 
 /// What the pipeline does after a phase.
 #[derive(Debug)]

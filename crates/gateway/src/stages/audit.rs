@@ -18,7 +18,7 @@ use crate::audit::{AuditState, AuditTrail, hex};
 use crate::body::RequestBody;
 use crate::context::Exchange;
 use crate::error::RequestError;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use rampart_identity::Action;
 use crate::context::Exchange;
 use crate::error::RequestError;
 use crate::identity::IdentityRuntime;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use crate::body::{RequestBody, read_bounded};
 use crate::context::Exchange;
 use crate::error::RequestError;
 use crate::json::parse_body;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use crate::body::RequestBody;
 use crate::content::ContentState;
 use crate::context::Exchange;
 use crate::error::RequestError;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug, Default)]

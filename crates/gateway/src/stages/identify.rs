@@ -11,7 +11,7 @@ use rampart_identity::Principal;
 use crate::context::Exchange;
 use crate::error::RequestError;
 use crate::identity::IdentityRuntime;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use http::header::HeaderName;
 use crate::context::{Decision, Exchange, Finding, Location};
 use crate::error::RequestError;
 use crate::metrics::{Metrics, Name};
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 use rampart_limits::Limiter;
 

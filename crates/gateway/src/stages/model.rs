@@ -15,7 +15,7 @@ use crate::body::RequestBody;
 use crate::context::Exchange;
 use crate::error::RequestError;
 use crate::identity::IdentityRuntime;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 /// Longest model name recorded; longer names are refused as invalid.

@@ -9,7 +9,7 @@ use http::HeaderValue;
 use http::header::HeaderName;
 
 use crate::context::Exchange;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -9,7 +9,7 @@ use crate::body::RequestBody;
 use crate::context::{Decision, Exchange, Finding, Location};
 use crate::error::RequestError;
 use crate::metrics::{Metrics, Name};
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 use rampart_limits::tokens::TokenLimiter;
 

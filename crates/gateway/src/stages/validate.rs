@@ -11,7 +11,7 @@ use rampart_detect::protocol;
 use crate::body::RequestBody;
 use crate::context::Exchange;
 use crate::error::RequestError;
-use crate::runtime::RouteRuntime;
+use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 #[derive(Debug, Default)]
