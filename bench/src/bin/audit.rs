@@ -142,7 +142,7 @@ fn request_path(dir: &std::path::Path, n: u32) -> Result<f64, Error> {
         let t0 = Instant::now();
         for _ in 0..n {
             // record_exchange takes the exchange's audit state: give each call its own.
-            ex.audit = Some(Box::new(state.clone()));
+            ex.stash.put(state.clone());
             let _ = trail.record_exchange(&mut ex, &sha, policy.clone(), None);
         }
         runs.push(t0.elapsed().as_secs_f64() * 1e6 / f64::from(n));

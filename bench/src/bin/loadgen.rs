@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // a load generator: its tasks end with the run
 //! Open-loop load generator: sends requests at a fixed rate over a fixed number of
 //! keep-alive connections. When a response comes back after the next request was due,
 //! that next request's latency counts from when it was due, so a stalled server cannot

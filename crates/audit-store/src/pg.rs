@@ -82,6 +82,7 @@ async fn connect(url: &str) -> io::Result<Client> {
         .map_err(|e| err(format!("cannot connect to PostgreSQL: {e}")))?;
     // Runs while the store's runtime is driven (every call blocks on it); ends with
     // the connection.
+    #[allow(clippy::disallowed_methods)] // ends with the connection (above)
     tokio::spawn(async move {
         let _ = connection.await;
     });

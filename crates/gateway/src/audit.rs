@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rampart_audit::writer::{Ack, Event, Observer, Options};
+use rampart_audit::writer::{Ack, Observer, Options};
 use rampart_config::{Audit, Durability, IpPolicy, OnBacklog};
 use ring::hmac;
 use ring::signature::Ed25519KeyPair;
@@ -287,6 +287,7 @@ impl AuditTrail {
             Some(url) => {
                 // The store blocks on its own runtime: open it off this async context.
                 let (url, owned_node) = (url.expose().clone(), node.to_owned());
+                #[allow(clippy::disallowed_methods)] // joined on the next line
                 let opened = std::thread::spawn(move || rampart_audit_store::pg::PgStore::open(&url, &owned_node))
                     .join()
                     .map_err(|_| fail("opening the PostgreSQL audit store panicked".into()))?
@@ -470,11 +471,8 @@ impl AuditTrail {
             *findings.entry(f.kind).or_insert(0u32) += 1;
         }
         // The exchange ends here: its digests and captured bodies move into the record.
-        let (request_sha256, response_sha256, capture) = match ex.audit.take() {
-            Some(a) => {
-                let a = *a;
-                (a.request_sha256, Some(hex(a.response.finish().as_ref())), a.capture)
-            }
+        let (request_sha256, response_sha256, capture) = match ex.stash.take::<AuditState>() {
+            Some(a) => (a.request_sha256, Some(hex(a.response.finish().as_ref())), a.capture),
             None => (None, None, None),
         };
         let principal = match &ex.principal {
@@ -525,7 +523,7 @@ impl AuditTrail {
                 gateway: ex.gateway_added().map(us),
                 upstream: ex.upstream_time().map(us),
             },
-            tokens: ex.tokens.as_ref().map(|t| Tokens {
+            tokens: ex.stash.get::<rampart_limits::TokenAccount>().map(|t| Tokens {
                 reserved: t.reserved,
                 used: t.usage,
             }),
@@ -583,16 +581,5 @@ impl AuditTrail {
     pub fn close(&self, config_sha256: Option<&str>) -> bool {
         self.lifecycle("stop", config_sha256, None);
         self.writer.seal(std::time::Duration::from_secs(10))
-    }
-}
-
-/// Observer events → metrics.
-pub fn event_name(e: Event) -> &'static str {
-    match e {
-        Event::Written(_) => "written",
-        Event::Spilled(_) => "spilled",
-        Event::Delivered(_) => "delivered",
-        Event::StoreError => "store_error",
-        Event::Checkpoint => "checkpoint",
     }
 }

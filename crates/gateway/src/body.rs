@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
@@ -25,8 +24,7 @@ use crate::pipeline::Pipeline;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Body sent to upstreams.
-pub type UpstreamBody = BoxBody<Bytes, BoxError>;
+pub use crate::upstream::UpstreamBody;
 
 /// The request body at some point of the request stages.
 #[derive(Debug)]

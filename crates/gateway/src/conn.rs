@@ -3,7 +3,8 @@
 //! the listener's header-read timeout. That bounds silent sockets (which would
 //! otherwise hold a connection slot forever, TLS handshake not even begun), HTTP/2
 //! connections left idle, and the wait for a first request, independently of what the
-//! HTTP layer times itself. It never looks at the bytes.
+//! HTTP layer times itself. It never looks at the bytes. [`Drain`] hands every new
+//! connection a graceful-shutdown watcher until shutdown begins.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +13,21 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+/// Hands out a connection watcher per accepted connection until shutdown takes it.
+pub type Drain = Arc<std::sync::Mutex<Option<GracefulShutdown>>>;
+
+/// A watcher for one new connection; `None` once draining started.
+pub fn watcher(drain: &Drain) -> Option<Watcher> {
+    drain
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(GracefulShutdown::watcher)
+}
 
 /// Requests in flight on one connection, and when the last one ended.
 #[derive(Debug)]
@@ -158,6 +172,7 @@ mod tests {
         let (mut client2, server2) = tokio::io::duplex(64);
         let mut guarded = IdleGuard::new(server2, short, Arc::clone(&activity));
         let busy = Activity::start(&activity);
+        #[allow(clippy::disallowed_methods)] // awaited below
         let read = tokio::spawn(async move { guarded.read(&mut [0u8; 8]).await.map(|_| guarded) });
         tokio::time::sleep(short * 4).await;
         assert!(!read.is_finished(), "a busy connection was cut");

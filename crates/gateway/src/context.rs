@@ -110,25 +110,16 @@ pub struct Exchange {
     pub principal: Option<rampart_identity::Principal>,
     /// The model the request names (OpenAI `model` field, KServe path), when known.
     pub model: Option<String>,
-    /// Concurrency slots held until the exchange ends.
-    pub holds: Vec<rampart_limits::Hold>,
-    /// The tightest rate limit that applied, for `RateLimit` response headers.
-    pub rate_status: Option<rampart_limits::RateStatus>,
-    /// Token budget reservations, settled when the exchange ends.
-    pub tokens: Option<rampart_limits::tokens::TokenAccount>,
     /// The request body parsed as JSON, by the first stage that needed it; a stage that
     /// rewrites the body keeps this in step, so later stages do not parse again.
     pub body_json: Option<serde_json::Value>,
-    /// A KServe body in the binary tensor extension: how `body_json` (its JSON view)
-    /// maps back to the bytes the upstream receives.
-    pub kserve_binary: Option<rampart_detect::kserve_binary::Layout>,
-    /// Content policy state: the pseudonym vault, the canary, stream hold-back.
-    pub content: Option<crate::content::ContentState>,
+    /// Each stage's own per-exchange state, by type (concurrency holds, token
+    /// reservations, the content policy's vault, audit digests, …): the stage that
+    /// creates a state owns its type, so this context names no stage and no engine.
+    pub stash: Stash,
     /// A stage ended the response stream (a block mid-stream): the body stops after
     /// the current chunk.
     pub end_stream: bool,
-    /// Audit state (body digests); `None` when the trail is off.
-    pub audit: Option<Box<crate::audit::AuditState>>,
     /// The audit trail refused this exchange (503): it is counted, not recorded.
     pub audit_refused: bool,
     pub findings: Vec<Finding>,
@@ -159,14 +150,9 @@ impl Exchange {
             target: None,
             principal: None,
             model: None,
-            holds: Vec::new(),
-            rate_status: None,
-            tokens: None,
-            content: None,
             end_stream: false,
             body_json: None,
-            kserve_binary: None,
-            audit: None,
+            stash: Stash::default(),
             audit_refused: false,
             findings: Vec::new(),
             decision: Decision::Allow,
@@ -204,5 +190,72 @@ impl Exchange {
             (Some(sent), Some(got)) => Some(got.saturating_sub(sent)),
             _ => None,
         }
+    }
+}
+
+/// Per-exchange state keyed by its type: one slot per type, kept for the whole
+/// exchange (so a slot emptied with [`Stash::take`] and filled again with
+/// [`Stash::put`] costs no allocation — the content stage does that per chunk). What
+/// it holds is dropped with the exchange, after the completion stages ran.
+#[derive(Default)]
+pub struct Stash(Vec<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Stash {
+    fn slot<T: std::any::Any + Send + Sync>(&mut self) -> Option<&mut Option<T>> {
+        self.0.iter_mut().find_map(|b| b.downcast_mut::<Option<T>>())
+    }
+
+    /// Stores `value`, replacing what its type's slot held.
+    pub fn put<T: std::any::Any + Send + Sync>(&mut self, value: T) {
+        match self.slot::<T>() {
+            Some(slot) => *slot = Some(value),
+            None => self.0.push(Box::new(Some(value))),
+        }
+    }
+
+    pub fn get<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.0
+            .iter()
+            .find_map(|b| b.downcast_ref::<Option<T>>())
+            .and_then(Option::as_ref)
+    }
+
+    pub fn get_mut<T: std::any::Any + Send + Sync>(&mut self) -> Option<&mut T> {
+        self.slot::<T>().and_then(Option::as_mut)
+    }
+
+    /// Takes the value out, leaving its slot empty.
+    pub fn take<T: std::any::Any + Send + Sync>(&mut self) -> Option<T> {
+        self.slot::<T>().and_then(Option::take)
+    }
+}
+
+impl std::fmt::Debug for Stash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stash({} slots)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod stash_tests {
+    use super::Stash;
+
+    #[test]
+    fn one_slot_per_type_taken_and_put_back() {
+        let mut s = Stash::default();
+        assert!(s.get::<u32>().is_none());
+        s.put(7u32);
+        s.put(String::from("x"));
+        assert_eq!(s.get::<u32>(), Some(&7));
+        *s.get_mut::<String>().unwrap() += "y";
+        assert_eq!(s.take::<String>().as_deref(), Some("xy"));
+        assert!(s.get::<String>().is_none());
+        s.put(String::from("z"));
+        s.put(8u32);
+        assert_eq!(
+            (s.get::<u32>(), s.get::<String>().map(String::as_str)),
+            (Some(&8), Some("z"))
+        );
+        assert_eq!(format!("{s:?}"), "Stash(2 slots)");
     }
 }

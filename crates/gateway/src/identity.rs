@@ -199,6 +199,7 @@ impl IdentityRuntime {
             audit,
         });
         if let Some(every) = interval {
+            #[allow(clippy::disallowed_methods)] // holds a Weak: ends when the runtime is dropped (reload)
             tokio::spawn(watch_keys(Arc::downgrade(&runtime), every));
         }
         Ok(runtime)

@@ -89,6 +89,7 @@ impl Issuer {
             let set = KeySet::from_json(&bytes).map_err(|e| InitError::Keys(format!("{}: {e}", path.display())))?;
             issuer.install(set);
         }
+        #[allow(clippy::disallowed_methods)] // holds a Weak: ends when the issuer is dropped (reload)
         tokio::spawn(refresh_loop(Arc::downgrade(&issuer), cfg.refresh_interval));
         Ok(issuer)
     }

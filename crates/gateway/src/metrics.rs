@@ -347,7 +347,7 @@ impl Metrics {
         };
         self.audit_records
             .get_or_create(&AuditLabels {
-                event: crate::audit::event_name(e),
+                event: audit_event_name(e),
             })
             .inc_by(n);
     }
@@ -367,5 +367,17 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The audit writer's observer events as metric labels.
+fn audit_event_name(e: rampart_audit::writer::Event) -> &'static str {
+    use rampart_audit::writer::Event;
+    match e {
+        Event::Written(_) => "written",
+        Event::Spilled(_) => "spilled",
+        Event::Delivered(_) => "delivered",
+        Event::StoreError => "store_error",
+        Event::Checkpoint => "checkpoint",
     }
 }

@@ -22,17 +22,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 
-/// Hands out a connection watcher per accepted connection until shutdown takes it.
-pub type Drain = Arc<std::sync::Mutex<Option<GracefulShutdown>>>;
+use crate::conn::{Drain, watcher};
 
-/// A watcher for one new connection; `None` once draining started.
-pub fn watcher(drain: &Drain) -> Option<Watcher> {
-    drain
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .map(GracefulShutdown::watcher)
-}
 use rampart_config::{Config, Listener};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -207,6 +198,7 @@ impl Server {
         }
         let admin_drain: Drain = Arc::new(std::sync::Mutex::new(Some(GracefulShutdown::new())));
         let admin_task = self.admin.map(|admin| {
+            #[allow(clippy::disallowed_methods)] // joined at shutdown (admin_task)
             tokio::spawn(crate::admin::serve(
                 admin,
                 Arc::clone(&self.gateway),
@@ -290,6 +282,7 @@ fn worker(
         // Hand buffered access-log lines to the writer regularly.
         let flusher = {
             let gateway = Arc::clone(&gateway);
+            #[allow(clippy::disallowed_methods)] // aborted at shutdown (flusher)
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(crate::stages::access_log::FLUSH_INTERVAL);
                 loop {
@@ -394,6 +387,7 @@ async fn accept_loop(
         // handshake that never starts).
         let activity = Arc::new(crate::conn::Activity::default());
         let stream = crate::conn::IdleGuard::new(stream, header_timeout, Arc::clone(&activity));
+        #[allow(clippy::disallowed_methods)] // one connection: ends with it, watched by the worker's graceful shutdown
         tokio::spawn(async move {
             gateway.metrics.connection_opened(&name);
             let mut info = ConnInfo {

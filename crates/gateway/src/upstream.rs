@@ -24,9 +24,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rampart_config::{Balance, Secret, Target, Upstream};
 use tokio::time::Instant;
 
-use crate::body::UpstreamBody;
 use crate::error::InitError;
 use crate::metrics::{Metrics, Name};
+
+/// Body sent to upstreams.
+pub type UpstreamBody = http_body_util::combinators::BoxBody<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
@@ -148,6 +150,7 @@ impl Pool {
             metrics,
         });
         if let Some(active) = &cfg.health.active {
+            #[allow(clippy::disallowed_methods)] // holds a Weak: ends when the pool is dropped (reload)
             tokio::spawn(active_checks(
                 Arc::downgrade(&pool),
                 active.path.clone(),

@@ -26,6 +26,7 @@ pub async fn connect(url: &str) -> Result<Client, String> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+    #[allow(clippy::disallowed_methods)] // drives the connection; ends when the client is dropped
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "PostgreSQL key-store connection ended");

@@ -191,6 +191,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         };
         let server = Server::bind(Arc::clone(&gateway), &config).await?;
         announce(&server);
+        #[allow(clippy::disallowed_methods)] // aborted when the server returns (reloader)
         let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&gateway)));
         server.run(shutdown_signal()).await;
         reloader.abort();

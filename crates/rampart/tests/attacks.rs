@@ -4,7 +4,7 @@
 //! trick and its variations. The upstream is a recorder that keeps exactly what it
 //! received; raw sockets are used where an HTTP client would normalise the attack.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

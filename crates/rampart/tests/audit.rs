@@ -4,7 +4,7 @@
 //! load) in `sync` mode lose no answered request, in `batch` mode the loss is bounded
 //! and the restart says so; a full disk refuses (block) or spills and delivers (spill).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

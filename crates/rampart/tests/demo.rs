@@ -4,7 +4,7 @@
 //! tritonclient — work against it unchanged (`clients/`, installed at pinned versions
 //! by `scripts/clients.sh`, which `scripts/test.sh` runs first).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

@@ -5,7 +5,7 @@
 //! Needs PostgreSQL at `RAMPART_TEST_PG_ADMIN` (default: host=127.0.0.1 user=postgres,
 //! trust auth), which `scripts/services.sh` starts. It fails, never skips, without one.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

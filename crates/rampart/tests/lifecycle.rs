@@ -2,7 +2,7 @@
 //! requests in flight), graceful shutdown with a stream in flight, `check-config`
 //! errors and readiness. (`rampart demo` is in `demo.rs`.)
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! Retry-After and RateLimit headers, concurrency (N+1 simultaneous slow requests →
 //! exactly one refused), calendar quotas, shadow mode and IP rules.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

@@ -3,7 +3,7 @@
 //! limit's `on_backend_error` mode happens and both gateways keep serving; Redis back →
 //! shared limiting resumes without a restart.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! never exceeded by more than one in-flight request's worth, concurrent requests
 //! cannot overspend it, and streams are charged from their usage event or their text.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

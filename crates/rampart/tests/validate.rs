@@ -3,7 +3,7 @@
 //! the model; the route's policy on `n`, `logit_bias`, `logprobs`, `tools`, token caps
 //! and per-input value ranges is enforced.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 mod common;
 

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // test servers and the gateway harness: their tasks and threads end with the test
 //! Rampart's test kit: the demo model servers that `rampart demo` and the tests put
 //! behind the gateway (`demo`: an OpenAI-compatible server and a KServe v2 server with
 //! a real iris classifier), a harness that starts the real `rampart` binary on random

@@ -42,7 +42,7 @@ impl AuditStage {
             ex.audit_refused = true;
             return Err(RequestError::AuditUnavailable);
         }
-        ex.audit = Some(Box::default());
+        ex.stash.put(crate::audit::AuditState::default());
         Ok(())
     }
 
@@ -79,7 +79,7 @@ impl AuditStage {
             capture.truncated = body.len() > limit;
             capture.request = body[..body.len().min(limit)].to_vec();
         }
-        if let Some(state) = ex.audit.as_mut() {
+        if let Some(state) = ex.stash.get_mut::<crate::audit::AuditState>() {
             state.capture = Some(capture);
         }
     }
@@ -109,7 +109,8 @@ impl Stage for AuditStage {
     const NAME: &'static str = "audit";
 
     async fn on_request(&self, ex: &mut Exchange, _route: &RouteRuntime, req: &mut RequestParts) -> Flow {
-        if let (Some(state), RequestBody::Buffered(body)) = (ex.audit.as_mut(), &req.body) {
+        if let (Some(state), RequestBody::Buffered(body)) = (ex.stash.get_mut::<crate::audit::AuditState>(), &req.body)
+        {
             state.request_sha256 = Some(hex(ring::digest::digest(&ring::digest::SHA256, body).as_ref()));
         }
         Flow::Continue
@@ -120,7 +121,7 @@ impl Stage for AuditStage {
     }
 
     fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Flow {
-        if let Some(state) = ex.audit.as_mut() {
+        if let Some(state) = ex.stash.get_mut::<crate::audit::AuditState>() {
             state.response.update(chunk);
             if let Some(c) = state.capture.as_mut() {
                 c.push_response(chunk);

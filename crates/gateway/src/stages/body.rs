@@ -183,7 +183,9 @@ impl Stage for BodyStage {
         let read = if route.config.protocol == Protocol::Kserve {
             let numbers = matches!(route.config.validation, Some(rampart_config::Validation::Kserve(_)));
             kserve_body(&req.head.headers, &bytes, limits.max_json_depth, numbers).map(|(v, layout)| {
-                ex.kserve_binary = layout;
+                if let Some(layout) = layout {
+                    ex.stash.put(layout);
+                }
                 v
             })
         } else if req.head.headers.contains_key(kserve_binary::HEADER) {

@@ -42,15 +42,18 @@ fn encoded(head: &http::response::Parts) -> bool {
 impl ContentStage {
     /// Whether the pipeline must hold this (non-streamed) response whole for the policy.
     pub fn holds_response(&self, ex: &Exchange, head: &http::response::Parts) -> bool {
-        ex.content
-            .as_ref()
+        ex.stash
+            .get::<ContentState>()
             .is_some_and(|c| c.policy.inspects_responses() && !c.skip_response)
             && !is_sse(head)
     }
 
     /// The response body limit for [`Self::holds_response`] bodies.
     pub fn max_response_bytes(&self, ex: &Exchange) -> u64 {
-        ex.content.as_ref().map(|c| c.policy.max_response_bytes).unwrap_or(0)
+        ex.stash
+            .get::<ContentState>()
+            .map(|c| c.policy.max_response_bytes)
+            .unwrap_or(0)
     }
 
     /// Inspects a whole response body; returns the body to send or the refusal.
@@ -60,7 +63,7 @@ impl ContentStage {
         headers: &mut http::HeaderMap,
         body: Bytes,
     ) -> Result<Bytes, RequestError> {
-        let Some(mut state) = ex.content.take() else {
+        let Some(mut state) = ex.stash.take::<ContentState>() else {
             return Ok(body);
         };
         let out = match headers.get(kserve_binary::HEADER) {
@@ -69,7 +72,7 @@ impl ContentStage {
             }
             _ => state.on_response_body(ex, body),
         };
-        ex.content = Some(state);
+        ex.stash.put(state);
         out
     }
 }
@@ -77,9 +80,9 @@ impl ContentStage {
 impl ContentStage {
     /// The end of a streamed response: what the content stage still holds back.
     pub fn on_stream_end(&self, ex: &mut Exchange) -> Option<Bytes> {
-        let mut state = ex.content.take()?;
+        let mut state = ex.stash.take::<ContentState>()?;
         let out = state.on_stream_end(ex);
-        ex.content = Some(state);
+        ex.stash.put(state);
         out
     }
 }
@@ -100,7 +103,12 @@ impl Stage for ContentStage {
         let tenant = ex.principal.as_ref().and_then(|p| p.tenant.clone());
         let mut state = ContentState::new(std::sync::Arc::clone(policy), tenant.as_deref());
         let parsed = ex.body_json.take();
-        if policy.inspects_requests() && ex.kserve_binary.as_ref().is_some_and(|l| l.unreadable_text()) {
+        if policy.inspects_requests()
+            && ex
+                .stash
+                .get::<kserve_binary::Layout>()
+                .is_some_and(|l| l.unreadable_text())
+        {
             // A BYTES tensor in the binary extension that is not text: the policy
             // cannot read it, so it does not pass unless the policy says fail_open.
             let pass = policy.fail_open;
@@ -127,12 +135,12 @@ impl Stage for ContentStage {
             RequestBody::Buffered(body) if !body.is_empty() => state.on_request(ex, route.config.protocol, parsed),
             _ => Ok(None),
         };
-        ex.content = Some(state);
+        ex.stash.put(state);
         match result {
             Ok(Some(body)) => {
                 // A binary tensor body goes on as binary: the rewritten view is encoded
                 // back (only BYTES elements change; numbers go byte for byte).
-                let body = match (&ex.kserve_binary, &ex.body_json) {
+                let body = match (ex.stash.get::<kserve_binary::Layout>(), &ex.body_json) {
                     (Some(layout), Some(view)) if layout.is_binary() => {
                         match kserve_binary::encode(view, layout, kserve_binary::Tensors::Inputs) {
                             Ok((bytes, header_len)) => {
@@ -164,7 +172,7 @@ impl Stage for ContentStage {
     }
 
     fn on_response(&self, ex: &mut Exchange, route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
-        let Some(mut state) = ex.content.take() else {
+        let Some(mut state) = ex.stash.take::<ContentState>() else {
             return Flow::Continue;
         };
         let mut flow = Flow::Continue;
@@ -185,7 +193,7 @@ impl Stage for ContentStage {
                 head.headers.remove(header::CONTENT_LENGTH);
             }
         }
-        ex.content = Some(state);
+        ex.stash.put(state);
         flow
     }
 
@@ -194,7 +202,7 @@ impl Stage for ContentStage {
     }
 
     fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Flow {
-        let Some(mut state) = ex.content.take() else {
+        let Some(mut state) = ex.stash.take::<ContentState>() else {
             return Flow::Continue;
         };
         if state.streaming() {
@@ -203,7 +211,7 @@ impl Stage for ContentStage {
                 ex.end_stream = true;
             }
         }
-        ex.content = Some(state);
+        ex.stash.put(state);
         Flow::Continue
     }
 }

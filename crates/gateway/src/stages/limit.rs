@@ -56,8 +56,10 @@ impl Stage for LimitStage {
                             Decision::Flag,
                         );
                     }
-                    ex.holds = outcome.holds;
-                    ex.rate_status = outcome.status;
+                    ex.stash.put(outcome.holds);
+                    if let Some(status) = outcome.status {
+                        ex.stash.put(status);
+                    }
                     Flow::Continue
                 }
                 Err(refusal) => {
@@ -69,7 +71,7 @@ impl Stage for LimitStage {
     }
 
     fn on_response(&self, ex: &mut Exchange, _route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
-        if let Some(s) = &ex.rate_status {
+        if let Some(s) = ex.stash.get::<rampart_limits::RateStatus>() {
             if let Ok(v) = HeaderValue::from_str(&s.policy) {
                 head.headers.insert(HeaderName::from_static("ratelimit-policy"), v);
             }

@@ -63,7 +63,7 @@ impl TokensStage {
                     req.body = RequestBody::Buffered(rewritten);
                     account.strip_usage_event();
                 }
-                ex.tokens = Some(account);
+                ex.stash.put(account);
                 ex.body_json = Some(parsed);
                 Flow::Continue
             }
@@ -87,7 +87,7 @@ impl Stage for TokensStage {
     }
 
     fn on_response(&self, ex: &mut Exchange, _route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
-        if let Some(acc) = ex.tokens.as_mut() {
+        if let Some(acc) = ex.stash.get_mut::<rampart_limits::TokenAccount>() {
             let sse = head
                 .headers
                 .get(http::header::CONTENT_TYPE)
@@ -107,14 +107,14 @@ impl Stage for TokensStage {
     }
 
     fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut bytes::Bytes) -> Flow {
-        if let Some(acc) = ex.tokens.as_mut() {
+        if let Some(acc) = ex.stash.get_mut::<rampart_limits::TokenAccount>() {
             acc.observe(chunk);
         }
         Flow::Continue
     }
 
     fn on_complete(&self, ex: &Exchange) {
-        if let Some(acc) = &ex.tokens {
+        if let Some(acc) = ex.stash.get::<rampart_limits::TokenAccount>() {
             let success = ex.status.is_some_and(|s| s.is_success())
                 && !matches!(ex.outcome, Some(crate::context::Outcome::Failed));
             acc.settle(success);
