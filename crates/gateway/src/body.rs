@@ -268,7 +268,7 @@ pin_project_lite::pin_project! {
         finished: bool,
         guard: Option<crate::upstream::Outstanding>,
         // Marks the client connection busy (not idle) until the body is done.
-        busy: Option<crate::conn::Busy>,
+        busy: Option<crate::server::conn::Busy>,
         // The last frame (or the end), held until the audit record is durable.
         held: Option<Held>,
         // Event streams: resolves at shutdown (see `cut_streams`).
@@ -332,7 +332,7 @@ impl ExchangeBody {
     }
 
     /// Keeps the client connection counted as busy until the body is done.
-    pub fn with_busy(mut self, busy: crate::conn::Busy) -> Self {
+    pub fn with_busy(mut self, busy: crate::server::conn::Busy) -> Self {
         self.busy = Some(busy);
         self
     }

@@ -48,7 +48,7 @@ impl Runtime {
             if let Some(tls) = &l.tls {
                 listener_tls.insert(
                     l.name.clone(),
-                    crate::tls::server_config(&format!("listeners[{i}].tls"), tls)?,
+                    crate::server::tls::server_config(&format!("listeners[{i}].tls"), tls)?,
                 );
             }
         }

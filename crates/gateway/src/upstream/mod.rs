@@ -9,6 +9,8 @@
 //! request and its upstream connection always live on the same event loop; health
 //! state is shared by all workers through atomics.
 
+pub mod forward;
+
 use std::cell::Cell;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -86,7 +88,7 @@ impl Drop for Outstanding {
 
 impl Pool {
     pub fn new(key: &str, cfg: &Upstream, workers: usize, metrics: Arc<Metrics>) -> Result<Arc<Self>, InitError> {
-        let tls = crate::tls::client_config(&format!("{key}.tls"), &cfg.tls)?;
+        let tls = crate::server::tls::client_config(&format!("{key}.tls"), &cfg.tls)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);

@@ -204,7 +204,7 @@ async fn route(
 pub async fn serve(
     socket: TcpListener,
     gateway: Arc<Gateway>,
-    drain: crate::conn::Drain,
+    drain: crate::server::conn::Drain,
     mut stop: watch::Receiver<bool>,
 ) {
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -221,7 +221,7 @@ pub async fn serve(
         };
         let gateway = Arc::clone(&gateway);
         let draining = Arc::clone(&draining);
-        let Some(watcher) = crate::conn::watcher(&drain) else {
+        let Some(watcher) = crate::server::conn::watcher(&drain) else {
             return;
         };
         #[allow(clippy::disallowed_methods)] // one admin connection: ends with it, watched by `drain`

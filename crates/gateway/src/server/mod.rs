@@ -11,6 +11,10 @@
 //! which removes cross-thread wake-ups from the hot path (nginx's worker model). The
 //! admin listener, signals, reloads and health checks run on the main runtime.
 
+pub mod admin;
+pub mod conn;
+pub mod tls;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 
-use crate::conn::{Drain, watcher};
+use crate::server::conn::{Drain, watcher};
 
 use rampart_config::{Config, Listener};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -199,7 +203,7 @@ impl Server {
         let admin_drain: Drain = Arc::new(std::sync::Mutex::new(Some(GracefulShutdown::new())));
         let admin_task = self.admin.map(|admin| {
             #[allow(clippy::disallowed_methods)] // joined at shutdown (admin_task)
-            tokio::spawn(crate::admin::serve(
+            tokio::spawn(crate::server::admin::serve(
                 admin,
                 Arc::clone(&self.gateway),
                 Arc::clone(&admin_drain),
@@ -385,8 +389,8 @@ async fn accept_loop(
         // From accept on: a connection with no request in flight that sends nothing
         // for the header-read timeout is closed (silent sockets, idle HTTP/2, a TLS
         // handshake that never starts).
-        let activity = Arc::new(crate::conn::Activity::default());
-        let stream = crate::conn::IdleGuard::new(stream, header_timeout, Arc::clone(&activity));
+        let activity = Arc::new(crate::server::conn::Activity::default());
+        let stream = crate::server::conn::IdleGuard::new(stream, header_timeout, Arc::clone(&activity));
         #[allow(clippy::disallowed_methods)] // one connection: ends with it, watched by the worker's graceful shutdown
         tokio::spawn(async move {
             gateway.metrics.connection_opened(&name);
@@ -429,7 +433,7 @@ async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
     gateway: &Arc<Gateway>,
     watcher: Watcher,
-    activity: Arc<crate::conn::Activity>,
+    activity: Arc<crate::server::conn::Activity>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -439,7 +443,7 @@ async fn serve<I>(
         let runtime = gw.current();
         let info = Arc::clone(&info);
         // In flight from here until the response body is done or dropped.
-        let busy = crate::conn::Activity::start(&activity);
+        let busy = crate::server::conn::Activity::start(&activity);
         async move {
             let response = crate::exchange::handle(runtime, req, info).await;
             Ok::<_, Infallible>(response.map(|body| body.with_busy(busy)))

@@ -4,6 +4,8 @@
 //! authorization policy built from `[roles]`, and credential extraction from request
 //! headers. Stages and the admin API use it; it never logs a credential.
 
+pub mod jwks;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -57,7 +59,7 @@ pub struct IdentityRuntime {
     /// Headers credentials are read from (and stripped before proxying).
     pub headers: Vec<HeaderName>,
     keys: Option<KeySource>,
-    issuers: Vec<Arc<crate::jwks::Issuer>>,
+    issuers: Vec<Arc<crate::identity::jwks::Issuer>>,
     /// Client-certificate subjects; `None` when certificates are not credentials.
     cert_subjects: Option<Vec<rampart_config::CertSubject>>,
     /// Tokens that verified, by SHA-256 of the token: a client reusing a token pays one
@@ -187,7 +189,7 @@ impl IdentityRuntime {
             .jwt
             .iter()
             .enumerate()
-            .map(|(i, cfg)| crate::jwks::Issuer::start(&format!("identity.jwt[{i}]"), cfg))
+            .map(|(i, cfg)| crate::identity::jwks::Issuer::start(&format!("identity.jwt[{i}]"), cfg))
             .collect::<Result<Vec<_>, _>>()?;
         let runtime = Arc::new(Self {
             policy,

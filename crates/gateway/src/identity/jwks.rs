@@ -48,7 +48,7 @@ pub struct Issuer {
 impl Issuer {
     /// Builds the issuer and starts its refresher (which ends when a reload drops it).
     pub fn start(key: &str, cfg: &JwtIssuer) -> Result<Arc<Self>, InitError> {
-        let tls = crate::tls::client_config(
+        let tls = crate::server::tls::client_config(
             &format!("{key}.ca"),
             &UpstreamTls {
                 ca: cfg.ca.clone(),
