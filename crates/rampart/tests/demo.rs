@@ -83,6 +83,16 @@ impl Demo {
     }
 }
 
+impl Drop for Demo {
+    /// A failed test does not leave its demo running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// One checkable claim of an `=>` line.
 #[derive(Debug)]
 enum Claim {
