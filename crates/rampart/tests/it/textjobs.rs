@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
-mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::bin;
+use crate::common::bin;
 use serde_json::Value;
 
 fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {

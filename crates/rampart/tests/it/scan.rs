@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::bin;
+use crate::common::bin;
 use serde_json::Value;
 
 fn corpus(kind: &str) -> PathBuf {

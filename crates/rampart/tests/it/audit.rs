@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
-mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::{Method, StatusCode};
 use rampart_testkit::client::TestClient;
 use rampart_testkit::harness::GatewayProcess;
