@@ -158,6 +158,89 @@ impl TestClient {
     }
 }
 
+/// A request being put together, so a test reads as its scenario:
+/// `c.post(url).chat("m", "hi").header("x-request-id", "a").send().await?`.
+#[derive(Debug)]
+pub struct Call<'a> {
+    client: &'a TestClient,
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl TestClient {
+    pub fn call(&self, method: Method, url: impl Into<String>) -> Call<'_> {
+        Call {
+            client: self,
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn post(&self, url: impl Into<String>) -> Call<'_> {
+        self.call(Method::POST, url)
+    }
+}
+
+impl Call<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// A JSON body (with its Content-Type).
+    pub fn json(self, value: &serde_json::Value) -> Self {
+        self.json_text(value.to_string())
+    }
+
+    /// A body sent as JSON exactly as written (for bodies a serializer would fix).
+    pub fn json_text(mut self, text: impl Into<Bytes>) -> Self {
+        self.headers
+            .push(("content-type".to_owned(), "application/json".to_owned()));
+        self.body = text.into();
+        self
+    }
+
+    /// An OpenAI chat request with one user message.
+    pub fn chat(self, model: &str, content: &str) -> Self {
+        self.json(&chat_body(model, content, false))
+    }
+
+    /// The same, streamed.
+    pub fn chat_stream(self, model: &str, content: &str) -> Self {
+        self.json(&chat_body(model, content, true))
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sends it and reads the whole response (30 s limit).
+    pub async fn send(self) -> Result<TestResponse, Error> {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.client.request(self.method, &self.url, &headers, self.body).await
+    }
+}
+
+/// `{"model": model, "messages": [{"role": "user", "content": content}]}` (with
+/// `"stream": true` when `stream`).
+pub fn chat_body(model: &str, content: &str, stream: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}]});
+    if stream {
+        v["stream"] = serde_json::Value::Bool(true);
+    }
+    v
+}
+
 /// Reads a streaming body frame by frame, noting when each data frame arrived.
 pub async fn timed_chunks(body: Incoming) -> Result<Vec<(Instant, Bytes)>, Error> {
     let mut body = body;

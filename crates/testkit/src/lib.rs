@@ -9,6 +9,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod config;
 pub mod demo;
 pub mod harness;
 pub mod http_server;

@@ -6,15 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crate::common::*;
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use rampart_testkit::client::TestClient;
+use rampart_testkit::config::{GatewayConfig, create_key};
 use rampart_testkit::harness::GatewayProcess;
 use rampart_testkit::http_server::ResponseBody;
 use rampart_testkit::{TempDir, TestServer};
@@ -195,21 +195,7 @@ timeouts = {{ first_byte = "500ms", idle = "3s" }}
         url = upstream.url()
     );
     std::fs::write(dir.join("rampart.toml"), &config).unwrap();
-    let out = std::process::Command::new(bin())
-        .args([
-            "keys",
-            "create",
-            "--subject",
-            "narrow-app",
-            "--role",
-            "narrow",
-            "--config",
-        ])
-        .arg(dir.join("rampart.toml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let narrow = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let narrow = create_key(bin(), dir.path(), "rampart.toml", "narrow-app", &["narrow"]).unwrap();
     let gw = GatewayProcess::start_in(bin(), &config, dir).unwrap();
     Keyed {
         gw,
@@ -1558,36 +1544,21 @@ async fn binary_tensors_cannot_smuggle_bytes_past_validation_or_the_policy() {
         }
     }))
     .await;
-    let gw = start(&format!(
-        r#"
-[admin]
-enabled = false
-[[listeners]]
-name = "main"
-listen = "127.0.0.1:0"
-[[upstreams]]
-name = "rec"
-targets = ["{url}"]
-[[routes]]
-name = "kserve"
-path_prefix = "/v2/"
-upstream = "rec"
-protocol = "kserve"
-public = true
-policy = "p"
-validation.inputs = [{{ name = "x", datatype = "FP32", shape = [-1, 2], min = 0.0, max = 10.0 }}]
-[[routes]]
-name = "chat"
-path_prefix = "/v1/"
-upstream = "rec"
-protocol = "openai"
-public = true
-[policies.p]
-request = {{ "pii.email" = "redact" }}
-response = {{ "secret.*" = "redact" }}
-"#,
-        url = upstream.url()
-    ));
+    let gw = start(
+        &GatewayConfig::new()
+            .upstream("rec", &upstream.url())
+            .route(
+                "kserve",
+                "/v2/",
+                "rec",
+                "kserve",
+                "public = true\npolicy = \"p\"\n\
+                 validation.inputs = [{ name = \"x\", datatype = \"FP32\", shape = [-1, 2], min = 0.0, max = 10.0 }]",
+            )
+            .route("chat", "/v1/", "rec", "openai", "public = true")
+            .with("[policies.p]\nrequest = { \"pii.email\" = \"redact\" }\nresponse = { \"secret.*\" = \"redact\" }")
+            .build(),
+    );
     let c = TestClient::http1();
     let infer = format!("{}/v2/models/m/infer", gw.url("main"));
     let words = bytes_elements(&[b"mail ann@example.com today"]);

@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
@@ -121,43 +120,35 @@ async fn every_exchange_and_reload_is_recorded_and_the_trail_verifies() {
     let main = gw.url("main");
     let secret_prompt = "My e-mail is maria.rossi@example.com and my card 4111 1111 1111 1111";
     let body = json!({"model": "m", "messages": [{"role": "user", "content": secret_prompt}]}).to_string();
+    let chat = format!("{main}/v1/chat/completions");
     let ok = c
-        .request(
-            Method::POST,
-            &format!("{main}/v1/chat/completions"),
-            &[("content-type", "application/json"), ("x-request-id", "audit-ok-1")],
-            body.clone(),
-        )
+        .post(&chat)
+        .json_text(body.clone())
+        .header("x-request-id", "audit-ok-1")
+        .send()
         .await
         .unwrap();
     assert_eq!(ok.status, StatusCode::OK);
     let streamed = c
-        .request(
-            Method::POST,
-            &format!("{main}/v1/chat/completions"),
-            &[("content-type", "application/json"), ("x-request-id", "audit-stream-1")],
-            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a b c"}]}).to_string(),
-        )
+        .post(&chat)
+        .chat_stream("m", "a b c")
+        .header("x-request-id", "audit-stream-1")
+        .send()
         .await
         .unwrap();
     assert_eq!(streamed.status, StatusCode::OK);
     let missing = c
-        .request(
-            Method::GET,
-            &format!("{main}/nowhere"),
-            &[("x-request-id", "audit-404-1")],
-            "",
-        )
+        .call(Method::GET, format!("{main}/nowhere"))
+        .header("x-request-id", "audit-404-1")
+        .send()
         .await
         .unwrap();
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let closed = c
-        .request(
-            Method::POST,
-            &format!("{main}/private/x"),
-            &[("x-request-id", "audit-401-1")],
-            "{}",
-        )
+        .post(format!("{main}/private/x"))
+        .body("{}")
+        .header("x-request-id", "audit-401-1")
+        .send()
         .await
         .unwrap();
     assert_eq!(closed.status, StatusCode::UNAUTHORIZED);
@@ -261,12 +252,10 @@ fn load(
                     let id = format!("load-{t}-{i}");
                     i += 1;
                     let r = c
-                        .request(
-                            Method::POST,
-                            &format!("{main}/v1/chat/completions"),
-                            &[("content-type", "application/json"), ("x-request-id", &id)],
-                            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
-                        )
+                        .post(format!("{main}/v1/chat/completions"))
+                        .chat("m", "hi")
+                        .header("x-request-id", &id)
+                        .send()
                         .await;
                     match r {
                         Ok(r) if r.status == StatusCode::OK && r.json()["choices"].is_array() => answered.push(id),
@@ -418,14 +407,7 @@ async fn a_full_disk_refuses_in_block_mode_and_spills_in_spill_mode() {
     disk.fill();
     for i in 0..40 {
         let id = format!("block-{i}");
-        let r = c
-            .request(
-                Method::POST,
-                &url,
-                &[("content-type", "application/json"), ("x-request-id", &id)],
-                chat.to_string(),
-            )
-            .await;
+        let r = c.post(&url).json(&chat).header("x-request-id", &id).send().await;
         match r {
             Ok(r) if r.status == StatusCode::OK => answered.push(id),
             Ok(r) if r.status == StatusCode::SERVICE_UNAVAILABLE => {
@@ -462,12 +444,10 @@ async fn a_full_disk_refuses_in_block_mode_and_spills_in_spill_mode() {
     for i in 0..30 {
         let id = format!("spill-{i}");
         let r = c
-            .request(
-                Method::POST,
-                &url,
-                &[("content-type", "application/json"), ("x-request-id", &id)],
-                chat.to_string(),
-            )
+            .post(&url)
+            .json(&chat)
+            .header("x-request-id", &id)
+            .send()
             .await
             .unwrap();
         assert_eq!(r.status, StatusCode::OK, "spill mode keeps serving");
@@ -1231,12 +1211,10 @@ async fn erasure_through_the_admin_api_is_recorded_in_the_trail() {
     let mut gw = GatewayProcess::start_in(bin(), &config, dir).unwrap();
     let c = TestClient::http1();
     let r = c
-        .request(
-            Method::POST,
-            &format!("{}/v1/chat/completions", gw.url("main")),
-            &[("content-type", "application/json"), ("x-rampart-subject", "carol")],
-            json!({"model": "m", "messages": [{"role": "user", "content": "carol's question"}]}).to_string(),
-        )
+        .post(format!("{}/v1/chat/completions", gw.url("main")))
+        .chat("m", "carol's question")
+        .header("x-rampart-subject", "carol")
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);
@@ -1314,12 +1292,10 @@ async fn with_the_postgres_store_payload_keys_are_shared_in_the_database() {
     )
     .unwrap();
     let r = TestClient::http1()
-        .request(
-            Method::POST,
-            &format!("{}/v1/chat/completions", gw.url("main")),
-            &[("content-type", "application/json"), ("x-rampart-subject", "dave")],
-            json!({"model": "m", "messages": [{"role": "user", "content": "dave's question"}]}).to_string(),
-        )
+        .post(format!("{}/v1/chat/completions", gw.url("main")))
+        .chat("m", "dave's question")
+        .header("x-rampart-subject", "dave")
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);

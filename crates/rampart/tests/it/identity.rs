@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::Bytes;
 use crate::common::*;
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use rampart_testkit::client::{TestClient, TestResponse};
 use rampart_testkit::harness::GatewayProcess;
