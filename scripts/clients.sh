@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real client libraries the SDK tests drive (crates/rampart/tests/demo.rs),
+# Installs the real client libraries the SDK tests drive (crates/rampart/tests/it/demo.rs),
 # at the versions pinned in the repo: the OpenAI Python SDK, LangChain's ChatOpenAI and
 # tritonclient[http] (clients/python/requirements.txt, every transitive package pinned)
 # into target/clients/venv, and the OpenAI Node SDK (clients/node/package-lock.json)

@@ -1,5 +1,5 @@
 // Drives `rampart demo` with the OpenAI Node SDK, unchanged: chat, a stream, default
-// (base64) embeddings and a typed error. Run by crates/rampart/tests/demo.rs with
+// (base64) embeddings and a typed error. Run by crates/rampart/tests/it/demo.rs with
 // RAMPART_SECURE (the secure listener) and RAMPART_KEY (the demo's API key) set.
 // Prints one `PASS <check>` line per check; the first failure throws (exit code 1).
 import OpenAI from "openai";

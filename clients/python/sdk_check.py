@@ -1,7 +1,7 @@
 """Drives `rampart demo` with the client libraries AI engineers use, unchanged: the
 OpenAI Python SDK (sync, async, streaming, embeddings, typed errors), LangChain's
 ChatOpenAI (invoke, stream) and tritonclient's HTTP client (health, metadata, JSON and
-binary-tensor inference, errors). Run by crates/rampart/tests/demo.rs with the demo's
+binary-tensor inference, errors). Run by crates/rampart/tests/it/demo.rs with the demo's
 addresses and key in the environment:
 
   RAMPART_OPEN    the open listener (plain public routes), http://host:port

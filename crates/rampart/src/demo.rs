@@ -5,7 +5,7 @@
 //! (PII pseudonymised, secrets redacted, prompt injection refused, a canary), KServe
 //! input rules — with an audit trail under both. It writes its config, key file and
 //! trail to a directory of its own and prints a tour: one-line commands, each with the
-//! result it gives written under it (`=>`), which `tests/demo.rs` runs and checks.
+//! result it gives written under it (`=>`), which `tests/it/demo.rs` runs and checks.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
