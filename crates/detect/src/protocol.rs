@@ -518,9 +518,14 @@ fn elements(
     }
 }
 
+/// Whether a KServe v2 path is an inference endpoint (`…/infer`).
+pub fn is_kserve_infer(path: &str) -> bool {
+    path.trim_end_matches('/').ends_with("/infer")
+}
+
 /// Validates a KServe v2 inference request (`POST …/infer`; other paths pass).
 pub fn kserve(path: &str, body: &Value, rules: &KserveRules) -> Result<(), Violation> {
-    if !path.trim_end_matches('/').ends_with("/infer") {
+    if !is_kserve_infer(path) {
         return Ok(());
     }
     let o = object(body, "$")?;

@@ -618,7 +618,12 @@ impl ContentState {
 
     /// A response the policy cannot read: refused (502), or, with `fail_open`, passed
     /// unchanged — flagged in the exchange's findings and logged.
-    fn uninspectable(&mut self, ex: &mut Exchange, body: Bytes, why: &'static str) -> Result<Bytes, RequestError> {
+    pub(crate) fn uninspectable(
+        &mut self,
+        ex: &mut Exchange,
+        body: Bytes,
+        why: &'static str,
+    ) -> Result<Bytes, RequestError> {
         let pass = self.policy.fail_open;
         note_uninspectable(ex, pass, why);
         if pass {

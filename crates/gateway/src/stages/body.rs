@@ -174,7 +174,7 @@ impl Stage for BodyStage {
             RequestBody::Buffered(b) => b,
         };
         ex.request_bytes = bytes.len() as u64;
-        if route.config.protocol == Protocol::Kserve && !ex.path.trim_end_matches('/').ends_with("/infer") {
+        if route.config.protocol == Protocol::Kserve && !rampart_detect::protocol::is_kserve_infer(&ex.path) {
             // The binary extension exists only for inference; elsewhere the header
             // describes nothing (tritonclient leaves it in a reused headers dict), and
             // it does not go upstream.

@@ -227,15 +227,6 @@ fn binary_response(
     length: http::HeaderValue,
     body: Bytes,
 ) -> Result<Bytes, RequestError> {
-    let pass = state.policy.fail_open;
-    let refuse = |ex: &mut Exchange, why: &'static str, body: Bytes| {
-        crate::content::note_uninspectable(ex, pass, why);
-        if pass {
-            Ok(body)
-        } else {
-            Err(RequestError::ResponseUninspectable(why))
-        }
-    };
     let read = length
         .to_str()
         .ok()
@@ -245,10 +236,10 @@ fn binary_response(
             kserve_binary::decode(header, t, kserve_binary::Tensors::Outputs, false).ok()
         });
     let Some((view, layout)) = read else {
-        return refuse(ex, "the binary tensor response does not add up", body);
+        return state.uninspectable(ex, body, "the binary tensor response does not add up");
     };
     if layout.unreadable_text() {
-        return refuse(ex, "a binary BYTES output is not UTF-8 text", body);
+        return state.uninspectable(ex, body, "a binary BYTES output is not UTF-8 text");
     }
     let shown = Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
     let out = state.on_response_body(ex, shown.clone())?;

@@ -56,7 +56,9 @@ impl Stage for LimitStage {
                             Decision::Flag,
                         );
                     }
-                    ex.stash.put(outcome.holds);
+                    if !outcome.holds.is_empty() {
+                        ex.stash.put(outcome.holds);
+                    }
                     if let Some(status) = outcome.status {
                         ex.stash.put(status);
                     }

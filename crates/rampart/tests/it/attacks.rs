@@ -1529,8 +1529,18 @@ async fn binary_tensors_cannot_smuggle_bytes_past_validation_or_the_policy() {
         {"name": "note", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": reply_tail.len() - 8}},
     ]});
     let (reply, reply_len) = binary_body(&reply_header, &reply_tail);
+    // Answers the next variations would bring: a header length past the body, and a
+    // BYTES output that is not text (what a redacting policy cannot read).
+    let opaque_tail = bytes_elements(&[&[0xff, 0xfe, b'k']]);
+    let opaque_header = json!({"outputs": [{"name": "note", "datatype": "BYTES", "shape": [1],
+                                            "parameters": {"binary_data_size": opaque_tail.len()}}]});
+    let (opaque, opaque_len) = binary_body(&opaque_header, &opaque_tail);
     let (upstream, log) = recorder(Arc::new(move |seen: &Seen| {
-        if seen.path.ends_with("/infer") {
+        if seen.path.contains("/lying/") {
+            respond(200, &[("inference-header-content-length", "100000")], reply.clone())
+        } else if seen.path.contains("/opaque/") {
+            respond(200, &[("inference-header-content-length", &opaque_len)], opaque.clone())
+        } else if seen.path.trim_end_matches('/').ends_with("/infer") {
             respond(
                 200,
                 &[
@@ -1702,6 +1712,38 @@ async fn binary_tensors_cannot_smuggle_bytes_past_validation_or_the_policy() {
         calls,
         "a refused request reached the upstream"
     );
+
+    // Answers that do not add up, or that the policy cannot read, are refused (502),
+    // never passed on as they came.
+    let (b, l) = binary_body(&header(8, words.len()), &tail);
+    for model in ["lying", "opaque"] {
+        let r = c
+            .request(
+                Method::POST,
+                &format!("{}/v2/models/{model}/infer", gw.url("main")),
+                &[("inference-header-content-length", &l)],
+                b.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{model}: {}", r.text());
+        assert_eq!(r.json()["code"], "response_uninspectable", "{model}: {}", r.text());
+        assert!(!r.body.windows(3).any(|w| w == [0xff, 0xfe, b'k']), "{model}");
+    }
+    // A trailing slash on the inference path is still inference: the tail is checked.
+    let mut smuggled = tail.clone();
+    smuggled.extend_from_slice(b"junk");
+    let (b, l) = binary_body(&header(8, words.len()), &smuggled);
+    let r = c
+        .request(
+            Method::POST,
+            &format!("{}/v2/models/m/infer/", gw.url("main")),
+            &[("inference-header-content-length", &l)],
+            b,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
 
     // Outside inference the header describes nothing (tritonclient resends it from a
     // reused headers dict): it is dropped, not forwarded.
