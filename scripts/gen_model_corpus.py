@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates the model-scanner test corpus in crates/modelscan/tests/corpus.
 
-    python3 scripts/gen_model_corpus.py        # needs numpy, h5py and joblib (pip install numpy h5py joblib)
+    pip install numpy==2.4.6 h5py==3.16.0 joblib==1.6.0 py7zr==1.0.0
+    python3 scripts/gen_model_corpus.py
 
 Three folders: malicious/ (each pickle trick and container the scanner must flag),
 benign/ (checkpoints of the shapes real frameworks write; must be clean) and broken/
@@ -42,9 +43,12 @@ def out(kind, name, data):
         f.write(data)
 
 
-def malicious(name, data, rule, severity="high"):
+def malicious(name, data, rule, severity="high", broken=False):
     out("malicious", name, data)
     expected[name] = {"rule": rule, "severity": severity}
+    if broken:
+        # The stream breaks after the payload: a loader runs the call before it fails.
+        expected[name]["broken"] = True
 
 
 def zip_bytes(members):
@@ -346,6 +350,145 @@ malicious("joblib_after_arrays.joblib", joblib_bytes({"w": np.arange(64, dtype=n
 malicious("joblib_object_array.joblib", joblib_bytes({"w": np.zeros(4), "o": np.array([Reduce(os.system, "echo")], dtype=object)}),
           "pickle.dangerous-import", "critical")
 
+# --- bypasses described in public advisories ------------------------------------------
+# Written from the descriptions in GHSA/CVE write-ups against picklescan, modelscan,
+# fickling and modelaudit (callables their deny lists missed, payloads hidden in
+# encoded strings, archives the scanners could not open but loaders can); no file is
+# taken from any scanner's tests.
+
+def fake_callable(module, name):
+    """A stand-in in a made-up module (never a real one): pickle writes only its path."""
+    def f(*a, **k):
+        pass
+    for i in range(1, module.count(".") + 2):
+        part = ".".join(module.split(".")[:i])
+        assert part not in sys.modules or getattr(sys.modules[part], "__fake__", False), part
+        sys.modules.setdefault(part, types.ModuleType(part)).__fake__ = True
+    f.__module__, f.__qualname__, f.__name__ = module, name, name
+    setattr(sys.modules[module], name, f)
+    return f
+
+
+def fake_class(module, name, setstate=False):
+    fake_callable(module, "_placeholder")
+    attrs = {"__module__": module}
+    if setstate:
+        attrs["__setstate__"] = lambda self, st: None
+    cls = type(name, (), attrs)
+    cls.__qualname__ = name
+    setattr(sys.modules[module], name, cls)
+    return cls
+
+
+def p4_call(module, name, arg):
+    """Protocol 4: STACK_GLOBAL module.name, then REDUCE with one string argument."""
+    return b"\x80\x04" + short_unicode(module) + short_unicode(name) + b"\x93" + short_unicode(arg) + b"\x85R."
+
+
+for mod, name in [
+    ("pip", "main"),                       # installs a package named in the pickle
+    ("_posixsubprocess", "fork_exec"),
+    ("idlelib.pyshell", "ModifiedInterpreter"),
+    ("lib2to3.pgen2.pgen", "ParserGenerator"),
+    ("distutils.file_util", "write_file"),
+    ("cProfile", "run"),
+    ("profile", "run"),
+    ("pydoc", "pipepager"),
+    ("_operator", "attrgetter"),
+    ("_functools", "partial"),
+    ("uuid", "_get_command_stdout"),
+    ("numpy.f2py.crackfortran", "getlincoef"),
+    ("torch.utils.bottleneck.__main__", "run_cprofile"),
+    ("torch.jit", "load"),
+    ("test.support.script_helper", "assert_python_ok"),
+    ("_pyrepl.pager", "pipe_pager"),
+    ("ensurepip", "_run_pip"),
+    ("logging.config", "listen"),
+]:
+    malicious(f"advisory_{mod.replace('.', '_')}_{name}.pkl", p4_call(mod, name, "echo owned"),
+              "pickle.dangerous-import", "critical")
+
+# Callables on no list at all: loading the file calls them, so the default scan fails.
+helper = fake_callable("mytools.setup_hooks", "install")
+malicious("unknown_callable_reduce.pkl", pickle.dumps(Reduce(helper, "x"), protocol=2), "pickle.unknown-call", "high")
+malicious("unknown_callable_p4.pkl", p4_call("mytools.setup_hooks", "install", "x"), "pickle.unknown-call", "high")
+malicious("unknown_callable_inst_p0.pkl", b"(S'x'\nimytools.setup_hooks\nRunner\n.", "pickle.unknown-call", "high")
+Hook = fake_class("mytools.state", "Hook", setstate=True)
+hook = Hook.__new__(Hook)
+hook.__dict__["cmd"] = "echo owned"
+malicious("unknown_class_setstate.pkl", pickle.dumps(hook, protocol=2), "pickle.unknown-call", "high")
+malicious("unknown_class_newobj_p4.pkl", pickle.dumps(hook, protocol=4), "pickle.unknown-call", "high")
+
+# Payloads carried as encoded strings and decoded at load time.
+import base64 as _b64
+import codecs as _codecs
+import gzip as _gzip
+import zlib as _zlib
+inner4 = pickle.dumps(Reduce(os.system, "echo owned"), protocol=4)
+import binascii as _binascii
+loads = fake_callable("mytools.io", "loads")
+b64decode, decompress, codecs_decode, unhexlify = _b64.b64decode, _zlib.decompress, _codecs.decode, _binascii.unhexlify
+malicious("encoded_base64_payload.pkl",
+          pickle.dumps(Reduce(loads, Reduce(b64decode, _b64.b64encode(inner4).decode())), protocol=4),
+          "pickle.dangerous-import", "critical")
+malicious("encoded_zlib_base64_payload.pkl",
+          pickle.dumps(Reduce(loads, Reduce(decompress, Reduce(b64decode, _b64.b64encode(_zlib.compress(inner4)).decode()))), protocol=2),
+          "pickle.dangerous-import", "critical")
+malicious("encoded_hex_codecs_payload.pkl",
+          pickle.dumps(Reduce(loads, Reduce(codecs_decode, inner4.hex(), "hex")), protocol=3),
+          "pickle.dangerous-import", "critical")
+malicious("encoded_unhexlify_p0.pkl",
+          pickle.dumps(Reduce(loads, Reduce(unhexlify, inner4.hex())), protocol=0),
+          "pickle.dangerous-import", "critical")
+# Protocol 2 writes bytes as _codecs.encode(text, "latin1"): a pickle inside that.
+malicious("latin1_bytes_payload_p2.pkl", pickle.dumps({"blob": inner4}, protocol=2), "pickle.dangerous-import", "critical")
+
+# A stream that breaks right after the call: the loader has run it by then.
+malicious("broken_after_call.pkl", pickle.dumps(Reduce(os.system, "echo owned"), protocol=2)[:-1] + b"\xff",
+          "pickle.dangerous-import", "critical", broken=True)
+
+# Archives: a member whose checksum is wrong (PyTorch's reader does not check it), a
+# member flagged as encrypted, bytes in front of the zip, 7z, gzip and zlib joblib files.
+evil_zip = bytearray(torch_zip(evil_state))
+crc_at = evil_zip.index(b"PK\x01\x02") + 16          # CRC-32 in the central directory
+evil_zip[crc_at:crc_at + 4] = b"\xde\xad\xbe\xef"
+first = 14                                             # and in the first local header
+evil_zip[first:first + 4] = b"\xde\xad\xbe\xef"
+malicious("zip_bad_crc.pt", bytes(evil_zip), "pickle.dangerous-import", "critical")
+flagged = bytearray(torch_zip(evil_state))
+flagged[6] |= 1
+cd = flagged.index(b"PK\x01\x02")
+flagged[cd + 8] |= 1
+malicious("zip_encrypted_flag.pt", bytes(flagged), "zip.encrypted", "high")
+malicious("zip_with_prefix.pt", b"#!/bin/sh\n# not a model\n" + torch_zip(evil_state), "pickle.dangerous-import", "critical")
+
+import py7zr
+def seven_zip(members, password=None):
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w", password=password, header_encryption=bool(password)) as z:
+        for name, data in members:
+            z.writestr(data, name)
+    return buf.getvalue()
+
+malicious("model.7z", seven_zip([("archive/data.pkl", evil_state), ("archive/version", b"3")]), "pickle.dangerous-import", "critical")
+malicious("encrypted.7z", seven_zip([("archive/data.pkl", evil_state)], password="hunter2"), "7z.encrypted", "high")
+malicious("torch_zip_in_7z.7z", seven_zip([("model.pt", torch_zip(evil_state))]), "pickle.dangerous-import", "critical")
+
+def joblib_compressed(obj, method):
+    buf = io.BytesIO()
+    joblib.dump(obj, buf, compress=(method, 3))
+    return buf.getvalue()
+
+malicious("joblib_zlib.joblib", joblib_compressed({"w": np.zeros(4), "x": Reduce(os.system, "echo")}, "zlib"),
+          "pickle.dangerous-import", "critical")
+malicious("joblib_gzip.joblib", joblib_compressed({"w": np.zeros(4), "x": Reduce(os.system, "echo")}, "gzip"),
+          "pickle.dangerous-import", "critical")
+malicious("gzip_pickle.pkl.gz", _gzip.compress(inner4, mtime=0), "pickle.dangerous-import", "critical")
+# An object array whose objects call something off the allow list.
+npy_unknown = io.BytesIO()
+np.save(npy_unknown, np.array([Reduce(helper, "x")], dtype=object), allow_pickle=True)
+malicious("object_array_unknown_call.npy", npy_unknown.getvalue(), "pickle.unknown-call", "high")
+
 # --- benign ---------------------------------------------------------------------------
 
 state = OrderedDict([("linear.weight", Tensor("0", 8)), ("linear.bias", Tensor("1", 2))])
@@ -383,6 +526,23 @@ keras_h5(h5_tmp, keras_ok)
 with open(h5_tmp, "rb") as f:
     out("benign", "dense.h5", f.read())
 os.remove(h5_tmp)
+
+# Object arrays of plain objects: np.load(allow_pickle=True) builds nothing but them.
+npy_obj = io.BytesIO()
+np.save(npy_obj, np.array(["cat", {"label": 1}, 2.5, None], dtype=object), allow_pickle=True)
+out("benign", "object_array_plain.npy", npy_obj.getvalue())
+# Framework classes real checkpoints pickle (Hugging Face training_args.bin, Lightning).
+TrainingArguments = fake_class("transformers.training_args", "TrainingArguments")
+IntervalStrategy = fake_class("transformers.trainer_utils", "IntervalStrategy")
+ta = TrainingArguments.__new__(TrainingArguments)
+ta.__dict__.update({"output_dir": "out", "learning_rate": 5e-5, "eval_strategy": IntervalStrategy.__new__(IntervalStrategy)})
+out("benign", "training_args.bin", torch_zip(torch_pickle(ta)))
+import argparse, datetime
+out("benign", "lightning_hparams.ckpt", torch_zip(torch_pickle({
+    "state_dict": state, "hyper_parameters": argparse.Namespace(lr=0.1, layers=2),
+    "saved": datetime.datetime(2026, 1, 1), "epoch": 3})))
+out("benign", "model.7z", seven_zip([("archive/data.pkl", torch_pickle(state)), ("archive/version", b"3")]))
+out("benign", "arrays_zlib.joblib", joblib_compressed({"w": np.arange(10, dtype=np.float32)}, "zlib"))
 
 # --- broken ---------------------------------------------------------------------------
 

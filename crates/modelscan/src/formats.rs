@@ -1,4 +1,5 @@
-//! Model containers, recognised by content (not by extension): PyTorch zip checkpoints
+//! Model containers, recognised by content (not by extension): PyTorch zip checkpoints,
+//! 7z archives, gzip/zlib streams (compressed joblib)
 //! and other zips (NumPy `.npz`, Keras `.keras`), PyTorch's legacy tar format, raw
 //! pickle streams (`.pkl`, `.bin`, joblib, PyTorch legacy), NumPy `.npy`, safetensors
 //! and GGUF. Each parser is bounded: sizes are checked against the file before
@@ -40,6 +41,10 @@ pub fn sniff(head: &[u8], len: u64) -> &'static str {
         "zip"
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         "tar"
+    } else if head.starts_with(SEVEN_ZIP_MAGIC) {
+        "7z"
+    } else if is_compressed(head) {
+        "compressed"
     } else if head.starts_with(b"\x93NUMPY") {
         "npy"
     } else if head.starts_with(b"GGUF") {
@@ -81,12 +86,12 @@ pub fn sniff(head: &[u8], len: u64) -> &'static str {
     }
 }
 
-/// Pickle analysis as findings.
+/// Pickle analysis as findings. A stream that breaks partway still yields what was
+/// read before the break (a loader would have run it), and then the error.
 pub fn pickle_findings(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String> {
-    let a =
-        pickle::analyse(data, pickle::Limits::default()).map_err(|e| format!("{at}: not a readable pickle: {e}"))?;
+    let (a, error) = pickle::analyse_partial(data, pickle::Limits::default());
     for imp in &a.imports {
-        let v = crate::rules::classify(&imp.module, &imp.name);
+        let v = crate::rules::classify_use(&imp.module, &imp.name, imp.called);
         if let Some(severity) = v.severity {
             out.push(Finding {
                 severity,
@@ -119,20 +124,228 @@ pub fn pickle_findings(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<
             location: format!("{at} @ byte {}", odd.offset),
         });
     }
-    Ok(())
+    match error {
+        Some(e) => Err(format!("{at}: not a readable pickle: {e}")),
+        None => Ok(()),
+    }
 }
 
-/// Reads at most `limit` bytes of `r`; `Err` names what was too large.
-fn read_bounded(mut r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+/// Whether the file ends with a zip's end-of-central-directory record (within the
+/// 64 KiB a zip comment may take).
+pub fn zip_at_end(path: &std::path::Path) -> bool {
+    use std::io::SeekFrom;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(len) = f.seek(SeekFrom::End(0)) else {
+        return false;
+    };
+    let tail = len.min(65_557);
     let mut buf = Vec::new();
-    r.by_ref()
-        .take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("{what}: cannot be read: {e}"))?;
+    if f.seek(SeekFrom::Start(len - tail)).is_err() || f.take(tail).read_to_end(&mut buf).is_err() {
+        return false;
+    }
+    buf.windows(4).any(|w| w == b"PK\x05\x06")
+}
+
+/// Reads at most `limit` bytes of `r`. A read that fails partway (a checksum that does not
+/// match, a stream cut short) returns what was read and why it stopped: loaders that
+/// do not check what the archive says still load those bytes.
+fn read_tolerant(mut r: impl Read, limit: u64, what: &str) -> Result<(Vec<u8>, Option<String>), String> {
+    let mut buf = Vec::new();
+    let damaged = match r.by_ref().take(limit + 1).read_to_end(&mut buf) {
+        Ok(_) => None,
+        Err(e) if !buf.is_empty() => Some(e.to_string()),
+        Err(e) => return Err(format!("{what}: cannot be read: {e}")),
+    };
     if buf.len() as u64 > limit {
         return Err(format!("{what}: larger than the {limit}-byte limit for pickles"));
     }
-    Ok(buf)
+    Ok((buf, damaged))
+}
+
+/// What an archive member holds, by name and first bytes; `None`: not inspected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Pickle,
+    Npy,
+    Zip,
+    SevenZip,
+    Compressed,
+    KerasConfig,
+}
+
+impl Member {
+    fn of(name: &str, peek: &[u8]) -> Option<Self> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".pkl") || lower.ends_with(".pickle") || pickle::looks_like_pickle_start(peek) {
+            Some(Member::Pickle)
+        } else if peek.starts_with(b"\x93NUMPY") {
+            Some(Member::Npy)
+        } else if peek.starts_with(b"PK\x03\x04") {
+            Some(Member::Zip)
+        } else if peek.starts_with(SEVEN_ZIP_MAGIC) {
+            Some(Member::SevenZip)
+        } else if is_compressed(peek) {
+            Some(Member::Compressed)
+        } else if lower == "config.json" || lower.ends_with("/config.json") {
+            Some(Member::KerasConfig)
+        } else {
+            None
+        }
+    }
+}
+
+/// The signature every 7z archive starts with.
+pub const SEVEN_ZIP_MAGIC: &[u8] = b"7z\xbc\xaf\x27\x1c";
+
+/// gzip, or a zlib stream (joblib's `compress=` files are one of these around a pickle).
+pub fn is_compressed(head: &[u8]) -> bool {
+    head.starts_with(b"\x1f\x8b")
+        || (head.len() >= 2
+            && head[0] == 0x78
+            && matches!(head[1], 0x01 | 0x5e | 0x9c | 0xda)
+            && (u16::from(head[0]) << 8 | u16::from(head[1])).is_multiple_of(31))
+}
+
+/// Inflates a gzip or zlib stream, bounded; the pickle stream inside is analysed.
+pub fn compressed(data: &[u8], at: &str, bounds: &Bounds, depth: usize, out: &mut Vec<Finding>) -> Result<(), String> {
+    let limit = bounds.max_pickle_bytes;
+    let (inner, damaged) = if data.starts_with(b"\x1f\x8b") {
+        read_tolerant(flate2::read::MultiGzDecoder::new(data), limit, at)?
+    } else {
+        read_tolerant(flate2::read::ZlibDecoder::new(data), limit, at)?
+    };
+    if let Some(why) = damaged {
+        out.push(Finding {
+            severity: Severity::Medium,
+            rule: "compressed.damaged",
+            message: format!("the compressed stream is damaged ({why}); scanned as far as it inflates"),
+            location: at.to_owned(),
+        });
+    }
+    let head = &inner[..inner.len().min(8)];
+    let kind = Member::of("", head).unwrap_or(Member::Pickle);
+    inspect_member(kind, &inner, &format!("{at} (inflated)"), bounds, depth, out)
+}
+
+/// Scans one member's bytes as what it holds; archives nest up to `bounds.max_depth`.
+fn inspect_member(
+    kind: Member,
+    data: &[u8],
+    at: &str,
+    bounds: &Bounds,
+    depth: usize,
+    out: &mut Vec<Finding>,
+) -> Result<(), String> {
+    let nested = matches!(kind, Member::Zip | Member::SevenZip | Member::Compressed);
+    if nested && depth >= bounds.max_depth {
+        out.push(Finding {
+            severity: Severity::Medium,
+            rule: "zip.nesting",
+            message: format!("archives nested deeper than {} are not inspected", bounds.max_depth),
+            location: at.to_owned(),
+        });
+        return Ok(());
+    }
+    match kind {
+        Member::Pickle => pickle_findings(data, at, out),
+        Member::Npy => npy(data, at, out),
+        Member::Zip => zip(std::io::Cursor::new(data), at, bounds, depth + 1, out),
+        Member::SevenZip => seven_zip(std::io::Cursor::new(data), at, bounds, depth + 1, out),
+        Member::Compressed => compressed(data, at, bounds, depth + 1, out),
+        Member::KerasConfig => {
+            keras_config(data, at, out);
+            Ok(())
+        }
+    }
+}
+
+/// A 7z archive (pure-Rust reader): every member is inspected like a zip member.
+/// Encrypted archives or members cannot be read without the password: high, since a
+/// model file has no reason to be encrypted.
+pub fn seven_zip<R: Read + Seek>(
+    reader: R,
+    name: &str,
+    bounds: &Bounds,
+    depth: usize,
+    out: &mut Vec<Finding>,
+) -> Result<(), String> {
+    use sevenz_rust2::{ArchiveReader, EntryDecision, Error as SzError, Password};
+    let encrypted = |out: &mut Vec<Finding>, at: &str| {
+        out.push(Finding {
+            severity: Severity::High,
+            rule: "7z.encrypted",
+            message: "encrypted 7z content: it cannot be inspected, and a model file has no reason to be encrypted"
+                .into(),
+            location: at.to_owned(),
+        });
+    };
+    let is_password = |e: &SzError| {
+        matches!(e, SzError::PasswordRequired | SzError::MaybeBadPassword(_))
+            || matches!(e, SzError::UnsupportedCompressionMethod(m) if m.to_ascii_lowercase().contains("aes"))
+    };
+    let mut archive = match ArchiveReader::new_with_memory_limit(reader, Password::empty(), 256 * 1024) {
+        Ok(a) => a,
+        Err(e) if is_password(&e) => {
+            encrypted(out, name);
+            return Ok(());
+        }
+        Err(e) => return Err(format!("{name}: not a readable 7z archive: {e}")),
+    };
+    archive.set_thread_count(1);
+    if archive.archive().files.len() > bounds.max_members {
+        return Err(format!("{name}: more than {} members", bounds.max_members));
+    }
+    let mut found = Vec::new();
+    let mut failure: Option<String> = None;
+    let walked = archive.for_each_entries_with_decision(|entry, r| {
+        let member = entry.name().to_owned();
+        let at = format!("{name}:{member}");
+        if member.starts_with('/') || member.contains("..") || member.contains('\\') {
+            found.push(Finding {
+                severity: Severity::High,
+                rule: "7z.path-traversal",
+                message: format!("member path `{member}` escapes the extraction directory"),
+                location: at.clone(),
+            });
+        }
+        if entry.is_directory() || !entry.has_stream() {
+            return Ok(EntryDecision::Continue);
+        }
+        let mut peek = [0u8; 8];
+        let mut n = 0;
+        while n < peek.len() {
+            match r.read(&mut peek[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        let Some(kind) = Member::of(&member, &peek[..n]) else {
+            return Ok(EntryDecision::Continue);
+        };
+        if entry.size() > bounds.max_pickle_bytes {
+            failure = Some(format!(
+                "{at}: {} bytes, larger than the limit for inspected members",
+                entry.size()
+            ));
+            return Ok(EntryDecision::Stop);
+        }
+        let mut data = peek[..n].to_vec();
+        r.take(bounds.max_pickle_bytes).read_to_end(&mut data)?;
+        if let Err(e) = inspect_member(kind, &data, &at, bounds, depth, &mut found) {
+            failure = Some(e);
+            return Ok(EntryDecision::Stop);
+        }
+        Ok(EntryDecision::Continue)
+    });
+    out.extend(found);
+    match walked {
+        Err(e) if is_password(&e) => encrypted(out, name),
+        Err(e) => return Err(format!("{name}: 7z member cannot be read: {e}")),
+        Ok(()) => {}
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// A zip archive: member names, encryption, compression ratios, and every member that
@@ -187,55 +400,45 @@ pub fn zip<R: Read + Seek>(
         }
         if encrypted {
             out.push(Finding {
-                severity: Severity::Medium,
+                severity: Severity::High,
                 rule: "zip.encrypted",
-                message: "encrypted member: its content cannot be inspected".into(),
+                message:
+                    "encrypted member: its content cannot be inspected, and a model file has no reason to be encrypted"
+                        .into(),
                 location: at,
             });
             continue;
         }
-        let lower = member.to_ascii_lowercase();
         let peek = {
             let mut f = z.by_index(i).map_err(|e| format!("{at}: {e}"))?;
             let mut head = [0u8; 8];
             let n = f.read(&mut head).unwrap_or(0);
             head[..n].to_vec()
         };
-        let pickled = lower.ends_with(".pkl") || lower.ends_with(".pickle") || pickle::looks_like_pickle_start(&peek);
-        let is_npy = peek.starts_with(b"\x93NUMPY");
-        let nested_zip = peek.starts_with(b"PK\x03\x04");
-        let keras = lower == "config.json" || lower.ends_with("/config.json");
-        if !(pickled || is_npy || nested_zip || keras) {
+        let Some(kind) = Member::of(&member, &peek) else {
             continue; // tensor data and other payloads are not read
-        }
+        };
         if size > bounds.max_pickle_bytes {
             return Err(format!(
                 "{at}: {size} bytes, larger than the limit for inspected members"
             ));
         }
-        let data = read_bounded(
+        let (data, damaged) = read_tolerant(
             z.by_index(i).map_err(|e| format!("{at}: {e}"))?,
             bounds.max_pickle_bytes,
             &at,
         )?;
-        if pickled {
-            pickle_findings(&data, &at, out)?;
-        } else if is_npy {
-            npy(&data, &at, out)?;
-        } else if nested_zip {
-            if depth >= bounds.max_depth {
-                out.push(Finding {
-                    severity: Severity::Medium,
-                    rule: "zip.nesting",
-                    message: format!("archives nested deeper than {} are not inspected", bounds.max_depth),
-                    location: at,
-                });
-            } else {
-                zip(std::io::Cursor::new(data), &at, bounds, depth + 1, out)?;
-            }
-        } else if keras {
-            keras_config(&data, &at, out);
+        if let Some(why) = damaged {
+            // PyTorch's reader does not check member checksums: a tampered member
+            // still loads, so it is scanned as read.
+            out.push(Finding {
+                severity: Severity::Medium,
+                rule: "zip.damaged-member",
+                message: format!("member fails its integrity check ({why}); scanned as read"),
+                location: at.clone(),
+            });
         }
+        inspect_member(kind, &data, &at, bounds, depth, out)?;
     }
     if total > (1 << 30) && total / 1024 > bounds.max_ratio * 1024 * 1024 {
         out.push(Finding {
@@ -319,12 +522,9 @@ pub fn npy(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String> 
     }
     let object = header.contains("'|O'") || header.contains("\"|O\"") || header.contains("'O'");
     if object {
-        out.push(Finding {
-            severity: Severity::Medium,
-            rule: "numpy.object-array",
-            message: "object array: loading it (allow_pickle=True) unpickles the data".into(),
-            location: at.to_owned(),
-        });
+        // np.load(allow_pickle=True) unpickles the data: an array of plain objects
+        // (strings, numbers, dicts) imports nothing off the allow list and is clean;
+        // anything else is a finding at its own severity.
         pickle_findings(&data[start + len..], &format!("{at} (object data)"), out)?;
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! This crate never executes what it inspects, never follows a path out of the
 //! directories it was given, and bounds every read.
 
+pub mod decode;
 pub mod formats;
 pub mod manifest;
 pub mod pickle;
@@ -125,6 +126,14 @@ pub fn scan_file(path: &Path, bounds: &Bounds) -> FileReport {
         };
         match report.format {
             "zip" => formats::zip(file, &name, bounds, 0, &mut report.findings),
+            "7z" => formats::seven_zip(file, &name, bounds, 0, &mut report.findings),
+            "compressed" => formats::compressed(
+                &whole(file, bounds.max_pickle_bytes)?,
+                &name,
+                bounds,
+                0,
+                &mut report.findings,
+            ),
             "tar" => formats::tar(
                 &whole(file, bounds.max_pickle_bytes)?,
                 &name,
@@ -186,6 +195,12 @@ pub fn scan_file(path: &Path, bounds: &Bounds) -> FileReport {
                 report.format = "onnx";
                 let data = whole(file, bounds.max_pickle_bytes)?;
                 formats::onnx(&data, &name, &mut report.findings)
+            }
+            // A zip with bytes in front of it (zip readers, PyTorch's included, find
+            // the archive from its end).
+            _ if formats::zip_at_end(path) => {
+                report.format = "zip";
+                formats::zip(file, &name, bounds, 0, &mut report.findings)
             }
             _ => Err(format!("{name}: not a model format Rampart knows")),
         }

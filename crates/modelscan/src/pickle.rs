@@ -22,6 +22,8 @@ pub struct Limits {
     pub max_memo: usize,
     /// Longest string kept for names (longer ones are cut; names are short).
     pub max_name: usize,
+    /// Bytes that decoder calls (base64, hex, zlib, …) may produce in one analysis.
+    pub max_decoded: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +32,7 @@ impl Default for Limits {
             max_stack: 100_000,
             max_memo: 100_000,
             max_name: 512,
+            max_decoded: 64 << 20,
         }
     }
 }
@@ -89,12 +92,18 @@ pub struct Analysis {
     /// Bytes after the last complete pickle that are not a pickle (PyTorch legacy raw
     /// storage data, for one).
     pub trailing: usize,
+    /// Bytes produced by decoding payloads the pickle carries.
+    pub decoded: usize,
 }
 
 #[derive(Debug, Clone)]
 enum Val {
+    /// A string short enough to be a name (kept whole).
     Str(String),
-    Bytes,
+    /// A longer string or a bytes value: where it sits in the input (not copied).
+    Span(usize, usize),
+    /// Bytes a decoder call would produce at load time (base64, hex, zlib, latin-1).
+    Data(Rc<Vec<u8>>),
     Int(i64),
     Other,
     Mark,
@@ -232,17 +241,78 @@ impl<'a> Machine<'a> {
         self.push(v)
     }
 
-    /// A bytes value: a pickle nested in it is analysed too.
-    fn bytes(&mut self, b: &[u8]) -> Result<(), Error> {
+    /// Bytes that may hold a pickle (a bytes value, or what a decoder call yields):
+    /// a pickle there is analysed too, as the loader would unpickle it.
+    fn nested(&mut self, b: &[u8]) {
         if self.depth < MAX_NESTING && (looks_like_pickle(b) || looks_like_protocol_0(b)) {
             let mut nested = Analysis::default();
-            if analyse_at_depth(b, self.limits, self.depth + 1, &mut nested).is_ok() && nested.pickles > 0 {
+            let _ = analyse_at_depth(b, self.limits, self.depth + 1, &mut nested);
+            if nested.pickles > 0 || !nested.imports.is_empty() {
                 self.out.imports.extend(nested.imports);
                 self.out.oddities.extend(nested.oddities);
-                self.out.pickles += nested.pickles;
+                self.out.pickles += nested.pickles.max(1);
             }
         }
-        self.push(Val::Bytes)
+    }
+
+    /// A string from the input: short ones are kept as names; longer ones (and ones
+    /// that are not UTF-8, for protocol 0) are kept as where they sit. `strict`: the
+    /// opcode (and its offset) requires UTF-8 (BINUNICODE and friends).
+    fn push_text(&mut self, start: usize, end: usize, strict: Option<(u8, usize)>) -> Result<(), Error> {
+        let b = &self.data[start..end];
+        let text = std::str::from_utf8(b);
+        if let (Some((opcode, offset)), Err(_)) = (strict, &text) {
+            return Err(Error::BadArgument { opcode, offset });
+        }
+        match text {
+            Ok(t) if t.len() <= self.limits.max_name => self.push(Val::Str(t.to_owned())),
+            _ => self.push(Val::Span(start, end)),
+        }
+    }
+
+    /// `copyreg._reconstructor(cls, …)` and `copyreg.__newobj__(cls, …)` construct
+    /// their first argument (and BUILD then runs its `__setstate__`): that class is
+    /// called as surely as by NEWOBJ.
+    fn constructed_through(&mut self, f: &Val, args: &Val, at: usize) {
+        let Val::Global(i) = f else { return };
+        let Some(imp) = self.out.imports.get(*i) else { return };
+        let helper = matches!(imp.module.as_str(), "copyreg" | "copy_reg")
+            && matches!(imp.name.as_str(), "_reconstructor" | "__newobj__" | "__newobj_ex__");
+        if let (true, Val::Tuple(items)) = (helper, args)
+            && let Some(cls @ Val::Global(_)) = items.first()
+        {
+            let cls = cls.clone();
+            self.called(&cls, at, "REDUCE");
+        }
+    }
+
+    /// The bytes of a string or bytes value.
+    fn payload<'v>(&'v self, v: &'v Val) -> Option<&'v [u8]> {
+        match v {
+            Val::Str(s) => Some(s.as_bytes()),
+            Val::Span(s, e) => self.data.get(*s..*e),
+            Val::Data(d) => Some(d.as_slice()),
+            _ => None,
+        }
+    }
+
+    /// A call of a decoder on a string the file carries: decode it (bounded) as the
+    /// loader would, and analyse a pickle that comes out.
+    fn decode_call(&mut self, f: &Val, args: &Val) -> Option<Val> {
+        let Val::Global(i) = f else { return None };
+        let imp = self.out.imports.get(*i)?;
+        let (module, name) = (imp.module.clone(), imp.name.clone());
+        let Val::Tuple(items) = args else { return None };
+        let input = self.payload(items.first()?)?;
+        let codec = items.get(1).and_then(|v| match v {
+            Val::Str(s) => Some(s.to_ascii_lowercase().replace('-', "_")),
+            _ => None,
+        });
+        let budget = self.limits.max_decoded.saturating_sub(self.out.decoded);
+        let out = crate::decode::call(&module, &name, codec.as_deref(), input, budget)?;
+        self.out.decoded += out.len();
+        self.nested(&out);
+        Some(Val::Data(Rc::new(out)))
     }
 
     /// Runs one pickle from `self.pos` to its STOP.
@@ -305,27 +375,31 @@ impl<'a> Machine<'a> {
                     let args = self.pop(at)?;
                     let f = self.pop(at)?;
                     self.called(&f, at, "REDUCE");
-                    self.push(call_of(&f, args))?;
+                    self.constructed_through(&f, &args, at);
+                    let v = self.decode_call(&f, &args).unwrap_or_else(|| call_of(&f, args));
+                    self.push(v)?;
                 }
                 b'S' => {
-                    let l = self.line(op, at)?;
-                    let s = l.trim_matches(|c| c == '\'' || c == '"').to_owned();
-                    self.push(Val::Str(s))?;
+                    let (mut start, mut end) =
+                        read_line(self.data, &mut self.pos).ok_or(Error::Truncated { opcode: op, offset: at })?;
+                    while start < end && matches!(self.data[start], b'\'' | b'"') {
+                        start += 1;
+                    }
+                    while end > start && matches!(self.data[end - 1], b'\'' | b'"') {
+                        end -= 1;
+                    }
+                    self.push_text(start, end, None)?;
                 }
-                b'T' => {
-                    let n = self.uint(4, op, at)?;
-                    let b = self.take(usize::try_from(n).unwrap_or(usize::MAX), op, at)?;
-                    let s = String::from_utf8_lossy(&b[..b.len().min(self.limits.max_name)]).into_owned();
-                    self.push(Val::Str(s))?;
-                }
-                b'U' => {
-                    let n = self.uint(1, op, at)?;
-                    let b = self.take(usize::try_from(n).unwrap_or(0), op, at)?;
-                    self.push(Val::Str(String::from_utf8_lossy(b).into_owned()))?;
+                b'T' | b'U' => {
+                    let n = self.uint(if op == b'T' { 4 } else { 1 }, op, at)?;
+                    let start = self.pos;
+                    self.take(usize::try_from(n).unwrap_or(usize::MAX), op, at)?;
+                    self.push_text(start, self.pos, None)?;
                 }
                 b'V' => {
-                    let l = self.line(op, at)?.to_owned();
-                    self.push(Val::Str(l))?;
+                    let (start, end) =
+                        read_line(self.data, &mut self.pos).ok_or(Error::Truncated { opcode: op, offset: at })?;
+                    self.push_text(start, end, None)?;
                 }
                 b'X' | 0x8c | 0x8d => {
                     let width = match op {
@@ -334,10 +408,9 @@ impl<'a> Machine<'a> {
                         _ => 8,
                     };
                     let n = self.uint(width, op, at)?;
-                    let b = self.take(usize::try_from(n).unwrap_or(usize::MAX), op, at)?;
-                    let s = std::str::from_utf8(b).map_err(|_| Error::BadArgument { opcode: op, offset: at })?;
-                    let s = self.name(s);
-                    self.push(Val::Str(s))?;
+                    let start = self.pos;
+                    self.take(usize::try_from(n).unwrap_or(usize::MAX), op, at)?;
+                    self.push_text(start, self.pos, Some((op, at)))?;
                 }
                 b'B' | b'C' | 0x8e | 0x96 => {
                     let width = match op {
@@ -346,8 +419,10 @@ impl<'a> Machine<'a> {
                         _ => 8,
                     };
                     let n = self.uint(width, op, at)?;
+                    let start = self.pos;
                     let b = self.take(usize::try_from(n).unwrap_or(usize::MAX), op, at)?;
-                    self.bytes(b)?;
+                    self.nested(b);
+                    self.push(Val::Span(start, self.pos))?;
                 }
                 b'a' => {
                     let _item = self.pop(at)?;
@@ -516,11 +591,13 @@ impl<'a> Machine<'a> {
                 0x93 => {
                     let name = self.pop(at)?;
                     let module = self.pop(at)?;
-                    let g = match (&module, &name) {
-                        (Val::Str(m), Val::Str(n)) => {
-                            let (m, n) = (m.clone(), n.clone());
-                            self.import(&m, &n, at, "STACK_GLOBAL")
-                        }
+                    let text = |v: &Val| match v {
+                        Val::Str(s) => Some(s.clone()),
+                        Val::Span(s, e) => Some(String::from_utf8_lossy(&self.data[*s..*e]).into_owned()),
+                        _ => None,
+                    };
+                    let g = match (text(&module), text(&name)) {
+                        (Some(m), Some(n)) => self.import(&m, &n, at, "STACK_GLOBAL"),
                         _ => {
                             self.out.oddities.push(Oddity {
                                 offset: at,
@@ -681,7 +758,7 @@ fn call_of(f: &Val, args: Val) -> Val {
 fn kind(v: &Val) -> &'static str {
     match v {
         Val::Str(_) => "string",
-        Val::Bytes => "bytes",
+        Val::Span(..) | Val::Data(_) => "bytes",
         Val::Int(_) => "integer",
         Val::Other => "computed",
         Val::Mark => "mark",
@@ -716,9 +793,19 @@ pub fn looks_like_pickle_start(b: &[u8]) -> bool {
 
 /// Analyses a stream of one or more pickles.
 pub fn analyse(data: &[u8], limits: Limits) -> Result<Analysis, Error> {
+    let (a, e) = analyse_partial(data, limits);
+    match e {
+        Some(e) => Err(e),
+        None => Ok(a),
+    }
+}
+
+/// Like [`analyse`], but keeps what was found before an error: a loader runs opcodes
+/// as it reads them, so a call made before the stream breaks would have run.
+pub fn analyse_partial(data: &[u8], limits: Limits) -> (Analysis, Option<Error>) {
     let mut out = Analysis::default();
-    analyse_at_depth(data, limits, 0, &mut out)?;
-    Ok(out)
+    let e = analyse_at_depth(data, limits, 0, &mut out).err();
+    (out, e)
 }
 
 fn analyse_at_depth(data: &[u8], limits: Limits, depth: usize, out: &mut Analysis) -> Result<(), Error> {

@@ -92,6 +92,49 @@ const DENY_MODULES: &[(&str, &str)] = &[
     ("signal", "process control"),
     ("torch.hub", "downloads and runs code"),
     ("numpy.testing", "runs code (runstring)"),
+    // Found in public advisories on pickle-scanner bypasses: standard-library and
+    // tool modules whose members run commands, code or installs.
+    ("_posixsubprocess", "runs processes"),
+    ("_winapi", "runs processes"),
+    ("_io", "file access"),
+    ("pip", "installs and runs packages"),
+    ("ensurepip", "installs and runs packages"),
+    ("venv", "runs processes"),
+    ("setuptools", "runs code"),
+    ("distutils", "runs processes and writes files"),
+    ("idlelib", "runs code"),
+    ("lib2to3", "runs code"),
+    ("profile", "runs code"),
+    ("cProfile", "runs code"),
+    ("pydoc", "runs processes (pager)"),
+    ("doctest", "runs code"),
+    ("test.support", "runs code and processes"),
+    ("_pyrepl", "runs code and processes"),
+    ("_osx_support", "runs processes"),
+    ("_aix_support", "runs processes"),
+    ("imaplib", "runs processes and network access"),
+    ("nntplib", "network access"),
+    ("poplib", "network access"),
+    ("xmlrpc", "network access"),
+    ("logging.config", "evaluates configuration (listens on a socket)"),
+    ("site", "runs code"),
+    ("sqlite3", "writes files"),
+    ("dbm", "writes files"),
+    ("mmap", "memory and file access"),
+    ("atexit", "runs code at exit"),
+    ("_thread", "runs code"),
+    ("tkinter", "runs code"),
+    ("zipfile", "writes files"),
+    ("tarfile", "writes files"),
+    ("torch.utils.bottleneck", "runs code"),
+    ("torch._dynamo", "runs code"),
+    ("torch._inductor", "compiles and runs code"),
+    ("torch.jit", "loads and runs TorchScript"),
+    ("torch.fx", "evaluates code"),
+    ("torch.package", "imports code from the archive"),
+    ("torch.distributed", "network access and remote calls"),
+    ("numpy.f2py", "evaluates code"),
+    ("numpy.distutils", "runs processes"),
 ];
 
 /// Members of `builtins` that evaluate code, import, open files or reach attributes.
@@ -130,15 +173,36 @@ const DENY_NAMES: &[(&str, &str, &str)] = &[
     ("joblib", "load", "unpickles more data"),
     ("operator", "attrgetter", "reaches attributes indirectly"),
     ("operator", "methodcaller", "calls methods indirectly"),
+    ("_operator", "attrgetter", "reaches attributes indirectly"),
+    ("_operator", "methodcaller", "calls methods indirectly"),
     ("functools", "partial", "calls indirectly"),
     ("functools", "reduce", "calls indirectly"),
+    ("_functools", "partial", "calls indirectly"),
+    ("_functools", "reduce", "calls indirectly"),
+    ("uuid", "_get_command_stdout", "runs processes"),
+    ("torch.serialization", "_load", "unpickles more data"),
+    ("pandas", "read_pickle", "unpickles more data"),
+    ("pandas.io.pickle", "read_pickle", "unpickles more data"),
+    ("numpy", "loads", "unpickles more data"),
+    ("joblib.numpy_pickle", "load", "unpickles more data"),
+    ("keras.models", "load_model", "loads a model that may carry code"),
+    ("builtins", "__getattribute__", "reaches attributes"),
     ("copyreg", "<extension>", "import decided at load time"),
 ];
 
 /// Modules that are not dangerous by themselves but are used in exploits.
 const SUSPICIOUS_MODULES: &[(&str, &str)] = &[
     ("operator", "indirect calls"),
+    ("_operator", "indirect calls"),
     ("functools", "indirect calls"),
+    ("_functools", "indirect calls"),
+    ("base64", "decodes data at load time"),
+    ("binascii", "decodes data at load time"),
+    ("codecs", "decodes data at load time"),
+    ("zlib", "decompresses data at load time"),
+    ("gzip", "decompresses data at load time"),
+    ("bz2", "decompresses data at load time"),
+    ("lzma", "decompresses data at load time"),
     ("types", "builds functions and classes"),
     ("inspect", "interpreter introspection"),
     ("threading", "threads"),
@@ -258,6 +322,64 @@ const ALLOW: &[(&str, &[&str])] = &[
 /// Module prefixes whose classes real checkpoints construct (full-model pickles).
 const ALLOW_PREFIXES: &[&str] = &["torch.nn.modules.", "torch.optim.", "sklearn.", "numpy.dtypes"];
 
+/// Frameworks whose *classes* real checkpoints carry (Hugging Face `training_args.bin`,
+/// Lightning hyper-parameters, OmegaConf configs, YOLO and timm models, gradient-boosted
+/// trees, pandas frames). Only a class name is allowed (it starts with a capital and has
+/// no dot: no method or attribute reached through it); their functions stay unknown.
+const ALLOW_CLASS_PREFIXES: &[&str] = &[
+    "transformers.",
+    "accelerate.",
+    "peft.",
+    "tokenizers.",
+    "omegaconf.",
+    "pytorch_lightning.",
+    "lightning.",
+    "lightning_fabric.",
+    "timm.",
+    "ultralytics.",
+    "xgboost.",
+    "lightgbm.",
+    "catboost.",
+    "scipy.sparse.",
+    "pandas.core.",
+    "torch.utils.data.",
+    "torch.torch_version",
+];
+
+/// Single names from the standard library and frameworks that checkpoints carry.
+const ALLOW_MORE: &[(&str, &[&str])] = &[
+    ("datetime", &["datetime", "date", "time", "timedelta", "timezone"]),
+    ("argparse", &["Namespace"]),
+    ("typing", &["Any"]),
+    ("enum", &["Enum", "IntEnum"]),
+    ("decimal", &["Decimal"]),
+    ("uuid", &["UUID"]),
+    ("pandas._libs.internals", &["_unpickle_block"]),
+    ("pandas.core.internals.blocks", &["new_block"]),
+    ("pandas._libs.tslibs.timestamps", &["_unpickle_timestamp"]),
+    ("pandas._libs.tslibs.timedeltas", &["_timedelta_unpickle"]),
+    (
+        "numpy",
+        &[
+            "float16",
+            "int16",
+            "int8",
+            "uint8",
+            "uint16",
+            "uint32",
+            "uint64",
+            "complex64",
+            "complex128",
+            "str_",
+            "object_",
+        ],
+    ),
+];
+
+fn is_class_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !name.contains('.')
+}
+
 /// The verdict on one import.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -296,8 +418,12 @@ pub fn classify(module: &str, name: &str) -> Verdict {
     if let Some((_, why)) = DENY_MODULES.iter().find(|(m, _)| in_module(module, m)) {
         return deny(why);
     }
-    if ALLOW.iter().any(|(m, names)| *m == module && names.contains(&name))
+    if ALLOW
+        .iter()
+        .chain(ALLOW_MORE)
+        .any(|(m, names)| *m == module && names.contains(&name))
         || ALLOW_PREFIXES.iter().any(|p| module.starts_with(p))
+        || (is_class_name(name) && ALLOW_CLASS_PREFIXES.iter().any(|p| module.starts_with(p)))
     {
         return Verdict {
             severity: None,
@@ -324,6 +450,22 @@ pub fn classify(module: &str, name: &str) -> Verdict {
         rule: "pickle.unknown-import",
         reason: "not on the allow list: loading it runs that code; review it".into(),
     }
+}
+
+/// The verdict on one import, knowing whether the file then calls it: loading a call
+/// of anything off the allow list runs that code, so an unknown import that is called
+/// (REDUCE, OBJ, INST, NEWOBJ, NEWOBJ_EX, BUILD) is high; a bare unknown import stays
+/// medium.
+pub fn classify_use(module: &str, name: &str, called: bool) -> Verdict {
+    let v = classify(module, name);
+    if called && v.severity == Some(Severity::Medium) && v.rule == "pickle.unknown-import" {
+        return Verdict {
+            severity: Some(Severity::High),
+            rule: "pickle.unknown-call",
+            reason: "not on the allow list, and called: loading the file runs it".into(),
+        };
+    }
+    v
 }
 
 #[cfg(test)]
@@ -353,5 +495,29 @@ mod tests {
             "a module named like os is not os"
         );
         assert_eq!(sev("<unresolved>", "<unresolved>"), Some(Severity::High));
+        assert_eq!(sev("transformers.training_args", "TrainingArguments"), None);
+        assert_eq!(
+            sev("transformers.dynamic_module_utils", "get_class_from_dynamic_module"),
+            Some(Severity::Medium),
+            "a framework's functions are not allowed, only its classes"
+        );
+        assert_eq!(
+            sev("transformers", "AutoModel.from_pretrained"),
+            Some(Severity::Medium),
+            "no dotted names"
+        );
+        assert_eq!(sev("pip", "main"), Some(Severity::Critical));
+        assert_eq!(sev("_operator", "attrgetter"), Some(Severity::Critical));
+        assert_eq!(sev("uuid", "_get_command_stdout"), Some(Severity::Critical));
+        assert_eq!(sev("uuid", "UUID"), None);
+        assert_eq!(sev("base64", "b64decode"), Some(Severity::High));
+        let called = |m, n| classify_use(m, n, true);
+        assert_eq!(called("mypackage.models", "Net").severity, Some(Severity::High));
+        assert_eq!(called("mypackage.models", "Net").rule, "pickle.unknown-call");
+        assert_eq!(
+            classify_use("mypackage.models", "Net", false).severity,
+            Some(Severity::Medium)
+        );
+        assert_eq!(called("torch._utils", "_rebuild_tensor_v2").severity, None);
     }
 }

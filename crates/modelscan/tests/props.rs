@@ -51,7 +51,7 @@ proptest! {
 
     #[test]
     fn pickle_analysis_never_panics(data in pickleish()) {
-        let small = pickle::Limits { max_stack: 64, max_memo: 64, max_name: 64 };
+        let small = pickle::Limits { max_stack: 64, max_memo: 64, max_name: 64, max_decoded: 1 << 16 };
         let _ = pickle::analyse(&data, small);
         let _ = pickle::analyse(&data, pickle::Limits::default());
     }
