@@ -29,9 +29,11 @@ struct Counts {
     fp: u32,
 }
 
-fn pii(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let rows = lines(&root.join("data/eval/pii.jsonl"))?;
+fn pii(root: &std::path::Path, file: &str, title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = lines(&root.join(file))?;
     let scanner = Scanner::all(0.5)?;
+    // DETECT_EVAL_SHOW=1 prints every miss and false positive to stderr.
+    let show = std::env::var_os("DETECT_EVAL_SHOW").is_some();
     let mut by_kind: BTreeMap<&'static str, Counts> = BTreeMap::new();
     let mut clean_texts = 0;
     let mut clean_flagged = 0;
@@ -64,6 +66,8 @@ fn pii(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
             c.labelled += 1;
             if findings.iter().any(|f| f.kind == k && f.start < *e && f.end > *s) {
                 c.tp += 1;
+            } else if show {
+                eprintln!("MISS {kind}: {:?} in {text:?}", text.get(*s..*e).unwrap_or(""));
             }
         }
         for f in &findings {
@@ -71,11 +75,18 @@ fn pii(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .any(|(k, s, e)| k == f.kind.name() && f.start < *e && f.end > *s);
             if !matched {
+                if show {
+                    eprintln!(
+                        "FP {}: {:?} in {text:?}",
+                        f.kind.name(),
+                        text.get(f.start..f.end).unwrap_or("")
+                    );
+                }
                 by_kind.entry(f.kind.name()).or_default().fp += 1;
             }
         }
     }
-    println!("### PII and secrets (`data/eval/pii.jsonl`, {} texts)", rows.len());
+    println!("### {title} (`{file}`, {} texts)", rows.len());
     println!();
     println!("| kind | labelled | found | missed | false positives | precision | recall |");
     println!("|---|---|---|---|---|---|---|");
@@ -219,7 +230,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Run: `cargo run --release -p rampart-bench --bin detect_eval` (min_confidence 0.5; injection scores in [0,1])"
     );
     println!();
-    pii(&root)?;
+    pii(&root, "data/eval/pii.jsonl", "PII and secrets, generated")?;
+    pii(
+        &root,
+        "data/eval/pii_messy_dev.jsonl",
+        "PII in messy text, Faker values, locales seen while tuning",
+    )?;
+    pii(
+        &root,
+        "data/eval/pii_messy_heldout.jsonl",
+        "PII in messy text, Faker values, held-out locales",
+    )?;
     injection(&root)?;
     Ok(())
 }

@@ -39,6 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!();
     println!("| operation | per op | per op |");
     println!("|---|---|---|");
+    // MICRO_ONLY=scan: only the PII/secret scan rows (for profiling the scanner).
+    if std::env::var("MICRO_ONLY").is_ok_and(|v| v == "scan") {
+        return detector_throughput();
+    }
 
     let pepper = Arc::new(Pepper::new(b"benchmark pepper benchmark pepper!"));
     let mut file = KeyFile::default();

@@ -45,7 +45,7 @@ pub fn luhn_ok(d: &[u32]) -> bool {
 /// Payment card: 13–19 digits, a known issuer prefix, Luhn.
 pub fn card(s: &str) -> Option<(usize, usize)> {
     let d = digits(s);
-    if !(13..=19).contains(&d.len()) || !luhn_ok(&d) || !card_grouping(s) {
+    if !(13..=19).contains(&d.len()) || s.contains('.') || !luhn_ok(&d) || !card_grouping(s) {
         return None;
     }
     let n2 = d[0] * 10 + d[1];
@@ -62,6 +62,28 @@ pub fn card(s: &str) -> Option<(usize, usize)> {
     // All one digit repeated passes Luhn for some lengths; never a real card.
     let varied = d.iter().any(|&x| x != d[0]);
     (known && varied).then(|| whole(s)).flatten()
+}
+
+/// A card number (as [`card`]) written with separators in its issuer's groups.
+pub fn card_grouped(s: &str) -> Option<(usize, usize)> {
+    if s.contains([' ', '-']) { card(s) } else { None }
+}
+
+/// A card number whatever its issuer (old JCB `1800`/`2131`, Maestro, UnionPay,
+/// issuers not in the table): 12–19 digits, Luhn, not one digit repeated, in groups
+/// of at least three. Used only next to card words.
+pub fn card_in_context(s: &str) -> Option<(usize, usize)> {
+    let d = digits(s);
+    let grouped = s.split([' ', '-', '.']).all(|g| g.len() >= 3);
+    let varied = d.iter().any(|&x| x != d[0]);
+    // Issuer ranges that carry payment cards: 0604 (Maestro UK), 1800 and 2131 (old
+    // JCB), 2221–2720 (Mastercard), 30/34–39 (Amex, JCB, Diners), and 4, 5, 6 whole
+    // (Visa, Mastercard, Maestro, Discover, UnionPay, national schemes).
+    let n4 = d.iter().take(4).fold(0, |n, &x| n * 10 + x);
+    let issuer = matches!(n4, 604 | 1800 | 2131 | 2221..=2720 | 3000..=3099 | 3400..=3999 | 4000..=6999);
+    ((12..=19).contains(&d.len()) && issuer && luhn_ok(&d) && grouped && varied)
+        .then(|| whole(s))
+        .flatten()
 }
 
 /// Written with separators, a card number comes in its issuer's groups: fours (the
@@ -169,6 +191,22 @@ pub fn iban(s: &str) -> Option<(usize, usize)> {
     }
     let value = alnum_upper(&s[..end]);
     iban_mod97(&value).then_some((0, end))
+}
+
+/// An IBAN whose length is off its country's (generators and hand-typed values get
+/// it wrong) but whose mod-97 check holds: the longest run, ending at a group
+/// boundary, of 15–34 letters and digits after a known country code that passes.
+/// Used only next to IBAN words.
+pub fn iban_in_context(s: &str) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let country = [b.first()?.to_ascii_uppercase(), b.get(1)?.to_ascii_uppercase()];
+    IBAN_LENGTHS.iter().find(|(c, _)| **c == country)?;
+    let mut ends: Vec<usize> = s.match_indices(' ').map(|(i, _)| i).collect();
+    ends.push(s.len());
+    ends.into_iter().rev().find_map(|end| {
+        let value = alnum_upper(&s[..end]);
+        ((15..=34).contains(&value.len()) && iban_mod97(&value)).then_some((0, end))
+    })
 }
 
 /// US Social Security number: area not 000, 666 or 9xx; group not 00; serial not 0000.

@@ -58,6 +58,30 @@ const PHONE_WORDS: &[&str] = &[
     "fax",
     "whatsapp",
     "sms",
+    "desk",
+    "reach me",
+    "reach us",
+    "answering",
+    "registered number",
+    "contact number",
+    "direct line",
+    "landline",
+    "hotline",
+    "text me",
+    "ring ",
+    "dial",
+    "ph:",
+    "ph.",
+    "mob:",
+    "mob.",
+    "office:",
+    "\nt:",
+    "\nm:",
+    "\nf:",
+    "| m:",
+    "| f:",
+    "| t:",
+    "number is",
     "telefon",
     "handy",
     "téléphone",
@@ -82,6 +106,18 @@ const DNI_WORDS: &[&str] = &["dni", "nie", "nif", "documento"];
 const CF_WORDS: &[&str] = &["codice fiscale", "cf", "fiscale"];
 const CARD_WORDS: &[&str] = &[
     "card",
+    "charge",
+    "payment",
+    "paid with",
+    "pay with",
+    "refund",
+    "cc:",
+    "cc ",
+    "jcb",
+    "maestro",
+    "unionpay",
+    "diners",
+    "discover",
     "visa",
     "mastercard",
     "amex",
@@ -176,16 +212,26 @@ pub static RULES: &[Rule] = &[
         candidates: &[c(Kind::Email, None, 0.95, &[])],
     },
     Rule {
-        pattern: r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}",
-        candidates: &[c(Kind::Iban, Some(checks::iban), 0.9, IBAN_WORDS)],
+        // Upper or lower case, grouped in fours or not.
+        pattern: r"\b[A-Za-z]{2}[0-9]{2}(?:[ \-]?[A-Za-z0-9]){11,32}",
+        candidates: &[
+            c(Kind::Iban, Some(checks::iban), 0.9, IBAN_WORDS),
+            ctx_only(Kind::Iban, checks::iban_in_context, IBAN_WORDS),
+        ],
     },
     Rule {
         pattern: r"\b[1-478] ?[0-9]{2} ?(?:0[1-9]|1[0-2]|[2-9][0-9]) ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2}\b",
         candidates: &[c(Kind::FrNir, Some(checks::fr_nir), 0.8, NIR_WORDS)],
     },
     Rule {
-        pattern: r"\b[0-9](?:[ \-]?[0-9]){12,18}\b",
-        candidates: &[c(Kind::Card, Some(checks::card), 0.85, CARD_WORDS)],
+        pattern: r"\b[0-9](?:[ \-.]?[0-9]){11,18}\b",
+        candidates: &[
+            // Written in its issuer's groups, a number is surer to be a card than a
+            // bare run of digits is (order numbers are not grouped in fours).
+            c(Kind::Card, Some(checks::card_grouped), 0.95, CARD_WORDS),
+            c(Kind::Card, Some(checks::card), 0.75, CARD_WORDS),
+            ctx_only(Kind::Card, checks::card_in_context, CARD_WORDS),
+        ],
     },
     Rule {
         pattern: r"\b[0-9]{3}[\- ][0-9]{2}[\- ][0-9]{4}\b",
@@ -235,16 +281,17 @@ pub static RULES: &[Rule] = &[
         candidates: &[c(Kind::Ipv6, Some(checks::ipv6), 0.8, IP_WORDS)],
     },
     Rule {
-        pattern: r"(?:\+[1-9][0-9]{0,2}[ .\-]?(?:\([0-9]{1,4}\)[ .\-]?)?[0-9]{1,4}(?:[ .\-]?[0-9]{2,4}){1,5})\b",
-        candidates: &[c(Kind::Phone, Some(phone_e164), 0.8, PHONE_WORDS)],
-    },
-    Rule {
-        pattern: r"(?:\([0-9]{3}\) ?|\b[0-9]{3}[.\- ])[0-9]{3}[.\- ][0-9]{4}\b",
-        candidates: &[c(Kind::Phone, Some(phone_national), 0.65, PHONE_WORDS)],
-    },
-    Rule {
-        pattern: r"\b0[1-9][0-9]{0,3}[ /.\-][0-9]{2,4}(?:[ .\-]?[0-9]{2,4}){1,3}\b",
-        candidates: &[c(Kind::Phone, Some(phone_national), 0.45, PHONE_WORDS)],
+        // Phone numbers in any national grouping: an optional `+`, `00` or `(+NN)`
+        // prefix, digit groups joined by spaces, dots, dashes, slashes or parentheses
+        // (a trunk `(0)` included), and an optional extension (`x565`, `ext. 12`).
+        // `phone_shape` decides how sure the shape alone is; any other run of 7–15
+        // digits counts only next to a phone word.
+        pattern: r"(?:\+ ?|\(\+?|\b)[0-9][0-9 .\-/()]{5,22}[0-9](?: ?(?:x|ext\.?|extension) ?[0-9]{1,6})?\b",
+        candidates: &[
+            c(Kind::Phone, Some(phone_international), 0.85, PHONE_WORDS),
+            c(Kind::Phone, Some(phone_shape), 0.6, PHONE_WORDS),
+            ctx_only(Kind::Phone, phone_in_context, PHONE_WORDS),
+        ],
     },
     Rule {
         pattern: r"\b(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71})\b",
@@ -256,36 +303,165 @@ pub static RULES: &[Rule] = &[
     },
 ];
 
-/// The longest prefix of `s`, ending at the end of a digit group, that holds at most
-/// `max` digits; `None` when that prefix has fewer than `min`. A phone pattern may run on
-/// into the numbers after it; this cuts it back.
-fn digit_groups(s: &str, min: usize, max: usize) -> Option<(usize, usize)> {
-    let mut count = 0;
-    let mut end = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if b.is_ascii_digit() {
-            count += 1;
-            if count > max {
-                break;
-            }
-            let next_is_digit = s.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit);
-            if !next_is_digit {
-                end = i + 1;
+/// A phone-shaped match, split into the number and its extension, with the facts the
+/// checks need. `None` when it cannot be a phone number (unbalanced parentheses, a
+/// date, an IPv4 address, a decimal number, too few or too many digits).
+struct PhoneShape {
+    /// Digits of the number (the extension not counted).
+    digits: usize,
+    /// Digit groups, in order.
+    groups: Vec<usize>,
+    /// Starts with `+`, `(+` or `00` (an international prefix).
+    international: bool,
+    /// Starts with a trunk `0` (national format), or holds `(0)`.
+    trunk: bool,
+    /// Separators used between groups.
+    dots: bool,
+    slashes: bool,
+    /// Byte length of the number with its extension.
+    end: usize,
+    /// The match ran on into more digits and was cut back.
+    cut_back: bool,
+}
+
+fn phone_parse(s: &str) -> Option<PhoneShape> {
+    let lower = s.to_ascii_lowercase();
+    let number_end = ["x", "ext", "extension"]
+        .iter()
+        .filter_map(|m| lower.find(m))
+        .min()
+        .unwrap_or(s.len());
+    let mut number = s[..number_end].trim_end();
+    let mut end = s.len();
+    let mut cut_back = false;
+    // A match that runs on into the next number is cut back, at the end of a digit
+    // group, to the longest prefix of at most 15 digits.
+    if number.bytes().filter(u8::is_ascii_digit).count() > 15 {
+        let mut count = 0;
+        let mut cut = 0;
+        for (i, b) in number.bytes().enumerate() {
+            if b.is_ascii_digit() {
+                count += 1;
+                if count > 15 {
+                    break;
+                }
+                if !number.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    cut = i + 1;
+                }
             }
         }
+        number = &number[..cut];
+        end = cut;
+        cut_back = true;
     }
-    let kept = s[..end].bytes().filter(u8::is_ascii_digit).count();
-    (kept >= min).then_some((0, end))
+    // No numbering plan starts a number with three zeros or a group of zeros.
+    let first_group = number.trim_start_matches(|c: char| !c.is_ascii_digit());
+    if first_group.starts_with("000") || first_group.bytes().take_while(u8::is_ascii_digit).all(|b| b == b'0') {
+        return None;
+    }
+    // Separators come one or two at a time (`) `, ` -`), never in runs.
+    let mut run = 0;
+    for b in number.bytes() {
+        run = if b.is_ascii_digit() { 0 } else { run + 1 };
+        if run > 2 {
+            return None;
+        }
+    }
+    let opens = number.matches('(').count();
+    let closes = number.matches(')').count();
+    if opens != closes || opens > 1 || number.find('(') > number.find(')') {
+        return None;
+    }
+    let groups: Vec<usize> = number
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(str::len)
+        .collect();
+    let digits: usize = groups.iter().sum();
+    let bare = number.trim_start_matches(['+', '(', ' ']);
+    // A country code never starts with 0.
+    let country_code = |rest: &str| {
+        rest.trim_start_matches([' ', '('])
+            .starts_with(|c: char| matches!(c, '1'..='9'))
+    };
+    // `00` is an international prefix only in a grouped number: a bare run of digits
+    // starting 00 is a tracking or customer number as often as a phone.
+    let grouped = number.contains([' ', '.', '-', '/', '(']);
+    let international = number
+        .strip_prefix("(+")
+        .or_else(|| number.strip_prefix('+'))
+        .or_else(|| bare.strip_prefix("00").filter(|_| grouped && digits >= 10))
+        .is_some_and(country_code);
+    let trunk = !international && bare.starts_with('0') || number.contains("(0)");
+    let dots = number.contains('.');
+    let slashes = number.contains('/');
+    // Dates and times (2024-01-31, 31.01.2024, 31/01/2024), IPv4 addresses and
+    // decimal numbers are not phones.
+    let looks_like_date = groups.len() == 3
+        && (groups[0] == 4 && groups[1] <= 2 && groups[2] <= 2 || groups[2] == 4 && groups[0] <= 2 && groups[1] <= 2)
+        && number
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .all(|c| matches!(c, '-' | '.' | '/'));
+    // A timestamp (2024-05-28 18…) or an ISBN-13 (978-…).
+    let year_first = matches!(number.get(..5), Some(y) if (y.starts_with("19") || y.starts_with("20")) && matches!(y.as_bytes()[4], b'-' | b'.' | b'/'));
+    let isbn = (number.starts_with("978") || number.starts_with("979")) && digits == 13;
+    let looks_like_date = looks_like_date || year_first || isbn;
+    let looks_like_ip = dots && groups.len() == 4 && groups.iter().all(|&g| g <= 3);
+    // 25.322089 is a decimal; 7334.5989 (two groups of four) is how some write phones.
+    let looks_like_decimal = dots && groups.len() == 2 && groups != [4, 4];
+    if looks_like_date || looks_like_ip || looks_like_decimal || !(7..=15).contains(&digits) {
+        return None;
+    }
+    Some(PhoneShape {
+        digits,
+        groups,
+        international,
+        trunk,
+        dots,
+        slashes,
+        end,
+        cut_back,
+    })
 }
 
-/// E.164: 8 to 15 digits after the `+`.
-fn phone_e164(s: &str) -> Option<(usize, usize)> {
-    digit_groups(s, 8, 15)
+/// Shapes that are phone numbers without a word saying so: international (`+`,
+/// `00`) with 8–15 digits; North American 3-3-4 groups (with an optional `1` or
+/// `001` in front); a national number with a trunk `0` in two to six groups and 9–12
+/// digits.
+fn phone_shape(s: &str) -> Option<(usize, usize)> {
+    let p = phone_parse(s).filter(|p| !p.cut_back)?;
+    let nanp = {
+        let g = p.groups.as_slice();
+        let core = match g {
+            [1, rest @ ..] | [3, rest @ ..] if g.len() == 4 => rest,
+            _ => g,
+        };
+        core == [3, 3, 4] && (!p.dots || g.len() == 3)
+    };
+    let international = p.international && (8..=15).contains(&p.digits) && p.groups.len() <= 7;
+    let national = p.trunk && !p.slashes && (2..=6).contains(&p.groups.len()) && (9..=12).contains(&p.digits);
+    (nanp || international || national).then_some((0, p.end))
 }
 
-/// National formats: 9 to 12 digits with separators.
-fn phone_national(s: &str) -> Option<(usize, usize)> {
-    digit_groups(s, 9, 12)
+/// International format: `+`, `(+` or `00` and a country code, 8–15 digits.
+fn phone_international(s: &str) -> Option<(usize, usize)> {
+    let p = phone_parse(s)?;
+    (p.international && (8..=15).contains(&p.digits) && p.groups.len() <= 7).then_some((0, p.end))
+}
+
+/// Any phone-shaped run of 7–15 digits (used next to a phone word).
+fn phone_in_context(s: &str) -> Option<(usize, usize)> {
+    // A run of digits long enough to need cutting back is not one number: only the
+    // surer shapes above may take a prefix of it.
+    let years = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .all(|g| g.len() == 4 && (g.starts_with("19") || g.starts_with("20")));
+    if years {
+        return None; // "2023 2024": years side by side, not a number
+    }
+    phone_parse(s).filter(|p| !p.cut_back).map(|p| (0, p.end))
 }
 
 fn wallet_btc(s: &str) -> Option<(usize, usize)> {
@@ -308,4 +484,25 @@ pub const NEGATIVE_WORDS: &[&str] = &[
     "build",
     "sku",
     "reference",
+    "ref ",
+    "ref.",
+    "ref:",
+    "ref#",
+    "meeting id",
+    "case ",
+    "case#",
+    "postcode",
+    "postal code",
+    "zip code",
+    "plz",
+    "total",
+    "amount",
+    "account no",
+    "customer id",
+    "user id",
+    "booking",
+    "confirmation",
+    "policy",
+    "shipment",
+    "parcel",
 ];

@@ -4,6 +4,7 @@
 //! when all its candidates are rejected, the other rules are tried anchored at the
 //! same position, then the search resumes one byte later. Findings never overlap.
 
+use aho_corasick::AhoCorasick;
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
@@ -40,6 +41,10 @@ pub struct Scanner {
     regex: Option<Regex>,
     /// Pattern id → rule, with only the enabled candidates.
     rules: Vec<(Rule, Vec<Candidate>)>,
+    /// One automaton per context-word list (keyed by the list's address) and one for
+    /// the negative words: matching them is most of the work of judging a match.
+    words: Vec<(usize, AhoCorasick)>,
+    negative: AhoCorasick,
     min_confidence: f32,
 }
 
@@ -70,9 +75,26 @@ impl Scanner {
                     .map_err(|e| BuildError(e.to_string()))?,
             )
         };
+        let automaton = |list: &[&str]| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(list)
+                .map_err(|e| BuildError(e.to_string()))
+        };
+        let mut words: Vec<(usize, AhoCorasick)> = Vec::new();
+        for (_, candidates) in &rules {
+            for c in candidates {
+                let key = c.context.as_ptr() as usize;
+                if !c.context.is_empty() && !words.iter().any(|(k, _)| *k == key) {
+                    words.push((key, automaton(c.context)?));
+                }
+            }
+        }
         Ok(Self {
             regex,
             rules,
+            words,
+            negative: automaton(NEGATIVE_WORDS)?,
             min_confidence,
         })
     }
@@ -180,16 +202,48 @@ impl Scanner {
                 None => (0, matched.len()),
             };
             let (vs, ve) = (start + s, start + e);
-            let near = context(text, vs, ve);
-            let has_context = cand.context.iter().any(|w| near.contains(w));
-            if cand.needs_context && !has_context {
+            // Digits right after mask characters are what is left of a masked value
+            // (`**** **** **** 0002`), not a new one.
+            let before = text[floor_char(text, vs.saturating_sub(CONTEXT_BEFORE))..vs].trim_end_matches([' ', '-']);
+            let last_token = before.rsplit(char::is_whitespace).next().unwrap_or("");
+            // The hash inside a redaction tag (`[CARD:7053390182]`) is Rampart's own.
+            let in_tag = before.rfind('[').is_some_and(|i| {
+                let inside = &before[i + 1..];
+                inside.ends_with(':')
+                    && inside[..inside.len() - 1]
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b == b'_')
+            });
+            let masked = in_tag || last_token.contains('*') || text[ve..].starts_with('*');
+            if masked && !text[vs..ve].bytes().any(|b| b.is_ascii_alphabetic()) {
                 continue;
             }
+            let (near_before, near_after) = context(text, vs, ve);
+            let said = self
+                .words
+                .iter()
+                .find(|(k, _)| *k == cand.context.as_ptr() as usize)
+                .map(|(_, a)| a);
+            let near = |a: &AhoCorasick| a.is_match(near_before.as_ref()) || a.is_match(near_after.as_ref());
+            // A value that counts only because of a word near it needs that word on
+            // its own line (a form's next label is about the next field), and no word
+            // there saying it is something else.
+            let has_context = if cand.needs_context {
+                if !said.is_some_and(|a| self.line_says(text, vs, ve, a)) {
+                    continue;
+                }
+                true
+            } else {
+                said.is_some_and(near)
+            };
             let mut confidence = cand.base;
             if has_context && !cand.needs_context {
                 confidence += CONTEXT_BOOST;
             }
-            if !cand.kind.is_secret() && NEGATIVE_WORDS.iter().any(|w| near.contains(w)) {
+            // "order", "version" and the like say a *number* is something else; a value
+            // with letters in it (an IBAN, an address) has its own checks.
+            let numeric = !text[vs..ve].bytes().any(|b| b.is_ascii_alphabetic());
+            if numeric && !cand.kind.is_secret() && near(&self.negative) {
                 confidence -= NEGATIVE_PENALTY;
             }
             let confidence = confidence.clamp(0.0, 0.99);
@@ -212,15 +266,82 @@ impl Scanner {
     }
 }
 
-/// The lower-cased text around a value (not the value itself).
-fn context(text: &str, start: usize, end: usize) -> String {
+/// The text around a value (not the value itself), redaction tags blanked: before it
+/// and after it.
+fn context(text: &str, start: usize, end: usize) -> (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>) {
     let from = floor_char(text, start.saturating_sub(CONTEXT_BEFORE));
     let to = ceil_char(text, (end + CONTEXT_AFTER).min(text.len()));
-    let mut s = String::with_capacity(CONTEXT_BEFORE + CONTEXT_AFTER + 1);
-    s.push_str(&text[from..start].to_lowercase());
-    s.push(' ');
-    s.push_str(&text[end..to].to_lowercase());
-    s
+    (without_tags(&text[from..start]), without_tags(&text[end..to]))
+}
+
+impl Scanner {
+    /// Whether a value that counts only with a word near it has one: a context word
+    /// (`said`) on its own line (a form's next label is about the next field), nearer
+    /// to the value than any word saying it is something else ("order", "tracking", …).
+    fn line_says(&self, text: &str, start: usize, end: usize, said: &AhoCorasick) -> bool {
+        let from = floor_char(text, start.saturating_sub(CONTEXT_BEFORE));
+        let to = ceil_char(text, (end + CONTEXT_AFTER).min(text.len()));
+        let before = &text[from..start];
+        // The start of the text is the start of a line ("\nt:" is a signature's label).
+        let at_line_start = from == 0 && !before.contains('\n');
+        let before = before.rfind('\n').map_or(before, |i| &before[i..]);
+        let before: std::borrow::Cow<'_, str> = if at_line_start {
+            format!("\n{}", without_tags(before)).into()
+        } else {
+            without_tags(before)
+        };
+        // After the value, only its own clause: ". The app says ref 1902…" is about
+        // the next number.
+        let after = &text[end..to];
+        let after = after
+            .find(['\n', '.', ';', ',', '|', '!', '?'])
+            .map_or(after, |i| &after[..i]);
+        let after = without_tags(after);
+        // Distance from the value: to the end of the last occurrence before it, to the
+        // start of the first after it.
+        let distance = |a: &AhoCorasick| {
+            let b = a
+                .find_overlapping_iter(before.as_ref())
+                .map(|m| m.end())
+                .max()
+                .map(|e| before.len() - e);
+            let f = a.find(after.as_ref()).map(|m| m.start());
+            b.into_iter().chain(f).min()
+        };
+        match (distance(said), distance(&self.negative)) {
+            (Some(s), Some(d)) => s < d,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// Redaction tags (`[PHONE:3f2a…]`, `[CARD]`, `<PHONE_1>`) are Rampart's own words,
+/// not the writer's: their names are blanked before context words are looked for.
+fn without_tags(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['[', '<']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(['[', '<']) {
+        out.push_str(&rest[..i]);
+        let open = &rest[i..=i];
+        let tail = &rest[i + 1..];
+        let name = tail
+            .bytes()
+            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+            .count();
+        if name > 0 && matches!(tail.as_bytes().get(name), Some(b':' | b']' | b'>')) {
+            out.push(' ');
+            rest = &tail[name..];
+        } else {
+            out.push_str(open);
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 fn floor_char(text: &str, mut i: usize) -> usize {
