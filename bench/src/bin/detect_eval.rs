@@ -224,6 +224,95 @@ fn injection(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+#[path = "../injection_train.rs"]
+mod injection_train;
+
+/// Leave-one-source-out: for every source, retrain without it and score its rows; the
+/// pooled scores say what data from a source the model never saw gets.
+fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use injection_train::{EPOCHS, L2, RATE, fit, load, roc_auc, scores, training_rows};
+    let mut rows = training_rows(root)?;
+    rows.extend(load(&root.join("data/injection/handwritten.jsonl"), "handwritten")?);
+    let mut sources: Vec<String> = rows.iter().map(|r| r.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    let mut pooled: Vec<(f32, bool, usize)> = Vec::new();
+    for (si, s) in sources.iter().enumerate() {
+        let train: Vec<&injection_train::Row> = rows.iter().filter(|r| &r.source != s).collect();
+        let held: Vec<&injection_train::Row> = rows.iter().filter(|r| &r.source == s).collect();
+        let knob = |name: &str, default: f32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+        let epochs = std::env::var("TRAIN_EPOCHS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(EPOCHS);
+        let clf = fit(&train, epochs, knob("TRAIN_RATE", RATE), knob("TRAIN_L2", L2), false);
+        if std::env::var_os("DETECT_EVAL_SHOW").is_some() {
+            let scorer = rampart_detect::injection::InjectionScorer::with_classifier(Some(clf.clone()));
+            for r in &held {
+                let sc = scorer.score(&r.text);
+                eprintln!(
+                    "LOSO {s} label={} score={:.3} rules={:.3} clf={:.3} {:?}",
+                    r.label,
+                    sc.score,
+                    sc.rules,
+                    sc.classifier,
+                    r.text.chars().take(160).collect::<String>()
+                );
+            }
+        }
+        pooled.extend(scores(&clf, &held).into_iter().map(|(x, y)| (x, y, si)));
+    }
+    let flat: Vec<(f32, bool)> = pooled.iter().map(|(x, y, _)| (*x, *y)).collect();
+    let auc = roc_auc(&flat);
+    let t5 = threshold_at(&flat, 0.05);
+    let (tpr5, fpr5, _) = rates(&flat, t5);
+    let t1 = threshold_at(&flat, 0.01);
+    let (tpr1, fpr1, _) = rates(&flat, t1);
+    println!(
+        "### Prompt injection, leave one source out ({} texts from {} sources)",
+        flat.len(),
+        sources.len()
+    );
+    println!();
+    println!("Each source's rows are scored by a model trained on every other source (rules and classifier together).");
+    println!();
+    println!("| pooled over all sources | value |");
+    println!("|---|---|");
+    println!("| ROC-AUC | {auc:.3} |");
+    println!(
+        "| attacks caught at 5% false positives (threshold {t5:.3}) | {:.1}% (false positives {:.1}%) |",
+        tpr5 * 100.0,
+        fpr5 * 100.0
+    );
+    println!(
+        "| attacks caught at 1% false positives (threshold {t1:.3}) | {:.1}% (false positives {:.1}%) |",
+        tpr1 * 100.0,
+        fpr1 * 100.0
+    );
+    println!();
+    println!(
+        "| held-out source | attacks | benign | attacks caught at the 5% threshold | benign flagged at the 5% threshold |"
+    );
+    println!("|---|---|---|---|---|");
+    for (si, s) in sources.iter().enumerate() {
+        let mine: Vec<&(f32, bool, usize)> = pooled.iter().filter(|p| p.2 == si).collect();
+        let pos = mine.iter().filter(|p| p.1).count();
+        let neg = mine.len() - pos;
+        let caught = mine.iter().filter(|p| p.1 && p.0 >= t5).count();
+        let flagged = mine.iter().filter(|p| !p.1 && p.0 >= t5).count();
+        let pct = |a: usize, b: usize| {
+            if b == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.1}% ({a}/{b})", a as f64 * 100.0 / b as f64)
+            }
+        };
+        println!("| {s} | {pos} | {neg} | {} | {} |", pct(caught, pos), pct(flagged, neg));
+    }
+    println!();
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     println!(
@@ -242,5 +331,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "PII in messy text, Faker values, held-out locales",
     )?;
     injection(&root)?;
+    injection_loso(&root)?;
     Ok(())
 }
