@@ -208,13 +208,35 @@ pub fn is_compressed(head: &[u8]) -> bool {
             && (u16::from(head[0]) << 8 | u16::from(head[1])).is_multiple_of(31))
 }
 
-/// Inflates a gzip or zlib stream, bounded; the pickle stream inside is analysed.
+/// Inflates a gzip or zlib stream, bounded by the zip-bomb ratio and the pickle limit;
+/// what it holds is scanned like an archive member.
 pub fn compressed(data: &[u8], at: &str, bounds: &Bounds, depth: usize, out: &mut Vec<Finding>) -> Result<(), String> {
-    let limit = bounds.max_pickle_bytes;
-    let (inner, damaged) = if data.starts_with(b"\x1f\x8b") {
-        read_tolerant(flate2::read::MultiGzDecoder::new(data), limit, at)?
-    } else {
-        read_tolerant(flate2::read::ZlibDecoder::new(data), limit, at)?
+    // Inflate no more than the zip-bomb ratio allows (and never past the pickle limit):
+    // a stream that would go further is a bomb, reported, not inflated.
+    let by_ratio = (data.len() as u64).saturating_mul(bounds.max_ratio).max(1 << 20);
+    let limit = bounds.max_pickle_bytes.min(by_ratio);
+    let inflate = |limit: u64| {
+        if data.starts_with(b"\x1f\x8b") {
+            read_tolerant(flate2::read::MultiGzDecoder::new(data), limit, at)
+        } else {
+            read_tolerant(flate2::read::ZlibDecoder::new(data), limit, at)
+        }
+    };
+    let (inner, damaged) = match inflate(limit) {
+        Err(e) if limit < bounds.max_pickle_bytes && e.contains("larger than the") => {
+            out.push(Finding {
+                severity: Severity::High,
+                rule: "compressed.bomb",
+                message: format!(
+                    "expands more than {}× ({} compressed bytes)",
+                    bounds.max_ratio,
+                    data.len()
+                ),
+                location: at.to_owned(),
+            });
+            return Ok(());
+        }
+        r => r?,
     };
     if let Some(why) = damaged {
         out.push(Finding {
@@ -985,4 +1007,25 @@ pub fn hdf5(data: &[u8], at: &str, out: &mut Vec<Finding>) -> Result<(), String>
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_compressed_bomb_is_reported_not_inflated() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 256 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        let mut out = Vec::new();
+        compressed(&bomb, "bomb.gz", &Bounds::default(), 0, &mut out).unwrap();
+        assert!(
+            out.iter()
+                .any(|f| f.rule == "compressed.bomb" && f.severity == Severity::High),
+            "{out:?}"
+        );
+    }
 }
