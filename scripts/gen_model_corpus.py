@@ -13,7 +13,9 @@ Nothing here downloads a model. PyTorch is not needed: the modules a PyTorch
 checkpoint refers to (torch._utils, torch.FloatStorage, ...) are stood in for by small
 fake modules, so Python's own pickle writes exactly the opcodes PyTorch writes. No
 sample is ever loaded: the payloads only name harmless commands (`echo`).
-The output is deterministic: zip timestamps are fixed and no random data is used.
+The output is deterministic (zip timestamps are fixed, no random data is used), except
+the 7z files: py7zr writes its own timestamps and salts, so they differ byte for byte
+from run to run (same content, same verdicts).
 """
 
 import io
@@ -543,6 +545,13 @@ out("benign", "lightning_hparams.ckpt", torch_zip(torch_pickle({
     "saved": datetime.datetime(2026, 1, 1), "epoch": 3})))
 out("benign", "model.7z", seven_zip([("archive/data.pkl", torch_pickle(state)), ("archive/version", b"3")]))
 out("benign", "arrays_zlib.joblib", joblib_compressed({"w": np.arange(10, dtype=np.float32)}, "zlib"))
+# Tensor data that happens to start with the gzip and zlib magic bytes is still tensor data.
+out("benign", "tensor_bytes_like_gzip.pt", zip_bytes([
+    ("archive/data.pkl", torch_pickle(state)),
+    ("archive/data/0", b"\x1f\x8b" + struct.pack("<7f", *range(7)) + b"\x00\x00"),
+    ("archive/data/1", b"\x78\x9c" + struct.pack("<3f", 1, 2, 3) + b"\x00\x00"),
+    ("archive/version", b"3\n"),
+]))
 
 # --- broken ---------------------------------------------------------------------------
 

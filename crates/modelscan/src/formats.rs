@@ -186,7 +186,13 @@ impl Member {
             Some(Member::Zip)
         } else if peek.starts_with(SEVEN_ZIP_MAGIC) {
             Some(Member::SevenZip)
-        } else if is_compressed(peek) {
+        } else if is_compressed(peek)
+            && (name.is_empty()
+                || [".gz", ".gzip", ".z", ".zlib", ".joblib", ".pkl.gz"]
+                    .iter()
+                    .any(|e| lower.ends_with(e)))
+        {
+            // Only where the name says so: tensor data may start with these bytes by chance.
             Some(Member::Compressed)
         } else if lower == "config.json" || lower.ends_with("/config.json") {
             Some(Member::KerasConfig)
