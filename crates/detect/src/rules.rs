@@ -334,6 +334,18 @@ fn phone_parse(s: &str) -> Option<PhoneShape> {
     let mut number = s[..number_end].trim_end();
     let mut end = s.len();
     let mut cut_back = false;
+    // Separators come one or two at a time (`) `, ` -`): a longer run (` . `) ends the
+    // number, and what follows is something else.
+    let mut run = 0;
+    for (i, b) in number.bytes().enumerate() {
+        run = if b.is_ascii_digit() { 0 } else { run + 1 };
+        if run > 2 {
+            number = number[..i].trim_end_matches(|c: char| !c.is_ascii_digit());
+            end = number.len();
+            cut_back = true;
+            break;
+        }
+    }
     // A match that runs on into the next number is cut back, at the end of a digit
     // group, to the longest prefix of at most 15 digits.
     if number.bytes().filter(u8::is_ascii_digit).count() > 15 {
@@ -358,14 +370,6 @@ fn phone_parse(s: &str) -> Option<PhoneShape> {
     let first_group = number.trim_start_matches(|c: char| !c.is_ascii_digit());
     if first_group.starts_with("000") || first_group.bytes().take_while(u8::is_ascii_digit).all(|b| b == b'0') {
         return None;
-    }
-    // Separators come one or two at a time (`) `, ` -`), never in runs.
-    let mut run = 0;
-    for b in number.bytes() {
-        run = if b.is_ascii_digit() { 0 } else { run + 1 };
-        if run > 2 {
-            return None;
-        }
     }
     let opens = number.matches('(').count();
     let closes = number.matches(')').count();

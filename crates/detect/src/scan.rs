@@ -229,7 +229,7 @@ impl Scanner {
             // its own line (a form's next label is about the next field), and no word
             // there saying it is something else.
             let has_context = if cand.needs_context {
-                if !said.is_some_and(|a| self.line_says(text, vs, ve, a)) {
+                if !said.is_some_and(|a| self.line_says(text, vs, ve, a)) || !stands_alone(text, vs, ve) {
                     continue;
                 }
                 true
@@ -314,6 +314,23 @@ impl Scanner {
             (None, _) => false,
         }
     }
+}
+
+/// A value that counts only because of a word near it must stand alone: not start
+/// inside a number (`v1.2 42…`), and not run into more digits or a redaction tag
+/// (`… 2024 [CARD]`) — there it is a fragment of something longer, and calling it a
+/// value would depend on how that something was written or redacted.
+fn stands_alone(text: &str, start: usize, end: usize) -> bool {
+    let before = &text.as_bytes()[..start];
+    let inside_number = matches!(before, [.., d, b'.' | b',' | b'-' | b'/'] if d.is_ascii_digit());
+    let next = text[end..].trim_start_matches([' ', '-', '.', '/']);
+    let mut next_bytes = next.bytes();
+    let runs_on = match next_bytes.next() {
+        Some(b) if b.is_ascii_digit() => true,
+        Some(b'[' | b'<') => next_bytes.next().is_some_and(|b| b.is_ascii_uppercase()),
+        _ => false,
+    };
+    !inside_number && !runs_on
 }
 
 /// Redaction tags (`[PHONE:3f2a…]`, `[CARD]`, `<PHONE_1>`) are Rampart's own words,
