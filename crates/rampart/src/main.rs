@@ -5,6 +5,7 @@
 
 mod audit_cmd;
 mod demo;
+mod kanon;
 mod keys;
 mod scan_cmd;
 mod textjobs;

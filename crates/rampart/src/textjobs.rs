@@ -7,7 +7,9 @@
 //! stdout or, atomically, to `--output`. `inspect` prints one JSON line per input with
 //! its findings (kind, byte span, confidence, action) and injection score. A malformed
 //! record stops the run with `FILE:LINE: …` and exit code 2; an `--output` file is
-//! only replaced when the whole run succeeded.
+//! only replaced when the whole run succeeded. With `--k` or `--drop`, `redact` reads
+//! the input as one table (CSV with a header row, or JSON lines), holds it in memory,
+//! removes the dropped columns and generalises the quasi-identifiers (`kanon.rs`).
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use rampart_config::{ContentAction, ContentPolicy};
 use rampart_gateway::content::PolicyRuntime;
+
+use crate::kanon;
 use serde_json::Value;
 
 /// Records processed per batch (split across the worker threads).
@@ -62,6 +66,21 @@ pub struct RedactArgs {
     /// Tenant whose hash key derives the `hash` pseudonyms.
     #[arg(long)]
     tenant: Option<String>,
+    /// k-anonymity: generalise the --quasi columns until every combination of their
+    /// values is shared by at least K rows (CSV with a header row, or JSON lines).
+    #[arg(long, requires = "quasi")]
+    k: Option<usize>,
+    /// Quasi-identifier columns for --k: `NAME` or `NAME:KIND`, KIND one of number,
+    /// date, prefix, category (default: from the name and the values).
+    #[arg(long, value_delimiter = ',', requires = "k")]
+    quasi: Vec<String>,
+    /// With --k: the largest share of rows that may be left out (0 to 1).
+    #[arg(long, default_value_t = 0.05, requires = "k")]
+    max_suppress: f64,
+    /// Columns to remove (CSV header names or top-level JSON keys): direct identifiers
+    /// no detector knows, such as names or patient numbers.
+    #[arg(long, value_delimiter = ',')]
+    drop: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -283,7 +302,15 @@ fn redact_inner(args: RedactArgs) -> anyhow::Result<ExitCode> {
     };
     let mut counts: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
     let mut records = 0u64;
+    let mut table_summary = None;
     let run = (|| -> anyhow::Result<()> {
+        if args.k.is_some() || !args.drop.is_empty() {
+            let (n, summary) = redact_table(&args, &policy, hash_key.as_ref(), jobs, &mut out, &mut counts)?;
+            records = n;
+            table_summary = summary;
+            out.flush()?;
+            return Ok(());
+        }
         for source in inputs(&args.common) {
             let format = format_of(&source, args.common.format);
             let name = source.display().to_string();
@@ -291,17 +318,7 @@ fn redact_inner(args: RedactArgs) -> anyhow::Result<ExitCode> {
                 let done = parallel(&batch, jobs, |r| {
                     let mut vault = rampart_detect::Vault::default();
                     let mut kinds = Vec::new();
-                    let mut one = |s: &mut String| {
-                        // `block` cannot refuse a file: the value is redacted instead.
-                        let (text, found) = policy.apply_request_rules(
-                            s,
-                            hash_key.as_ref(),
-                            &mut vault,
-                            Some(rampart_detect::Transform::Tag),
-                        );
-                        kinds.extend(found.iter().map(|(f, _)| f.kind.name()));
-                        *s = text;
-                    };
+                    let mut one = |s: &mut String| redact_value(&policy, hash_key.as_ref(), &mut vault, &mut kinds, s);
                     let line = match format {
                         Format::Jsonl => {
                             let mut v: Value = serde_json::from_str(&r.text)
@@ -354,8 +371,332 @@ fn redact_inner(args: RedactArgs) -> anyhow::Result<ExitCode> {
         (Err(e), None, _) => return Err(e),
         _ => {}
     }
-    eprintln!("{}", serde_json::json!({"records": records, "findings": counts}));
+    let mut summary = serde_json::json!({"records": records, "findings": counts});
+    if let Some(k) = table_summary {
+        summary["k_anonymity"] = k;
+    }
+    eprintln!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Redacts one value with the policy's request rules; `block` cannot refuse a file, so
+/// a blocked value is tagged instead.
+fn redact_value(
+    policy: &PolicyRuntime,
+    hash_key: Option<&ring::hmac::Key>,
+    vault: &mut rampart_detect::Vault,
+    kinds: &mut Vec<&'static str>,
+    s: &mut String,
+) {
+    let (text, found) = policy.apply_request_rules(s, hash_key, vault, Some(rampart_detect::Transform::Tag));
+    kinds.extend(found.iter().map(|(f, _)| f.kind.name()));
+    *s = text;
+}
+
+/// One row of a table read for `--k` / `--drop`.
+struct TableRow {
+    source: usize,
+    line: usize,
+    cells: Cells,
+}
+
+enum Cells {
+    Csv(Vec<String>),
+    Json(serde_json::Map<String, Value>),
+}
+
+/// `--quasi` as (name, kind); unknown kinds, repeats and overlaps with `--drop` refused.
+fn quasi_columns(args: &RedactArgs) -> Result<Vec<(String, Option<kanon::Kind>)>, BadInput> {
+    let mut out: Vec<(String, Option<kanon::Kind>)> = Vec::new();
+    for q in &args.quasi {
+        let (name, kind) = match q.rsplit_once(':') {
+            Some((name, kind)) => {
+                let k = kanon::Kind::parse(kind).ok_or_else(|| {
+                    BadInput(format!(
+                        "--quasi {q}: unknown kind \"{kind}\" (number, date, prefix, category)"
+                    ))
+                })?;
+                (name, Some(k))
+            }
+            None => (q.as_str(), None),
+        };
+        if name.is_empty() || out.iter().any(|(n, _)| n == name) || args.drop.iter().any(|d| d == name) {
+            return Err(BadInput(format!(
+                "--quasi {q}: a column is named once, and not also in --drop"
+            )));
+        }
+        out.push((name.to_owned(), kind));
+    }
+    if args.k == Some(0) {
+        return Err(BadInput("--k must be at least 1".to_owned()));
+    }
+    if !(0.0..=1.0).contains(&args.max_suppress) {
+        return Err(BadInput(format!(
+            "--max-suppress {}: a share of the rows, from 0 to 1",
+            args.max_suppress
+        )));
+    }
+    Ok(out)
+}
+
+/// `redact --k / --drop`: reads every input as one table, redacts the other columns,
+/// drops, generalises, writes. Returns the rows read and the k-anonymity summary.
+fn redact_table(
+    args: &RedactArgs,
+    policy: &PolicyRuntime,
+    hash_key: Option<&ring::hmac::Key>,
+    jobs: usize,
+    out: &mut dyn Write,
+    counts: &mut std::collections::BTreeMap<&'static str, u64>,
+) -> anyhow::Result<(u64, Option<Value>)> {
+    let quasi = quasi_columns(args)?;
+    let sources = inputs(&args.common);
+    let names: Vec<String> = sources.iter().map(|s| s.display().to_string()).collect();
+    let mut header: Option<(usize, Vec<String>)> = None;
+    let mut rows: Vec<TableRow> = Vec::new();
+    let skip = |key: &str| quasi.iter().any(|(q, _)| q == key) || args.drop.iter().any(|d| d == key);
+    let mut table_format = None;
+    for (si, source) in sources.iter().enumerate() {
+        let format = format_of(source, args.common.format);
+        let name = &names[si];
+        if !matches!(format, Format::Csv | Format::Jsonl) || table_format.is_some_and(|f| f != format) {
+            return Err(BadInput(format!(
+                "{name}: --k and --drop read one table: CSV files with a header row, or JSON lines files (use --format)"
+            ))
+            .into());
+        }
+        table_format = Some(format);
+        let mut have_header = false;
+        for_each_batch(source, format, |mut batch| {
+            if format == Format::Csv && !have_header {
+                let first = batch.remove(0);
+                match &header {
+                    Some((from, h)) if *h != first.fields => {
+                        return Err(BadInput(format!(
+                            "{name}:{}: the header differs from {}'s",
+                            first.line, names[*from]
+                        ))
+                        .into());
+                    }
+                    Some(_) => {}
+                    None => {
+                        for col in quasi.iter().map(|(q, _)| q).chain(&args.drop) {
+                            let found = first.fields.iter().filter(|f| *f == col).count();
+                            if found > 1 {
+                                return Err(BadInput(format!(
+                                    "{name}:{}: the header names \"{col}\" {found} times",
+                                    first.line
+                                ))
+                                .into());
+                            }
+                            if found == 0 {
+                                return Err(BadInput(format!(
+                                    "{name}:{}: no column \"{col}\" (columns: {})",
+                                    first.line,
+                                    first.fields.join(", ")
+                                ))
+                                .into());
+                            }
+                        }
+                        header = Some((si, first.fields));
+                    }
+                }
+                have_header = true;
+            }
+            let width = header.as_ref().map_or(0, |(_, h)| h.len());
+            let hdr: &[String] = header.as_ref().map_or(&[], |(_, h)| h.as_slice());
+            let done = parallel(&batch, jobs, |r| {
+                let mut vault = rampart_detect::Vault::default();
+                let mut kinds = Vec::new();
+                let cells = match format {
+                    Format::Csv => {
+                        if r.fields.len() != width {
+                            return Err(format!(
+                                "{name}:{}: {} fields, the header has {width}",
+                                r.line,
+                                r.fields.len()
+                            ));
+                        }
+                        let mut fields = r.fields.clone();
+                        for (f, col) in fields.iter_mut().zip(hdr) {
+                            if !skip(col) {
+                                redact_value(policy, hash_key, &mut vault, &mut kinds, f);
+                            }
+                        }
+                        Cells::Csv(fields)
+                    }
+                    _ => {
+                        let v: Value = serde_json::from_str(&r.text)
+                            .map_err(|e| format!("{name}:{}: not valid JSON: {e}", r.line))?;
+                        let Value::Object(mut map) = v else {
+                            return Err(format!("{name}:{}: a JSON object per line is needed", r.line));
+                        };
+                        for d in &args.drop {
+                            map.remove(d);
+                        }
+                        let fields = &args.common.field;
+                        for (key, value) in map.iter_mut() {
+                            if !skip(key) && (fields.is_empty() || fields.contains(key)) {
+                                walk(value, &[], false, &mut |s: &mut String| {
+                                    redact_value(policy, hash_key, &mut vault, &mut kinds, s);
+                                });
+                            }
+                        }
+                        Cells::Json(map)
+                    }
+                };
+                Ok((cells, kinds))
+            })
+            .map_err(BadInput)?;
+            for ((cells, kinds), r) in done.into_iter().zip(&batch) {
+                for k in kinds {
+                    *counts.entry(k).or_default() += 1;
+                }
+                rows.push(TableRow {
+                    source: si,
+                    line: r.line,
+                    cells,
+                });
+            }
+            Ok(())
+        })?;
+    }
+    let at = |row: &TableRow| format!("{}:{}", names[row.source], row.line);
+    let outcome = match args.k {
+        Some(k) => {
+            let mut columns = Vec::with_capacity(quasi.len());
+            for (q, kind) in &quasi {
+                let mut values = Vec::with_capacity(rows.len());
+                let mut seen = false;
+                for row in &rows {
+                    let v = match &row.cells {
+                        Cells::Csv(f) => {
+                            let i = header
+                                .as_ref()
+                                .and_then(|(_, h)| h.iter().position(|c| c == q))
+                                .unwrap_or(0);
+                            seen = true;
+                            f.get(i).cloned().unwrap_or_default()
+                        }
+                        Cells::Json(m) => match m.get(q) {
+                            None | Some(Value::Null) => String::new(),
+                            Some(v) => {
+                                seen = true;
+                                match v {
+                                    Value::String(s) => s.clone(),
+                                    Value::Number(n) => n.to_string(),
+                                    Value::Bool(b) => b.to_string(),
+                                    _ => {
+                                        return Err(BadInput(format!(
+                                            "{}: {q}: an object or array cannot be a quasi-identifier",
+                                            at(row)
+                                        ))
+                                        .into());
+                                    }
+                                }
+                            }
+                        },
+                    };
+                    values.push(v);
+                }
+                if !seen && !rows.is_empty() {
+                    return Err(BadInput(format!("{}: no record has the key \"{q}\"", names.join(", "))).into());
+                }
+                columns.push(kanon::Column {
+                    name: q.clone(),
+                    kind: *kind,
+                    values,
+                });
+            }
+            #[allow(clippy::cast_possible_truncation, reason = "a share from 0 to 1 of the row count")]
+            let budget = (args.max_suppress * rows.len() as f64).floor() as usize;
+            let outcome = kanon::anonymise(&columns, k, budget).map_err(|e| match rows.get(e.row) {
+                Some(row) if !e.column.is_empty() => BadInput(format!("{}: {}: {}", at(row), e.column, e.message)),
+                _ => BadInput(format!("{}: {}", names.join(", "), e.message)),
+            })?;
+            Some(outcome)
+        }
+        None => None,
+    };
+    let keep_col: Vec<bool> = header
+        .as_ref()
+        .map(|(_, h)| h.iter().map(|c| !args.drop.contains(c)).collect())
+        .unwrap_or_default();
+    let write_csv = |fields: Vec<&str>, out: &mut dyn Write| -> anyhow::Result<()> {
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+        w.write_record(fields)?;
+        w.flush()?;
+        Ok(())
+    };
+    if let Some((_, h)) = &header {
+        let fields = h
+            .iter()
+            .zip(&keep_col)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c.as_str())
+            .collect();
+        write_csv(fields, out)?;
+    }
+    let quasi_at: Vec<Option<usize>> = quasi
+        .iter()
+        .map(|(q, _)| header.as_ref().and_then(|(_, h)| h.iter().position(|c| c == q)))
+        .collect();
+    for (r, row) in rows.iter_mut().enumerate() {
+        if outcome.as_ref().is_some_and(|o| !o.kept[r]) {
+            continue;
+        }
+        match &mut row.cells {
+            Cells::Csv(fields) => {
+                if let Some(o) = &outcome {
+                    for (c, i) in quasi_at.iter().enumerate() {
+                        if let (Some(v), Some(i)) = (o.value(c, r), i) {
+                            fields[*i] = v.to_owned();
+                        }
+                    }
+                }
+                let fields = fields
+                    .iter()
+                    .zip(&keep_col)
+                    .filter(|(_, k)| **k)
+                    .map(|(f, _)| f.as_str())
+                    .collect();
+                write_csv(fields, out)?;
+            }
+            Cells::Json(map) => {
+                if let Some(o) = &outcome {
+                    for (c, (q, _)) in quasi.iter().enumerate() {
+                        match o.value(c, r) {
+                            Some("") | None => {}
+                            Some(v) => {
+                                map.insert(q.clone(), Value::String(v.to_owned()));
+                            }
+                        }
+                    }
+                }
+                serde_json::to_writer(&mut *out, &*map)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    let summary = outcome.map(|o| {
+        let columns: serde_json::Map<String, Value> = o
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    serde_json::json!({"kind": c.kind.name(), "level": c.level_name}),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "k": args.k, "k_reached": o.k_reached, "rows_suppressed": o.suppressed,
+            "rows_written": rows.len() - o.suppressed,
+            "information_loss": (o.loss * 10_000.0).round() / 10_000.0,
+            "columns": columns,
+        })
+    });
+    Ok((rows.len() as u64, summary))
 }
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
