@@ -309,8 +309,9 @@ pub static RULES: &[Rule] = &[
 struct PhoneShape {
     /// Digits of the number (the extension not counted).
     digits: usize,
-    /// Digit groups, in order.
-    groups: Vec<usize>,
+    /// Digit groups' lengths, in order (`groups[..n_groups]`; no allocation per match).
+    groups: [u8; 32],
+    n_groups: usize,
     /// Starts with `+`, `(+` or `00` (an international prefix).
     international: bool,
     /// Starts with a trunk `0` (national format), or holds `(0)`.
@@ -324,13 +325,15 @@ struct PhoneShape {
     cut_back: bool,
 }
 
+impl PhoneShape {
+    fn groups(&self) -> &[u8] {
+        &self.groups[..self.n_groups]
+    }
+}
+
 fn phone_parse(s: &str) -> Option<PhoneShape> {
-    let lower = s.to_ascii_lowercase();
-    let number_end = ["x", "ext", "extension"]
-        .iter()
-        .filter_map(|m| lower.find(m))
-        .min()
-        .unwrap_or(s.len());
+    // The pattern allows letters only in the extension (`x565`, `ext. 12`).
+    let number_end = s.bytes().position(|b| b.is_ascii_alphabetic()).unwrap_or(s.len());
     let mut number = s[..number_end].trim_end();
     let mut end = s.len();
     let mut cut_back = false;
@@ -376,12 +379,15 @@ fn phone_parse(s: &str) -> Option<PhoneShape> {
     if opens != closes || opens > 1 || number.find('(') > number.find(')') {
         return None;
     }
-    let groups: Vec<usize> = number
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .map(str::len)
-        .collect();
-    let digits: usize = groups.iter().sum();
+    let mut buf = [0u8; 32];
+    let mut n_groups = 0;
+    for g in number.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()) {
+        let slot = buf.get_mut(n_groups)?;
+        *slot = u8::try_from(g.len()).ok()?;
+        n_groups += 1;
+    }
+    let groups = &buf[..n_groups];
+    let digits: usize = groups.iter().map(|&g| usize::from(g)).sum();
     let bare = number.trim_start_matches(['+', '(', ' ']);
     // A country code never starts with 0.
     let country_code = |rest: &str| {
@@ -419,7 +425,8 @@ fn phone_parse(s: &str) -> Option<PhoneShape> {
     }
     Some(PhoneShape {
         digits,
-        groups,
+        groups: buf,
+        n_groups,
         international,
         trunk,
         dots,
@@ -436,22 +443,22 @@ fn phone_parse(s: &str) -> Option<PhoneShape> {
 fn phone_shape(s: &str) -> Option<(usize, usize)> {
     let p = phone_parse(s).filter(|p| !p.cut_back)?;
     let nanp = {
-        let g = p.groups.as_slice();
+        let g = p.groups();
         let core = match g {
             [1, rest @ ..] | [3, rest @ ..] if g.len() == 4 => rest,
             _ => g,
         };
         core == [3, 3, 4] && (!p.dots || g.len() == 3)
     };
-    let international = p.international && (8..=15).contains(&p.digits) && p.groups.len() <= 7;
-    let national = p.trunk && !p.slashes && (2..=6).contains(&p.groups.len()) && (9..=12).contains(&p.digits);
+    let international = p.international && (8..=15).contains(&p.digits) && p.n_groups <= 7;
+    let national = p.trunk && !p.slashes && (2..=6).contains(&p.n_groups) && (9..=12).contains(&p.digits);
     (nanp || international || national).then_some((0, p.end))
 }
 
 /// International format: `+`, `(+` or `00` and a country code, 8–15 digits.
 fn phone_international(s: &str) -> Option<(usize, usize)> {
     let p = phone_parse(s)?;
-    (p.international && (8..=15).contains(&p.digits) && p.groups.len() <= 7).then_some((0, p.end))
+    (p.international && (8..=15).contains(&p.digits) && p.n_groups <= 7).then_some((0, p.end))
 }
 
 /// Any phone-shaped run of 7–15 digits (used next to a phone word).

@@ -35,15 +35,19 @@ pub struct Finding {
 #[error("detector patterns do not compile: {0}")]
 pub struct BuildError(String);
 
+/// An enabled candidate and the index of its context words' automaton.
+type Judged = (Candidate, Option<usize>);
+
 /// A compiled set of rules. Cheap to share (`Sync`); build once per policy.
 #[derive(Debug)]
 pub struct Scanner {
     regex: Option<Regex>,
-    /// Pattern id → rule, with only the enabled candidates.
-    rules: Vec<(Rule, Vec<Candidate>)>,
-    /// One automaton per context-word list (keyed by the list's address) and one for
-    /// the negative words: matching them is most of the work of judging a match.
-    words: Vec<(usize, AhoCorasick)>,
+    /// Pattern id → rule, with only the enabled candidates, each with the index of
+    /// its context words' automaton in `words`.
+    rules: Vec<(Rule, Vec<Judged>)>,
+    /// One automaton per context-word list and one for the negative words: matching
+    /// them is most of the work of judging a match.
+    words: Vec<AhoCorasick>,
     negative: AhoCorasick,
     min_confidence: f32,
 }
@@ -81,18 +85,30 @@ impl Scanner {
                 .build(list)
                 .map_err(|e| BuildError(e.to_string()))
         };
-        let mut words: Vec<(usize, AhoCorasick)> = Vec::new();
-        for (_, candidates) in &rules {
+        // Lists shared by several candidates (PHONE_WORDS …) get one automaton.
+        let mut lists: Vec<usize> = Vec::new();
+        let mut words: Vec<AhoCorasick> = Vec::new();
+        let mut indexed = Vec::with_capacity(rules.len());
+        for (rule, candidates) in rules {
+            let mut with = Vec::with_capacity(candidates.len());
             for c in candidates {
                 let key = c.context.as_ptr() as usize;
-                if !c.context.is_empty() && !words.iter().any(|(k, _)| *k == key) {
-                    words.push((key, automaton(c.context)?));
-                }
+                let index = if c.context.is_empty() {
+                    None
+                } else if let Some(i) = lists.iter().position(|k| *k == key) {
+                    Some(i)
+                } else {
+                    lists.push(key);
+                    words.push(automaton(c.context)?);
+                    Some(words.len() - 1)
+                };
+                with.push((c, index));
             }
+            indexed.push((rule, with));
         }
         Ok(Self {
             regex,
-            rules,
+            rules: indexed,
             words,
             negative: automaton(NEGATIVE_WORDS)?,
             min_confidence,
@@ -169,7 +185,7 @@ impl Scanner {
     fn specific_secret(&self, text: &str, start: usize, end: usize) -> Option<Finding> {
         let regex = self.regex.as_ref()?;
         for (i, (_, candidates)) in self.rules.iter().enumerate() {
-            let Some(cand) = candidates.first() else { continue };
+            let Some((cand, _)) = candidates.first() else { continue };
             if !cand.kind.is_secret() || cand.kind == Kind::AssignedSecret || cand.check.is_some() {
                 continue;
             }
@@ -193,7 +209,7 @@ impl Scanner {
     fn judge(&self, text: &str, pid: PatternID, start: usize, end: usize) -> Option<Finding> {
         let (_, candidates) = self.rules.get(pid.as_usize())?;
         let matched = text.get(start..end)?;
-        for cand in candidates {
+        for (cand, words) in candidates {
             let (s, e) = match cand.check {
                 Some(check) => match check(matched) {
                     Some(range) => range,
@@ -218,13 +234,13 @@ impl Scanner {
             if masked && !text[vs..ve].bytes().any(|b| b.is_ascii_alphabetic()) {
                 continue;
             }
-            let (near_before, near_after) = context(text, vs, ve);
-            let said = self
-                .words
-                .iter()
-                .find(|(k, _)| *k == cand.context.as_ptr() as usize)
-                .map(|(_, a)| a);
-            let near = |a: &AhoCorasick| a.is_match(near_before.as_ref()) || a.is_match(near_after.as_ref());
+            let said = words.and_then(|i| self.words.get(i));
+            // The text around the value, made only when a word list asks for it.
+            let around = std::cell::OnceCell::new();
+            let near = |a: &AhoCorasick| {
+                let (before, after) = around.get_or_init(|| context(text, vs, ve));
+                a.is_match(before.as_ref()) || a.is_match(after.as_ref())
+            };
             // A value that counts only because of a word near it needs that word on
             // its own line (a form's next label is about the next field), and no word
             // there saying it is something else.
