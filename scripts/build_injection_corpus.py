@@ -40,6 +40,8 @@ SOURCES = {
     "promptmap": ("utkusen/promptmap", "d305132", "GPL-3.0", 1, "injection test rules: jailbreak, prompt stealing, distraction"),
     "promptinject": ("Giskard-AI/giskard", "814a9dda6", "Apache-2.0", 1, "PromptInject goal-hijacking prompts (rows from garak dropped)"),
     "act-as-prompts": ("f/awesome-chatgpt-prompts", "2ac0eb31", "CC0-1.0", 0, "role-play prompts ('Act as a Linux terminal'): hard negatives"),
+    "act-as-2025": ("rahulkolekardev/awesome-ai-prompts", "cfe79d8", "MIT", 0, "newer act-as prompts by another author: hard negatives"),
+    "system-personas": ("mustvlad/ChatGPT-System-Prompts", "e19d82a", "MIT", 0, "persona system messages ('You are a math tutor …'): hard negatives"),
     "self-instruct": ("yizhongw/self-instruct", "0b26cca", "Apache-2.0", 0, "seed tasks and T0 prompt templates with passages"),
     "mt-bench": ("lm-sys/FastChat", "0e6d3e4b", "Apache-2.0", 0, "MT-Bench and Vicuna-Bench user questions"),
     "gsm8k": ("openai/grade-school-math", "3101c7d", "MIT", 0, "grade-school maths questions"),
@@ -115,6 +117,21 @@ def act_as():
     return [r["prompt"] for r in rows if r.get("prompt") and not JAILBREAK_MARKERS.search(r["prompt"])]
 
 
+def act_as_2025():
+    rows = json.loads(show("rahulkolekardev/awesome-ai-prompts", "prompts.json"))
+    return [r["prompt"] for r in rows if r.get("prompt") and not JAILBREAK_MARKERS.search(r["prompt"])]
+
+
+def system_personas():
+    repo = "mustvlad/ChatGPT-System-Prompts"
+    out = []
+    for path in ls(repo, "prompts/"):
+        text = show(repo, path)
+        if "## System Message" in text:
+            out.append(text.split("## System Message", 1)[1].strip())
+    return out
+
+
 def self_instruct():
     """The 175 seed tasks (instruction and input), and T0 prompt templates filled with
     passages (long benign documents with questions), 20 rows from every 8th template."""
@@ -162,6 +179,8 @@ READERS = {
     "promptmap": promptmap,
     "promptinject": promptinject,
     "act-as-prompts": act_as,
+    "act-as-2025": act_as_2025,
+    "system-personas": system_personas,
     "self-instruct": self_instruct,
     "mt-bench": mt_bench,
     "gsm8k": gsm8k,

@@ -140,3 +140,37 @@ pub fn roc_auc(scores: &[(f32, bool)]) -> f64 {
     }
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
+
+/// The lowest threshold whose false-positive rate on `scores` is at most `fpr`.
+pub fn threshold_at(scores: &[(f32, bool)], fpr: f64) -> f32 {
+    let mut negatives: Vec<f32> = scores.iter().filter(|(_, y)| !*y).map(|(s, _)| *s).collect();
+    negatives.sort_by(|a, b| b.total_cmp(a));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let allowed = (negatives.len() as f64 * fpr).floor() as usize;
+    negatives.get(allowed).map(|s| s + 1e-6).unwrap_or(0.0).min(1.0)
+}
+
+/// Leave one source out: every source's rows scored by a model fitted on all the
+/// other sources. Returns the sources (sorted) and, per row, its score, label and
+/// source index; `each` sees every held-out source with its rows and model.
+pub fn leave_one_source_out<'a>(
+    rows: &'a [Row],
+    epochs: usize,
+    rate: f32,
+    l2: f32,
+    mut each: impl FnMut(&str, &[&'a Row], &Classifier, &[(f32, bool)]),
+) -> (Vec<String>, Vec<(f32, bool, usize)>) {
+    let mut sources: Vec<String> = rows.iter().map(|r| r.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    let mut pooled = Vec::with_capacity(rows.len());
+    for (si, s) in sources.iter().enumerate() {
+        let train: Vec<&Row> = rows.iter().filter(|r| &r.source != s).collect();
+        let held: Vec<&Row> = rows.iter().filter(|r| &r.source == s).collect();
+        let clf = fit(&train, epochs, rate, l2, false);
+        let held_scores = scores(&clf, &held);
+        each(s, &held, &clf, &held_scores);
+        pooled.extend(held_scores.into_iter().map(|(x, y)| (x, y, si)));
+    }
+    (sources, pooled)
+}

@@ -133,13 +133,7 @@ fn rates(scores: &[(f32, bool)], threshold: f32) -> (f64, f64, f64) {
     (tp / pos, fp / neg, if tp + fp == 0.0 { 1.0 } else { tp / (tp + fp) })
 }
 
-/// The lowest threshold whose false-positive rate is at most `fpr`.
-fn threshold_at(scores: &[(f32, bool)], fpr: f64) -> f32 {
-    let mut negatives: Vec<f32> = scores.iter().filter(|(_, y)| !*y).map(|(s, _)| *s).collect();
-    negatives.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (negatives.len() as f64 * fpr).floor() as usize;
-    negatives.get(allowed).map(|s| s + 1e-6).unwrap_or(0.0).min(1.0)
-}
+use injection_train::threshold_at;
 
 fn injection(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let rows = lines(&root.join("data/injection/eval.jsonl"))?;
@@ -158,6 +152,15 @@ fn injection(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         let y = row["label"].as_u64() == Some(1);
         let s = full.score(text);
         let r = rules.score(text);
+        if std::env::var_os("DETECT_EVAL_SHOW").is_some() && (s.score >= 0.5) != y {
+            eprintln!(
+                "EVAL label={y} score={:.3} rules={:.3} clf={:.3} {:?}",
+                s.score,
+                s.rules,
+                s.classifier,
+                text.chars().take(160).collect::<String>()
+            );
+        }
         all.push((s.score, y));
         rules_only.push((r.score, y));
         clf_only.push((s.classifier, y));
@@ -230,38 +233,47 @@ mod injection_train;
 /// Leave-one-source-out: for every source, retrain without it and score its rows; the
 /// pooled scores say what data from a source the model never saw gets.
 fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    use injection_train::{EPOCHS, L2, RATE, fit, load, roc_auc, scores, training_rows};
+    use injection_train::{EPOCHS, L2, RATE, leave_one_source_out, load, roc_auc, training_rows};
     let mut rows = training_rows(root)?;
     rows.extend(load(&root.join("data/injection/handwritten.jsonl"), "handwritten")?);
-    let mut sources: Vec<String> = rows.iter().map(|r| r.source.clone()).collect();
-    sources.sort();
-    sources.dedup();
-    let mut pooled: Vec<(f32, bool, usize)> = Vec::new();
-    for (si, s) in sources.iter().enumerate() {
-        let train: Vec<&injection_train::Row> = rows.iter().filter(|r| &r.source != s).collect();
-        let held: Vec<&injection_train::Row> = rows.iter().filter(|r| &r.source == s).collect();
-        let knob = |name: &str, default: f32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-        let epochs = std::env::var("TRAIN_EPOCHS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(EPOCHS);
-        let clf = fit(&train, epochs, knob("TRAIN_RATE", RATE), knob("TRAIN_L2", L2), false);
-        if std::env::var_os("DETECT_EVAL_SHOW").is_some() {
+    let knob = |name: &str, default: f32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let epochs = std::env::var("TRAIN_EPOCHS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EPOCHS);
+    let show = std::env::var_os("DETECT_EVAL_SHOW").is_some();
+    let mut per_row: Vec<String> = Vec::new();
+    let (sources, pooled) = leave_one_source_out(
+        &rows,
+        epochs,
+        knob("TRAIN_RATE", RATE),
+        knob("TRAIN_L2", L2),
+        |s, held, clf, held_scores| {
             let scorer = rampart_detect::injection::InjectionScorer::with_classifier(Some(clf.clone()));
-            for r in &held {
-                let sc = scorer.score(&r.text);
-                eprintln!(
-                    "LOSO {s} label={} score={:.3} rules={:.3} clf={:.3} {:?}",
-                    r.label,
-                    sc.score,
-                    sc.rules,
-                    sc.classifier,
-                    r.text.chars().take(160).collect::<String>()
-                );
+            for (r, (x, _)) in held.iter().zip(held_scores) {
+                if show {
+                    let sc = scorer.score(&r.text);
+                    eprintln!(
+                        "LOSO {s} label={} score={:.3} rules={:.3} clf={:.3} {:?}",
+                        r.label,
+                        sc.score,
+                        sc.rules,
+                        sc.classifier,
+                        r.text.chars().take(160).collect::<String>()
+                    );
+                }
+                per_row
+                    .push(serde_json::json!({"text": r.text, "label": r.label, "source": s, "score": x}).to_string());
             }
-        }
-        pooled.extend(scores(&clf, &held).into_iter().map(|(x, y)| (x, y, si)));
-    }
+        },
+    );
+    // Every row's held-out score, for the side-by-side with third-party detectors
+    // (bench/injection_compare.py scores the same rows).
+    std::fs::create_dir_all(root.join("target"))?;
+    std::fs::write(
+        root.join("target/injection_loso_scores.jsonl"),
+        per_row.join("\n") + "\n",
+    )?;
     let flat: Vec<(f32, bool)> = pooled.iter().map(|(x, y, _)| (*x, *y)).collect();
     let auc = roc_auc(&flat);
     let t5 = threshold_at(&flat, 0.05);
