@@ -43,6 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::var("MICRO_ONLY").is_ok_and(|v| v == "scan") {
         return detector_throughput();
     }
+    // MICRO_ONLY=injection: only the injection scoring rows.
+    if std::env::var("MICRO_ONLY").is_ok_and(|v| v == "injection") {
+        injection_scoring();
+        return Ok(());
+    }
 
     let pepper = Arc::new(Pepper::new(b"benchmark pepper benchmark pepper!"));
     let mut file = KeyFile::default();
@@ -172,6 +177,44 @@ fn injection_scoring() {
     measure("injection score, 1 KiB prompt with an attack", 20_000, || {
         black_box(scorer.score(black_box(&attack)));
     });
+    injection_prompt_mix(&scorer);
+}
+
+/// Per-prompt cost over a realistic mix: every text of the public corpus
+/// (data/injection/public.jsonl: questions, tasks with passages, role-play requests,
+/// jailbreak templates, 12 to 6000 characters), each scored alone, three passes;
+/// p50 and p99 of the time per prompt, and the time per KiB of the longest ones.
+fn injection_prompt_mix(scorer: &rampart_detect::injection::InjectionScorer) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/injection/public.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        println!("| injection score, public prompt mix | (no {}) | |", path.display());
+        return;
+    };
+    let prompts: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+        .collect();
+    let mut times: Vec<(f64, usize)> = Vec::with_capacity(prompts.len() * 3);
+    for _ in 0..3 {
+        for p in &prompts {
+            let start = Instant::now();
+            black_box(scorer.score(black_box(p)));
+            times.push((start.elapsed().as_nanos() as f64, p.len()));
+        }
+    }
+    let mut ns: Vec<f64> = times.iter().map(|t| t.0).collect();
+    ns.sort_by(f64::total_cmp);
+    let at = |percent: usize| ns[(ns.len() - 1) * percent / 100] / 1000.0;
+    let long: Vec<&(f64, usize)> = times.iter().filter(|t| t.1 >= 4096).collect();
+    let per_kib = long.iter().map(|t| t.0 / (t.1 as f64 / 1024.0)).sum::<f64>() / long.len().max(1) as f64 / 1000.0;
+    let mean_len = prompts.iter().map(String::len).sum::<usize>() / prompts.len().max(1);
+    println!(
+        "| injection score, public prompt mix ({} prompts, mean {mean_len} bytes) | p50 {:.1} µs, p99 {:.1} µs | {per_kib:.1} µs per KiB on prompts ≥ 4 KiB |",
+        prompts.len(),
+        at(50),
+        at(99)
+    );
 }
 
 /// Prompt counting for token budgets: the estimate and both BPE vocabularies, on a
