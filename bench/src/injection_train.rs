@@ -5,7 +5,7 @@
 
 use std::io::BufRead as _;
 
-use rampart_detect::injection::{Classifier, DIM, InjectionScorer, features, sigmoid};
+use rampart_detect::injection::{Classifier, DIM, InjectionScorer, feature_scale, features, sigmoid};
 use rampart_detect::normalize::normalize;
 
 pub const EPOCHS: usize = 12;
@@ -79,7 +79,7 @@ pub fn fit(rows: &[&Row], epochs: usize, rate: f32, l2: f32, log: bool) -> Class
             let row = rows[i];
             let y = if row.label { 1.0 } else { 0.0 };
             let f = &row.features;
-            let scale = 1.0 / (f.len().max(1) as f32).sqrt();
+            let scale = feature_scale(f.len());
             let z = bias + f.iter().map(|&k| w[k as usize]).sum::<f32>() * scale;
             let p = sigmoid(z);
             let weight = if row.label { wp } else { wn };

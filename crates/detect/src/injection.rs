@@ -235,13 +235,21 @@ impl Classifier {
         if features.is_empty() {
             return sigmoid(self.bias);
         }
-        let scale = 1.0 / (features.len() as f32).sqrt();
+        let scale = feature_scale(features.len());
         let sum: f32 = features
             .iter()
             .map(|&f| self.weights.get(f as usize).copied().unwrap_or(0.0))
             .sum();
         sigmoid(self.bias + sum * scale)
     }
+}
+
+/// How much the summed weights of `n` features count: 1/sqrt(n), and less for short
+/// texts (under 64 features, about eight words), whose few n-grams are weak evidence —
+/// "a security gateway" is three words, not an attack. Training uses the same scale.
+pub fn feature_scale(n: usize) -> f32 {
+    let n = n.max(1) as f32;
+    (n / 64.0).min(1.0) / n.sqrt()
 }
 
 pub fn sigmoid(x: f32) -> f32 {
@@ -269,7 +277,7 @@ fn word_hash(w: &[u8]) -> u64 {
 
 /// The hashed features of a normalised text: every character 4-gram (bytes, with a
 /// space before and after the text), every word and every pair of adjacent words.
-/// Repeats count: the classifier scales by 1/sqrt(count).
+/// Repeats count: the classifier scales by [`feature_scale`].
 pub fn features(normalized: &str, out: &mut Vec<u32>) {
     out.clear();
     let bytes = normalized.as_bytes();
