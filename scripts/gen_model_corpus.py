@@ -475,6 +475,9 @@ def seven_zip(members, password=None):
 malicious("model.7z", seven_zip([("archive/data.pkl", evil_state), ("archive/version", b"3")]), "pickle.dangerous-import", "critical")
 malicious("encrypted.7z", seven_zip([("archive/data.pkl", evil_state)], password="hunter2"), "7z.encrypted", "high")
 malicious("torch_zip_in_7z.7z", seven_zip([("model.pt", torch_zip(evil_state))]), "pickle.dangerous-import", "critical")
+# 64 MiB of zeros behind a pickle header: a few KiB of LZMA2 that would expand past the
+# zip-bomb ratio of the whole archive (solid 7z blocks have no per-member ratio).
+malicious("bomb.7z", seven_zip([("archive/data.pkl", b"\x80\x02" + bytes(64 << 20))]), "7z.bomb", "high")
 
 def joblib_compressed(obj, method):
     buf = io.BytesIO()

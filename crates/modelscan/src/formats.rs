@@ -293,7 +293,7 @@ fn inspect_member(
 /// Encrypted archives or members cannot be read without the password: high, since a
 /// model file has no reason to be encrypted.
 pub fn seven_zip<R: Read + Seek>(
-    reader: R,
+    mut reader: R,
     name: &str,
     bounds: &Bounds,
     depth: usize,
@@ -313,6 +313,14 @@ pub fn seven_zip<R: Read + Seek>(
         matches!(e, SzError::PasswordRequired | SzError::MaybeBadPassword(_))
             || matches!(e, SzError::UnsupportedCompressionMethod(m) if m.to_ascii_lowercase().contains("aes"))
     };
+    // Solid archives share compressed blocks, so there is no per-member ratio: what all
+    // inspected members expand to together is bounded by the zip-bomb ratio of the
+    // whole archive (at least 1 MiB).
+    let packed = reader
+        .seek(std::io::SeekFrom::End(0))
+        .and_then(|len| reader.seek(std::io::SeekFrom::Start(0)).map(|_| len))
+        .map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let mut budget = packed.saturating_mul(bounds.max_ratio).max(1 << 20);
     let mut archive = match ArchiveReader::new_with_memory_limit(reader, Password::empty(), 256 * 1024) {
         Ok(a) => a,
         Err(e) if is_password(&e) => {
@@ -360,7 +368,23 @@ pub fn seven_zip<R: Read + Seek>(
             return Ok(EntryDecision::Stop);
         }
         let mut data = peek[..n].to_vec();
-        r.take(bounds.max_pickle_bytes).read_to_end(&mut data)?;
+        let limit = bounds.max_pickle_bytes.min(budget.saturating_sub(n as u64));
+        if entry.size() <= budget {
+            r.take(limit.saturating_add(1)).read_to_end(&mut data)?;
+        }
+        if entry.size() > budget || data.len() as u64 > limit.saturating_add(n as u64) {
+            found.push(Finding {
+                severity: Severity::High,
+                rule: "7z.bomb",
+                message: format!(
+                    "the archive's members expand to more than {} times its {packed} bytes: not inflated further",
+                    bounds.max_ratio
+                ),
+                location: at,
+            });
+            return Ok(EntryDecision::Stop);
+        }
+        budget = budget.saturating_sub(data.len() as u64);
         if let Err(e) = inspect_member(kind, &data, &at, bounds, depth, &mut found) {
             failure = Some(e);
             return Ok(EntryDecision::Stop);
