@@ -10,7 +10,7 @@ use rampart_detect::normalize::normalize;
 
 pub const EPOCHS: usize = 12;
 pub const RATE: f32 = 0.5;
-pub const L2: f32 = 1e-4;
+pub const L2: f32 = 1e-3;
 const SEED: u64 = 0x5eed_2026_1122;
 
 /// One labelled text and where it came from.
@@ -42,13 +42,21 @@ pub fn load(path: &std::path::Path, default: &str) -> Result<Vec<Row>, Box<dyn s
 }
 
 /// The training rows: the generated set (one source, whatever family a row names:
-/// its families come from one generator) and the public corpus.
+/// its families come from one generator), the public corpus and the hand-written
+/// multilingual benign questions.
 pub fn training_rows(root: &std::path::Path) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
     let mut rows = load(&root.join("data/injection/train.jsonl"), "generated")?;
     for r in &mut rows {
         r.source = "generated".to_owned();
     }
     rows.extend(load(&root.join("data/injection/public.jsonl"), "public")?);
+    // Hand-written everyday questions in seven languages besides English, some with
+    // trigger words ("ignora los errores…"): without them the only non-English
+    // training texts are attacks, and a French question reads as one.
+    rows.extend(load(
+        &root.join("data/injection/multilingual_benign.jsonl"),
+        "multilingual-benign",
+    )?);
     Ok(rows)
 }
 
