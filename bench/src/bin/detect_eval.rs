@@ -301,6 +301,34 @@ fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
         tpr1 * 100.0,
         fpr1 * 100.0
     );
+    // Benign rows written to contain trigger words (role-play requests, persona
+    // prompts, the hand-written and generated hard negatives), at both operating points.
+    const HARD: [&str; 5] = [
+        "act-as-prompts",
+        "act-as-2025",
+        "system-personas",
+        "handwritten",
+        "generated",
+    ];
+    let hard: Vec<f32> = pooled
+        .iter()
+        .filter(|(_, y, si)| !*y && HARD.contains(&sources[*si].as_str()))
+        .map(|(x, _, _)| *x)
+        .collect();
+    let hard_rate = |t: f32| hard.iter().filter(|x| **x >= t).count() as f64 * 100.0 / hard.len().max(1) as f64;
+    let shipped = rampart_detect::injection::InjectionScorer::new().suggested_threshold();
+    let (tpr_d, fpr_d, _) = rates(&flat, shipped);
+    println!(
+        "| attacks caught at the shipped default threshold ({shipped:.3}) | {:.1}% (false positives {:.1}%) |",
+        tpr_d * 100.0,
+        fpr_d * 100.0
+    );
+    println!(
+        "| trigger-word benign flagged ({} texts: role-play, personas, hand-written and generated hard negatives) | {:.1}% at the 5% threshold, {:.1}% at the shipped default |",
+        hard.len(),
+        hard_rate(t5),
+        hard_rate(shipped)
+    );
     println!();
     println!(
         "| held-out source | attacks | benign | attacks caught at the 5% threshold | benign flagged at the 5% threshold |"
