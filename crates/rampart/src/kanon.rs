@@ -143,10 +143,12 @@ pub fn anonymise(columns: &[Column], k: usize, max_suppressed: usize) -> Result<
         });
     }
     let hierarchies = columns.iter().map(|c| build(c, k)).collect::<Result<Vec<_>, _>>()?;
+    // The worst case of the exhaustive search evaluates every node over every cell.
     let lattice = hierarchies
         .iter()
         .try_fold(1usize, |acc, h| acc.checked_mul(h.levels.len()))
-        .filter(|&size| size <= MAX_LATTICE);
+        .filter(|&size| size <= MAX_LATTICE)
+        .filter(|&size| size.saturating_mul(n).saturating_mul(hierarchies.len()) <= MAX_SEARCH_CELLS);
     let (levels, now) = match lattice {
         Some(_) => optimal(&hierarchies, k, max_suppressed, n),
         None => greedy(&hierarchies, k, max_suppressed, n),
@@ -179,6 +181,10 @@ pub fn anonymise(columns: &[Column], k: usize, max_suppressed: usize) -> Result<
 /// Lattices up to this many nodes are searched exhaustively (in order of loss, so the
 /// search usually stops long before); larger ones are walked greedily.
 const MAX_LATTICE: usize = 20_000;
+/// And only while nodes × rows × columns stays under this (a few minutes at worst on
+/// one core): a million-row table with four quasi-identifiers gets the exact search
+/// up to 500 nodes, the greedy walk beyond.
+const MAX_SEARCH_CELLS: usize = 2_000_000_000;
 
 /// NCP over every quasi-identifier cell of every row, a suppressed row counting 1.
 fn total_loss(hs: &[Hierarchy], levels: &[usize], kept: &[bool]) -> f64 {
