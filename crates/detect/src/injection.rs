@@ -659,18 +659,24 @@ fn signals(normalized: &str, out: &mut Vec<u32>) {
 /// almost none; code has some, which is why this is a feature and not a rule.
 fn gibberish(normalized: &str) -> u8 {
     const WINDOW: usize = 12;
-    let odd: Vec<bool> = normalized.split_whitespace().map(odd_word).collect();
-    if odd.len() < 6 {
-        return 0;
-    }
-    let w = WINDOW.min(odd.len());
-    let mut n = odd[..w].iter().filter(|o| **o).count();
-    let mut most = n;
-    for i in w..odd.len() {
-        n = n + usize::from(odd[i]) - usize::from(odd[i - w]);
+    // The last WINDOW words' oddness in a ring: no allocation on the scoring path.
+    let mut ring = [false; WINDOW];
+    let (mut words, mut n, mut most) = (0usize, 0usize, 0usize);
+    for word in normalized.split_whitespace() {
+        let odd = odd_word(word);
+        let slot = &mut ring[words % WINDOW];
+        if words >= WINDOW {
+            n -= usize::from(*slot);
+        }
+        *slot = odd;
+        n += usize::from(odd);
+        words += 1;
         most = most.max(n);
     }
-    let share = most as f32 / w as f32;
+    if words < 6 {
+        return 0;
+    }
+    let share = most as f32 / WINDOW.min(words) as f32;
     match share {
         s if s >= 0.5 => 3,
         s if s >= 0.35 => 2,

@@ -367,6 +367,9 @@ fn infer(c: &Column) -> Kind {
 fn build(c: &Column, k: usize) -> Result<Hierarchy, BadValue> {
     let kind = infer(c);
     let (values, row) = distinct(&c.values);
+    // Rows per distinct value: the category thresholds and every level's loss use it.
+    let mut count = vec![0usize; values.len()];
+    row.iter().for_each(|&d| count[d as usize] += 1);
     let exact = Level {
         of: (0..values.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
@@ -424,7 +427,7 @@ fn build(c: &Column, k: usize) -> Result<Hierarchy, BadValue> {
             }
         }
         Kind::Prefix => prefix_levels(&mut levels, &values),
-        Kind::Category => category_levels(&mut levels, &values, &row, k),
+        Kind::Category => category_levels(&mut levels, &values, &count, row.len(), k),
     }
     levels.push(Level {
         of: vec![0; values.len()],
@@ -435,8 +438,6 @@ fn build(c: &Column, k: usize) -> Result<Hierarchy, BadValue> {
     let n = row.len().max(1) as f64;
     let mut loss = Vec::with_capacity(levels.len());
     for l in &levels {
-        let mut count = vec![0usize; values.len()];
-        row.iter().for_each(|&d| count[d as usize] += 1);
         let total: f64 = count
             .iter()
             .enumerate()
@@ -587,9 +588,7 @@ fn prefix_levels(levels: &mut Vec<Level>, values: &[&str]) {
     }
 }
 
-fn category_levels(levels: &mut Vec<Level>, values: &[&str], row: &[u32], k: usize) {
-    let mut count = vec![0usize; values.len()];
-    row.iter().for_each(|&d| count[d as usize] += 1);
+fn category_levels(levels: &mut Vec<Level>, values: &[&str], count: &[usize], rows: usize, k: usize) {
     let present: Vec<usize> = (0..values.len()).filter(|&d| !values[d].trim().is_empty()).collect();
     let mut threshold = k;
     let mut last_grouped = 0;
@@ -617,7 +616,7 @@ fn category_levels(levels: &mut Vec<Level>, values: &[&str], row: &[u32], k: usi
             ));
         }
         threshold = threshold.saturating_mul(2);
-        if threshold > row.len() {
+        if threshold > rows {
             break;
         }
     }

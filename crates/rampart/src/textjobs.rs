@@ -562,21 +562,22 @@ fn redact_table(
         })?;
     }
     let at = |row: &TableRow| format!("{}:{}", names[row.source], row.line);
+    // Each quasi-identifier's CSV column (JSON lines name it by key).
+    let quasi_at: Vec<Option<usize>> = quasi
+        .iter()
+        .map(|(q, _)| header.as_ref().and_then(|(_, h)| h.iter().position(|c| c == q)))
+        .collect();
     let outcome = match args.k {
         Some(k) => {
             let mut columns = Vec::with_capacity(quasi.len());
-            for (q, kind) in &quasi {
+            for ((q, kind), col) in quasi.iter().zip(&quasi_at) {
                 let mut values = Vec::with_capacity(rows.len());
                 let mut seen = false;
                 for row in &rows {
                     let v = match &row.cells {
                         Cells::Csv(f) => {
-                            let i = header
-                                .as_ref()
-                                .and_then(|(_, h)| h.iter().position(|c| c == q))
-                                .unwrap_or(0);
                             seen = true;
-                            f.get(i).cloned().unwrap_or_default()
+                            col.and_then(|i| f.get(i)).cloned().unwrap_or_default()
                         }
                         Cells::Json(m) => match m.get(q) {
                             None | Some(Value::Null) => String::new(),
@@ -622,25 +623,16 @@ fn redact_table(
         .as_ref()
         .map(|(_, h)| h.iter().map(|c| !args.drop.contains(c)).collect())
         .unwrap_or_default();
-    let write_csv = |fields: Vec<&str>, out: &mut dyn Write| -> anyhow::Result<()> {
+    // A CSV line of the columns not dropped.
+    let write_kept = |fields: &[String], out: &mut dyn Write| -> anyhow::Result<()> {
         let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-        w.write_record(fields)?;
+        w.write_record(fields.iter().zip(&keep_col).filter(|(_, k)| **k).map(|(f, _)| f))?;
         w.flush()?;
         Ok(())
     };
     if let Some((_, h)) = &header {
-        let fields = h
-            .iter()
-            .zip(&keep_col)
-            .filter(|(_, k)| **k)
-            .map(|(c, _)| c.as_str())
-            .collect();
-        write_csv(fields, out)?;
+        write_kept(h, out)?;
     }
-    let quasi_at: Vec<Option<usize>> = quasi
-        .iter()
-        .map(|(q, _)| header.as_ref().and_then(|(_, h)| h.iter().position(|c| c == q)))
-        .collect();
     for (r, row) in rows.iter_mut().enumerate() {
         if outcome.as_ref().is_some_and(|o| !o.kept[r]) {
             continue;
@@ -654,13 +646,7 @@ fn redact_table(
                         }
                     }
                 }
-                let fields = fields
-                    .iter()
-                    .zip(&keep_col)
-                    .filter(|(_, k)| **k)
-                    .map(|(f, _)| f.as_str())
-                    .collect();
-                write_csv(fields, out)?;
+                write_kept(fields, out)?;
             }
             Cells::Json(map) => {
                 if let Some(o) = &outcome {
