@@ -469,7 +469,13 @@ fn redact_table(
         let mut have_header = false;
         for_each_batch(source, format, |mut batch| {
             if format == Format::Csv && !have_header {
-                let first = batch.remove(0);
+                let mut first = batch.remove(0);
+                // Spreadsheet exports start with a byte-order mark: not part of the name.
+                if let Some(name) = first.fields.first_mut()
+                    && let Some(rest) = name.strip_prefix('\u{feff}')
+                {
+                    *name = rest.to_owned();
+                }
                 match &header {
                     Some((from, h)) if *h != first.fields => {
                         return Err(BadInput(format!(

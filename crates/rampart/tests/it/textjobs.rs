@@ -456,6 +456,15 @@ fn k_anonymity_refuses_bad_tables_with_file_line_and_key() {
         err.contains("-:1: age: an object or array cannot be a quasi-identifier"),
         "{err}"
     );
+    // A spreadsheet export: byte-order mark before the first column's name.
+    let bom = dir.path().join("bom.csv");
+    std::fs::write(&bom, "\u{feff}age,sex\n30,F\n31,F\n").unwrap();
+    let (code, out, err) = run(
+        &["redact", bom.to_str().unwrap(), "--k", "2", "--quasi", "age,sex"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("age,sex\n"), "{out}");
     let twice = dir.path().join("twice.csv");
     std::fs::write(&twice, "age,age\n1,2\n").unwrap();
     let (code, _, err) = run(&["redact", twice.to_str().unwrap(), "--k", "1", "--quasi", "age"], None);
