@@ -9,6 +9,8 @@
 # wrk, closed loop, interleaved rounds, median reported; ratios against passthrough.
 #
 #   bench/content.sh              # DURATION=5 CONNS=64 ROUNDS=3
+#   PROFILE=perf.data bench/content.sh   # also: perf record of the content gateway
+#                                        # under one more wrk run (perf report -i …)
 #
 # Writes bench/results/content.md and prints it.
 set -euo pipefail
@@ -23,7 +25,8 @@ start_work
 UP=18300
 UPSTREAM_THREADS=1 $BIN/upstream 127.0.0.1:$UP 2>/dev/null &
 PROMPT="Hi, I am Maria Rossi (maria.rossi@example.com, +39 06 1234 5678). Please summarise the following customer conversation in three bullet points and suggest a friendly reply. The customer says the order arrived on 12 March with a damaged box, version 2.4.1 of the app crashed twice, and they would like a refund of 129.99 EUR to the original payment method. Meeting notes: Q3 revenue grew 14% to 3.2M; headcount 48; next review at 10:30 in room 4.12. The table has 1200 rows, 17 columns, and the p95 latency is 230 ms; see ticket 48213 for details. Explain the difference between TCP and UDP to a new engineer, with one example of each in practice, and keep it short. Thanks a lot for your help with all of this, it is much appreciated by the whole support team here in Rome."
-BODY="{\"model\":\"bench\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful support assistant.\"},{\"role\":\"user\",\"content\":\"$PROMPT\"}]}"
+SYSTEM="You are a helpful support assistant."
+BODY="{\"model\":\"bench\",\"messages\":[{\"role\":\"system\",\"content\":\"$SYSTEM\"},{\"role\":\"user\",\"content\":\"$PROMPT\"}]}"
 cat >"$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
@@ -63,7 +66,14 @@ TOML
 config 18301 18401 http no >"$WORK/pass.toml"
 config 18302 18402 openai no >"$WORK/validate.toml"
 config 18303 18403 openai yes >"$WORK/content.toml"
-for n in pass validate content; do $BIN/rampart serve --config "$WORK/$n.toml" >/dev/null 2>"$WORK/$n.log" & done
+declare -A PID
+for n in pass validate content; do
+  $BIN/rampart serve --config "$WORK/$n.toml" >/dev/null 2>"$WORK/$n.log" &
+  PID[$n]=$!
+done
+# CPU time (user + system, clock ticks) the gateway process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
 wait_http http://127.0.0.1:18301/ http://127.0.0.1:18302/ http://127.0.0.1:18303/
 # The policy really acts: the upstream must see a placeholder, not the address.
 check=$(curl -s http://127.0.0.1:18303/v1/chat/completions -H 'content-type: application/json' -d "$BODY")
@@ -75,17 +85,47 @@ for round in $(seq "$ROUNDS"); do
     echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(grep -cE 'Non-2xx|Socket errors' <<<"$out")" >>"$WORK/${t%%:*}"
   done
 done
+if [ -n "${PROFILE:-}" ]; then
+  perf record -F 999 ${PERF_ARGS:-} -o "$PROFILE" -p "${PID[content]}" -- sleep "$DURATION" 2>/dev/null &
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" http://127.0.0.1:18303/v1/chat/completions >/dev/null
+  wait %%
+fi
 P=$(median "$WORK/pass" "$ROUNDS"); V=$(median "$WORK/validate" "$ROUNDS"); C=$(median "$WORK/content" "$ROUNDS")
+# CPU per request at one fixed rate for all three (half the content route's closed-loop
+# rate, open loop): under a closed loop the slower route also pays more kernel and
+# wake-up cost per request (fewer requests per wake-up), which is not the content
+# stage's cost. The gateway's user + system CPU over the run, divided by requests.
+RATE=$(awk -v c="$C" 'BEGIN { printf "%d", c / 2 }')
+for round in $(seq "$ROUNDS"); do
+  for t in pass:18301 validate:18302 content:18303; do
+    n=${t%%:*}
+    before=$(cpu_ticks "${PID[$n]}")
+    out=$($BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$RATE" "$DURATION" 16 "$BODY")
+    after=$(cpu_ticks "${PID[$n]}")
+    ok=$(sed -n 's/.*"ok":\([0-9]*\).*/\1/p' <<<"$out")
+    sed -n 's/.*"errors":\([0-9]*\).*/0 \1/p' <<<"$out" >>"$WORK/open-loop-errors"
+    awk -v d=$((after - before)) -v r="$ok" -v hz="$TICK" 'BEGIN { printf "%.1f\n", d * 1e6 / hz / r }' >>"$WORK/$n.cpu"
+  done
+done
+PC=$(median "$WORK/pass.cpu" "$ROUNDS"); VC=$(median "$WORK/validate.cpu" "$ROUNDS"); CC=$(median "$WORK/content.cpu" "$ROUNDS")
+# Text the content stage inspects per exchange: the request's message contents and the
+# answer's message content (the bench upstream's fixed answer).
+ANSWER=$(sed -n 's/.*"content":"\([^"]*\)".*/\1/p' <<<"$check")
+INSPECTED=$(( ${#PROMPT} + ${#ANSWER} + ${#SYSTEM} ))
 mkdir -p bench/results
 {
   echo "Run: \`bench/content.sh\` (DURATION=${DURATION}s CONNS=$CONNS ROUNDS=$ROUNDS, median; request $(printf %s "$BODY" | wc -c) bytes) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "| route | req/s | ratio vs passthrough |"
-  echo "|---|---|---|"
-  echo "| passthrough (protocol http) | $P | 1.00 |"
-  echo "| OpenAI route, validation | $V | $(ratio "$V" "$P") |"
-  echo "| OpenAI route, validation + PII both ways + secrets + injection + canary | $C | $(ratio "$C" "$P") |"
+  echo "| route | req/s (closed loop) | ratio vs passthrough | gateway CPU µs / request at $RATE req/s |"
+  echo "|---|---|---|---|"
+  echo "| passthrough (protocol http) | $P | 1.00 | $PC |"
+  echo "| OpenAI route, validation | $V | $(ratio "$V" "$P") | $VC |"
+  echo "| OpenAI route, validation + PII both ways + secrets + injection + canary | $C | $(ratio "$C" "$P") | $CC |"
   echo
-  echo "Errors or non-2xx answers in any run: $(cat "$WORK/pass" "$WORK/validate" "$WORK/content" | awk '{s+=$2} END {print s}') (must be 0)."
+  echo "Content inspection cost (DESIGN.md §6 target ≤ 60 µs of gateway CPU per KiB of inspected text):"
+  echo "($CC − $VC) µs over $INSPECTED bytes of inspected text (request message contents and the answer) ="
+  echo "**$(awk -v c="$CC" -v v="$VC" -v b="$INSPECTED" 'BEGIN { printf "%.1f", (c - v) * 1024 / b }') µs per KiB**."
+  echo
+  echo "Errors or non-2xx answers in any run: $(cat "$WORK/pass" "$WORK/validate" "$WORK/content" "$WORK/open-loop-errors" | awk '{s+=$2} END {print s}') (must be 0)."
 } >bench/results/content.md
 cat bench/results/content.md

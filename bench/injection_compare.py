@@ -24,8 +24,8 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SCORES = os.path.join(ROOT, "target", "injection_loso_scores.jsonl")
 # Benign rows written to contain trigger words: role-play requests, persona prompts,
-# the hand-written and generated hard negatives.
-HARD_NEGATIVE_SOURCES = {"act-as-prompts", "act-as-2025", "system-personas", "handwritten", "generated"}
+# the hand-written benign rows and the generator's hard negatives (its part "hard_negative").
+HARD_NEGATIVE_PARTS = {"act-as-prompts", "act-as-2025", "system-personas", "handwritten", "hard_negative"}
 
 
 def roc_auc(pairs):
@@ -103,7 +103,7 @@ def main():
         thresholds[n] = t
         pos = sum(labels)
         caught = sum(1 for s, y in pairs if y and s >= t)
-        hard = [s for s, r in zip(columns[n], rows) if not r["label"] and r["source"] in HARD_NEGATIVE_SOURCES]
+        hard = [s for s, r in zip(columns[n], rows) if not r["label"] and r["part"] in HARD_NEGATIVE_PARTS]
         cells["ROC-AUC"].append(f"{roc_auc(pairs):.3f}")
         cells["attacks caught at 5% false positives"].append(f"{100 * caught / pos:.1f}%")
         cells["hard negatives flagged (trigger-word benign)"].append(

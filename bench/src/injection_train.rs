@@ -18,6 +18,9 @@ pub struct Row {
     pub text: String,
     pub label: bool,
     pub source: String,
+    /// The part of its source a row comes from, as the source file names it (the
+    /// generator's `hard_negative`, `task`, …); the source itself where it names none.
+    pub part: String,
     pub features: Vec<u32>,
 }
 
@@ -34,6 +37,7 @@ pub fn load(path: &std::path::Path, default: &str) -> Result<Vec<Row>, Box<dyn s
         rows.push(Row {
             text,
             label,
+            part: source.clone(),
             source,
             features: f,
         });
@@ -114,11 +118,8 @@ pub fn fit(rows: &[&Row], epochs: usize, rate: f32, l2: f32, log: bool) -> Class
             println!("epoch {epoch:2}: mean loss {:.4}", loss / rows.len().max(1) as f64);
         }
     }
-    Classifier {
-        weights: w,
-        bias,
-        threshold: 0.5,
-    }
+    // Quantised as it ships, so what is measured is what is scored.
+    Classifier::new(&w, bias, 0.5)
 }
 
 /// Scores (rules and classifier together, as the gateway scores) of `rows`.

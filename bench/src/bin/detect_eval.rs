@@ -243,6 +243,8 @@ fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
         .unwrap_or(EPOCHS);
     let show = std::env::var_os("DETECT_EVAL_SHOW").is_some();
     let mut per_row: Vec<String> = Vec::new();
+    // Each pooled row's part of its source, in the order the rows are pooled.
+    let mut parts: Vec<&str> = Vec::new();
     let (sources, pooled) = leave_one_source_out(
         &rows,
         epochs,
@@ -251,6 +253,7 @@ fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
         |s, held, clf, held_scores| {
             let scorer = rampart_detect::injection::InjectionScorer::with_classifier(Some(clf.clone()));
             for (r, (x, _)) in held.iter().zip(held_scores) {
+                parts.push(&r.part);
                 if show {
                     let sc = scorer.score(&r.text);
                     eprintln!(
@@ -262,8 +265,10 @@ fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
                         r.text.chars().take(160).collect::<String>()
                     );
                 }
-                per_row
-                    .push(serde_json::json!({"text": r.text, "label": r.label, "source": s, "score": x}).to_string());
+                per_row.push(
+                    serde_json::json!({"text": r.text, "label": r.label, "source": s, "part": r.part, "score": x})
+                        .to_string(),
+                );
             }
         },
     );
@@ -301,19 +306,22 @@ fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
         tpr1 * 100.0,
         fpr1 * 100.0
     );
-    // Benign rows written to contain trigger words (role-play requests, persona
-    // prompts, the hand-written and generated hard negatives), at both operating points.
+    // Benign rows written to contain trigger words, at both operating points: the
+    // role-play requests, the persona system prompts, the hand-written benign rows and
+    // the generator's hard negatives (not its everyday tasks, documentation or short
+    // turns, which would dilute the rate).
     const HARD: [&str; 5] = [
         "act-as-prompts",
         "act-as-2025",
         "system-personas",
         "handwritten",
-        "generated",
+        "hard_negative",
     ];
     let hard: Vec<f32> = pooled
         .iter()
-        .filter(|(_, y, si)| !*y && HARD.contains(&sources[*si].as_str()))
-        .map(|(x, _, _)| *x)
+        .zip(&parts)
+        .filter(|((_, y, _), part)| !*y && HARD.contains(part))
+        .map(|((x, _, _), _)| *x)
         .collect();
     let hard_rate = |t: f32| hard.iter().filter(|x| **x >= t).count() as f64 * 100.0 / hard.len().max(1) as f64;
     let shipped = rampart_detect::injection::InjectionScorer::new().suggested_threshold();
@@ -324,7 +332,7 @@ fn injection_loso(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
         fpr_d * 100.0
     );
     println!(
-        "| trigger-word benign flagged ({} texts: role-play, personas, hand-written and generated hard negatives) | {:.1}% at the 5% threshold, {:.1}% at the shipped default |",
+        "| trigger-word benign flagged ({} texts: role-play requests, persona prompts, hand-written benign, generated hard negatives) | {:.1}% at the 5% threshold, {:.1}% at the shipped default |",
         hard.len(),
         hard_rate(t5),
         hard_rate(shipped)

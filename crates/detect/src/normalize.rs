@@ -90,23 +90,24 @@ fn invisible(c: char) -> bool {
 
 /// ASCII fast path of [`normalize`]: lower-case, whitespace and controls collapsed.
 fn normalize_ascii(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     let mut spaces = 2; // no leading space
-    for b in text.bytes() {
+    for &b in text.as_bytes() {
         if b.is_ascii_whitespace() || b.is_ascii_control() {
             if spaces < 2 {
-                out.push(' ');
+                out.push(b' ');
             }
             spaces += 1;
             continue;
         }
         spaces = 0;
-        out.push(char::from(b.to_ascii_lowercase()));
+        out.push(b.to_ascii_lowercase());
     }
-    while out.ends_with(' ') {
+    while out.last() == Some(&b' ') {
         out.pop();
     }
-    out
+    // ASCII in, ASCII out: the conversion cannot fail.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Whether `text` may hold a spelled-out word: three single letters in a row, each
@@ -127,6 +128,24 @@ fn may_be_spelled(text: &str) -> bool {
             && b.get(i + 3) == Some(&sep)
     }) || !text.is_ascii()
 }
+
+/// Common English words, rot13-encoded: a text with one of them may be rot13.
+static ROT13_WORDS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> = std::sync::LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build([
+            " gur ",
+            " lbh ",
+            " naq ",
+            "vtaber",
+            "cerivbhf",
+            "vafgehpgvba",
+            "flfgrz",
+            "cebzcg",
+            "ehyrf",
+        ])
+        .ok()
+});
 
 /// The main normalised view of `text`.
 pub fn normalize(text: &str) -> String {
@@ -320,18 +339,7 @@ pub fn views(text: &str) -> Vec<(ViewKind, String)> {
         out.push((ViewKind::Leet, l));
     }
     // rot13 only when the text reads like rot13 (common words, rotated).
-    const ROT13_WORDS: &[&str] = &[
-        " gur ",
-        " lbh ",
-        " naq ",
-        "vtaber",
-        "cerivbhf",
-        "vafgehpgvba",
-        "flfgrz",
-        "cebzcg",
-        "ehyrf",
-    ];
-    if ROT13_WORDS.iter().any(|w| main.contains(w)) {
+    if ROT13_WORDS.as_ref().is_some_and(|a| a.is_match(&main)) {
         out.push((ViewKind::Rot13, rot13(&main)));
     }
     out.extend(decoded(text).into_iter().map(|d| (ViewKind::Decoded, d)));
