@@ -46,13 +46,13 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         println!("|---|---|---|");
     }
     // MICRO_ONLY=scan: only the PII/secret scan rows (for profiling the scanner).
-    if std::env::var("MICRO_ONLY").is_ok_and(|v| v == "scan") {
+    if only == "scan" {
         return detector_throughput();
     }
     // MICRO_ONLY=injection-repeat MICRO_N=N: score the 1 KiB benign prompt N times after
     // one warm-up and print nothing else — for counting instructions under callgrind
     // (bench/instructions.sh), a figure the neighbours of a shared machine cannot move.
-    if std::env::var("MICRO_ONLY").is_ok_and(|v| v == "injection-repeat") {
+    if only == "injection-repeat" {
         let n: usize = std::env::var("MICRO_N").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         let scorer = rampart_detect::injection::InjectionScorer::new();
         let text = prompt_text(1024);
@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         return Ok(());
     }
     // MICRO_ONLY=injection: only the injection scoring rows.
-    if std::env::var("MICRO_ONLY").is_ok_and(|v| v == "injection") {
+    if only == "injection" {
         injection_scoring();
         return Ok(());
     }

@@ -251,7 +251,19 @@ impl Classifier {
 
     /// The weight of one feature.
     pub fn weight(&self, feature: u32) -> f32 {
-        f32::from(self.weights.get(feature as usize).copied().unwrap_or(0)) * self.scale
+        self.quantised(feature) as f32 * self.scale
+    }
+
+    fn quantised(&self, feature: u32) -> i64 {
+        i64::from(self.weights.get(feature as usize).copied().unwrap_or(0))
+    }
+
+    /// The probability for `n` features whose quantised weights sum to `sum`.
+    fn probability_for_sum(&self, sum: i64, n: usize) -> f32 {
+        if n == 0 {
+            return sigmoid(self.bias);
+        }
+        sigmoid(self.bias + sum as f32 * self.scale * feature_scale(n))
     }
 
     /// Probability that a normalised text is an injection: [`Self::probability`] of
@@ -260,25 +272,15 @@ impl Classifier {
         // Summed in integers (at most a few thousand features of at most 127 each).
         let (mut sum, mut n) = (0i64, 0usize);
         each_feature(normalized, |f, times| {
-            sum += i64::from(self.weights.get(f as usize).copied().unwrap_or(0)) * times as i64;
+            sum += self.quantised(f) * times as i64;
             n += times;
         });
-        if n == 0 {
-            return sigmoid(self.bias);
-        }
-        sigmoid(self.bias + sum as f32 * self.scale * feature_scale(n))
+        self.probability_for_sum(sum, n)
     }
 
     /// Probability that the features come from an injection.
     pub fn probability(&self, features: &[u32]) -> f32 {
-        if features.is_empty() {
-            return sigmoid(self.bias);
-        }
-        let sum: i64 = features
-            .iter()
-            .map(|&f| i64::from(self.weights.get(f as usize).copied().unwrap_or(0)))
-            .sum();
-        sigmoid(self.bias + sum as f32 * self.scale * feature_scale(features.len()))
+        self.probability_for_sum(features.iter().map(|&f| self.quantised(f)).sum(), features.len())
     }
 }
 
