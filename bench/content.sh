@@ -24,9 +24,10 @@ start_work
 
 UP=18300
 UPSTREAM_THREADS=1 $BIN/upstream 127.0.0.1:$UP 2>/dev/null &
-PROMPT="Hi, I am Maria Rossi (maria.rossi@example.com, +39 06 1234 5678). Please summarise the following customer conversation in three bullet points and suggest a friendly reply. The customer says the order arrived on 12 March with a damaged box, version 2.4.1 of the app crashed twice, and they would like a refund of 129.99 EUR to the original payment method. Meeting notes: Q3 revenue grew 14% to 3.2M; headcount 48; next review at 10:30 in room 4.12. The table has 1200 rows, 17 columns, and the p95 latency is 230 ms; see ticket 48213 for details. Explain the difference between TCP and UDP to a new engineer, with one example of each in practice, and keep it short. Thanks a lot for your help with all of this, it is much appreciated by the whole support team here in Rome."
-SYSTEM="You are a helpful support assistant."
-BODY="{\"model\":\"bench\",\"messages\":[{\"role\":\"system\",\"content\":\"$SYSTEM\"},{\"role\":\"user\",\"content\":\"$PROMPT\"}]}"
+# The request (also read by `MICRO_ONLY=content target/release/micro`, the same work in
+# process): a system message and the user's prompt.
+BODY=$(tr -d '\n' <bench/data/content_request.json)
+read -r SYSTEM_LEN PROMPT_LEN < <(python3 -c 'import json,sys; m=json.load(sys.stdin)["messages"]; print(len(m[0]["content"]), len(m[1]["content"]))' <bench/data/content_request.json)
 cat >"$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
@@ -111,7 +112,7 @@ PC=$(median "$WORK/pass.cpu" "$ROUNDS"); VC=$(median "$WORK/validate.cpu" "$ROUN
 # Text the content stage inspects per exchange: the request's message contents and the
 # answer's message content (the bench upstream's fixed answer).
 ANSWER=$(sed -n 's/.*"content":"\([^"]*\)".*/\1/p' <<<"$check")
-INSPECTED=$(( ${#PROMPT} + ${#ANSWER} + ${#SYSTEM} ))
+INSPECTED=$(( PROMPT_LEN + ${#ANSWER} + SYSTEM_LEN ))
 mkdir -p bench/results
 {
   echo "Run: \`bench/content.sh\` (DURATION=${DURATION}s CONNS=$CONNS ROUNDS=$ROUNDS, median; request $(printf %s "$BODY" | wc -c) bytes) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Instructions per injection score of a 1 KiB benign prompt, counted by callgrind:
-# (instructions for N scores − instructions for none) / N. Unlike a time, the count
-# does not move with the neighbours of a shared machine, so it compares two builds.
+# Instructions per operation, counted by callgrind: (instructions for N operations −
+# instructions for none) / N. Unlike a time, the count does not move with the
+# neighbours of a shared machine, so it compares two builds.
+#   - the injection score of a 1 KiB benign prompt (micro's prompt text);
+#   - the content stage's work on one exchange of bench/content.sh (the request of
+#     bench/data/content_request.json parsed, scored, scanned, pseudonymised, given a
+#     canary, re-encoded; the benchmark upstream's answer checked and restored).
 #
 #   bench/instructions.sh        # N=200; installs valgrind from Debian when missing
 set -euo pipefail
@@ -15,10 +19,10 @@ if ! command -v valgrind >/dev/null; then
 fi
 cargo build --release -q -p rampart-bench --bin micro
 BIN=${CARGO_TARGET_DIR:-target}/release/micro
-count() {
-  MICRO_ONLY=injection-repeat MICRO_N=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+count() { # what n
+  MICRO_ONLY=$1 MICRO_N=$2 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
     "$BIN" 2>&1 | awk '/Collected/ {print $4}'
 }
-none=$(count 0)
-some=$(count "$N")
-echo "injection score, 1 KiB benign prompt: $(( (some - none) / N )) instructions (callgrind, N=$N)"
+per_op() { echo $(( ($(count "$1" "$N") - $(count "$1" 0)) / N )); }
+echo "injection score, 1 KiB benign prompt: $(per_op injection-repeat) instructions (callgrind, N=$N)"
+echo "content stage, one bench/content.sh exchange: $(per_op content-repeat) instructions (callgrind, N=$N)"

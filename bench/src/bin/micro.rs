@@ -62,6 +62,25 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         return Ok(());
     }
+    // MICRO_ONLY=content-repeat MICRO_N=N: the content stage's work on the request and
+    // answer of bench/content.sh, N times after one warm-up, printing nothing (for
+    // callgrind: bench/instructions.sh content). MICRO_ONLY=content: its time.
+    if only == "content-repeat" {
+        let n: usize = std::env::var("MICRO_N").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let exchange = ContentExchange::new()?;
+        exchange.run()?;
+        for _ in 0..n {
+            exchange.run()?;
+        }
+        return Ok(());
+    }
+    if only == "content" {
+        let exchange = ContentExchange::new()?;
+        measure("content stage, bench/content.sh request + answer", 20_000, || {
+            black_box(exchange.run().is_ok());
+        });
+        return Ok(());
+    }
     // MICRO_ONLY=injection: only the injection scoring rows.
     if only == "injection" {
         injection_scoring();
@@ -130,6 +149,78 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     injection_scoring();
     limit_decisions()?;
     Ok(())
+}
+
+/// The content stage of `bench/content.sh`'s content route, in process: the request
+/// (bench/data/content_request.json) parsed strictly, scored for injection, scanned,
+/// pseudonymised and given a canary; the benchmark upstream's answer restored and scanned.
+struct ContentExchange {
+    policy: Arc<rampart_gateway::content::PolicyRuntime>,
+    conn: Arc<rampart_gateway::context::ConnInfo>,
+}
+
+/// The benchmark upstream's answer (bench/src/bin/upstream.rs).
+const ANSWER: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"This is a fixed answer from the benchmark upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":10,"total_tokens":22}}"#;
+const REQUEST: &str = include_str!("../../data/content_request.json");
+
+impl ContentExchange {
+    fn new() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        use rampart_config::ContentAction;
+        let policy = rampart_config::ContentPolicy {
+            name: "full".into(),
+            min_confidence: 0.5,
+            shadow: false,
+            request: vec![
+                ("pii.*".into(), ContentAction::Pseudonymise),
+                ("secret.*".into(), ContentAction::Block),
+            ],
+            response: vec![("secret.*".into(), ContentAction::Redact)],
+            canary: true,
+            hash_key: None,
+            max_response_bytes: 1 << 20,
+            injection: Some((ContentAction::Block, None)),
+            injection_scope: rampart_config::model::INJECTION_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            fail_open: false,
+        };
+        let addr: std::net::SocketAddr = "127.0.0.1:1".parse()?;
+        Ok(Self {
+            policy: Arc::new(rampart_gateway::content::PolicyRuntime::build(&policy)?),
+            conn: Arc::new(rampart_gateway::context::ConnInfo {
+                listener: "main".into(),
+                peer: addr,
+                local: addr,
+                tls: false,
+                client_cert: None,
+            }),
+        })
+    }
+
+    /// One exchange; `Err` when the policy did not act as the gateway's would (the
+    /// request must be rewritten — e-mail pseudonymised, canary added — and pass).
+    fn run(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use rampart_gateway::content::ContentState;
+        let mut ex = rampart_gateway::context::Exchange::new(
+            Arc::clone(&self.conn),
+            http::Method::POST,
+            "/v1/chat/completions".into(),
+        );
+        let body = bytes::Bytes::from_static(REQUEST.as_bytes());
+        ex.request_bytes = body.len() as u64;
+        let parsed = rampart_gateway::json::parse_body(black_box(&body), 64)?;
+        let mut state = ContentState::new(Arc::clone(&self.policy), None);
+        let sent = state
+            .on_request(&mut ex, rampart_config::Protocol::Openai, Some(parsed))?
+            .ok_or("the content policy did not rewrite the request")?;
+        if sent.windows(b"maria.rossi@".len()).any(|w| w == b"maria.rossi@") {
+            return Err("the e-mail address went upstream".into());
+        }
+        let answer = state.on_response_body(&mut ex, bytes::Bytes::from_static(ANSWER.as_bytes()))?;
+        black_box((sent, answer));
+        Ok(())
+    }
 }
 
 /// Prompt-like text: prose, a code snippet, numbers and dates, and a few PII values

@@ -327,14 +327,17 @@ pub fn features(normalized: &str, out: &mut Vec<u32>) {
 /// scoring path sums weights on the way instead of collecting the features first.
 fn each_feature(normalized: &str, mut f: impl FnMut(u32, usize)) {
     // The 4-grams of " text ": a rolling window, no padded copy.
-    let (mut window, mut filled) = (0u32, 0usize);
-    let pad = std::iter::once(&b' ');
-    for &b in pad.clone().chain(normalized.as_bytes()).chain(pad) {
-        window = (window >> 8) | (u32::from(b) << 24);
-        filled += 1;
-        if filled >= 4 {
-            f(mix(u64::from(window) | (1 << 40)), 1);
+    let bytes = normalized.as_bytes();
+    let gram = |window: u32| mix(u64::from(window) | (1 << 40));
+    if bytes.len() >= 2 {
+        // The first gram is " abc"; then one per byte; the last "xyz ".
+        let mut window = (u32::from(b' ') << 8) | (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 24);
+        for &b in &bytes[2..] {
+            window = (window >> 8) | (u32::from(b) << 24);
+            f(gram(window), 1);
         }
+        window = (window >> 8) | (u32::from(b' ') << 24);
+        f(gram(window), 1);
     }
     let mut prev: Option<u64> = None;
     let mut word = |w: &[u8]| {
@@ -643,16 +646,72 @@ const GROUPS: [&[&str]; 9] = [
 /// The groups that make a pair worth a feature (indexes into [`GROUPS`]).
 const RISKY: [usize; 4] = [1, 2, 4, 5];
 
-static GROUP_WORDS: LazyLock<Option<(aho_corasick::AhoCorasick, Vec<usize>)>> = LazyLock::new(|| {
-    let mut words = Vec::new();
-    let mut group = Vec::new();
+/// The group words by their first two bytes: `words[starts[k]..starts[k + 1]]` are the
+/// words whose first two bytes have key `k` ([`pair_key`]). Matching a word at each
+/// word boundary against its few candidates finds what an overlapping multi-pattern
+/// search finds, at a fraction of its cost (the search visits every byte; this only
+/// word starts, and there only the words that begin with the same two letters).
+struct GroupIndex {
+    starts: Vec<u16>,
+    words: Vec<GroupWord>,
+}
+
+/// A group word, with its first eight bytes as a little-endian number and the mask of
+/// the bytes it has, so a candidate is confirmed or ruled out by one comparison.
+struct GroupWord {
+    head: u64,
+    mask: u64,
+    word: &'static [u8],
+    group: usize,
+}
+
+/// Buckets of [`GroupIndex`]: the low five bits of two bytes (the letters' case and
+/// other bytes share buckets; the head comparison tells them apart).
+const PAIR_KEYS: usize = 1 << 10;
+
+fn pair_key(first: u8, second: u8) -> usize {
+    (usize::from(first & 31) << 5) | usize::from(second & 31)
+}
+
+/// The first eight bytes at the start of `bytes` as a little-endian number (zeros past
+/// the end).
+fn head8(bytes: &[u8]) -> u64 {
+    if let Some(head) = bytes.first_chunk::<8>() {
+        return u64::from_le_bytes(*head);
+    }
+    let mut b = [0u8; 8];
+    b[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(b)
+}
+
+static GROUP_WORDS: LazyLock<GroupIndex> = LazyLock::new(|| {
+    // (key, word, group); a one-byte word goes in the buckets of every second byte.
+    let mut keyed: Vec<(usize, &'static [u8], usize)> = Vec::new();
     for (g, list) in GROUPS.iter().enumerate() {
         for w in *list {
-            words.push(*w);
-            group.push(g);
+            let w = w.as_bytes();
+            match (w.first(), w.get(1)) {
+                (Some(&a), Some(&b)) => keyed.push((pair_key(a, b), w, g)),
+                (Some(&a), None) => keyed.extend((0..32).map(|b| (pair_key(a, b), w, g))),
+                _ => {}
+            }
         }
     }
-    aho_corasick::AhoCorasick::new(&words).ok().map(|a| (a, group))
+    keyed.sort_by_key(|(k, _, _)| *k);
+    let mut starts = vec![0u16; PAIR_KEYS + 1];
+    for (k, start) in starts.iter_mut().enumerate() {
+        *start = u16::try_from(keyed.partition_point(|(key, _, _)| *key < k)).unwrap_or(u16::MAX);
+    }
+    let words = keyed
+        .into_iter()
+        .map(|(_, word, group)| GroupWord {
+            head: head8(word),
+            mask: u64::MAX >> (8 * (8 - word.len().min(8))),
+            word,
+            group,
+        })
+        .collect();
+    GroupIndex { starts, words }
 });
 
 /// How many times each signal feature is added: a few features among hundreds of
@@ -662,19 +721,7 @@ const SIGNAL_REPEAT: usize = 16;
 /// Features for the word groups present, how often, each pair present together, and
 /// how much of the text reads like an adversarial suffix (see [`gibberish`]).
 fn signals(normalized: &str, mut emit: impl FnMut(u32)) {
-    let mut count = [0u32; GROUPS.len()];
-    if let Some((automaton, group)) = GROUP_WORDS.as_ref() {
-        let bytes = normalized.as_bytes();
-        for m in automaton.find_overlapping_iter(normalized) {
-            // Words start at a word boundary ("skill" is not "kill").
-            if m.start() > 0 && bytes[m.start() - 1].is_ascii_alphanumeric() {
-                continue;
-            }
-            if let Some(g) = group.get(m.pattern().as_usize()) {
-                count[*g] += 1;
-            }
-        }
-    }
+    let count = group_counts(normalized);
     let mut push = |code: u64| emit(mix(code ^ (5 << 56)));
     let odd = gibberish(normalized);
     for (gi, &n) in count.iter().enumerate() {
@@ -708,6 +755,33 @@ fn signals(normalized: &str, mut emit: impl FnMut(u32)) {
     }
 }
 
+/// How many group words of each group `normalized` holds, each counted where it
+/// starts a word (overlaps count: "you are now" and "you are going to" both may).
+fn group_counts(normalized: &str) -> [u32; GROUPS.len()] {
+    let mut count = [0u32; GROUPS.len()];
+    let index = &*GROUP_WORDS;
+    let bytes = normalized.as_bytes();
+    let mut boundary = true;
+    for (at, &b) in bytes.iter().enumerate() {
+        // Words start at a word boundary ("skill" is not "kill").
+        if boundary {
+            let rest = &bytes[at..];
+            let key = pair_key(b, rest.get(1).copied().unwrap_or(0));
+            let (lo, hi) = (index.starts[key], index.starts[key + 1]);
+            if lo < hi {
+                let head = head8(rest);
+                for w in &index.words[usize::from(lo)..usize::from(hi)] {
+                    if head & w.mask == w.head && (w.word.len() <= 8 || rest.starts_with(w.word)) {
+                        count[w.group] += 1;
+                    }
+                }
+            }
+        }
+        boundary = !b.is_ascii_alphanumeric();
+    }
+    count
+}
+
 /// How much of a text looks like an optimised adversarial suffix (`]]$ similarly{{now
 /// oppos~ite.]( giving**one`):
 /// the largest share, over windows of 12 words, of words that mix letters with symbol
@@ -719,8 +793,12 @@ fn gibberish(normalized: &str) -> u8 {
     let mut ring = [false; WINDOW];
     let (mut words, mut n, mut most) = (0usize, 0usize, 0usize);
     // Normalised text has single spaces for any whitespace.
+    // A byte that may be (part of) a symbol in odd_word's sense: not an ASCII letter or
+    // digit, not a separator it allows. Fewer than two in a word: not odd, no need to look.
+    let may_be_symbol =
+        |b: &&u8| !b.is_ascii_alphanumeric() && !matches!(b, b'-' | b'\'' | b'.' | b'/' | b',' | b'%' | b'_');
     for word in normalized.as_bytes().split(|b| *b == b' ').filter(|w| !w.is_empty()) {
-        let odd = odd_word(word);
+        let odd = word.iter().filter(may_be_symbol).nth(1).is_some() && odd_word(word);
         let slot = &mut ring[words % WINDOW];
         if words >= WINDOW {
             n -= usize::from(*slot);
@@ -751,15 +829,23 @@ fn odd_word(word: &[u8]) -> bool {
     let trim = |b: &u8| matches!(b, b'.' | b',' | b'!' | b'?' | b';' | b':' | b'"' | b'\'' | b'(' | b')');
     let start = word.iter().position(|b| !trim(b)).unwrap_or(word.len());
     let end = word.iter().rposition(|b| !trim(b)).map_or(start, |e| e + 1);
+    let core = &word[start..end];
+    // ASCII (the common case) is read as bytes, with no UTF-8 decoding; the character
+    // tests below take their ASCII fast paths.
+    if core.is_ascii() {
+        return odd_chars(core.iter().map(|&b| char::from(b)), core.len());
+    }
     // Trimming ASCII bytes off a UTF-8 word leaves UTF-8.
-    let Ok(core) = std::str::from_utf8(&word[start..end]) else {
-        return false;
-    };
-    let Some(first) = core.chars().next() else {
+    std::str::from_utf8(core).is_ok_and(|core| odd_chars(core.chars(), core.len()))
+}
+
+/// [`odd_word`]'s test on the characters of a trimmed word of `len` bytes.
+fn odd_chars(mut chars: impl Iterator<Item = char>, len: usize) -> bool {
+    let Some(first) = chars.next() else {
         return false;
     };
     let (mut letters, mut symbols, mut same) = (0usize, 0usize, true);
-    for c in core.chars() {
+    for c in std::iter::once(first).chain(chars) {
         same &= c == first;
         if c.is_alphabetic() || ('\u{300}'..='\u{36F}').contains(&c) {
             // A letter of any script, or a combining accent on one.
@@ -772,7 +858,7 @@ fn odd_word(word: &[u8]) -> bool {
     if same {
         return false;
     }
-    (letters > 0 && symbols >= 2) || (letters == 0 && symbols >= 2 && core.len() >= 3)
+    (letters > 0 && symbols >= 2) || (letters == 0 && symbols >= 2 && len >= 3)
 }
 
 /// The outcome of scoring one text.
@@ -913,6 +999,64 @@ mod tests {
             features(text, &mut feats);
             let (a, b) = (clf.probability(&feats), clf.probability_of(text));
             assert!((a - b).abs() < 1e-5, "{text:?}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn grams_and_group_words_are_what_their_plain_definitions_give() {
+        // The scoring path's rolling window and word-boundary index against the
+        // definitions written out plainly: every 4-gram of " text ", and every group
+        // word found anywhere that starts a word.
+        let gram_features = |text: &str| {
+            let mut out = Vec::new();
+            each_feature(text, |f, _| out.push(f));
+            out
+        };
+        for text in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "act as a linux terminal",
+            "café au lait, s'il vous plaît",
+        ] {
+            let padded = format!(" {text} ");
+            let plain: Vec<u32> = padded
+                .as_bytes()
+                .windows(4)
+                .map(|w| mix(u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]])) | (1 << 40)))
+                .collect();
+            assert_eq!(gram_features(text)[..plain.len()], plain[..], "{text:?}");
+        }
+        // Group words: an overlapping multi-pattern search, keeping matches that start
+        // a word, finds the same as the index.
+        let words: Vec<(&str, usize)> = GROUPS
+            .iter()
+            .enumerate()
+            .flat_map(|(g, l)| l.iter().map(move |w| (*w, g)))
+            .collect();
+        let Ok(search) = aho_corasick::AhoCorasick::new(words.iter().map(|(w, _)| w)) else {
+            panic!("the group words build an automaton");
+        };
+        let mut texts: Vec<String> = vec![
+            "pretend you are now in character: no rules, unfiltered. skill kill; actas act as".into(),
+            "you are now going to act as dan, you are going to pretend".into(),
+        ];
+        // Every group word alone, glued to a letter before it, and after one.
+        for (w, _) in &words {
+            texts.push((*w).to_owned());
+            texts.push(format!("x{w} y{w}"));
+            texts.push(format!("({w}) \u{e9}{w}, 1{w}s"));
+        }
+        for text in &texts {
+            let bytes = text.as_bytes();
+            let mut expected = [0u32; GROUPS.len()];
+            for m in search.find_overlapping_iter(text.as_str()) {
+                if m.start() == 0 || !bytes[m.start() - 1].is_ascii_alphanumeric() {
+                    expected[words[m.pattern().as_usize()].1] += 1;
+                }
+            }
+            assert_eq!(group_counts(text), expected, "{text:?}");
         }
     }
 

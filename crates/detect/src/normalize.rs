@@ -88,14 +88,18 @@ fn invisible(c: char) -> bool {
         | 0xFEFF | 0xFFA0 | 0x1BCA0..=0x1BCA3 | 0xE0000 | 0xE0001 | 0xE007F | 0xE0100..=0xE01EF)
 }
 
-/// ASCII fast path of [`normalize`]: lower-case, whitespace and controls collapsed.
-fn normalize_ascii(text: &str) -> String {
+/// ASCII fast path of [`normalize`]: lower-case, whitespace and controls collapsed (a
+/// longer run to two spaces, which end a spelled-out word). Also says whether a double
+/// space was written.
+fn normalize_ascii(text: &str) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(text.len());
     let mut spaces = 2; // no leading space
+    let mut double = false;
     for &b in text.as_bytes() {
         if b.is_ascii_whitespace() || b.is_ascii_control() {
             if spaces < 2 {
                 out.push(b' ');
+                double |= spaces == 1;
             }
             spaces += 1;
             continue;
@@ -106,14 +110,12 @@ fn normalize_ascii(text: &str) -> String {
     while out.last() == Some(&b' ') {
         out.pop();
     }
-    // ASCII in, ASCII out: the conversion cannot fail.
-    String::from_utf8(out).unwrap_or_default()
+    (out, double)
 }
 
 /// Whether `text` may hold a spelled-out word: three single letters in a row, each
 /// followed by the same separator (or the end), as [`join_spelled`] needs.
-fn may_be_spelled(text: &str) -> bool {
-    let b = text.as_bytes();
+fn may_be_spelled(b: &[u8]) -> bool {
     let single = |i: usize, sep: u8| {
         b.get(i).is_some_and(u8::is_ascii_alphabetic)
             && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
@@ -126,13 +128,13 @@ fn may_be_spelled(text: &str) -> bool {
             && single(i + 2, sep)
             && single(i + 4, sep)
             && b.get(i + 3) == Some(&sep)
-    }) || !text.is_ascii()
+    })
 }
 
 /// Common English words, rot13-encoded: a text with one of them may be rot13.
 static ROT13_WORDS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> = std::sync::LazyLock::new(|| {
     aho_corasick::AhoCorasick::builder()
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
         .build([
             " gur ",
             " lbh ",
@@ -150,14 +152,14 @@ static ROT13_WORDS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> = std
 /// The main normalised view of `text`.
 pub fn normalize(text: &str) -> String {
     if text.is_ascii() {
-        let out = normalize_ascii(text);
-        return if may_be_spelled(&out) {
-            join_spelled(&out)
-        } else if out.contains("  ") {
-            out.replace("  ", " ")
-        } else {
-            out
-        };
+        let (mut out, double) = normalize_ascii(text);
+        let spelled = may_be_spelled(&out);
+        if double && !spelled {
+            out.dedup_by(|a, b| *a == b' ' && *b == b' ');
+        }
+        // ASCII in, ASCII out: the conversion cannot fail.
+        let out = String::from_utf8(out).unwrap_or_default();
+        return if spelled { join_spelled(&out) } else { out };
     }
     let mut out = String::with_capacity(text.len());
     let mut space = true; // no leading space
@@ -296,8 +298,10 @@ fn readable(bytes: &[u8]) -> Option<String> {
 /// Base64 and hex runs in the original text that decode to readable text.
 fn decoded(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_');
-    for run in text.split(|c: char| !is_b64(c)).filter(|r| r.len() >= MIN_ENCODED) {
+    let is_b64 = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
+    // Runs of base64 bytes are ASCII, so each is a `str` as well.
+    let runs = text.as_bytes().split(|c| !is_b64(c)).filter(|r| r.len() >= MIN_ENCODED);
+    for run in runs.filter_map(|r| std::str::from_utf8(r).ok()) {
         if out.len() >= MAX_DECODED {
             break;
         }

@@ -284,13 +284,20 @@ fn new_canary() -> Option<String> {
 /// Whether `text` carries the canary or a recognisable half of it (8 hex digits), also
 /// when spaced out, hyphenated or upper-cased.
 fn leaks_canary(canary: &str, text: &str) -> bool {
-    let squeezed: String = text
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
+    // On bytes: a non-ASCII character is never alphanumeric ASCII, and none of its
+    // bytes is either.
+    let squeezed: Vec<u8> = text
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase())
         .collect();
     let half = canary.len() / 2;
-    squeezed.contains(&canary[..half]) || squeezed.contains(&canary[half..])
+    let has = |part: &str| {
+        let part = part.as_bytes();
+        part.first()
+            .is_some_and(|&first| squeezed.windows(part.len()).any(|w| w[0] == first && w == part))
+    };
+    has(&canary[..half]) || has(&canary[half..])
 }
 
 /// Visits every string value of a JSON document that is content (see [`SKIP_KEYS`]).
@@ -502,8 +509,10 @@ impl ContentState {
             changed = true;
         }
         let out = if changed {
-            serde_json::to_vec(&v)
-                .map(|b| Some(Bytes::from(b)))
+            // Sized for the body as it came, plus the canary: no regrowing on the way.
+            let mut out = Vec::with_capacity(usize::try_from(ex.request_bytes).unwrap_or(0) + 256);
+            serde_json::to_writer(&mut out, &v)
+                .map(|()| Some(Bytes::from(out)))
                 .map_err(|_| RequestError::InvalidJson {
                     reason: "the body could not be re-encoded",
                 })?
