@@ -1,0 +1,19 @@
+//! Rampart's defences against model inversion and model extraction, pure and free of
+//! I/O (the gateway wires them into its pipeline; Redis-shared state lives beside the
+//! limits):
+//!
+//! - [`harden`]: what a classifier's answer may reveal — label only, top-k, rounding to
+//!   a grid, calibrated Laplace or Gaussian noise — applied to probability rows with the
+//!   invariants clients rely on kept (rows in [0, 1] summing to 1, the top label
+//!   unchanged unless the policy allows it);
+//! - [`budget`]: the privacy budget a principal spends on noisy answers, per window;
+//! - [`tensor`]: where the probability rows are in a response (KServe v2 output tensors,
+//!   a JSON path for other JSON model APIs), read and written back in place;
+//! - [`rng`]: the randomness noise is drawn from (a keyed stream seeded by the system).
+//!
+//! This crate never reads a socket, a file or the clock: callers pass `now`.
+
+pub mod budget;
+pub mod harden;
+pub mod rng;
+pub mod tensor;
