@@ -168,3 +168,12 @@ pub const AUDIT_RETENTION_EXCHANGE_DAYS: i64 = 183;
 /// Administrative and lifecycle records (reloads, key changes, starts and stops) are
 /// the evidence of how the system was run: three years, a common audit cycle.
 pub const AUDIT_RETENTION_ADMIN_DAYS: i64 = 3 * 365;
+
+/// The window a route's privacy budget renews over (`[routes.output.budget] window`):
+/// a day, so a principal's ε per day is what the route states — long enough that an
+/// extraction or averaging attack cannot simply wait for a fresh budget every minute.
+pub const PRIVACY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Principals whose privacy budget one node tracks per route; beyond it, new principals
+/// are refused until a window ends (forgetting a live one would reset its budget).
+pub const PRIVACY_PRINCIPALS: usize = 100_000;

@@ -441,6 +441,28 @@ pub struct Route {
     pub capture_payloads: bool,
     /// The approved model version this route serves.
     pub model: Option<ModelPin>,
+    /// Output hardening of a classifier route (`[routes.output]`).
+    pub output: Option<OutputHardening>,
+}
+
+/// A route's output hardening: what each probability row may reveal, where the rows
+/// are, and the privacy budget noisy answers spend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputHardening {
+    pub policy: rampart_watch::harden::Policy,
+    /// KServe: output tensor names (every floating-point output when empty).
+    pub outputs: Vec<String>,
+    /// JSON routes: where the rows are.
+    pub path: Option<rampart_watch::tensor::JsonPath>,
+    pub budget: Option<PrivacyBudget>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrivacyBudget {
+    pub epsilon: f64,
+    pub delta: f64,
+    pub window: Duration,
+    pub when_spent: crate::raw::WhenSpent,
 }
 
 /// A route's pinned model version (`[routes.model]`).

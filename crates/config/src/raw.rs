@@ -527,6 +527,63 @@ pub struct RawRoute {
     pub capture_payloads: Option<bool>,
     /// The model version this route serves, pinned to a signed manifest.
     pub model: Option<RawModelPin>,
+    /// What a classifier route's answers may reveal (output hardening).
+    pub output: Option<RawOutput>,
+}
+
+/// `[routes.output]`: hardening of a classifier's probability outputs against model
+/// extraction and inversion.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub label_only: Option<bool>,
+    pub top_k: Option<u64>,
+    pub decimals: Option<u32>,
+    pub noise: Option<RawNoise>,
+    pub allow_label_change: Option<bool>,
+    /// KServe routes: the output tensors to harden (every floating-point one when empty).
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// JSON routes: where the probability rows are (`predictions[*].probabilities`).
+    pub path: Option<String>,
+    pub budget: Option<RawPrivacyBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNoise {
+    pub mechanism: Option<NoiseMechanism>,
+    pub epsilon: f64,
+    pub delta: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseMechanism {
+    #[default]
+    Laplace,
+    Gaussian,
+}
+
+/// The privacy budget each principal may spend on noisy answers per window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacyBudget {
+    pub epsilon: f64,
+    pub delta: Option<f64>,
+    pub window: Option<String>,
+    pub when_spent: Option<WhenSpent>,
+}
+
+/// What a principal whose privacy budget is spent gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenSpent {
+    /// 429 with Retry-After until the window renews.
+    #[default]
+    Refuse,
+    /// The label alone (no confidences), which costs no budget.
+    LabelOnly,
 }
 
 /// `[routes.model]`: which approved model version a route serves.

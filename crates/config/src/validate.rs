@@ -646,6 +646,121 @@ impl Validator<'_> {
         }
     }
 
+    fn output(&mut self, path: &KeyPath, route: &str, protocol: Protocol, raw: &RawOutput) -> OutputHardening {
+        use rampart_watch::harden::{MAX_DECIMALS, Mechanism, Noise, Policy};
+        match protocol {
+            Protocol::Kserve if raw.path.is_some() => {
+                self.issue(&path.key("path"), "KServe routes name their output tensors in `outputs`");
+            }
+            Protocol::Json if raw.path.is_none() => self.issue(
+                path,
+                format!("route \"{route}\": a JSON route needs `path`, where the probability rows are (e.g. \"predictions[*].probabilities\")"),
+            ),
+            Protocol::Json if !raw.outputs.is_empty() => {
+                self.issue(&path.key("outputs"), "names KServe output tensors; JSON routes use `path`");
+            }
+            Protocol::Openai | Protocol::Http => self.issue(
+                path,
+                format!(
+                    "route \"{route}\": output hardening reads classifier outputs (`protocol = \"kserve\"` or \"json\"); OpenAI routes limit logprobs with `validation.allow_logprobs`"
+                ),
+            ),
+            _ => {}
+        }
+        let json_path = raw
+            .path
+            .as_deref()
+            .and_then(|p| match rampart_watch::tensor::JsonPath::parse(p) {
+                Ok(jp) => Some(jp),
+                Err(e) => {
+                    self.issue(&path.key("path"), e.to_string());
+                    None
+                }
+            });
+        let top_k = raw.top_k.and_then(|k| {
+            if k == 0 {
+                self.issue(&path.key("top_k"), "must be at least 1");
+            }
+            usize::try_from(k).ok()
+        });
+        if raw.decimals.is_some_and(|d| d > MAX_DECIMALS) {
+            self.issue(&path.key("decimals"), format!("must be at most {MAX_DECIMALS}"));
+        }
+        let noise = raw.noise.as_ref().map(|n| {
+            let p = path.key("noise");
+            let mechanism = match n.mechanism.unwrap_or_default() {
+                NoiseMechanism::Laplace => Mechanism::Laplace,
+                NoiseMechanism::Gaussian => Mechanism::Gaussian,
+            };
+            if !(n.epsilon.is_finite() && n.epsilon > 0.0) {
+                self.issue(&p.key("epsilon"), "must be a number greater than zero");
+            }
+            let delta = match (mechanism, n.delta) {
+                (Mechanism::Laplace, Some(_)) => {
+                    self.issue(
+                        &p.key("delta"),
+                        "the Laplace mechanism has no δ; `mechanism = \"gaussian\"` takes one",
+                    );
+                    0.0
+                }
+                (Mechanism::Laplace, None) => 0.0,
+                (Mechanism::Gaussian, Some(d)) if d > 0.0 && d < 1.0 => d,
+                (Mechanism::Gaussian, _) => {
+                    self.issue(&p.key("delta"), "the Gaussian mechanism needs 0 < delta < 1");
+                    1e-5
+                }
+            };
+            Noise {
+                mechanism,
+                epsilon: n.epsilon,
+                delta,
+            }
+        });
+        let label_only = raw.label_only.unwrap_or(false);
+        if label_only && (noise.is_some() || top_k.is_some() || raw.decimals.is_some()) {
+            self.issue(
+                &path.key("label_only"),
+                "releases the label alone: `noise`, `top_k` and `decimals` would do nothing",
+            );
+        }
+        let budget = raw.budget.as_ref().map(|b| {
+            let p = path.key("budget");
+            match &noise {
+                None => self.issue(&p, "a privacy budget is spent by noisy answers: it needs `noise`"),
+                Some(n) if b.epsilon < n.epsilon => self.issue(
+                    &p.key("epsilon"),
+                    "is smaller than one answer's `noise.epsilon`: every answer would be refused",
+                ),
+                Some(n) if b.delta.unwrap_or(0.0) < n.delta => self.issue(
+                    &p.key("delta"),
+                    "must be at least one answer's `noise.delta` (the Gaussian mechanism spends δ too)",
+                ),
+                _ => {}
+            }
+            if !(b.epsilon.is_finite() && b.epsilon > 0.0) {
+                self.issue(&p.key("epsilon"), "must be a number greater than zero");
+            }
+            PrivacyBudget {
+                epsilon: b.epsilon,
+                delta: b.delta.unwrap_or(0.0),
+                window: self.duration(&p.key("window"), &b.window, defaults::PRIVACY_WINDOW),
+                when_spent: b.when_spent.unwrap_or_default(),
+            }
+        });
+        OutputHardening {
+            policy: Policy {
+                label_only,
+                noise,
+                top_k,
+                decimals: raw.decimals,
+                allow_label_change: raw.allow_label_change.unwrap_or(false),
+            },
+            outputs: raw.outputs.clone(),
+            path: json_path,
+            budget,
+        }
+    }
+
     fn policy(&mut self, path: &KeyPath, name: &str, raw: &crate::raw::RawPolicy) -> ContentPolicy {
         use crate::raw::ContentAction;
         let min_confidence = raw.min_confidence.unwrap_or(defaults::MIN_CONFIDENCE);
@@ -807,6 +922,10 @@ impl Validator<'_> {
             request_usage: raw.tokens.request_usage.unwrap_or(true),
             policy: raw.policy.clone(),
             capture_payloads: raw.capture_payloads.unwrap_or(false),
+            output: raw
+                .output
+                .as_ref()
+                .map(|o| self.output(&path.key("output"), &raw.name, raw.protocol.unwrap_or_default(), o)),
             model: raw.model.as_ref().map(|m| {
                 let p = path.key("model");
                 let digest_ok = m

@@ -294,3 +294,58 @@ fn content_policies_are_checked() {
     let bad_action = format!("{BASE}\n[policies.p]\nrequest = {{ \"*\" = \"erase\" }}\n");
     assert!(errors(&bad_action).to_string().contains("unknown variant `erase`"));
 }
+
+#[test]
+fn output_hardening_is_checked() {
+    let route = |protocol: &str, output: &str| {
+        format!(
+            "{BASE}\n[[routes]]\nname = \"clf\"\npath_prefix = \"/v2/\"\nupstream = \"llm\"\nprotocol = \"{protocol}\"\npublic = true\n[routes.output]\n{output}\n"
+        )
+    };
+    let ok = route(
+        "kserve",
+        "outputs = [\"probabilities\"]\ntop_k = 2\ndecimals = 3\nnoise = { mechanism = \"gaussian\", epsilon = 0.5, delta = 1e-6 }\nbudget = { epsilon = 50.0, delta = 1e-4, window = \"1h\", when_spent = \"label_only\" }",
+    );
+    let c = from_str(&ok, "t.toml", Path::new(".")).unwrap();
+    let o = c.routes[1].output.as_ref().unwrap();
+    assert_eq!(o.policy.top_k, Some(2));
+    assert_eq!(o.policy.decimals, Some(3));
+    assert_eq!(o.outputs, ["probabilities"]);
+    let b = o.budget.unwrap();
+    assert_eq!(b.window.as_secs(), 3600);
+    assert_eq!((b.epsilon, b.delta), (50.0, 1e-4));
+    let json = from_str(
+        &route("json", "path = \"predictions[*].probabilities\"\nlabel_only = true"),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        json.routes[1].output.as_ref().unwrap().path.as_ref().unwrap().as_str(),
+        "predictions[*].probabilities"
+    );
+
+    let err = errors(&route("openai", "label_only = true"));
+    has(&err, "routes[1].output", "classifier outputs");
+    let err = errors(&route("json", "label_only = true"));
+    has(&err, "routes[1].output", "needs `path`");
+    let err = errors(&route("json", "path = \"a[\"\nlabel_only = true"));
+    has(&err, "routes[1].output.path", "not a JSON path");
+    let err = errors(&route(
+        "kserve",
+        "label_only = true\ntop_k = 0\ndecimals = 13\nnoise = { epsilon = -1.0, delta = 0.1 }\nbudget = { epsilon = 0.5 }",
+    ));
+    has(&err, "routes[1].output.top_k", "at least 1");
+    has(&err, "routes[1].output.decimals", "at most 12");
+    has(&err, "routes[1].output.noise.epsilon", "greater than zero");
+    has(&err, "routes[1].output.noise.delta", "Laplace mechanism has no δ");
+    has(&err, "routes[1].output.label_only", "would do nothing");
+    let err = errors(&route(
+        "kserve",
+        "noise = { mechanism = \"gaussian\", epsilon = 1.0 }\nbudget = { epsilon = 0.5 }",
+    ));
+    has(&err, "routes[1].output.noise.delta", "0 < delta < 1");
+    has(&err, "routes[1].output.budget.epsilon", "every answer would be refused");
+    let err = errors(&route("kserve", "decimals = 2\nbudget = { epsilon = 1.0 }"));
+    has(&err, "routes[1].output.budget", "needs `noise`");
+}

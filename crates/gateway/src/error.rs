@@ -76,6 +76,10 @@ pub enum RequestError {
     /// 502: a response that must be inspected whole is larger than the policy allows.
     #[error("the response is larger than the {limit} bytes the content policy inspects")]
     ResponseTooLarge { limit: u64 },
+    /// 429: the caller's privacy budget for noisy answers on this route is spent until
+    /// the window renews.
+    #[error("the privacy budget for this route's answers is spent; it renews in {retry_after} s")]
+    PrivacyBudgetSpent { retry_after: u64 },
     /// 400: the payload does not follow the route's protocol; `param` is the JSON path.
     #[error("{param}: {message}")]
     InvalidRequest { param: String, message: String },
@@ -89,7 +93,7 @@ impl RequestError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::IpDenied => StatusCode::FORBIDDEN,
             Self::Limited(r) if r.unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Limited(_) | Self::PrivacyBudgetSpent { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::JsonTooDeep { .. }
             | Self::InvalidJson { .. }
@@ -117,6 +121,7 @@ impl RequestError {
             Self::InvalidPath => "invalid_path",
             Self::Unauthenticated(code) | Self::Forbidden(code) => code,
             Self::Limited(r) => r.code,
+            Self::PrivacyBudgetSpent { .. } => "privacy_budget_spent",
             Self::IpDenied => "ip_denied",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::JsonTooDeep { .. } => "json_too_deep",
@@ -207,6 +212,13 @@ impl RequestError {
             )],
             Self::ShuttingDown | Self::NoHealthyUpstream | Self::AuditUnavailable => {
                 vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))]
+            }
+            Self::PrivacyBudgetSpent { retry_after } => {
+                let mut out = vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after))];
+                if *retry_after > CLIENT_RETRY_WAIT_SECS {
+                    out.push((X_SHOULD_RETRY, HeaderValue::from_static("false")));
+                }
+                out
             }
             Self::Limited(r) => {
                 let mut out = vec![(header::RETRY_AFTER, HeaderValue::from(r.retry_after))];

@@ -199,10 +199,16 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
     if let Err(e) = pipeline.response_stages(&mut ex, &route, &mut head) {
         return error_response(pipeline, ex, Some(route), e);
     }
-    if pipeline.content.holds_response(&ex, &head) {
-        // The content policy sees the whole body before the client sees the head, so
-        // a block can still be a clean 502.
-        let limit = pipeline.content.max_response_bytes(&ex);
+    let content_holds = pipeline.content.holds_response(&ex, &head);
+    let output_holds = pipeline.output.holds_response(&route, &head);
+    if content_holds || output_holds {
+        // The content policy and the output hardening see the whole body before the
+        // client sees the head, so a block can still be a clean 502.
+        let limit = if content_holds {
+            pipeline.content.max_response_bytes(&ex)
+        } else {
+            rampart_config::defaults::MAX_INSPECTED_RESPONSE_BYTES
+        };
         let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
         let read = tokio::time::timeout(
             budget,
@@ -220,6 +226,10 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
             Ok(Err(_)) => return error_response(pipeline, ex, Some(route), RequestError::UpstreamFailed),
         };
         let body = match pipeline.content.on_response_body(&mut ex, &mut head.headers, body) {
+            Ok(b) => b,
+            Err(e) => return error_response(pipeline, ex, Some(route), e),
+        };
+        let body = match pipeline.output.on_response_body(&mut ex, &route, &head, body) {
             Ok(b) => b,
             Err(e) => return error_response(pipeline, ex, Some(route), e),
         };

@@ -36,6 +36,7 @@ use crate::stages::identify::IdentifyStage;
 use crate::stages::limit::LimitStage;
 use crate::stages::metrics::MetricsStage;
 use crate::stages::model::ModelStage;
+use crate::stages::output::OutputStage;
 use crate::stages::request_id::RequestIdStage;
 use crate::stages::tokens::TokensStage;
 use crate::stages::validate::ValidateStage;
@@ -72,7 +73,10 @@ pub struct Pipeline {
     /// Request: reserve the LLM token cost (of what is sent upstream, after `content`).
     /// Chunks: watch usage. Completion: settle.
     pub(crate) tokens: TokensStage,
-    // inspect:   injection scoring                                 (content issue)
+    /// Request: ask for an uncoded answer on hardened routes. Response (whole bodies,
+    /// after `content`, through `handle`): a classifier's probability rows hardened —
+    /// label only, noise with a privacy budget per principal, top-k, rounding.
+    pub(crate) output: OutputStage,
     /// Completion: counters and latency histograms.
     pub(crate) metrics: MetricsStage,
     /// Completion: one ECS JSON line per exchange.
@@ -100,6 +104,7 @@ impl Pipeline {
             validate: ValidateStage,
             content: ContentStage,
             tokens: TokensStage::new(tokens, Arc::clone(&metrics)),
+            output: OutputStage,
             metrics: MetricsStage::new(Arc::clone(&metrics)),
             access_log: AccessLogStage::new(
                 config.server.access_log,
@@ -127,6 +132,7 @@ impl Pipeline {
         run(&self.validate, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
         run(&self.tokens, ex, route, req).await?;
+        run(&self.output, ex, route, req).await?;
         self.audit.capture_request(ex, route, req);
         Ok(())
     }
@@ -156,6 +162,7 @@ impl Pipeline {
             || self.validate.wants_chunks(route)
             || self.content.wants_chunks(route)
             || self.tokens.wants_chunks(route)
+            || self.output.wants_chunks(route)
             || self.metrics.wants_chunks(route)
             || self.access_log.wants_chunks(route)
     }

@@ -15,4 +15,6 @@ pub struct RouteRuntime {
     pub pool: Arc<Pool>,
     /// The route's content policy, compiled.
     pub policy: Option<Arc<crate::content::PolicyRuntime>>,
+    /// The route's output hardening, with its privacy budgets and noise source.
+    pub output: Option<Arc<crate::stages::output::OutputRuntime>>,
 }

@@ -74,20 +74,21 @@ impl Runtime {
         for (name, p) in &config.policies {
             policies.insert(name.clone(), Arc::new(crate::content::PolicyRuntime::build(p)?));
         }
-        let routes: Vec<Arc<RouteRuntime>> = config
-            .routes
-            .iter()
-            .filter_map(|r| {
-                pools.get(r.upstream).map(|pool| {
-                    Arc::new(RouteRuntime {
-                        name: Arc::from(r.name.as_str()),
-                        config: r.clone(),
-                        pool: Arc::clone(pool),
-                        policy: r.policy.as_ref().and_then(|p| policies.get(p)).cloned(),
-                    })
-                })
-            })
-            .collect();
+        let mut routes: Vec<Arc<RouteRuntime>> = Vec::with_capacity(config.routes.len());
+        for r in &config.routes {
+            let Some(pool) = pools.get(r.upstream) else { continue };
+            let output = match &r.output {
+                Some(o) => Some(Arc::new(crate::stages::output::OutputRuntime::build(o)?)),
+                None => None,
+            };
+            routes.push(Arc::new(RouteRuntime {
+                name: Arc::from(r.name.as_str()),
+                config: r.clone(),
+                pool: Arc::clone(pool),
+                policy: r.policy.as_ref().and_then(|p| policies.get(p)).cloned(),
+                output,
+            }));
+        }
         let identity = crate::identity::IdentityRuntime::build(&config, audit.cloned())?;
         let counted = Arc::clone(metrics);
         let limiter = Arc::new(

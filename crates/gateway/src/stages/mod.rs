@@ -9,6 +9,7 @@ pub mod identify;
 pub mod limit;
 pub mod metrics;
 pub mod model;
+pub mod output;
 pub mod request_id;
 pub mod tokens;
 pub mod validate;

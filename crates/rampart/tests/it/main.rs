@@ -18,6 +18,7 @@ mod keystore_pg;
 mod lifecycle;
 mod limits;
 mod limits_redis;
+mod output;
 mod proxy;
 mod scan;
 mod textjobs;

@@ -1,0 +1,201 @@
+//! Output: hardens a classifier route's answers (`[routes.output]`; the transforms are
+//! `rampart_watch`'s) before the client sees them — label only, calibrated noise, top-k,
+//! rounding — and spends the caller's privacy budget on noisy answers, all or nothing
+//! per response: a response of N rows costs N·ε. A principal whose budget is spent gets
+//! 429 with `Retry-After`, or the label alone, as the route says.
+//!
+//! Whole responses only: the pipeline holds a successful (2xx) non-streamed answer
+//! ([`OutputStage::holds_response`]) and hands it over after the content stage
+//! ([`OutputStage::on_response_body`]). An answer whose rows cannot be read — not JSON,
+//! a named output missing, a row that is not a probability distribution, tensors in the
+//! binary extension, a content coding — is refused (502), never passed on unhardened.
+//!
+//! Budgets are counted per node, per route, per principal (API key or JWT subject with
+//! its tenant; the client address for anonymous callers), in fixed windows; they start
+//! afresh when the gateway restarts or reloads its config.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http::header;
+use rampart_config::raw::WhenSpent;
+use rampart_config::{OutputHardening, Protocol};
+use rampart_watch::budget::{Accountant, BudgetConfig, Cost};
+use rampart_watch::harden::{Policy, RowError, harden_row};
+use rampart_watch::rng::KeyedStream;
+use rampart_watch::tensor::{harden_json, harden_kserve};
+use serde_json::Value;
+
+use crate::context::{Decision, Exchange, Finding, Location};
+use crate::error::{InitError, RequestError};
+use crate::route::RouteRuntime;
+use crate::stage::{Flow, RequestParts, Stage};
+
+/// Deepest JSON a classifier answer may nest.
+const MAX_DEPTH: u32 = 64;
+
+/// A route's output hardening as the data plane runs it.
+#[derive(Debug)]
+pub struct OutputRuntime {
+    pub config: OutputHardening,
+    accountant: Option<Mutex<Accountant>>,
+    rng: Mutex<KeyedStream>,
+}
+
+impl OutputRuntime {
+    pub fn build(config: &OutputHardening) -> Result<Self, InitError> {
+        let rng = KeyedStream::from_system().map_err(|e| InitError::Keys(e.to_string()))?;
+        Ok(Self {
+            accountant: config.budget.map(|b| {
+                Mutex::new(Accountant::new(
+                    BudgetConfig {
+                        epsilon: b.epsilon,
+                        delta: b.delta,
+                        window_secs: b.window.as_secs().max(1),
+                    },
+                    rampart_config::defaults::PRIVACY_PRINCIPALS,
+                ))
+            }),
+            config: config.clone(),
+            rng: Mutex::new(rng),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct OutputStage;
+
+fn readable(head: &http::response::Parts) -> Result<(), &'static str> {
+    let coded = head.headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
+        v.to_str().map_or(true, |s| {
+            s.split(',')
+                .any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
+        })
+    });
+    if coded {
+        return Err("the upstream answered in a content coding the gateway does not decode");
+    }
+    if head.headers.contains_key(rampart_detect::kserve_binary::HEADER) {
+        return Err("output tensors in the binary extension are not hardened; ask for JSON outputs");
+    }
+    Ok(())
+}
+
+/// Who spends the budget: the credential's subject with its tenant, or the client's
+/// address for anonymous callers.
+fn principal_key(ex: &Exchange) -> String {
+    match &ex.principal {
+        Some(p) if p.credential != rampart_identity::Credential::Anonymous => {
+            format!("sub:{}/{}", p.tenant.as_deref().unwrap_or(""), p.subject)
+        }
+        _ => format!("ip:{}", ex.client_ip),
+    }
+}
+
+impl OutputStage {
+    /// Whether the pipeline must hold this response whole for the route's hardening:
+    /// a successful answer on a hardened route that is not an event stream.
+    pub fn holds_response(&self, route: &RouteRuntime, head: &http::response::Parts) -> bool {
+        route.output.is_some()
+            && head.status.is_success()
+            && !head
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(crate::body::is_event_stream)
+    }
+
+    /// Hardens a whole response body; returns the body to send or the refusal.
+    pub fn on_response_body(
+        &self,
+        ex: &mut Exchange,
+        route: &RouteRuntime,
+        head: &http::response::Parts,
+        body: Bytes,
+    ) -> Result<Bytes, RequestError> {
+        let Some(output) = &route.output else {
+            return Ok(body);
+        };
+        readable(head).map_err(RequestError::ResponseUninspectable)?;
+        let mut value = rampart_detect::json::parse_strict(&body, MAX_DEPTH)
+            .map_err(|_| RequestError::ResponseUninspectable("the classifier's answer is not JSON"))?;
+        let config = &output.config;
+        let protocol = route.config.protocol;
+        let apply =
+            |v: &mut Value, f: &mut dyn FnMut(&mut [f64]) -> Result<(), RowError>| match (protocol, &config.path) {
+                (Protocol::Json, Some(path)) => harden_json(v, path, f),
+                _ => harden_kserve(v, &config.outputs, f),
+            };
+        let unreadable = |e: rampart_watch::tensor::TensorError| {
+            tracing::warn!(route = %route.name, error = %e, "output hardening could not read the answer");
+            RequestError::ResponseUninspectable("the classifier's answer has no probability rows where the route says")
+        };
+        // Rows first (on a copy: counting changes nothing), so a response is paid for
+        // whole or not at all.
+        let rows = apply(&mut value.clone(), &mut |_| Ok(())).map_err(unreadable)?;
+        let mut policy = config.policy.clone();
+        if let (Some(noise), Some(accountant), Some(budget)) =
+            (policy.cost_per_row(), &output.accountant, config.budget)
+        {
+            let n = rows as f64;
+            let cost = Cost {
+                epsilon: noise.epsilon * n,
+                delta: noise.delta * n,
+            };
+            let now = u64::try_from(rampart_identity::time::now()).unwrap_or(0);
+            let spent = accountant
+                .lock()
+                .map_err(|_| RequestError::ResponseUninspectable("the privacy budget is unavailable"))?
+                .spend(&principal_key(ex), cost, now);
+            if let Err(spent) = spent {
+                let refuse = budget.when_spent == WhenSpent::Refuse;
+                ex.add_finding(
+                    Finding {
+                        kind: "privacy_budget_spent",
+                        confidence: 1.0,
+                        location: Location::ResponseBody,
+                        span: None,
+                    },
+                    if refuse { Decision::Block } else { Decision::Flag },
+                );
+                if refuse {
+                    return Err(RequestError::PrivacyBudgetSpent {
+                        retry_after: spent.retry_after,
+                    });
+                }
+                policy = Policy {
+                    label_only: true,
+                    ..Policy::passthrough()
+                };
+            }
+        }
+        {
+            let mut rng = self::lock_rng(output)?;
+            apply(&mut value, &mut |row| harden_row(row, &policy, &mut *rng)).map_err(unreadable)?;
+        }
+        serde_json::to_vec(&value)
+            .map(Bytes::from)
+            .map_err(|_| RequestError::ResponseUninspectable("the hardened answer could not be encoded"))
+    }
+}
+
+fn lock_rng(output: &OutputRuntime) -> Result<std::sync::MutexGuard<'_, KeyedStream>, RequestError> {
+    output
+        .rng
+        .lock()
+        .map_err(|_| RequestError::ResponseUninspectable("the noise source is unavailable"))
+}
+
+impl Stage for OutputStage {
+    const NAME: &'static str = "output";
+
+    async fn on_request(&self, _ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) -> Flow {
+        if route.output.is_some() {
+            // The answer must come in a form the hardening can read.
+            req.head
+                .headers
+                .insert(header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+        }
+        Flow::Continue
+    }
+}
