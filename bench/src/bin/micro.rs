@@ -81,6 +81,11 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         });
         return Ok(());
     }
+    // MICRO_ONLY=output: only the output-hardening rows.
+    if only == "output" {
+        output_hardening()?;
+        return Ok(());
+    }
     // MICRO_ONLY=injection: only the injection scoring rows.
     if only == "injection" {
         injection_scoring();
@@ -147,7 +152,84 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     token_counting();
     detector_throughput()?;
     injection_scoring();
+    output_hardening()?;
     limit_decisions()?;
+    Ok(())
+}
+
+/// Output hardening of a KServe answer as the gateway's output stage does it (strict
+/// parse, rows counted, the principal's privacy budget spent in-process, noise and
+/// rounding, re-encoded), for an answer of one iris row and of 32 rows; and one row's
+/// transform alone.
+fn output_hardening() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use rampart_watch::budget::{Accountant, BudgetConfig, Cost};
+    use rampart_watch::harden::{Mechanism, Noise, Policy, harden_row};
+    use rampart_watch::rng::KeyedStream;
+    let noise = Noise {
+        mechanism: Mechanism::Laplace,
+        epsilon: 1.0,
+        delta: 0.0,
+    };
+    let policy = Policy {
+        noise: Some(noise),
+        decimals: Some(2),
+        ..Policy::passthrough()
+    };
+    let mut rng = KeyedStream::from_system()?;
+    let mut row = [0.1, 0.7, 0.2];
+    measure(
+        "output hardening: one 3-class row, Laplace noise + rounding",
+        200_000,
+        || {
+            row.copy_from_slice(&[0.1, 0.7, 0.2]);
+            black_box(harden_row(black_box(&mut row), &policy, &mut rng).is_ok());
+        },
+    );
+    let mut accountant = Accountant::new(
+        BudgetConfig {
+            epsilon: f64::MAX,
+            delta: 0.0,
+            window_secs: 3600,
+        },
+        100_000,
+    );
+    let names = vec!["probabilities".to_owned()];
+    for rows in [1usize, 32] {
+        let data: Vec<f64> = (0..rows).flat_map(|_| [0.1, 0.7, 0.2]).collect();
+        let body = serde_json::to_vec(&json!({"model_name": "iris", "model_version": "1", "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [rows, 3], "data": data},
+            {"name": "label", "datatype": "BYTES", "shape": [rows], "data": vec!["versicolor"; rows]}
+        ]}))?;
+        let mut principal = 0u32;
+        measure(
+            &format!(
+                "output stage work, KServe answer of {rows} row(s) ({} bytes)",
+                body.len()
+            ),
+            20_000,
+            || {
+                let mut v = rampart_detect::json::parse_strict(black_box(&body), 64).unwrap_or_default();
+                let n = rampart_watch::tensor::harden_kserve(&mut v, &names, &mut |_| Ok(())).unwrap_or(0);
+                principal = (principal + 1) % 1000;
+                let key = format!("sub:/app-{principal}");
+                let paid = accountant.spend(
+                    &key,
+                    Cost {
+                        epsilon: n as f64,
+                        delta: 0.0,
+                    },
+                    1_000,
+                );
+                let done =
+                    rampart_watch::tensor::harden_kserve(&mut v, &names, &mut |r| harden_row(r, &policy, &mut rng));
+                black_box((
+                    paid.is_ok(),
+                    done.is_ok(),
+                    serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0),
+                ));
+            },
+        );
+    }
     Ok(())
 }
 

@@ -169,7 +169,7 @@ mod tests {
             epsilon: noise.epsilon,
             delta: 0.0,
         };
-        let mut rng = KeyedStream::from_seed(b"average");
+        let mut rng = KeyedStream::from_seed(b"average").unwrap();
         let mean_error = |answers: usize, rng: &mut KeyedStream| {
             let mut sum = 0.0;
             for _ in 0..answers {

@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn label_only_top_k_and_rounding() {
-        let mut rng = KeyedStream::from_seed(b"t");
+        let mut rng = KeyedStream::from_seed(b"t").unwrap();
         let mut row = vec![0.2, 0.5, 0.3];
         harden_row(
             &mut row,
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn rows_that_are_not_probabilities_are_refused() {
-        let mut rng = KeyedStream::from_seed(b"t");
+        let mut rng = KeyedStream::from_seed(b"t").unwrap();
         for bad in [
             vec![],
             vec![0.5, 0.6],
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn noise_has_the_stated_scale() {
         // The mean absolute Laplace draw is b; the Gaussian's standard deviation is σ.
-        let mut rng = KeyedStream::from_seed(b"scale");
+        let mut rng = KeyedStream::from_seed(b"scale").unwrap();
         let n = 200_000;
         let lap = Noise {
             mechanism: Mechanism::Laplace,
@@ -373,7 +373,7 @@ mod tests {
                 delta: 1e-5,
             });
             let p = Policy { label_only, noise, top_k: (k > 0).then_some(k), decimals, allow_label_change: false };
-            let mut rng = KeyedStream::from_seed(&seed.to_le_bytes());
+            let mut rng = KeyedStream::from_seed(&seed.to_le_bytes()).unwrap();
             harden_row(&mut row, &p, &mut rng).unwrap();
             prop_assert!(row.iter().all(|v| (0.0..=1.0).contains(v)));
             prop_assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{row:?}");

@@ -126,7 +126,9 @@ fn numbers<'a>(v: &'a mut Value, out: &mut Vec<&'a mut Value>) -> Result<(), &'s
     }
 }
 
-/// Runs `f` on each row of `cells` (rows of `width`) and writes the results back.
+/// Runs `f` on each row of `cells` (rows of `width`) and writes back the values it
+/// changed (a pass that changes nothing, such as counting rows, leaves the document
+/// as it was).
 fn each_row(
     cells: &mut [&mut Value],
     width: usize,
@@ -140,7 +142,9 @@ fn each_row(
         row.extend(chunk.iter().map(|c| c.as_f64().unwrap_or(f64::NAN)));
         f(&mut row).map_err(|e| TensorError::Row(what.to_owned(), e))?;
         for (cell, v) in chunk.iter_mut().zip(&row) {
-            **cell = Number::from_f64(*v).map_or(Value::Null, Value::Number);
+            if cell.as_f64() != Some(*v) {
+                **cell = Number::from_f64(*v).map_or(Value::Null, Value::Number);
+            }
         }
         rows += 1;
     }
@@ -265,7 +269,7 @@ mod tests {
     use serde_json::json;
 
     fn label_only() -> impl FnMut(&mut [f64]) -> Result<(), RowError> {
-        let mut rng = KeyedStream::from_seed(b"t");
+        let mut rng = KeyedStream::from_seed(b"t").unwrap();
         let p = Policy {
             label_only: true,
             ..Policy::passthrough()

@@ -130,9 +130,9 @@ impl OutputStage {
             tracing::warn!(route = %route.name, error = %e, "output hardening could not read the answer");
             RequestError::ResponseUninspectable("the classifier's answer has no probability rows where the route says")
         };
-        // Rows first (on a copy: counting changes nothing), so a response is paid for
-        // whole or not at all.
-        let rows = apply(&mut value.clone(), &mut |_| Ok(())).map_err(unreadable)?;
+        // Rows first (a pass that changes nothing), so a response is paid for whole or
+        // not at all.
+        let rows = apply(&mut value, &mut |_| Ok(())).map_err(unreadable)?;
         let mut policy = config.policy.clone();
         if let (Some(noise), Some(accountant), Some(budget)) =
             (policy.cost_per_row(), &output.accountant, config.budget)
