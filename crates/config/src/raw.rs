@@ -609,6 +609,8 @@ pub struct RawValidation {
     pub max_tokens: Option<u64>,
     pub allow_logit_bias: Option<bool>,
     pub allow_logprobs: Option<bool>,
+    pub allow_logit_bias_with_logprobs: Option<bool>,
+    pub max_top_logprobs: Option<u64>,
     pub allow_tools: Option<bool>,
     pub max_inputs: Option<u64>,
     pub max_elements: Option<u64>,

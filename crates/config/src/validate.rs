@@ -584,6 +584,8 @@ impl Validator<'_> {
             || raw.max_tokens.is_some()
             || raw.allow_logit_bias.is_some()
             || raw.allow_logprobs.is_some()
+            || raw.allow_logit_bias_with_logprobs.is_some()
+            || raw.max_top_logprobs.is_some()
             || raw.allow_tools.is_some()
             || raw.max_inputs.is_some()
             || raw.max_elements.is_some()
@@ -616,6 +618,20 @@ impl Validator<'_> {
                     .map(|t| self.positive(&path.key("max_tokens"), Some(t), 1)),
                 allow_logit_bias: raw.allow_logit_bias.unwrap_or(d.allow_logit_bias),
                 allow_logprobs: raw.allow_logprobs.unwrap_or(d.allow_logprobs),
+                allow_logit_bias_with_logprobs: raw
+                    .allow_logit_bias_with_logprobs
+                    .unwrap_or(d.allow_logit_bias_with_logprobs),
+                max_top_logprobs: match raw.max_top_logprobs {
+                    Some(m) if m > 20 => {
+                        self.issue(
+                            &path.key("max_top_logprobs"),
+                            "must be at most 20 (the protocol's own limit)",
+                        );
+                        d.max_top_logprobs
+                    }
+                    Some(m) => m,
+                    None => d.max_top_logprobs,
+                },
                 allow_tools: raw.allow_tools.unwrap_or(d.allow_tools),
                 max_inputs,
             }))

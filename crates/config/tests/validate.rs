@@ -348,4 +348,6 @@ fn output_hardening_is_checked() {
     has(&err, "routes[1].output.budget.epsilon", "every answer would be refused");
     let err = errors(&route("kserve", "decimals = 2\nbudget = { epsilon = 1.0 }"));
     has(&err, "routes[1].output.budget", "needs `noise`");
+    let err = errors(&format!("{BASE}validation = {{ max_top_logprobs = 21 }}\n"));
+    has(&err, "routes[0].validation.max_top_logprobs", "at most 20");
 }

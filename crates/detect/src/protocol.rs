@@ -16,6 +16,12 @@ pub struct OpenAiRules {
     pub max_tokens: Option<u64>,
     pub allow_logit_bias: bool,
     pub allow_logprobs: bool,
+    /// `logit_bias` and logprobs in one request: together they let a caller read the
+    /// model's logits token by token and recover its final layer (Carlini et al.,
+    /// "Stealing Part of a Production Language Model", 2024). Refused by default.
+    pub allow_logit_bias_with_logprobs: bool,
+    /// Largest `top_logprobs` (the protocol allows 20).
+    pub max_top_logprobs: u64,
     pub allow_tools: bool,
     /// Largest number of inputs in one embeddings request.
     pub max_inputs: usize,
@@ -29,6 +35,8 @@ impl Default for OpenAiRules {
             max_tokens: None,
             allow_logit_bias: true,
             allow_logprobs: true,
+            allow_logit_bias_with_logprobs: false,
+            max_top_logprobs: 20,
             allow_tools: true,
             max_inputs: 2048,
         }
@@ -238,8 +246,19 @@ fn generation_params(o: &serde_json::Map<String, Value>, rules: &OpenAiRules) ->
             }
         }
     }
-    asks("logprobs")?;
-    opt_count(o, "top_logprobs", 0, Some(20))?;
+    let wants_logprobs = asks("logprobs")? || asks("top_logprobs")? || asks("prompt_logprobs")?;
+    opt_count(o, "top_logprobs", 0, Some(rules.max_top_logprobs.min(20)))?;
+    if wants_logprobs
+        && !rules.allow_logit_bias_with_logprobs
+        && o.get("logit_bias")
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+    {
+        return Err(bad(
+            "logit_bias",
+            "cannot be combined with logprobs on this route: together they let a caller read out the model's logits",
+        ));
+    }
     if let Some(tools) = o.get("tools").filter(|v| !v.is_null()) {
         if !rules.allow_tools {
             return Err(bad("tools", "is not allowed on this route"));
@@ -667,6 +686,40 @@ mod tests {
             {"role": "tool", "tool_call_id": "c1", "content": "42"}
         ], "n": 2, "temperature": 0.2, "logit_bias": {"50256": -100}});
         assert_eq!(chat(ok), Ok(()));
+        // logit_bias with logprobs: the logit-extraction combination, refused unless
+        // allowed; each alone passes; top_logprobs is capped.
+        let msgs = json!([{"role": "user", "content": "a"}]);
+        for asks in [
+            json!({"logprobs": true}),
+            json!({"top_logprobs": 5}),
+            json!({"logprobs": 1, "top_logprobs": 0}),
+        ] {
+            let mut body = json!({"model": "m", "messages": msgs, "logit_bias": {"1": 100}});
+            body.as_object_mut().unwrap().extend(asks.as_object().unwrap().clone());
+            assert_eq!(chat(body.clone()).unwrap_err().path, "logit_bias", "{body}");
+            let open = OpenAiRules {
+                allow_logit_bias_with_logprobs: true,
+                ..OpenAiRules::default()
+            };
+            assert_eq!(openai("/v1/chat/completions", &body, &open), Ok(()));
+        }
+        assert_eq!(
+            chat(json!({"model": "m", "messages": msgs, "logit_bias": {"1": 100}, "logprobs": false})),
+            Ok(())
+        );
+        assert_eq!(
+            chat(json!({"model": "m", "messages": msgs, "logprobs": true, "top_logprobs": 20})),
+            Ok(())
+        );
+        let capped = OpenAiRules {
+            max_top_logprobs: 3,
+            ..OpenAiRules::default()
+        };
+        let body = json!({"model": "m", "messages": msgs, "logprobs": true, "top_logprobs": 4});
+        assert_eq!(
+            openai("/v1/chat/completions", &body, &capped).unwrap_err().path,
+            "top_logprobs"
+        );
         let path = |b: Value| chat(b).unwrap_err().path;
         assert_eq!(path(json!({"messages": []})), "model");
         assert_eq!(path(json!({"model": "m"})), "messages");

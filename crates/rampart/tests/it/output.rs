@@ -1,6 +1,7 @@
 //! Output hardening through the real gateway and the demo KServe iris server: label
 //! only, noise with rounding, the privacy budget refusing (429) or degrading to the
-//! label, and answers whose rows cannot be read refused (502) rather than passed on.
+//! label, and answers whose rows cannot be read refused (502) rather than passed on;
+//! on LLM routes, the logit-extraction pair (`logit_bias` with logprobs) refused.
 
 use crate::common::*;
 use http::StatusCode;
@@ -183,4 +184,52 @@ async fn json_routes_harden_by_path_and_refuse_answers_without_readable_rows() {
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+}
+
+/// The logit-extraction combination on an OpenAI route with default validation:
+/// `logit_bias` with logprobs is refused before it reaches the model; each alone
+/// passes, and `top_logprobs` above the route's cap is refused.
+#[tokio::test]
+async fn logit_bias_with_logprobs_is_refused_on_llm_routes() {
+    let (o, k) = (openai(rampart_testkit::DemoOptions::default()).await, kserve().await);
+    let base = base_config(&o.url(), &k.url());
+    let gw = start(&base);
+    let c = TestClient::http1();
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    let msgs = json!([{"role": "user", "content": "hello"}]);
+    let r = c
+        .post_json(
+            &url,
+            &json!({"model": "m", "messages": msgs, "logit_bias": {"1000": 100}, "logprobs": true, "top_logprobs": 5}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(r.json()["error"]["param"], "logit_bias", "{}", r.text());
+    for alone in [
+        json!({"logit_bias": {"1000": 100}}),
+        json!({"logprobs": true, "top_logprobs": 5}),
+    ] {
+        let mut body = json!({"model": "m", "messages": msgs});
+        body.as_object_mut().unwrap().extend(alone.as_object().unwrap().clone());
+        let r = c.post_json(&url, &body).await.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.text());
+    }
+    drop(gw);
+    let capped = base.replacen(
+        "protocol = \"openai\"\npublic = true\n",
+        "protocol = \"openai\"\npublic = true\nvalidation = { max_top_logprobs = 2 }\n",
+        1,
+    );
+    let gw = start(&capped);
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    let r = c
+        .post_json(
+            &url,
+            &json!({"model": "m", "messages": msgs, "logprobs": true, "top_logprobs": 3}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(r.json()["error"]["param"], "top_logprobs", "{}", r.text());
 }
