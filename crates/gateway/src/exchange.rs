@@ -200,7 +200,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
         return error_response(pipeline, ex, Some(route), e);
     }
     let content_holds = pipeline.content.holds_response(&ex, &head);
-    let output_holds = pipeline.output.holds_response(&route, &head);
+    let output_holds = pipeline.output.holds_response(&ex, &route, &head);
     if content_holds || output_holds {
         // The content policy and the output hardening see the whole body before the
         // client sees the head, so a block can still be a clean 502.

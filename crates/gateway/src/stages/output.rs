@@ -4,7 +4,8 @@
 //! per response: a response of N rows costs N·ε. A principal whose budget is spent gets
 //! 429 with `Retry-After`, or the label alone, as the route says.
 //!
-//! Whole responses only: the pipeline holds a successful (2xx) non-streamed answer
+//! Whole responses only: the pipeline holds a successful (2xx) non-streamed answer (on
+//! KServe routes, to an inference request: health and metadata pass as they are)
 //! ([`OutputStage::holds_response`]) and hands it over after the content stage
 //! ([`OutputStage::on_response_body`]). An answer whose rows cannot be read — not JSON,
 //! a named output missing, a row that is not a probability distribution, tensors in the
@@ -94,9 +95,17 @@ fn principal_key(ex: &Exchange) -> String {
 
 impl OutputStage {
     /// Whether the pipeline must hold this response whole for the route's hardening:
-    /// a successful answer on a hardened route that is not an event stream.
-    pub fn holds_response(&self, route: &RouteRuntime, head: &http::response::Parts) -> bool {
+    /// a successful answer on a hardened route that is not an event stream — on KServe
+    /// routes, an inference answer (`…/infer`); health and metadata carry no outputs.
+    pub fn holds_response(&self, ex: &Exchange, route: &RouteRuntime, head: &http::response::Parts) -> bool {
+        let inference = route.config.protocol != Protocol::Kserve
+            || ex
+                .path
+                .split('?')
+                .next()
+                .is_some_and(|p| p.trim_end_matches('/').ends_with("/infer"));
         route.output.is_some()
+            && inference
             && head.status.is_success()
             && !head
                 .headers

@@ -74,6 +74,12 @@ async fn label_only_and_noise_keep_the_label_and_the_protocol() {
     );
     assert_eq!(out["outputs"][0]["shape"], json!([2, 3]));
     assert_eq!(out["outputs"][0]["datatype"], "FP32");
+    // Health and metadata carry no outputs: they pass as they are.
+    let meta = c.get(&format!("{}/v2/models/iris", gw.url("main"))).await.unwrap();
+    assert_eq!(meta.status, StatusCode::OK, "{}", meta.text());
+    assert_eq!(meta.json()["inputs"][0]["shape"], json!([-1, 4]));
+    let ready = c.get(&format!("{}/v2/health/ready", gw.url("main"))).await.unwrap();
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
     drop(gw);
 
     let gw = gateway(
