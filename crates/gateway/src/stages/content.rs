@@ -28,7 +28,7 @@ fn is_sse(head: &http::response::Parts) -> bool {
 }
 
 /// Whether the response carries a content coding other than `identity`.
-fn encoded(head: &http::response::Parts) -> bool {
+pub(crate) fn encoded(head: &http::response::Parts) -> bool {
     head.headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
         v.to_str()
             .map(|s| {

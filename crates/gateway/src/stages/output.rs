@@ -67,13 +67,7 @@ impl OutputRuntime {
 pub struct OutputStage;
 
 fn readable(head: &http::response::Parts) -> Result<(), &'static str> {
-    let coded = head.headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
-        v.to_str().map_or(true, |s| {
-            s.split(',')
-                .any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
-        })
-    });
-    if coded {
+    if crate::stages::content::encoded(head) {
         return Err("the upstream answered in a content coding the gateway does not decode");
     }
     if head.headers.contains_key(rampart_detect::kserve_binary::HEADER) {
