@@ -28,6 +28,7 @@ pub mod exchange;
 pub mod identity;
 pub mod json;
 pub mod metrics;
+pub mod output;
 pub mod pipeline;
 pub mod route;
 pub mod router;

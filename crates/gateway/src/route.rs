@@ -16,5 +16,5 @@ pub struct RouteRuntime {
     /// The route's content policy, compiled.
     pub policy: Option<Arc<crate::content::PolicyRuntime>>,
     /// The route's output hardening, with its privacy budgets and noise source.
-    pub output: Option<Arc<crate::stages::output::OutputRuntime>>,
+    pub output: Option<Arc<crate::output::OutputRuntime>>,
 }

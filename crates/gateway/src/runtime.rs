@@ -78,7 +78,7 @@ impl Runtime {
         for r in &config.routes {
             let Some(pool) = pools.get(r.upstream) else { continue };
             let output = match &r.output {
-                Some(o) => Some(Arc::new(crate::stages::output::OutputRuntime::build(o)?)),
+                Some(o) => Some(Arc::new(crate::output::OutputRuntime::build(o)?)),
                 None => None,
             };
             routes.push(Arc::new(RouteRuntime {

@@ -15,53 +15,22 @@
 //! its tenant; the client address for anonymous callers), in fixed windows; they start
 //! afresh when the gateway restarts or reloads its config.
 
-use std::sync::Mutex;
-
 use bytes::Bytes;
 use http::header;
+use rampart_config::Protocol;
 use rampart_config::raw::WhenSpent;
-use rampart_config::{OutputHardening, Protocol};
-use rampart_watch::budget::{Accountant, BudgetConfig, Cost};
+use rampart_watch::budget::Cost;
 use rampart_watch::harden::{Policy, RowError, harden_row};
-use rampart_watch::rng::KeyedStream;
 use rampart_watch::tensor::{harden_json, harden_kserve};
 use serde_json::Value;
 
 use crate::context::{Decision, Exchange, Finding, Location};
-use crate::error::{InitError, RequestError};
+use crate::error::RequestError;
 use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
 /// Deepest JSON a classifier answer may nest.
 const MAX_DEPTH: u32 = 64;
-
-/// A route's output hardening as the data plane runs it.
-#[derive(Debug)]
-pub struct OutputRuntime {
-    pub config: OutputHardening,
-    accountant: Option<Mutex<Accountant>>,
-    rng: Mutex<KeyedStream>,
-}
-
-impl OutputRuntime {
-    pub fn build(config: &OutputHardening) -> Result<Self, InitError> {
-        let rng = KeyedStream::from_system().map_err(|e| InitError::Keys(e.to_string()))?;
-        Ok(Self {
-            accountant: config.budget.map(|b| {
-                Mutex::new(Accountant::new(
-                    BudgetConfig {
-                        epsilon: b.epsilon,
-                        delta: b.delta,
-                        window_secs: b.window.as_secs().max(1),
-                    },
-                    rampart_config::defaults::PRIVACY_PRINCIPALS,
-                ))
-            }),
-            config: config.clone(),
-            rng: Mutex::new(rng),
-        })
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct OutputStage;
@@ -137,20 +106,17 @@ impl OutputStage {
         // not at all.
         let rows = apply(&mut value, &mut |_| Ok(())).map_err(unreadable)?;
         let mut policy = config.policy.clone();
-        if let (Some(noise), Some(accountant), Some(budget)) =
-            (policy.cost_per_row(), &output.accountant, config.budget)
-        {
+        if let (Some(noise), Some(budget)) = (policy.cost_per_row(), config.budget) {
             let n = rows as f64;
             let cost = Cost {
                 epsilon: noise.epsilon * n,
                 delta: noise.delta * n,
             };
             let now = u64::try_from(rampart_identity::time::now()).unwrap_or(0);
-            let spent = accountant
-                .lock()
-                .map_err(|_| RequestError::ResponseUninspectable("the privacy budget is unavailable"))?
-                .spend(&principal_key(ex), cost, now);
-            if let Err(spent) = spent {
+            let spent = output
+                .spend(&principal_key(ex), cost, now)
+                .map_err(|_| RequestError::ResponseUninspectable("the privacy budget is unavailable"))?;
+            if let Some(Err(spent)) = spent {
                 let refuse = budget.when_spent == WhenSpent::Refuse;
                 ex.add_finding(
                     Finding {
@@ -172,21 +138,14 @@ impl OutputStage {
                 };
             }
         }
-        {
-            let mut rng = self::lock_rng(output)?;
-            apply(&mut value, &mut |row| harden_row(row, &policy, &mut *rng)).map_err(unreadable)?;
-        }
+        output
+            .with_rng(|rng| apply(&mut value, &mut |row| harden_row(row, &policy, rng)))
+            .map_err(|_| RequestError::ResponseUninspectable("the noise source is unavailable"))?
+            .map_err(unreadable)?;
         serde_json::to_vec(&value)
             .map(Bytes::from)
             .map_err(|_| RequestError::ResponseUninspectable("the hardened answer could not be encoded"))
     }
-}
-
-fn lock_rng(output: &OutputRuntime) -> Result<std::sync::MutexGuard<'_, KeyedStream>, RequestError> {
-    output
-        .rng
-        .lock()
-        .map_err(|_| RequestError::ResponseUninspectable("the noise source is unavailable"))
 }
 
 impl Stage for OutputStage {
