@@ -54,14 +54,9 @@ impl Queries {
 /// Log-odds parameters against class 0: for classes 1 and 2, [a_1..a_4, c].
 type Params = [[f64; 5]; 2];
 
+/// The index of the largest value, the first on ties (the hardening's own definition).
 fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best
+    rampart_watch::harden::top_label(v).unwrap_or(0)
 }
 
 /// Least squares for y ≈ [x, 1]·θ (normal equations, Gaussian elimination).

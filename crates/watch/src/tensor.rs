@@ -226,25 +226,21 @@ pub fn harden_json(
     }
     let mut rows = 0;
     for node in nodes {
-        let Value::Array(items) = node else {
-            return Err(TensorError::Malformed(path.text.clone(), "not an array of numbers"));
-        };
-        if items.iter().all(Value::is_array) && !items.is_empty() {
-            for item in items.iter_mut() {
-                rows += harden_json_row(item, &path.text, f)?;
+        match node {
+            // An array of rows.
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_array) => {
+                for item in items.iter_mut() {
+                    rows += harden_json_row(item, &path.text, f)?;
+                }
             }
-        } else {
-            let mut cells: Vec<&mut Value> = items.iter_mut().collect();
-            if !cells.iter().all(|c| c.is_number()) {
-                return Err(TensorError::Malformed(path.text.clone(), "not an array of numbers"));
-            }
-            let width = cells.len();
-            rows += each_row(&mut cells, width, &path.text, f)?;
+            // One row (anything else is refused there).
+            row => rows += harden_json_row(row, &path.text, f)?,
         }
     }
     Ok(rows)
 }
 
+/// One row at a JSON path: an array of numbers.
 fn harden_json_row(
     item: &mut Value,
     what: &str,
