@@ -463,6 +463,8 @@ pub struct PrivacyBudget {
     pub delta: f64,
     pub window: Duration,
     pub when_spent: crate::raw::WhenSpent,
+    /// `local`: per node; `redis`: one budget per principal for every node.
+    pub backend: LimitBackend,
 }
 
 /// A route's pinned model version (`[routes.model]`).

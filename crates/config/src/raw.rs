@@ -573,6 +573,7 @@ pub struct RawPrivacyBudget {
     pub delta: Option<f64>,
     pub window: Option<String>,
     pub when_spent: Option<WhenSpent>,
+    pub backend: Option<LimitBackend>,
 }
 
 /// What a principal whose privacy budget is spent gets.

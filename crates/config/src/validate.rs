@@ -35,6 +35,8 @@ struct Validator<'a> {
     locator: Locator<'a>,
     env: &'a Environment<'a>,
     issues: Vec<ConfigIssue>,
+    /// Whether the file has a `[redis]` section (shared backends need one).
+    has_redis: bool,
 }
 
 impl Validator<'_> {
@@ -761,6 +763,7 @@ impl Validator<'_> {
                 delta: b.delta.unwrap_or(0.0),
                 window: self.duration(&p.key("window"), &b.window, defaults::PRIVACY_WINDOW),
                 when_spent: b.when_spent.unwrap_or_default(),
+                backend: self.limit_backend(&p.key("backend"), b.backend, self.has_redis),
             }
         });
         OutputHardening {
@@ -1199,6 +1202,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         locator: Locator::new(source),
         env,
         issues: Vec::new(),
+        has_redis: raw.redis.is_some(),
     };
     let root = KeyPath::default();
 

@@ -229,7 +229,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
             Ok(b) => b,
             Err(e) => return error_response(pipeline, ex, Some(route), e),
         };
-        let body = match pipeline.output.on_response_body(&mut ex, &route, &head, body) {
+        let body = match pipeline.output.on_response_body(&mut ex, &route, &head, body).await {
             Ok(b) => b,
             Err(e) => return error_response(pipeline, ex, Some(route), e),
         };

@@ -74,11 +74,20 @@ impl Runtime {
         for (name, p) in &config.policies {
             policies.insert(name.clone(), Arc::new(crate::content::PolicyRuntime::build(p)?));
         }
+        let counted = Arc::clone(metrics);
+        let limiter = Arc::new(
+            rampart_limits::Limiter::build(&config, limits, Arc::new(move || counted.limit_backend_error()))
+                .map_err(|e| InitError::Keys(e.0))?,
+        );
         let mut routes: Vec<Arc<RouteRuntime>> = Vec::with_capacity(config.routes.len());
         for r in &config.routes {
             let Some(pool) = pools.get(r.upstream) else { continue };
             let output = match &r.output {
-                Some(o) => Some(Arc::new(crate::output::OutputRuntime::build(o)?)),
+                Some(o) => Some(Arc::new(crate::output::OutputRuntime::build(
+                    &r.name,
+                    o,
+                    limiter.redis(),
+                )?)),
                 None => None,
             };
             routes.push(Arc::new(RouteRuntime {
@@ -90,11 +99,6 @@ impl Runtime {
             }));
         }
         let identity = crate::identity::IdentityRuntime::build(&config, audit.cloned())?;
-        let counted = Arc::clone(metrics);
-        let limiter = Arc::new(
-            rampart_limits::Limiter::build(&config, limits, Arc::new(move || counted.limit_backend_error()))
-                .map_err(|e| InitError::Keys(e.0))?,
-        );
         let pipeline = Arc::new(Pipeline::new(
             Arc::clone(metrics),
             log.sender(),

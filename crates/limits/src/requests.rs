@@ -398,6 +398,27 @@ if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return {0} end
 return {1}
 ";
 
+/// Spends from a windowed pair of budgets (a privacy budget's ε and δ, in integer
+/// units), all or nothing. ARGV: window length (s), cost 1, cost 2, limit 1, limit 2.
+/// Windows are aligned on Redis's clock, so every node agrees. Returns {1, left of
+/// budget 1} when paid, {0, seconds until the window renews} when not.
+const BUDGET_LUA: &str = r"
+local t = redis.call('TIME')
+local len = tonumber(ARGV[1])
+local w = math.floor(tonumber(t[1]) / len)
+local v = redis.call('HMGET', KEYS[1], 'w', 'a', 'b')
+local a, b = 0, 0
+if tonumber(v[1]) == w then a = tonumber(v[2]) or 0 b = tonumber(v[3]) or 0 end
+a = a + tonumber(ARGV[2])
+b = b + tonumber(ARGV[3])
+if a > tonumber(ARGV[4]) or b > tonumber(ARGV[5]) then
+  return {0, (w + 1) * len - tonumber(t[1])}
+end
+redis.call('HSET', KEYS[1], 'w', w, 'a', a, 'b', b)
+redis.call('EXPIRE', KEYS[1], len + 60)
+return {1, tonumber(ARGV[4]) - a}
+";
+
 /// Slots of a crashed node are released this long after the last request took one.
 const SLOT_TTL_MS: i64 = 15 * 60 * 1000;
 
@@ -417,6 +438,7 @@ pub struct RedisBackend {
     quota: redis::Script,
     slot: redis::Script,
     shift: redis::Script,
+    budget: redis::Script,
     healthy: AtomicBool,
     /// After consecutive failures, requests apply the fail mode at once while a
     /// background probe waits for Redis (a refused connection no longer costs every
@@ -453,6 +475,7 @@ impl RedisBackend {
             quota: redis::Script::new(QUOTA_LUA),
             slot: redis::Script::new(SLOT_LUA),
             shift: redis::Script::new(SHIFT_LUA),
+            budget: redis::Script::new(BUDGET_LUA),
             healthy: AtomicBool::new(true),
             breaker: crate::breaker::Breaker::default(),
             probe_result: Mutex::new(None),
@@ -609,6 +632,34 @@ impl RedisBackend {
             Ok(())
         } else {
             Err(u64::try_from(v.get(1).copied().unwrap_or(0)).unwrap_or(0))
+        })
+    }
+
+    /// Spends `cost` from a shared windowed pair of budgets of `limit` (integer units;
+    /// windows of `window_secs`, aligned on Redis's clock), all or nothing:
+    /// `Ok(Ok(left))` paid, `Ok(Err(retry_after_secs))` spent, `Err` Redis did not answer.
+    pub async fn spend_budget(
+        &self,
+        kind: &str,
+        name: &str,
+        key: &str,
+        window_secs: u64,
+        cost: [i64; 2],
+        limit: [i64; 2],
+    ) -> Result<Result<i64, u64>, String> {
+        let window = i64::try_from(window_secs.max(1)).unwrap_or(i64::MAX);
+        let v = self
+            .call(
+                &self.budget,
+                &redis_key(kind, name, key),
+                &[window, cost[0], cost[1], limit[0], limit[1]],
+            )
+            .await?;
+        let second = v.get(1).copied().unwrap_or(0);
+        Ok(if v.first() == Some(&1) {
+            Ok(second)
+        } else {
+            Err(u64::try_from(second).unwrap_or(1).max(1))
         })
     }
 

@@ -11,9 +11,11 @@
 //! a named output missing, a row that is not a probability distribution, tensors in the
 //! binary extension, a content coding — is refused (502), never passed on unhardened.
 //!
-//! Budgets are counted per node, per route, per principal (API key or JWT subject with
-//! its tenant; the client address for anonymous callers), in fixed windows; they start
-//! afresh when the gateway restarts or reloads its config.
+//! Budgets are counted per route, per principal (API key or JWT subject with its
+//! tenant; the client address for anonymous callers), in fixed windows: per node in
+//! memory (they start afresh when the gateway restarts or reloads its config), or in
+//! Redis for every node (`budget.backend = "redis"`), where a budget that cannot be
+//! read counts as spent.
 
 use bytes::Bytes;
 use http::header;
@@ -26,6 +28,7 @@ use serde_json::Value;
 
 use crate::context::{Decision, Exchange, Finding, Location};
 use crate::error::RequestError;
+use crate::output::Payment;
 use crate::route::RouteRuntime;
 use crate::stage::{Flow, RequestParts, Stage};
 
@@ -78,7 +81,7 @@ impl OutputStage {
     }
 
     /// Hardens a whole response body; returns the body to send or the refusal.
-    pub fn on_response_body(
+    pub async fn on_response_body(
         &self,
         ex: &mut Exchange,
         route: &RouteRuntime,
@@ -112,15 +115,25 @@ impl OutputStage {
                 epsilon: noise.epsilon * n,
                 delta: noise.delta * n,
             };
-            let now = u64::try_from(rampart_identity::time::now()).unwrap_or(0);
-            let spent = output
-                .spend(&principal_key(ex), cost, now)
+            let paid = output
+                .spend(&principal_key(ex), cost)
+                .await
                 .map_err(|_| RequestError::ResponseUninspectable("the privacy budget is unavailable"))?;
-            if let Some(Err(spent)) = spent {
+            let retry_after = match paid {
+                Payment::Free | Payment::Paid => None,
+                Payment::Spent { retry_after } => Some(retry_after),
+                Payment::Unknown => Some(1),
+            };
+            if let Some(retry_after) = retry_after {
                 let refuse = budget.when_spent == WhenSpent::Refuse;
+                let kind = if paid == Payment::Unknown {
+                    "privacy_budget_unavailable"
+                } else {
+                    "privacy_budget_spent"
+                };
                 ex.add_finding(
                     Finding {
-                        kind: "privacy_budget_spent",
+                        kind,
                         confidence: 1.0,
                         location: Location::ResponseBody,
                         span: None,
@@ -128,9 +141,7 @@ impl OutputStage {
                     if refuse { Decision::Block } else { Decision::Flag },
                 );
                 if refuse {
-                    return Err(RequestError::PrivacyBudgetSpent {
-                        retry_after: spent.retry_after,
-                    });
+                    return Err(RequestError::PrivacyBudgetSpent { retry_after });
                 }
                 policy = Policy {
                     label_only: true,

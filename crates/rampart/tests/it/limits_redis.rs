@@ -311,3 +311,83 @@ async fn token_budget_is_shared_through_redis_and_fails_as_configured() {
     redis.kill().unwrap();
     redis.wait().unwrap();
 }
+
+/// A privacy budget with `backend = "redis"` is one budget per principal for every
+/// node: noisy answers from either gateway spend it, the answer that would overspend it
+/// is refused on both, and while Redis is down the budget counts as spent (the route's
+/// `when_spent` applies) instead of each node granting a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privacy_budget_is_shared_by_two_gateways_through_redis() {
+    let port = free_port();
+    let mut redis = redis_server(port);
+    let k = kserve().await;
+    let output = "[routes.output]\nnoise = { mechanism = \"laplace\", epsilon = 0.5 }\n\
+                  budget = { epsilon = 3.0, window = \"1h\", backend = \"redis\" }\n";
+    let config = format!(
+        "{}\n[redis]\nurl = {{ env = \"RAMPART_TEST_REDIS\" }}\ntimeout = \"100ms\"\n",
+        base_config("http://127.0.0.1:9", &k.url()).replacen(
+            "protocol = \"kserve\"\npublic = true\n",
+            &format!("protocol = \"kserve\"\npublic = true\n{output}"),
+            1,
+        )
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    let env = [("RAMPART_TEST_REDIS", url.as_str())];
+    let node = |name: &str| {
+        GatewayProcess::start_with_env(bin(), &config, rampart_testkit::TempDir::new(name).unwrap(), &env).unwrap()
+    };
+    let (g1, g2) = (node("rampart-pb-1"), node("rampart-pb-2"));
+    let c = TestClient::http1();
+    // Two rows per answer at ε = 0.5 each: one answer costs 1.0 of the 3.0 budget.
+    let body = serde_json::json!({"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
+                                  "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]});
+    let infer = |gw: &GatewayProcess| format!("{}/v2/models/iris/infer", gw.url("main"));
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let gw = if i % 2 == 0 { &g1 } else { &g2 };
+        let r = c.post_json(&infer(gw), &body).await.unwrap();
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.json()["code"], "privacy_budget_spent", "{}", r.text());
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=3600).contains(&retry), "{retry}");
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "three answers of ε = 1 fit a shared budget of 3, across both nodes"
+    );
+    // Redis gone: neither node hands out a fresh budget of its own.
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    for gw in [&g1, &g2] {
+        let r = c.post_json(&infer(gw), &body).await.unwrap();
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+        let ok = c.get(&format!("{}/v2/models/iris", gw.url("main"))).await.unwrap();
+        assert_eq!(ok.status, StatusCode::OK, "metadata spends no budget and keeps working");
+    }
+    // Redis back, empty: the budget is shared again.
+    let mut redis = redis_server(port);
+    let mut ok = 0;
+    for i in 0..60 {
+        let gw = if i % 2 == 0 { &g1 } else { &g2 };
+        if c.post_json(&infer(gw), &body).await.unwrap().status == StatusCode::OK {
+            ok += 1;
+        }
+        if i >= 20 && ok > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!((1..=3).contains(&ok), "after recovery the shared budget granted {ok}");
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}
