@@ -58,8 +58,8 @@ pub enum Payment {
     Unknown,
 }
 
+#[allow(clippy::cast_possible_truncation)] // finite and ≥ 0 by validation; `as` saturates
 fn units(x: f64, unit: f64) -> i64 {
-    // Finite, non-negative and bounded by validation; `as` saturates in any case.
     (x * unit).round() as i64
 }
 
