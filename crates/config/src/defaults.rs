@@ -177,3 +177,36 @@ pub const PRIVACY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Principals whose privacy budget one node tracks per route; beyond it, new principals
 /// are refused until a window ends (forgetting a live one would reset its budget).
 pub const PRIVACY_PRINCIPALS: usize = 100_000;
+
+/// Detectors (`[watch]`, `[routes.watch]`): one alert per detector and principal (or
+/// route) per cooldown, so an attack produces an alert, not a flood.
+pub const ALERT_COOLDOWN: Duration = Duration::from_secs(600);
+/// How long a detector's block or throttle lasts.
+pub const WATCH_PENALTY: Duration = Duration::from_secs(900);
+pub const THROTTLE_PER_MINUTE: u32 = 10;
+/// Principals each detector table tracks per node (the least recently seen tenth is
+/// forgotten when full).
+pub const WATCH_PRINCIPALS: usize = 100_000;
+/// A rate spike: this many times the principal's own per-minute baseline ...
+pub const RATE_FACTOR: f64 = 10.0;
+/// ... and more than this many requests in the minute.
+pub const RATE_FLOOR: u32 = 120;
+/// 401/403/404 answers within a minute that make a denied burst.
+pub const DENIED_PER_MINUTE: u32 = 20;
+/// Policy refusals among a principal's last 20 exchanges that fire.
+pub const REFUSALS: u32 = 5;
+/// Webhook delivery: per attempt, attempts after the first, alerts waiting.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+pub const WEBHOOK_RETRIES: u32 = 5;
+pub const WEBHOOK_QUEUE: usize = 1000;
+/// Extraction detectors: spacings and flags kept per principal, and how many the
+/// tests wait for.
+pub const WATCH_WINDOW: usize = 100;
+pub const WATCH_MIN_QUERIES: usize = 40;
+/// False-alarm rate of one extraction test on honest traffic.
+pub const WATCH_FALSE_ALARM: f64 = 1e-6;
+/// An answer whose top two probabilities differ by less than this is at the boundary.
+pub const LOW_MARGIN: f64 = 0.1;
+/// Drift: the sliding window (queries or answers) and the PSI that fires.
+pub const DRIFT_WINDOW: usize = 500;
+pub const DRIFT_THRESHOLD: f64 = 0.25;

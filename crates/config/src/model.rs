@@ -35,8 +35,52 @@ pub struct Config {
     pub redis: Option<Redis>,
     /// The audit trail; `None` when `[audit]` is absent or disabled.
     pub audit: Option<Audit>,
+    /// Behaviour detectors, penalties and alert delivery; `None` without `[watch]`.
+    pub watch: Option<Watch>,
     /// SHA-256 (hex) of the config text: the policy version every audit record names.
     pub digest: String,
+}
+
+/// `[watch]`: gateway-wide detection settings (docs/CONFIG.md).
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// One alert per detector, principal (or route) within this period.
+    pub alert_cooldown: Duration,
+    /// How long a block or throttle lasts.
+    pub penalty: Duration,
+    pub throttle_per_minute: u32,
+    /// Principals each detector table tracks per node.
+    pub principals: usize,
+    pub alert_log: bool,
+    pub behaviour: rampart_watch::behaviour::BehaviourConfig,
+    pub rate_spike: rampart_watch::signal::Action,
+    pub denied_burst: rampart_watch::signal::Action,
+    pub refusals: rampart_watch::signal::Action,
+    pub webhook: Option<Webhook>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: http::Uri,
+    pub secret: Secret<String>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub queue: usize,
+}
+
+/// `[routes.watch]`: a classifier route's detectors.
+#[derive(Debug, Clone)]
+pub struct RouteWatch {
+    /// The reference statistics, loaded and checked; input detectors need it.
+    pub reference: Option<std::sync::Arc<rampart_watch::reference::Reference>>,
+    pub input: Option<String>,
+    pub path: Option<rampart_watch::tensor::JsonPath>,
+    pub extraction: rampart_watch::extraction::ExtractionConfig,
+    pub drift_window: usize,
+    pub drift_threshold: f64,
+    pub on_extraction: rampart_watch::signal::Action,
+    pub on_out_of_distribution: rampart_watch::signal::Action,
+    pub on_drift: rampart_watch::signal::Action,
 }
 
 /// The audit trail's settings (docs/AUDIT.md).
@@ -443,6 +487,7 @@ pub struct Route {
     pub model: Option<ModelPin>,
     /// Output hardening of a classifier route (`[routes.output]`).
     pub output: Option<OutputHardening>,
+    pub watch: Option<RouteWatch>,
 }
 
 /// A route's output hardening: what each probability row may reveal, where the rows

@@ -37,6 +37,69 @@ pub struct RawConfig {
     #[serde(default)]
     pub policies: BTreeMap<String, RawPolicy>,
     pub audit: Option<RawAudit>,
+    /// Behaviour detectors, penalties and where alerts go.
+    pub watch: Option<RawWatch>,
+}
+
+/// `[watch]`: the gateway-wide detectors (behaviour per principal), the penalties
+/// detectors impose, and alert delivery.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatch {
+    pub alert_cooldown: Option<String>,
+    pub penalty: Option<String>,
+    pub throttle_per_minute: Option<u32>,
+    pub principals: Option<usize>,
+    /// One ECS JSON line per alert on standard output, for SIEMs.
+    pub alert_log: Option<bool>,
+    #[serde(default)]
+    pub behaviour: RawBehaviour,
+    pub webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBehaviour {
+    pub rate_factor: Option<f64>,
+    pub rate_floor: Option<u32>,
+    pub denied_per_minute: Option<u32>,
+    pub refusals: Option<u32>,
+    pub rate_spike: Option<rampart_watch::signal::Action>,
+    pub denied_burst: Option<rampart_watch::signal::Action>,
+    pub on_refusals: Option<rampart_watch::signal::Action>,
+}
+
+/// Alerts POSTed as JSON, signed with HMAC-SHA256 over the timestamp and the body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    pub secret: RawSecretRef,
+    pub timeout: Option<String>,
+    pub retries: Option<u32>,
+    pub queue: Option<usize>,
+}
+
+/// `[routes.watch]`: extraction, out-of-distribution and drift detection on a
+/// classifier route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteWatch {
+    /// The reference statistics (`rampart watch calibrate` writes them).
+    pub reference: Option<String>,
+    /// KServe: the input tensor holding the features (the first input when absent).
+    pub input: Option<String>,
+    /// JSON routes: where the feature rows are (`instances[*]`).
+    pub path: Option<String>,
+    pub window: Option<usize>,
+    pub min_queries: Option<usize>,
+    pub false_alarm: Option<f64>,
+    pub low_margin: Option<f64>,
+    pub drift_window: Option<usize>,
+    pub drift_threshold: Option<f64>,
+    pub extraction: Option<rampart_watch::signal::Action>,
+    pub out_of_distribution: Option<rampart_watch::signal::Action>,
+    pub drift: Option<rampart_watch::signal::Action>,
 }
 
 /// The audit trail (docs/AUDIT.md): where records go, how durable they are, what
@@ -529,6 +592,8 @@ pub struct RawRoute {
     pub model: Option<RawModelPin>,
     /// What a classifier route's answers may reveal (output hardening).
     pub output: Option<RawOutput>,
+    /// Extraction, out-of-distribution and drift detection on a classifier route.
+    pub watch: Option<RawRouteWatch>,
 }
 
 /// `[routes.output]`: hardening of a classifier's probability outputs against model

@@ -780,6 +780,183 @@ impl Validator<'_> {
         }
     }
 
+    fn route_watch(&mut self, path: &KeyPath, route: &str, protocol: Protocol, raw: &RawRouteWatch) -> RouteWatch {
+        use rampart_watch::extraction::ExtractionConfig;
+        if !matches!(protocol, Protocol::Kserve | Protocol::Json) {
+            self.issue(
+                path,
+                format!("route \"{route}\": the classifier detectors read KServe or JSON model inputs (`protocol = \"kserve\"` or \"json\")"),
+            );
+        }
+        match protocol {
+            Protocol::Kserve if raw.path.is_some() => {
+                self.issue(&path.key("path"), "KServe routes name their input tensor in `input`");
+            }
+            Protocol::Json if raw.input.is_some() => {
+                self.issue(
+                    &path.key("input"),
+                    "names a KServe input tensor; JSON routes use `path`",
+                );
+            }
+            Protocol::Json if raw.path.is_none() && raw.reference.is_some() => self.issue(
+                path,
+                "a JSON route needs `path`, where the feature rows are (e.g. \"instances[*]\")",
+            ),
+            _ => {}
+        }
+        let json_path = raw
+            .path
+            .as_deref()
+            .and_then(|p| match rampart_watch::tensor::JsonPath::parse(p) {
+                Ok(jp) => Some(jp),
+                Err(e) => {
+                    self.issue(&path.key("path"), e.to_string());
+                    None
+                }
+            });
+        let reference = raw.reference.as_deref().and_then(|file| {
+            let p = path.key("reference");
+            let full = self.file_path(&p, file);
+            let text = std::fs::read_to_string(&full).ok()?;
+            match serde_json::from_str::<rampart_watch::reference::Reference>(&text) {
+                Ok(r) => match r.check() {
+                    Ok(()) => Some(std::sync::Arc::new(r)),
+                    Err(e) => {
+                        self.issue(&p, format!("`{}`: {e}", full.display()));
+                        None
+                    }
+                },
+                Err(e) => {
+                    self.issue(
+                        &p,
+                        format!(
+                            "`{}` is not a reference (line {}, column {}): {e}",
+                            full.display(),
+                            e.line(),
+                            e.column()
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let positive = |v: &mut Self, key: &str, x: Option<usize>, default: usize| {
+            let x = x.unwrap_or(default);
+            if x == 0 {
+                v.issue(&path.key(key), "must be at least 1");
+            }
+            x.max(1)
+        };
+        let window = positive(self, "window", raw.window, defaults::WATCH_WINDOW);
+        let min_queries = positive(self, "min_queries", raw.min_queries, defaults::WATCH_MIN_QUERIES);
+        if min_queries > window {
+            self.issue(&path.key("min_queries"), format!("must not exceed `window` ({window})"));
+        }
+        let drift_window = positive(self, "drift_window", raw.drift_window, defaults::DRIFT_WINDOW);
+        let mut fraction = |key: &str, x: Option<f64>, default: f64, range: std::ops::RangeInclusive<f64>| {
+            let x = x.unwrap_or(default);
+            if !range.contains(&x) || x == *range.start() {
+                self.issue(
+                    &path.key(key),
+                    format!("must be greater than {} and at most {}", range.start(), range.end()),
+                );
+            }
+            x
+        };
+        let alpha = fraction("false_alarm", raw.false_alarm, defaults::WATCH_FALSE_ALARM, 0.0..=0.1);
+        let low_margin = fraction("low_margin", raw.low_margin, defaults::LOW_MARGIN, 0.0..=1.0);
+        let drift_threshold = fraction(
+            "drift_threshold",
+            raw.drift_threshold,
+            defaults::DRIFT_THRESHOLD,
+            0.0..=100.0,
+        );
+        RouteWatch {
+            reference,
+            input: raw.input.clone(),
+            path: json_path,
+            extraction: ExtractionConfig {
+                window,
+                min_queries,
+                alpha,
+                low_margin,
+            },
+            drift_window,
+            drift_threshold,
+            on_extraction: raw.extraction.unwrap_or(rampart_watch::signal::Action::Alert),
+            on_out_of_distribution: raw.out_of_distribution.unwrap_or_default(),
+            on_drift: raw.drift.unwrap_or(rampart_watch::signal::Action::Alert),
+        }
+    }
+
+    fn watch(&mut self, path: &KeyPath, raw: &RawWatch) -> Watch {
+        use rampart_watch::signal::Action;
+        let b = &raw.behaviour;
+        let bp = path.key("behaviour");
+        let rate_factor = b.rate_factor.unwrap_or(defaults::RATE_FACTOR);
+        if !(rate_factor.is_finite() && rate_factor > 1.0) {
+            self.issue(&bp.key("rate_factor"), "must be a number greater than 1");
+        }
+        for (key, v) in [
+            ("denied_per_minute", b.denied_per_minute),
+            ("refusals", b.refusals),
+            ("rate_floor", b.rate_floor),
+        ] {
+            if v == Some(0) {
+                self.issue(&bp.key(key), "must be at least 1");
+            }
+        }
+        if b.refusals.is_some_and(|r| r > 20) {
+            self.issue(&bp.key("refusals"), "counts among the last 20 exchanges: at most 20");
+        }
+        let webhook = raw.webhook.as_ref().map(|w| {
+            let p = path.key("webhook");
+            let url = match w.url.parse::<Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => u,
+                _ => {
+                    self.issue(&p.key("url"), format!("`{}` is not an http:// or https:// URL", w.url));
+                    Uri::default()
+                }
+            };
+            let secret = self.secret(&p.key("secret"), &w.secret).unwrap_or_default();
+            if secret.len() < 16 && !self.issues.iter().any(|i| i.key.starts_with(&p.key("secret").render())) {
+                self.issue(&p.key("secret"), "must be at least 16 bytes: it signs every alert");
+            }
+            let queue = w.queue.unwrap_or(defaults::WEBHOOK_QUEUE);
+            if queue == 0 {
+                self.issue(&p.key("queue"), "must be at least 1");
+            }
+            Webhook {
+                url,
+                secret: Secret::new(secret),
+                timeout: self.duration(&p.key("timeout"), &w.timeout, defaults::WEBHOOK_TIMEOUT),
+                retries: w.retries.unwrap_or(defaults::WEBHOOK_RETRIES).min(20),
+                queue: queue.max(1),
+            }
+        });
+        Watch {
+            alert_cooldown: self.duration(
+                &path.key("alert_cooldown"),
+                &raw.alert_cooldown,
+                defaults::ALERT_COOLDOWN,
+            ),
+            penalty: self.duration(&path.key("penalty"), &raw.penalty, defaults::WATCH_PENALTY),
+            throttle_per_minute: raw.throttle_per_minute.unwrap_or(defaults::THROTTLE_PER_MINUTE).max(1),
+            principals: raw.principals.unwrap_or(defaults::WATCH_PRINCIPALS).max(10),
+            alert_log: raw.alert_log.unwrap_or(false),
+            behaviour: rampart_watch::behaviour::BehaviourConfig {
+                rate_factor,
+                rate_floor: b.rate_floor.unwrap_or(defaults::RATE_FLOOR).max(1),
+                denied_per_minute: b.denied_per_minute.unwrap_or(defaults::DENIED_PER_MINUTE).max(1),
+                refusals: b.refusals.unwrap_or(defaults::REFUSALS).clamp(1, 20),
+            },
+            rate_spike: b.rate_spike.unwrap_or(Action::Alert),
+            denied_burst: b.denied_burst.unwrap_or(Action::Alert),
+            refusals: b.on_refusals.unwrap_or(Action::Alert),
+            webhook,
+        }
+    }
+
     fn policy(&mut self, path: &KeyPath, name: &str, raw: &crate::raw::RawPolicy) -> ContentPolicy {
         use crate::raw::ContentAction;
         let min_confidence = raw.min_confidence.unwrap_or(defaults::MIN_CONFIDENCE);
@@ -945,6 +1122,10 @@ impl Validator<'_> {
                 .output
                 .as_ref()
                 .map(|o| self.output(&path.key("output"), &raw.name, raw.protocol.unwrap_or_default(), o)),
+            watch: raw.watch.as_ref().map(|w| {
+                let protocol = raw.protocol.unwrap_or_default();
+                self.route_watch(&path.key("watch"), &raw.name, protocol, w)
+            }),
             model: raw.model.as_ref().map(|m| {
                 let p = path.key("model");
                 let digest_ok = m
@@ -1491,6 +1672,8 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
         }
     }
 
+    let watch = raw.watch.as_ref().map(|w| v.watch(&root.key("watch"), w));
+
     let redis = raw.redis.as_ref().map(|r| Redis {
         url: Secret::new(v.secret(&root.key("redis").key("url"), &r.url).unwrap_or_default()),
         timeout: v.duration(&root.key("redis").key("timeout"), &r.timeout, defaults::REDIS_TIMEOUT),
@@ -1513,6 +1696,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             redis,
             policies,
             audit,
+            watch,
             digest: sha256_hex(source.as_bytes()),
         })
     } else {

@@ -37,6 +37,40 @@ pub enum Record {
     Exchange(Box<ExchangeRecord>),
     Admin(AdminRecord),
     Lifecycle(LifecycleRecord),
+    Alert(AlertRecord),
+}
+
+/// A detector's alert (`crate::alerts`): what fired, about whom, and what was done.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRecord {
+    pub v: u32,
+    pub time: String,
+    #[serde(serialize_with = "arc_str")]
+    pub node: Arc<str>,
+    pub id: String,
+    pub detector: &'static str,
+    pub action: &'static str,
+    pub score: f64,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_arc_str")]
+    pub route: Option<Arc<str>>,
+    /// The principal as a keyed pseudonym (absent for route-wide detectors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<AlertPrincipal>,
+    /// The exchange that tipped the detector.
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertPrincipal {
+    /// Keyed pseudonym of the subject, or of the client address for anonymous callers.
+    pub id: String,
+    /// `subject` or `address`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -431,6 +465,11 @@ impl AuditTrail {
             }),
             None,
         );
+    }
+
+    /// An alert's record (chained like every other).
+    pub fn alert(&self, record: AlertRecord) {
+        self.submit(Record::Alert(record), None);
     }
 
     /// Keyed pseudonym of a subject (or any identifier): 32 hex digits.

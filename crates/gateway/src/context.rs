@@ -166,6 +166,18 @@ impl Exchange {
     }
 
     /// Records a finding and raises the decision to at least `decision`.
+    /// Who per-principal state (privacy budgets, detectors, penalties) is kept for: the
+    /// credential's subject with its tenant, or the client's address for anonymous
+    /// callers.
+    pub fn principal_key(&self) -> String {
+        match &self.principal {
+            Some(p) if p.credential != rampart_identity::Credential::Anonymous => {
+                format!("sub:{}/{}", p.tenant.as_deref().unwrap_or(""), p.subject)
+            }
+            _ => format!("ip:{}", self.client_ip),
+        }
+    }
+
     pub fn add_finding(&mut self, finding: Finding, decision: Decision) {
         self.findings.push(finding);
         self.decide(decision);

@@ -80,6 +80,13 @@ pub enum RequestError {
     /// the window renews.
     #[error("the privacy budget for this route's answers is spent; it renews in {retry_after} s")]
     PrivacyBudgetSpent { retry_after: u64 },
+    /// 403: a detector blocked this principal (`[watch]`, `[routes.watch]`) until the
+    /// penalty ends.
+    #[error("requests from this client are blocked for {retry_after} s after suspicious activity")]
+    PrincipalBlocked { retry_after: u64 },
+    /// 429: a detector throttled this principal.
+    #[error("requests from this client are throttled after suspicious activity; retry in {retry_after} s")]
+    PrincipalThrottled { retry_after: u64 },
     /// 400: the payload does not follow the route's protocol; `param` is the JSON path.
     #[error("{param}: {message}")]
     InvalidRequest { param: String, message: String },
@@ -91,7 +98,8 @@ impl RequestError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::IpDenied => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::IpDenied | Self::PrincipalBlocked { .. } => StatusCode::FORBIDDEN,
+            Self::PrincipalThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Limited(r) if r.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Limited(_) | Self::PrivacyBudgetSpent { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -122,6 +130,8 @@ impl RequestError {
             Self::Unauthenticated(code) | Self::Forbidden(code) => code,
             Self::Limited(r) => r.code,
             Self::PrivacyBudgetSpent { .. } => "privacy_budget_spent",
+            Self::PrincipalBlocked { .. } => "principal_blocked",
+            Self::PrincipalThrottled { .. } => "principal_throttled",
             Self::IpDenied => "ip_denied",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::JsonTooDeep { .. } => "json_too_deep",
@@ -149,8 +159,8 @@ impl RequestError {
     fn openai_type(&self) -> &'static str {
         match self {
             Self::Unauthenticated(_) => "authentication_error",
-            Self::Forbidden(_) | Self::IpDenied => "permission_error",
-            Self::Limited(_) => "rate_limit_error",
+            Self::Forbidden(_) | Self::IpDenied | Self::PrincipalBlocked { .. } => "permission_error",
+            Self::Limited(_) | Self::PrincipalThrottled { .. } => "rate_limit_error",
             Self::NoRoute
             | Self::MethodNotAllowed
             | Self::InvalidPath
@@ -213,7 +223,9 @@ impl RequestError {
             Self::ShuttingDown | Self::NoHealthyUpstream | Self::AuditUnavailable => {
                 vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))]
             }
-            Self::PrivacyBudgetSpent { retry_after } => {
+            Self::PrivacyBudgetSpent { retry_after }
+            | Self::PrincipalBlocked { retry_after }
+            | Self::PrincipalThrottled { retry_after } => {
                 let mut out = vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after))];
                 if *retry_after > CLIENT_RETRY_WAIT_SECS {
                     out.push((X_SHOULD_RETRY, HeaderValue::from_static("false")));

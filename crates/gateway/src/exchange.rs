@@ -233,6 +233,9 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
             Ok(b) => b,
             Err(e) => return error_response(pipeline, ex, Some(route), e),
         };
+        if let Err(e) = pipeline.watch.on_answers(&mut ex, &route) {
+            return error_response(pipeline, ex, Some(route), e);
+        }
         head.headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         ex.status = Some(head.status);

@@ -5,8 +5,9 @@
 //! request and response bodies with their timeouts (`body`), the content policy engine
 //! the content stage runs (`content/`), credentials to principals (`identity/`: API keys,
 //! JWTs with their JWKS, mTLS), the stage that turns a finished exchange into an audit
-//! record and the trail's lifecycle (`audit`), metrics, and the runtime that hot reload
-//! swaps (`runtime`).
+//! record and the trail's lifecycle (`audit`), output hardening (`output`), detector
+//! state (`watch`) and alert delivery (`alerts`), metrics, and the runtime that hot
+//! reload swaps (`runtime`).
 //!
 //! Engines that know nothing of HTTP live in their own crates: limits and token budgets
 //! (`rampart-limits`), the trail's format, chain and writer (`rampart-audit`) and its
@@ -19,6 +20,7 @@
 //! the context names no stage and no engine — each stage keeps its own state in the
 //! exchange's `Stash`.
 
+pub mod alerts;
 pub mod audit;
 pub mod body;
 pub mod content;
@@ -37,6 +39,7 @@ pub mod server;
 pub mod stage;
 pub mod stages;
 pub mod upstream;
+pub mod watch;
 
 pub use error::{InitError, RequestError};
 pub use runtime::{Gateway, Runtime};

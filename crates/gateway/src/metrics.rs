@@ -105,6 +105,15 @@ pub struct Metrics {
     audit_records: Family<AuditLabels, Counter>,
     audit_refused: Counter,
     audit_queue: Gauge,
+    detections: Family<DetectionLabels, Counter>,
+    alerts: Family<DetectionLabels, Counter>,
+    alert_deliveries: Family<ResultLabels, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DetectionLabels {
+    pub detector: &'static str,
+    pub action: &'static str,
 }
 
 impl Default for Metrics {
@@ -136,8 +145,26 @@ impl Metrics {
             audit_records: Family::default(),
             audit_refused: Counter::default(),
             audit_queue: Gauge::default(),
+            detections: Family::default(),
+            alerts: Family::default(),
+            alert_deliveries: Family::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "detections",
+            "Detector signals by detector and the action the policy took",
+            m.detections.clone(),
+        );
+        registry.register(
+            "alerts",
+            "Alerts raised (after the per-principal cooldown), by detector and action",
+            m.alerts.clone(),
+        );
+        registry.register(
+            "alert_deliveries",
+            "Webhook deliveries of alerts: delivered, retried, failed (retries exhausted), dropped (queue full)",
+            m.alert_deliveries.clone(),
+        );
         registry.register(
             "requests",
             "Exchanges by route, status and decision",
@@ -333,6 +360,21 @@ impl Metrics {
 
     pub fn limit_backend_error(&self) {
         self.limit_backend_errors.inc();
+    }
+
+    pub fn detection(&self, detector: &'static str, action: &'static str) {
+        self.detections
+            .get_or_create(&DetectionLabels { detector, action })
+            .inc();
+    }
+
+    pub fn alert(&self, detector: &'static str, action: &'static str) {
+        self.alerts.get_or_create(&DetectionLabels { detector, action }).inc();
+    }
+
+    /// `delivered`, `retried`, `failed` or `dropped`.
+    pub fn alert_delivery(&self, result: &'static str) {
+        self.alert_deliveries.get_or_create(&ResultLabels { result }).inc();
     }
 
     pub fn access_log_dropped(&self) {

@@ -40,6 +40,7 @@ use crate::stages::output::OutputStage;
 use crate::stages::request_id::RequestIdStage;
 use crate::stages::tokens::TokensStage;
 use crate::stages::validate::ValidateStage;
+use crate::stages::watch::WatchStage;
 
 /// Every stage of the gateway. Fields are listed in the order they run.
 #[derive(Debug)]
@@ -65,6 +66,13 @@ pub struct Pipeline {
     /// Request: the body follows the route's protocol (OpenAI, KServe v2) and its
     /// validation policy; 400 `invalid_request` with the JSON path otherwise.
     pub(crate) validate: ValidateStage,
+    /// Admission (before identify): a client address under a detector's penalty is
+    /// refused. Request: the same for the principal; a classifier's feature rows feed
+    /// the extraction, out-of-distribution and drift detectors. Answers (after
+    /// `output`, through `handle`): the rows before hardening feed the boundary and
+    /// output drift detectors. Completion: status and decision feed the behaviour
+    /// detectors. Signals become findings, alerts, throttles or blocks per policy.
+    pub(crate) watch: WatchStage,
     /// Request: PII and secrets per the route's content policy (flag, mask, redact,
     /// hash, pseudonymise, block), canary in the system prompt. Response: restore
     /// placeholders, response rules, canary leaks — on streamed chunks here, on whole
@@ -92,8 +100,9 @@ impl Pipeline {
         limiter: Arc<rampart_limits::Limiter>,
         tokens: rampart_limits::tokens::TokenLimiter,
         audit: Option<Arc<crate::audit::AuditTrail>>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, crate::error::InitError> {
+        let watch = crate::watch::Shared::build(config, audit.clone(), Arc::clone(&metrics), log.clone())?;
+        Ok(Self {
             request_id: RequestIdStage::new(),
             identify: IdentifyStage::new(Arc::clone(&identity)),
             authorize: AuthorizeStage::new(Arc::clone(&identity)),
@@ -102,6 +111,7 @@ impl Pipeline {
             audit: AuditStage::new(audit, &config.digest),
             model: ModelStage::new(identity),
             validate: ValidateStage,
+            watch: WatchStage::new(watch),
             content: ContentStage,
             tokens: TokensStage::new(tokens, Arc::clone(&metrics)),
             output: OutputStage,
@@ -112,7 +122,7 @@ impl Pipeline {
                 log,
                 metrics,
             ),
-        }
+        })
     }
 
     pub(crate) async fn request_stages(
@@ -123,6 +133,7 @@ impl Pipeline {
     ) -> Result<(), RequestError> {
         run(&self.request_id, ex, route, req).await?;
         self.audit.admit(ex)?;
+        self.watch.admit(ex)?;
         run(&self.identify, ex, route, req).await?;
         run(&self.authorize, ex, route, req).await?;
         run(&self.limit, ex, route, req).await?;
@@ -130,6 +141,7 @@ impl Pipeline {
         run(&self.audit, ex, route, req).await?;
         run(&self.model, ex, route, req).await?;
         run(&self.validate, ex, route, req).await?;
+        run(&self.watch, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
         run(&self.tokens, ex, route, req).await?;
         run(&self.output, ex, route, req).await?;
@@ -160,6 +172,7 @@ impl Pipeline {
             || self.audit.wants_chunks(route)
             || self.model.wants_chunks(route)
             || self.validate.wants_chunks(route)
+            || self.watch.wants_chunks(route)
             || self.content.wants_chunks(route)
             || self.tokens.wants_chunks(route)
             || self.output.wants_chunks(route)
@@ -206,6 +219,8 @@ impl Pipeline {
         self.validate.on_complete(ex);
         self.content.on_complete(ex);
         self.tokens.on_complete(ex);
+        // Before the log and the audit record, which carry its findings.
+        self.watch.on_complete(ex, route);
         self.metrics.on_complete(ex);
         self.access_log.on_complete(ex);
         self.audit.on_complete(ex);

@@ -17,4 +17,6 @@ pub struct RouteRuntime {
     pub policy: Option<Arc<crate::content::PolicyRuntime>>,
     /// The route's output hardening, with its privacy budgets and noise source.
     pub output: Option<Arc<crate::output::OutputRuntime>>,
+    /// The route's detectors (`[routes.watch]`) and their state.
+    pub watch: Option<Arc<crate::watch::RouteWatch>>,
 }

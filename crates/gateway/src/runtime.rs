@@ -90,12 +90,21 @@ impl Runtime {
                 )?)),
                 None => None,
             };
+            let principals = config
+                .watch
+                .as_ref()
+                .map_or(rampart_config::defaults::WATCH_PRINCIPALS, |w| w.principals);
+            let watch = match &r.watch {
+                Some(w) => Some(Arc::new(crate::watch::RouteWatch::build(w, principals)?)),
+                None => None,
+            };
             routes.push(Arc::new(RouteRuntime {
                 name: Arc::from(r.name.as_str()),
                 config: r.clone(),
                 pool: Arc::clone(pool),
                 policy: r.policy.as_ref().and_then(|p| policies.get(p)).cloned(),
                 output,
+                watch,
             }));
         }
         let identity = crate::identity::IdentityRuntime::build(&config, audit.cloned())?;
@@ -107,7 +116,7 @@ impl Runtime {
             Arc::clone(&limiter),
             rampart_limits::tokens::TokenLimiter::build(&config, limits, limiter.redis()),
             audit.cloned(),
-        ));
+        )?);
         let trusted_proxies = config
             .listeners
             .iter()

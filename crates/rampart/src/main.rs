@@ -9,6 +9,7 @@ mod kanon;
 mod keys;
 mod scan_cmd;
 mod textjobs;
+mod watch_cmd;
 
 /// mimalloc: the request path allocates many small, short-lived buffers and glibc's
 /// allocator showed up at ~8% of CPU in profiles of the proxy under load.
@@ -67,6 +68,12 @@ enum Command {
     Redact(textjobs::RedactArgs),
     /// Print each input's findings and injection score as one JSON line, in order.
     Inspect(textjobs::InspectArgs),
+    /// Detectors: compute the reference statistics a classifier route's extraction,
+    /// out-of-distribution and drift detectors compare traffic with.
+    Watch {
+        #[command(subcommand)]
+        command: watch_cmd::WatchCommand,
+    },
     /// Start the gateway in front of built-in demo model servers and print curl examples.
     Demo {
         /// Address for the open listener (plain public routes); falls back to a free
@@ -126,6 +133,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => scan_cmd::verify(args),
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
+        Command::Watch { command } => watch_cmd::run(command),
         Command::Demo { listen, secure, admin } => runtime().and_then(|rt| {
             rt.block_on(demo::run(demo::Addresses {
                 open: listen,

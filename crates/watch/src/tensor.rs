@@ -214,6 +214,66 @@ pub fn harden_kserve(
     Ok(rows)
 }
 
+/// The feature rows of a KServe v2 inference request: the input tensor `name` (the
+/// first input when `None`), of any numeric datatype, as rows of its last dimension.
+pub fn kserve_input_rows(body: &Value, name: Option<&str>) -> Result<Vec<Vec<f64>>, TensorError> {
+    let inputs = body
+        .get("inputs")
+        .and_then(Value::as_array)
+        .ok_or(TensorError::MissingOutput("inputs".to_owned()))?;
+    let input = match name {
+        Some(n) => inputs
+            .iter()
+            .find(|i| i.get("name").and_then(Value::as_str) == Some(n))
+            .ok_or_else(|| TensorError::MissingOutput(n.to_owned()))?,
+        None => inputs.first().ok_or(TensorError::NoOutputs)?,
+    };
+    let label = input.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+    if input.pointer("/parameters/binary_data_size").is_some() {
+        return Err(TensorError::Binary(label));
+    }
+    let width = input
+        .get("shape")
+        .and_then(Value::as_array)
+        .and_then(|s| s.last())
+        .and_then(Value::as_u64)
+        .and_then(|w| usize::try_from(w).ok())
+        .filter(|w| *w > 0)
+        .ok_or_else(|| TensorError::Malformed(label.clone(), "no shape"))?;
+    let mut flat = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<f64>) -> Result<(), &'static str> {
+        match v {
+            Value::Number(n) => {
+                out.push(n.as_f64().unwrap_or(f64::NAN));
+                Ok(())
+            }
+            Value::Array(items) => items.iter().try_for_each(|i| walk(i, out)),
+            _ => Err("a value that is not a number"),
+        }
+    }
+    walk(
+        input
+            .get("data")
+            .ok_or_else(|| TensorError::Malformed(label.clone(), "no data"))?,
+        &mut flat,
+    )
+    .map_err(|e| TensorError::Malformed(label.clone(), e))?;
+    if flat.len() % width != 0 {
+        return Err(TensorError::Malformed(label, "the data does not match the shape"));
+    }
+    Ok(flat.chunks(width).map(<[f64]>::to_vec).collect())
+}
+
+/// The rows at `path` (arrays of numbers), read without changing anything.
+pub fn json_rows(body: &mut Value, path: &JsonPath) -> Result<Vec<Vec<f64>>, TensorError> {
+    let mut rows = Vec::new();
+    harden_json(body, path, &mut |row| {
+        rows.push(row.to_vec());
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
 /// Hardens the rows at `path` in a JSON response. Returns the rows changed.
 pub fn harden_json(
     body: &mut Value,

@@ -13,3 +13,4 @@ pub mod output;
 pub mod request_id;
 pub mod tokens;
 pub mod validate;
+pub mod watch;

@@ -48,17 +48,6 @@ fn readable(head: &http::response::Parts) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Who spends the budget: the credential's subject with its tenant, or the client's
-/// address for anonymous callers.
-fn principal_key(ex: &Exchange) -> String {
-    match &ex.principal {
-        Some(p) if p.credential != rampart_identity::Credential::Anonymous => {
-            format!("sub:{}/{}", p.tenant.as_deref().unwrap_or(""), p.subject)
-        }
-        _ => format!("ip:{}", ex.client_ip),
-    }
-}
-
 impl OutputStage {
     /// Whether the pipeline must hold this response whole for the route's hardening:
     /// a successful answer on a hardened route that is not an event stream — on KServe
@@ -107,7 +96,17 @@ impl OutputStage {
         };
         // Rows first (a pass that changes nothing), so a response is paid for whole or
         // not at all.
-        let rows = apply(&mut value, &mut |_| Ok(())).map_err(unreadable)?;
+        let mut seen = route.watch.as_ref().map(|_| Vec::new());
+        let rows = apply(&mut value, &mut |row| {
+            if let Some(seen) = seen.as_mut() {
+                seen.push(row.to_vec());
+            }
+            Ok(())
+        })
+        .map_err(unreadable)?;
+        if let Some(seen) = seen {
+            ex.stash.put(crate::watch::AnswerRows(seen));
+        }
         let mut policy = config.policy.clone();
         if let (Some(noise), Some(budget)) = (policy.cost_per_row(), config.budget) {
             let n = rows as f64;
@@ -116,7 +115,7 @@ impl OutputStage {
                 delta: noise.delta * n,
             };
             let paid = output
-                .spend(&principal_key(ex), cost)
+                .spend(&ex.principal_key(), cost)
                 .await
                 .map_err(|_| RequestError::ResponseUninspectable("the privacy budget is unavailable"))?;
             let retry_after = match paid {

@@ -25,3 +25,4 @@ mod textjobs;
 mod tls;
 mod tokens;
 mod validate;
+mod watch;

@@ -1,0 +1,186 @@
+//! Detector state as the data plane keeps it, per node, in memory:
+//!
+//! - [`RouteWatch`]: one classifier route's detectors (`[routes.watch]`) — each
+//!   principal's extraction state, the route's drift windows and its share of
+//!   low-margin answers;
+//! - [`Shared`]: the gateway-wide part (`[watch]`) — behaviour per principal, the
+//!   penalties detectors imposed, and the alert sinks.
+//!
+//! Tables are bounded (`[watch] principals`; the least recently seen tenth is forgotten
+//! when full) and start afresh when the config is reloaded. The `watch` stage
+//! (`stages/watch.rs`) feeds them and acts on what they report.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rampart_watch::behaviour::{Behaviour, Penalties};
+use rampart_watch::drift::Drift;
+use rampart_watch::extraction::{self, Model, State};
+use rampart_watch::signal::Signal;
+
+use crate::alerts::Alerts;
+use crate::error::InitError;
+use crate::metrics::Metrics;
+
+/// The probability rows of an answer as the model gave them, which the output stage
+/// leaves in the exchange's stash for the watch stage.
+#[derive(Debug)]
+pub struct AnswerRows(pub Vec<Vec<f64>>);
+
+/// Weight of one answer in the route's running share of low-margin answers.
+const SHARE_WEIGHT: f64 = 0.001;
+/// The share assumed before answers arrive.
+const INITIAL_LOW_MARGIN_SHARE: f64 = 0.05;
+
+#[derive(Debug)]
+pub struct RouteWatch {
+    pub config: rampart_config::RouteWatch,
+    model: Option<Model>,
+    principals: Mutex<HashMap<String, (u64, State)>>,
+    drift: Mutex<Drift>,
+    low_margin_share: Mutex<f64>,
+    max: usize,
+}
+
+/// A lock was poisoned by a panic elsewhere: detection is skipped for this exchange.
+fn lock<T>(m: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    m.lock().ok()
+}
+
+impl RouteWatch {
+    pub fn build(config: &rampart_config::RouteWatch, max: usize) -> Result<Self, InitError> {
+        let model = match &config.reference {
+            Some(r) => Some(
+                Model::new((**r).clone(), config.extraction)
+                    .map_err(|e| InitError::Keys(format!("routes.watch.reference: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            config: config.clone(),
+            model,
+            principals: Mutex::new(HashMap::new()),
+            drift: Mutex::new(Drift::new(config.drift_window, config.drift_threshold)),
+            low_margin_share: Mutex::new(INITIAL_LOW_MARGIN_SHARE),
+            max: max.max(10),
+        })
+    }
+
+    /// Whether the input detectors run (a reference is configured).
+    pub fn reads_inputs(&self) -> bool {
+        self.model.is_some()
+    }
+
+    fn with_state(&self, principal: &str, now: u64, f: impl FnOnce(&Model, &mut State)) {
+        let Some(model) = &self.model else { return };
+        let Some(mut map) = lock(&self.principals) else { return };
+        if !map.contains_key(principal) && map.len() >= self.max {
+            let mut seen: Vec<u64> = map.values().map(|(t, _)| *t).collect();
+            let cut = seen.len() / 10;
+            let (_, nth, _) = seen.select_nth_unstable(cut);
+            let nth = *nth;
+            map.retain(|_, (t, _)| *t > nth);
+        }
+        let entry = map.entry(principal.to_owned()).or_default();
+        entry.0 = now;
+        f(model, &mut entry.1);
+    }
+
+    /// One request's feature rows (in reference order).
+    pub fn observe_inputs(&self, principal: &str, now: u64, rows: &[Vec<f64>], out: &mut Vec<Signal>) {
+        let Some(model) = &self.model else { return };
+        let dims = model.dims();
+        self.with_state(principal, now, |model, state| {
+            for row in rows.iter().filter(|r| r.len() == dims) {
+                model.observe_query(state, row, out);
+            }
+        });
+        if let Some(mut drift) = lock(&self.drift) {
+            for row in rows.iter().filter(|r| r.len() == dims) {
+                out.extend(drift.observe_input(&model.reference, row));
+            }
+        }
+    }
+
+    /// One answer's probability rows, before any hardening.
+    pub fn observe_answers(&self, principal: &str, now: u64, rows: &[Vec<f64>], out: &mut Vec<Signal>) {
+        if let Some(mut drift) = lock(&self.drift) {
+            for row in rows {
+                out.extend(drift.observe_output(row));
+            }
+        }
+        let low = self.config.extraction.low_margin;
+        let expected = {
+            let Some(mut share) = lock(&self.low_margin_share) else {
+                return;
+            };
+            for row in rows {
+                let is_low = extraction::margin(row) < low;
+                *share += SHARE_WEIGHT * (f64::from(u8::from(is_low)) - *share);
+            }
+            *share
+        };
+        self.with_state(principal, now, |model, state| {
+            for row in rows {
+                model.observe_margin(state, extraction::margin(row), expected, out);
+            }
+        });
+    }
+}
+
+/// The gateway-wide detectors, penalties and alerts.
+#[derive(Debug)]
+pub struct Shared {
+    /// `None` when only routes have detectors (no `[watch]`): behaviour is not watched.
+    pub config: Option<rampart_config::Watch>,
+    pub behaviour: Option<Mutex<Behaviour>>,
+    pub penalties: Mutex<Penalties>,
+    pub alerts: Alerts,
+    pub metrics: Arc<Metrics>,
+    /// How long a block or throttle lasts.
+    pub penalty_secs: u64,
+}
+
+impl Shared {
+    /// Built when the config has `[watch]` or any route has `[routes.watch]`.
+    pub fn build(
+        config: &rampart_config::Config,
+        audit: Option<Arc<crate::audit::AuditTrail>>,
+        metrics: Arc<Metrics>,
+        log: std::sync::mpsc::SyncSender<crate::stages::access_log::Message>,
+    ) -> Result<Option<Arc<Self>>, InitError> {
+        if config.watch.is_none() && config.routes.iter().all(|r| r.watch.is_none()) {
+            return Ok(None);
+        }
+        let defaults = rampart_config::Watch {
+            alert_cooldown: rampart_config::defaults::ALERT_COOLDOWN,
+            penalty: rampart_config::defaults::WATCH_PENALTY,
+            throttle_per_minute: rampart_config::defaults::THROTTLE_PER_MINUTE,
+            principals: rampart_config::defaults::WATCH_PRINCIPALS,
+            alert_log: false,
+            behaviour: rampart_watch::behaviour::BehaviourConfig {
+                rate_factor: rampart_config::defaults::RATE_FACTOR,
+                rate_floor: rampart_config::defaults::RATE_FLOOR,
+                denied_per_minute: rampart_config::defaults::DENIED_PER_MINUTE,
+                refusals: rampart_config::defaults::REFUSALS,
+            },
+            rate_spike: rampart_watch::signal::Action::Alert,
+            denied_burst: rampart_watch::signal::Action::Alert,
+            refusals: rampart_watch::signal::Action::Alert,
+            webhook: None,
+        };
+        let effective = config.watch.as_ref().unwrap_or(&defaults);
+        let alerts = Alerts::start(effective, &config.server.node_id, audit, Arc::clone(&metrics), log)?;
+        Ok(Some(Arc::new(Self {
+            behaviour: config
+                .watch
+                .as_ref()
+                .map(|w| Mutex::new(Behaviour::new(w.behaviour, w.principals))),
+            penalties: Mutex::new(Penalties::new(effective.throttle_per_minute, effective.principals)),
+            penalty_secs: effective.penalty.as_secs().max(1),
+            config: config.watch.clone(),
+            alerts,
+            metrics,
+        })))
+    }
+}
