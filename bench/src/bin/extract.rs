@@ -27,29 +27,9 @@ use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-const IRIS: &str = include_str!("../../../crates/testkit/data/iris.csv");
-/// Feature ranges of the iris data (cm): where random queries are drawn.
-const LOW: [f64; 4] = [4.3, 2.0, 1.0, 0.1];
-const HIGH: [f64; 4] = [7.9, 4.4, 6.9, 2.5];
-
-/// A small deterministic generator for the attack's queries (splitmix64).
-struct Queries(u64);
-impl Queries {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn point(&mut self) -> [f64; 4] {
-        let mut x = [0.0; 4];
-        for (i, v) in x.iter_mut().enumerate() {
-            *v = LOW[i] + (HIGH[i] - LOW[i]) * self.unit();
-        }
-        x
-    }
-}
+#[path = "../attack.rs"]
+mod attack;
+use attack::{HIGH, LOW, Rng as Queries};
 
 /// Log-odds parameters against class 0: for classes 1 and 2, [a_1..a_4, c].
 type Params = [[f64; 5]; 2];
@@ -183,14 +163,7 @@ async fn main() -> Result<(), Error> {
     let bin = std::env::var_os("RAMPART_BIN").map_or_else(|| PathBuf::from("target/release/rampart"), PathBuf::from);
     let model = IrisModel::load()?;
     let server = rampart_testkit::demo::spawn_kserve("127.0.0.1:0".parse()?, DemoOptions::default()).await?;
-    let rows: Vec<[f64; 4]> = IRIS
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let v: Vec<f64> = l.split(',').take(4).filter_map(|x| x.parse().ok()).collect();
-            (v.len() == 4).then(|| [v[0], v[1], v[2], v[3]])
-        })
-        .collect();
+    let rows: Vec<[f64; 4]> = attack::iris().into_iter().map(|(x, _)| x).collect();
     let mut held = Queries(99);
     let random: Vec<[f64; 4]> = (0..1000).map(|_| held.point()).collect();
     let agreement = |f: &dyn Fn(&[f64; 4]) -> usize, set: &[[f64; 4]]| {

@@ -5,8 +5,11 @@
 //! - outputs: the predicted labels and the top confidence (ten bins over [0, 1]),
 //!   against the route's first full window of answers, frozen as its reference.
 //!
-//! A window is tested every tenth of its length once full; PSI above `threshold`
-//! (0.25 is the usual "shifted") fires, naming the feature or output that moved most.
+//! A window is tested every tenth of its length once full. PSI beyond what sampling
+//! alone gives (two samples of one distribution, of n and m rows over k bins, differ by
+//! about (k − 1)(1/n + 1/m)) by more than `threshold` (0.25 is the usual "shifted")
+//! fires, naming the feature or output that moved most — so a reference calibrated on
+//! a small data set does not cry drift at honest traffic.
 
 use std::collections::VecDeque;
 
@@ -67,14 +70,25 @@ impl Window {
     }
 }
 
-/// The worst PSI over quantities and its index.
-fn worst(counts: &[Vec<u32>], shares: &[Vec<f64>]) -> Option<(usize, f64)> {
+/// The quantity whose PSI most exceeds what sampling alone gives, with that PSI and
+/// the excess. Two samples of one distribution — a window of `n` and a reference of
+/// `reference_rows` — differ by PSI ≈ (bins − 1)·(1/n + 1/reference_rows) on average
+/// (PSI is about χ²/n); that much is allowed before the threshold.
+fn worst(counts: &[Vec<u32>], shares: &[Vec<f64>], n: usize, reference_rows: f64) -> Option<(usize, f64, f64)> {
     counts
         .iter()
         .zip(shares)
-        .map(|(c, s)| psi(c, s))
+        .map(|(c, s)| {
+            let value = psi(c, s);
+            let bins = c.len().saturating_sub(1) as f64;
+            (
+                value,
+                value - bins * (1.0 / n.max(1) as f64 + 1.0 / reference_rows.max(1.0)),
+            )
+        })
         .enumerate()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
+        .map(|(i, (value, excess))| (i, value, excess))
 }
 
 fn bin_of(bins: &Bins, x: f64) -> u16 {
@@ -124,10 +138,10 @@ impl Drift {
             return None;
         }
         let shares: Vec<Vec<f64>> = reference.bins.iter().map(|b| b.shares.clone()).collect();
-        let (j, value) = worst(&w.counts, &shares)?;
-        (value > self.threshold).then(|| Signal {
+        let (j, value, excess) = worst(&w.counts, &shares, w.rows.len(), reference.rows as f64)?;
+        (excess > self.threshold).then(|| Signal {
             detector: Detector::DriftInput,
-            score: value / self.threshold,
+            score: excess / self.threshold,
             reason: format!(
                 "feature `{}` has drifted from the reference (PSI {value:.2} over the last {} queries)",
                 reference.features.get(j).map_or("?", String::as_str),
@@ -155,10 +169,10 @@ impl Drift {
             self.output_reference = Some(w.shares());
             return None;
         };
-        let (i, value) = worst(&w.counts, reference)?;
-        (value > self.threshold).then(|| Signal {
+        let (i, value, excess) = worst(&w.counts, reference, w.rows.len(), w.rows.len() as f64)?;
+        (excess > self.threshold).then(|| Signal {
             detector: Detector::DriftOutput,
-            score: value / self.threshold,
+            score: excess / self.threshold,
             reason: format!(
                 "the {} of the answers has drifted from the route's first window (PSI {value:.2})",
                 if i == 0 { "predicted labels" } else { "top confidence" }

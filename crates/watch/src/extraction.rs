@@ -5,14 +5,16 @@
 //! - **out of distribution** ([`Detector::OutOfDistribution`]): a feature outside its
 //!   reference range (widened by a quarter of it), or a Mahalanobis distance above the
 //!   reference's threshold — a per-query signal;
-//! - **spacing** ([`Detector::ExtractionSpacing`], after PRADA, Juuti et al. 2019): the
-//!   distance from each query to the nearest of the principal's recent distinct
-//!   queries. Honest clients draw from the data distribution, so these distances
-//!   follow the reference's spacing distribution; equation solving and random
-//!   synthetic queries land far apart, line searches and boundary probing crowd
-//!   together, grids repeat one step. Over the last `window` spacings a G-test against
-//!   the reference shares (χ², at the configured false-alarm rate) decides. Exact
-//!   repeats are set aside (they teach nothing new; the privacy budget prices them);
+//! - **spacing** ([`Detector::ExtractionSpacing`], after PRADA, Juuti et al. 2019): how
+//!   close each query sits to the principal's recent distinct queries, relative to how
+//!   far it is from them on average ([`spacing`]). Honest clients draw from the data,
+//!   so this follows the reference's distribution; line searches, boundary bisection,
+//!   augmentation around real rows and fine grids step in moves far smaller than their
+//!   spread. The test is one-sided: the share of the last `window` queries below the
+//!   reference's lowest tenth, against that tenth (binomial tail at the configured
+//!   false-alarm rate). Clients who only ask about one region — denser than the whole
+//!   data — sit *farther* on this scale, not closer, and are not flagged. Exact repeats
+//!   are set aside (they teach nothing new; the privacy budget prices them);
 //! - **out-of-distribution share** ([`Detector::ExtractionOod`]): the principal's share
 //!   of out-of-distribution queries against the reference's own share (binomial tail);
 //! - **boundary** ([`Detector::ExtractionBoundary`]): the principal's share of answers
@@ -48,15 +50,13 @@ pub struct Model {
     config: ExtractionConfig,
     /// Widened per-feature bounds.
     bounds: Vec<(f64, f64)>,
-    spacing_critical: f64,
 }
 
 /// One principal's recent queries and flags.
 #[derive(Debug, Clone, Default)]
 pub struct State {
     history: VecDeque<Vec<f64>>,
-    spacings: VecDeque<u8>,
-    spacing_counts: Vec<u32>,
+    close: Flags,
     ood: Flags,
     low_margin: Flags,
     /// Distinct queries seen.
@@ -112,9 +112,7 @@ impl Model {
                 (lo - pad, hi + pad)
             })
             .collect();
-        let df = reference.spacing.bins.shares.len().saturating_sub(1).max(1);
         Ok(Self {
-            spacing_critical: stats::chi2_critical(df, config.alpha),
             reference,
             whitener,
             config,
@@ -181,38 +179,24 @@ impl Model {
         }
         let Some(gap) = gap else { return };
         let bins = &self.reference.spacing.bins;
-        if state.spacing_counts.len() != bins.shares.len() {
-            state.spacing_counts = vec![0; bins.shares.len()];
-        }
-        let i = bins.index(gap);
-        state.spacings.push_back(u8::try_from(i).unwrap_or(u8::MAX));
-        if let Some(c) = state.spacing_counts.get_mut(i) {
-            *c += 1;
-        }
-        if state.spacings.len() > w
-            && let Some(old) = state.spacings.pop_front()
-            && let Some(c) = state.spacing_counts.get_mut(usize::from(old))
+        let (Some(edge), Some(share)) = (bins.edges.first(), bins.shares.first()) else {
+            return;
+        };
+        state.close.push(gap < *edge, w);
+        if gap < *edge
+            && let Some(s) = state.close.test(*share, &self.config)
         {
-            *c = c.saturating_sub(1);
-        }
-        if state.spacings.len() >= self.config.min_queries {
-            let g = stats::g_statistic(&state.spacing_counts, &bins.shares);
-            if g > self.spacing_critical {
-                let (low, high) = (
-                    state.spacing_counts.first().copied().unwrap_or(0),
-                    state.spacing_counts.last().copied().unwrap_or(0),
-                );
-                out.push(Signal {
-                    detector: Detector::ExtractionSpacing,
-                    score: g / self.spacing_critical,
-                    reason: format!(
-                        "the spacing of the last {} queries is unlike honest clients' (G = {g:.1}, critical {:.1}; \
-                         {low} closer than the reference's nearest tenth, {high} farther than its farthest)",
-                        state.spacings.len(),
-                        self.spacing_critical
-                    ),
-                });
-            }
+            out.push(Signal {
+                detector: Detector::ExtractionSpacing,
+                score: s,
+                reason: format!(
+                    "{} of the last {} queries sit unusually close to one of the client's previous queries \
+                     (honest clients: {:.0}%): small steps through the input space",
+                    state.close.set,
+                    state.close.len(),
+                    share * 100.0
+                ),
+            });
         }
     }
 
@@ -348,6 +332,30 @@ mod tests {
         let same = vec![5.0, 0.0, 3.0];
         let (seen, _) = fired(&m, std::iter::repeat_n(same, 1000));
         assert!(seen.is_empty(), "{seen:?}");
+    }
+
+    #[test]
+    fn a_client_of_one_region_is_not_mistaken_for_small_steps() {
+        // Three well-separated clusters; the reference covers all three, the client
+        // only ever asks about one (denser than the whole, by far).
+        let mut rng = KeyedStream::from_seed(b"regions").unwrap();
+        let centre = |k: usize| [10.0 * k as f64, -5.0 * k as f64, 3.0];
+        let mut cluster = |k: usize, rng: &mut KeyedStream| -> Vec<f64> {
+            let c = centre(k);
+            vec![c[0] + normal(rng), c[1] + normal(rng), c[2] + normal(rng)]
+        };
+        let rows: Vec<Vec<f64>> = (0..3000).map(|i| cluster(i % 3, &mut rng)).collect();
+        let names = vec!["a".into(), "b".into(), "c".into()];
+        let m = Model::new(Reference::calibrate(names, &rows, 32, &mut rng).unwrap(), config()).unwrap();
+        for k in 0..3 {
+            let one: Vec<Vec<f64>> = (0..500).map(|_| cluster(k, &mut rng)).collect();
+            let (seen, _) = fired(&m, one.into_iter());
+            assert!(seen.is_empty(), "a one-region client fired {seen:?}");
+        }
+        // Small steps inside that same region still fire.
+        let steps = (0..300).map(|i| vec![f64::from(i) * 0.01, 0.0, 3.0]);
+        let (seen, _) = fired(&m, steps);
+        assert!(seen.contains(&Detector::ExtractionSpacing), "{seen:?}");
     }
 
     #[test]

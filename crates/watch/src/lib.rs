@@ -12,14 +12,14 @@
 //! - [`rng`]: the randomness noise is drawn from (a keyed stream seeded by the system);
 //! - [`reference`]: what honest inputs look like (ranges, covariance, quantile bins,
 //!   query spacing), calibrated from training rows;
-//! - [`extraction`]: per principal — out-of-distribution queries, PRADA-style spacing,
+//! - [`extraction`]: per principal — out-of-distribution queries, PRADA-style relative spacing,
 //!   the share of out-of-distribution queries and of boundary answers;
 //! - [`drift`]: per route — inputs against the reference, answers against the first
 //!   window (PSI);
 //! - [`behaviour`]: per principal — rate spikes, bursts of denials, refusals — and the
 //!   penalties (block, throttle) detectors impose;
 //! - [`signal`]: what detectors report and the actions a policy maps them to;
-//! - [`stats`]: the G-test, χ² and binomial tails, PSI.
+//! - [`stats`]: the binomial tail and PSI.
 //!
 //! This crate never reads a socket, a file or the clock: callers pass `now`.
 

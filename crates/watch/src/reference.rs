@@ -76,8 +76,9 @@ impl Bins {
     }
 }
 
-/// The spacing test's reference: the distance (in whitened units) from a query to the
-/// nearest of the client's `window` previous distinct queries, for honest clients.
+/// The spacing test's reference: for honest clients, the relative spacing ([`spacing`]:
+/// nearest over mean distance, in whitened units) of a query to the client's `window`
+/// previous distinct queries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spacing {
     pub window: usize,
@@ -257,19 +258,25 @@ pub fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-/// The distance from `query` to the nearest of `history` — `None` when `query` repeats
-/// one of them exactly (a repeat teaches a client nothing new about the model) or
-/// there is no history.
+/// The relative spacing of `query` to `history`: the distance to the nearest of them
+/// divided by the mean distance to all of them — a scale-free closeness, so a client who
+/// only ever asks about one region of the data (denser than the whole) is not mistaken
+/// for one who steps through the space in tiny moves. `None` when `query` repeats one of
+/// them exactly (a repeat teaches a client nothing new about the model) or there is no
+/// history.
 pub fn spacing<'a>(query: &[f64], history: impl Iterator<Item = &'a [f64]>) -> Option<f64> {
     let mut best = f64::INFINITY;
+    let (mut sum, mut n) = (0.0, 0.0);
     for h in history {
         let d2: f64 = query.iter().zip(h).map(|(a, b)| (a - b) * (a - b)).sum();
         if d2 == 0.0 {
             return None;
         }
         best = best.min(d2);
+        sum += d2.sqrt();
+        n += 1.0;
     }
-    best.is_finite().then(|| best.sqrt())
+    (best.is_finite() && sum > 0.0).then(|| best.sqrt() / (sum / n))
 }
 
 /// Maps rows to whitened coordinates: z = L⁻¹(x − μ), with L the Cholesky factor of the
@@ -392,7 +399,9 @@ pub(crate) mod tests {
         assert_eq!(b.index(2.5), 1);
         let h = [vec![0.0, 0.0], vec![3.0, 4.0]];
         assert_eq!(spacing(&[3.0, 4.0], h.iter().map(Vec::as_slice)), None);
-        assert_eq!(spacing(&[3.0, 0.0], h.iter().map(Vec::as_slice)), Some(3.0));
+        // Nearest 3, mean (3 + 4) / 2.
+        let r = spacing(&[3.0, 0.0], h.iter().map(Vec::as_slice)).unwrap();
+        assert!((r - 3.0 / 3.5).abs() < 1e-12, "{r}");
         assert_eq!(spacing(&[3.0, 0.0], std::iter::empty()), None);
     }
 
