@@ -340,7 +340,7 @@ mod tests {
         // only ever asks about one (denser than the whole, by far).
         let mut rng = KeyedStream::from_seed(b"regions").unwrap();
         let centre = |k: usize| [10.0 * k as f64, -5.0 * k as f64, 3.0];
-        let mut cluster = |k: usize, rng: &mut KeyedStream| -> Vec<f64> {
+        let cluster = |k: usize, rng: &mut KeyedStream| -> Vec<f64> {
             let c = centre(k);
             vec![c[0] + normal(rng), c[1] + normal(rng), c[2] + normal(rng)]
         };
