@@ -500,6 +500,8 @@ pub struct OutputHardening {
     /// JSON routes: where the rows are.
     pub path: Option<rampart_watch::tensor::JsonPath>,
     pub budget: Option<PrivacyBudget>,
+    /// OpenAI routes: logprobs and embeddings.
+    pub llm: Option<rampart_watch::llm::LlmPolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -612,6 +612,20 @@ pub struct RawOutput {
     /// JSON routes: where the probability rows are (`predictions[*].probabilities`).
     pub path: Option<String>,
     pub budget: Option<RawPrivacyBudget>,
+    /// OpenAI routes: `strip` removes logprobs from answers (`keep` by default).
+    pub logprobs: Option<LogprobsMode>,
+    /// OpenAI routes: most alternatives per token left in answers.
+    pub top_logprobs: Option<u64>,
+    /// OpenAI routes: σ of Gaussian noise added to each embedding component.
+    pub embedding_noise: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogprobsMode {
+    #[default]
+    Keep,
+    Strip,
 }
 
 #[derive(Debug, Deserialize)]

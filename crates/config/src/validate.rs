@@ -677,13 +677,25 @@ impl Validator<'_> {
             Protocol::Json if !raw.outputs.is_empty() => {
                 self.issue(&path.key("outputs"), "names KServe output tensors; JSON routes use `path`");
             }
-            Protocol::Openai | Protocol::Http => self.issue(
+            Protocol::Http => self.issue(
                 path,
                 format!(
-                    "route \"{route}\": output hardening reads classifier outputs (`protocol = \"kserve\"` or \"json\"); OpenAI routes limit logprobs with `validation.allow_logprobs`"
+                    "route \"{route}\": output hardening reads classifier outputs (`protocol = \"kserve\"` or \"json\") or OpenAI answers (`protocol = \"openai\"`)"
                 ),
             ),
             _ => {}
+        }
+        if protocol == Protocol::Openai {
+            return self.llm_output(path, raw);
+        }
+        for (key, set) in [
+            ("logprobs", raw.logprobs.is_some()),
+            ("top_logprobs", raw.top_logprobs.is_some()),
+            ("embedding_noise", raw.embedding_noise.is_some()),
+        ] {
+            if set {
+                self.issue(&path.key(key), "applies to OpenAI routes (`protocol = \"openai\"`)");
+            }
         }
         let json_path = raw
             .path
@@ -777,6 +789,70 @@ impl Validator<'_> {
             outputs: raw.outputs.clone(),
             path: json_path,
             budget,
+            llm: None,
+        }
+    }
+
+    /// `[routes.output]` on an OpenAI route: logprobs and embeddings only.
+    fn llm_output(&mut self, path: &KeyPath, raw: &RawOutput) -> OutputHardening {
+        for (key, set) in [
+            ("label_only", raw.label_only.is_some()),
+            ("top_k", raw.top_k.is_some()),
+            ("noise", raw.noise.is_some()),
+            ("allow_label_change", raw.allow_label_change.is_some()),
+            ("outputs", !raw.outputs.is_empty()),
+            ("path", raw.path.is_some()),
+            ("budget", raw.budget.is_some()),
+        ] {
+            if set {
+                self.issue(
+                    &path.key(key),
+                    "applies to classifier routes; OpenAI routes take `logprobs`, `top_logprobs`, `decimals` and `embedding_noise`",
+                );
+            }
+        }
+        if raw.decimals.is_some_and(|d| d > rampart_watch::harden::MAX_DECIMALS) {
+            self.issue(
+                &path.key("decimals"),
+                format!("must be at most {}", rampart_watch::harden::MAX_DECIMALS),
+            );
+        }
+        if raw.top_logprobs.is_some_and(|k| k > 20) {
+            self.issue(
+                &path.key("top_logprobs"),
+                "must be at most 20 (the protocol's own limit)",
+            );
+        }
+        if let Some(s) = raw.embedding_noise
+            && !(s.is_finite() && s > 0.0)
+        {
+            self.issue(&path.key("embedding_noise"), "must be a number greater than zero");
+        }
+        let strip = raw.logprobs == Some(crate::raw::LogprobsMode::Strip);
+        if strip && raw.top_logprobs.is_some() {
+            self.issue(
+                &path.key("top_logprobs"),
+                "`logprobs = \"strip\"` leaves no alternatives to cap",
+            );
+        }
+        let llm = rampart_watch::llm::LlmPolicy {
+            strip_logprobs: strip,
+            top_logprobs: raw.top_logprobs.and_then(|k| usize::try_from(k).ok()),
+            decimals: raw.decimals,
+            embedding_noise: raw.embedding_noise,
+        };
+        if !llm.changes_anything() {
+            self.issue(
+                path,
+                "changes nothing: set `logprobs = \"strip\"`, `top_logprobs`, `decimals` or `embedding_noise`",
+            );
+        }
+        OutputHardening {
+            policy: rampart_watch::harden::Policy::passthrough(),
+            outputs: Vec::new(),
+            path: None,
+            budget: None,
+            llm: Some(llm),
         }
     }
 

@@ -325,7 +325,35 @@ fn output_hardening_is_checked() {
         "predictions[*].probabilities"
     );
 
+    // OpenAI routes: logprobs and embeddings, not classifier rows.
     let err = errors(&route("openai", "label_only = true"));
+    has(&err, "routes[1].output.label_only", "applies to classifier routes");
+    has(&err, "routes[1].output", "changes nothing");
+    let llm = from_str(
+        &route(
+            "openai",
+            "top_logprobs = 2
+decimals = 3
+embedding_noise = 0.01",
+        ),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    let p = llm.routes[1].output.as_ref().unwrap().llm.unwrap();
+    assert_eq!(
+        (p.strip_logprobs, p.top_logprobs, p.decimals),
+        (false, Some(2), Some(3))
+    );
+    let err = errors(&route(
+        "openai",
+        "logprobs = \"strip\"\ntop_logprobs = 21\nembedding_noise = -1.0",
+    ));
+    has(&err, "routes[1].output.top_logprobs", "at most 20");
+    has(&err, "routes[1].output.embedding_noise", "greater than zero");
+    let err = errors(&route("kserve", "logprobs = \"strip\""));
+    has(&err, "routes[1].output.logprobs", "OpenAI routes");
+    let err = errors(&route("http", "decimals = 2"));
     has(&err, "routes[1].output", "classifier outputs");
     let err = errors(&route("json", "label_only = true"));
     has(&err, "routes[1].output", "needs `path`");
@@ -350,4 +378,112 @@ fn output_hardening_is_checked() {
     has(&err, "routes[1].output.budget", "needs `noise`");
     let err = errors(&format!("{BASE}validation = {{ max_top_logprobs = 21 }}\n"));
     has(&err, "routes[0].validation.max_top_logprobs", "at most 20");
+}
+
+#[test]
+fn detectors_and_alerts_are_checked() {
+    let dir = std::env::temp_dir().join(format!("rampart-config-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A real reference, calibrated here.
+    let rows: Vec<Vec<f64>> = (0..60)
+        .map(|i| {
+            let x = f64::from(i);
+            vec![x, (x * 7.0) % 11.0, (x * 3.0) % 5.0]
+        })
+        .collect();
+    let mut rng = rampart_watch::rng::KeyedStream::from_seed(b"cfg").unwrap();
+    let names = vec!["a".into(), "b".into(), "c".into()];
+    let reference = rampart_watch::reference::Reference::calibrate(names, &rows, 8, &mut rng).unwrap();
+    std::fs::write(dir.join("ref.json"), serde_json::to_string(&reference).unwrap()).unwrap();
+    let mut broken = reference.clone();
+    broken.mean.pop();
+    std::fs::write(dir.join("broken.json"), serde_json::to_string(&broken).unwrap()).unwrap();
+    std::fs::write(dir.join("garbage.json"), "{\"features\": [1, 2]}").unwrap();
+    let route = |protocol: &str, watch: &str| {
+        format!(
+            "{BASE}\n[[routes]]\nname = \"clf\"\npath_prefix = \"/v2/\"\nupstream = \"llm\"\nprotocol = \"{protocol}\"\npublic = true\n[routes.watch]\n{watch}\n"
+        )
+    };
+    let ok = route(
+        "kserve",
+        "reference = \"ref.json\"\ninput = \"x\"\nextraction = \"block\"\nout_of_distribution = \"alert\"\nwindow = 50\nmin_queries = 20",
+    );
+    let c = from_str(&ok, "t.toml", &dir).unwrap();
+    let w = c.routes[1].watch.as_ref().unwrap();
+    assert_eq!(w.reference.as_ref().unwrap().features.len(), 3);
+    assert_eq!(w.on_extraction, rampart_watch::signal::Action::Block);
+    assert_eq!((w.extraction.window, w.extraction.min_queries), (50, 20));
+    assert!(c.watch.is_none());
+
+    let bad = |protocol: &str, watch: &str| from_str(&route(protocol, watch), "t.toml", &dir).unwrap_err();
+    has(
+        &bad("kserve", "reference = \"missing.json\""),
+        "routes[1].watch.reference",
+        "does not exist",
+    );
+    has(
+        &bad("kserve", "reference = \"broken.json\""),
+        "routes[1].watch.reference",
+        "`mean`",
+    );
+    has(
+        &bad("kserve", "reference = \"garbage.json\""),
+        "routes[1].watch.reference",
+        "is not a reference",
+    );
+    has(
+        &bad("json", "reference = \"ref.json\""),
+        "routes[1].watch",
+        "needs `path`",
+    );
+    has(&bad("openai", "drift = \"alert\""), "routes[1].watch", "KServe or JSON");
+    has(
+        &bad("kserve", "window = 10\nmin_queries = 20\nfalse_alarm = 0.5"),
+        "routes[1].watch.min_queries",
+        "must not exceed",
+    );
+    has(
+        &bad("kserve", "false_alarm = 0.5"),
+        "routes[1].watch.false_alarm",
+        "at most 0.1",
+    );
+    assert!(
+        from_str(&route("kserve", "extraction = \"explode\""), "t.toml", &dir)
+            .unwrap_err()
+            .to_string()
+            .contains("explode")
+    );
+
+    let watch = |body: &str| format!("{BASE}\n[watch]\n{body}\n");
+    let c = from_str(
+        &watch(
+            "alert_log = true\n[watch.behaviour]\ndenied_per_minute = 5\ndenied_burst = \"block\"\n[watch.webhook]\nurl = \"https://siem.example/hook\"\nsecret = { env = \"HOOK\" }",
+        ),
+        "t.toml",
+        &dir,
+    );
+    // The secret's variable is not set in this process.
+    has(&c.unwrap_err(), "watch.webhook.secret.env", "not set");
+    let c = from_str(
+        &watch("[watch.behaviour]\ndenied_per_minute = 5\ndenied_burst = \"block\""),
+        "t.toml",
+        &dir,
+    )
+    .unwrap();
+    let w = c.watch.unwrap();
+    assert_eq!(w.behaviour.denied_per_minute, 5);
+    assert_eq!(w.denied_burst, rampart_watch::signal::Action::Block);
+    assert_eq!(w.alert_cooldown.as_secs(), 600);
+    std::fs::write(dir.join("short.secret"), "short").unwrap();
+    let err = from_str(
+        &watch("[watch.behaviour]\nrefusals = 30\nrate_factor = 0.5\n[watch.webhook]\nurl = \"ftp://x\"\nsecret = { file = \"short.secret\" }"),
+        "t.toml",
+        &dir,
+    )
+    .unwrap_err();
+    has(&err, "watch.behaviour.refusals", "at most 20");
+    has(&err, "watch.behaviour.rate_factor", "greater than 1");
+    has(&err, "watch.webhook.url", "not an http:// or https:// URL");
+    has(&err, "watch.webhook.secret", "at least 16 bytes");
+    let _ = std::fs::remove_dir_all(&dir);
 }

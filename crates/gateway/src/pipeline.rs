@@ -159,6 +159,7 @@ impl Pipeline {
         flow(self.limit.on_response(ex, route, head))?;
         flow(self.content.on_response(ex, route, head))?;
         flow(self.tokens.on_response(ex, route, head))?;
+        flow(self.output.on_response(ex, route, head))?;
         Ok(())
     }
 
@@ -191,6 +192,7 @@ impl Pipeline {
         flow(self.validate.on_response_chunk(ex, chunk))?;
         flow(self.content.on_response_chunk(ex, chunk))?;
         flow(self.tokens.on_response_chunk(ex, chunk))?;
+        flow(self.output.on_response_chunk(ex, chunk))?;
         // Last: the digest is of what the client receives.
         flow(self.audit.on_response_chunk(ex, chunk))?;
         Ok(())
@@ -199,7 +201,8 @@ impl Pipeline {
     /// The end of a response stream: bytes a chunk stage still holds (the content
     /// stage's hold-back), to send before the body ends.
     pub fn response_end(&self, ex: &mut Exchange) -> Option<Bytes> {
-        self.content.on_stream_end(ex)
+        let tail = self.content.on_stream_end(ex);
+        self.output.on_stream_end(ex, tail)
     }
 
     /// Completion stages. Called exactly once per exchange, by `ExchangeBody`. Returns

@@ -171,6 +171,24 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions, last: &LastRequest) ->
     });
     let id = format!("chatcmpl-demo-{:016x}", fnv(reply.as_bytes()));
     let created = 1_700_000_000u64;
+    // Logprobs as OpenAI gives them when asked: per token, the chosen token's and the
+    // `top_logprobs` most likely alternatives', at full precision.
+    let wants_logprobs = body.get("logprobs").and_then(Value::as_bool) == Some(true);
+    let top = body.get("top_logprobs").and_then(Value::as_u64).unwrap_or(0).min(20);
+    let token_logprobs = |piece: &str| {
+        let lp = -((fnv(piece.as_bytes()) % 100_000) as f64) / 77_777.0 - 1e-9;
+        let alternatives: Vec<Value> = (0..top)
+            .map(|k| {
+                let token = if k == 0 {
+                    piece.to_owned()
+                } else {
+                    format!("{piece}~{k}")
+                };
+                json!({"token": token, "logprob": lp - k as f64 * 1.234_567_891, "bytes": token.as_bytes()})
+            })
+            .collect();
+        json!({"token": piece, "logprob": lp, "bytes": piece.as_bytes(), "top_logprobs": alternatives})
+    };
     tokio::time::sleep(opts.first_byte_delay).await;
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = body
@@ -179,8 +197,14 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions, last: &LastRequest) ->
             .unwrap_or(false);
         let mut events = Vec::new();
         let chunk = |delta: Value, finish: Value| {
+            let logprobs = match delta.get("content").and_then(Value::as_str) {
+                Some(piece) if wants_logprobs && !piece.is_empty() => {
+                    json!({"content": [token_logprobs(piece)], "refusal": null})
+                }
+                _ => Value::Null,
+            };
             let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+                   "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]});
             if include_usage {
                 // As OpenAI does: every chunk but the last carries `"usage": null`.
                 c["usage"] = Value::Null;
@@ -207,7 +231,13 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions, last: &LastRequest) ->
         StatusCode::OK,
         &json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                         "logprobs": if wants_logprobs {
+                             json!({"content": reply.split_inclusive(' ').map(token_logprobs).collect::<Vec<_>>(), "refusal": null})
+                         } else {
+                             Value::Null
+                         },
+                         "finish_reason": "stop"}],
             "usage": usage,
         }),
     )

@@ -54,11 +54,7 @@ impl Noise {
                 let u = rng.open_unit() - 0.5;
                 -scale * u.signum() * (1.0 - 2.0 * u.abs()).ln()
             }
-            Mechanism::Gaussian => {
-                // Box–Muller.
-                let (u1, u2) = (rng.open_unit(), rng.open_unit());
-                scale * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-            }
+            Mechanism::Gaussian => scale * rng.normal(),
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   a grid, calibrated Laplace or Gaussian noise — applied to probability rows with the
 //!   invariants clients rely on kept (rows in [0, 1] summing to 1, the top label
 //!   unchanged unless the policy allows it);
+//! - [`llm`]: what an OpenAI answer reveals — logprobs stripped, capped or rounded,
+//!   embeddings rounded or blurred;
 //! - [`budget`]: the privacy budget a principal spends on noisy answers, per window;
 //! - [`tensor`]: where the probability rows are in a response (KServe v2 output tensors,
 //!   a JSON path for other JSON model APIs), read and written back in place;
@@ -28,6 +30,7 @@ pub mod budget;
 pub mod drift;
 pub mod extraction;
 pub mod harden;
+pub mod llm;
 pub mod reference;
 pub mod rng;
 pub mod signal;

@@ -358,8 +358,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn normal(rng: &mut impl Random) -> f64 {
-        let (u, v) = (rng.open_unit(), rng.open_unit());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+        rng.normal()
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub trait Random {
             }
         }
     }
+
+    /// A standard normal draw (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.open_unit(), self.open_unit());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
 }
 
 /// Words of keystream per cipher call.

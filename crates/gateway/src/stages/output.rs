@@ -23,6 +23,7 @@ use rampart_config::Protocol;
 use rampart_config::raw::WhenSpent;
 use rampart_watch::budget::Cost;
 use rampart_watch::harden::{Policy, RowError, harden_row};
+use rampart_watch::llm::harden_openai;
 use rampart_watch::tensor::{harden_json, harden_kserve};
 use serde_json::Value;
 
@@ -53,6 +54,17 @@ impl OutputStage {
     /// a successful answer on a hardened route that is not an event stream — on KServe
     /// routes, an inference answer (`…/infer`); health and metadata carry no outputs.
     pub fn holds_response(&self, ex: &Exchange, route: &RouteRuntime, head: &http::response::Parts) -> bool {
+        if let Some(output) = &route.output
+            && output.config.llm.is_some()
+        {
+            // OpenAI routes: JSON answers (streams are hardened chunk by chunk).
+            return head.status.is_success()
+                && head
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"));
+        }
         let inference = route.config.protocol != Protocol::Kserve
             || ex
                 .path
@@ -82,7 +94,16 @@ impl OutputStage {
         };
         readable(head).map_err(RequestError::ResponseUninspectable)?;
         let mut value = rampart_detect::json::parse_strict(&body, MAX_DEPTH)
-            .map_err(|_| RequestError::ResponseUninspectable("the classifier's answer is not JSON"))?;
+            .map_err(|_| RequestError::ResponseUninspectable("the model's answer is not JSON"))?;
+        if let Some(llm) = &output.config.llm {
+            output
+                .with_rng(|rng| harden_openai(&mut value, llm, rng))
+                .map_err(|_| RequestError::ResponseUninspectable("the noise source is unavailable"))?
+                .map_err(|_| RequestError::ResponseUninspectable("an embedding in the answer cannot be read"))?;
+            return serde_json::to_vec(&value)
+                .map(Bytes::from)
+                .map_err(|_| RequestError::ResponseUninspectable("the hardened answer could not be encoded"));
+        }
         let config = &output.config;
         let protocol = route.config.protocol;
         let apply =
@@ -158,8 +179,106 @@ impl OutputStage {
     }
 }
 
+/// A streamed OpenAI answer being hardened: events are parsed as they complete and
+/// written back hardened; a partial event waits for its end.
+struct Stream {
+    parser: rampart_detect::sse::Parser,
+    output: std::sync::Arc<crate::output::OutputRuntime>,
+}
+
+impl Stream {
+    /// Hardens the complete events of `bytes`; `Err` when the stream cannot be read
+    /// (the stream is cut rather than pass unhardened scores).
+    fn feed(&mut self, bytes: &[u8], end: bool) -> Result<Bytes, ()> {
+        let mut events = Vec::new();
+        self.parser.push(bytes, &mut events).map_err(|_| ())?;
+        if end && let Some(last) = self.parser.finish().map_err(|_| ())? {
+            events.push(last);
+        }
+        let Some(llm) = &self.output.config.llm else {
+            return Err(());
+        };
+        let mut out = Vec::with_capacity(bytes.len() + 16);
+        for mut event in events {
+            if let Some(data) = &event.data
+                && data.trim() != "[DONE]"
+                && let Ok(mut value) = serde_json::from_str::<Value>(data)
+            {
+                self.output
+                    .with_rng(|rng| harden_openai(&mut value, llm, rng))
+                    .map_err(|_| ())?
+                    .map_err(|_| ())?;
+                event.data = Some(serde_json::to_string(&value).map_err(|_| ())?);
+            }
+            event.write(&mut out);
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+impl OutputStage {
+    /// The end of a stream: `tail` (bytes an earlier stage held back) and whatever
+    /// partial event this stage still holds, hardened.
+    pub fn on_stream_end(&self, ex: &mut Exchange, tail: Option<Bytes>) -> Option<Bytes> {
+        let Some(mut stream) = ex.stash.take::<Stream>() else {
+            return tail;
+        };
+        match stream.feed(tail.as_deref().unwrap_or_default(), true) {
+            Ok(b) if b.is_empty() => None,
+            Ok(b) => Some(b),
+            Err(()) => None,
+        }
+    }
+}
+
 impl Stage for OutputStage {
     const NAME: &'static str = "output";
+
+    fn on_response(&self, ex: &mut Exchange, route: &RouteRuntime, head: &mut http::response::Parts) -> Flow {
+        let Some(output) = route.output.as_ref().filter(|o| o.config.llm.is_some()) else {
+            return Flow::Continue;
+        };
+        let sse = head
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(crate::body::is_event_stream);
+        if sse && head.status.is_success() {
+            if let Err(e) = readable(head) {
+                return Flow::Reject(RequestError::ResponseUninspectable(e));
+            }
+            head.headers.remove(header::CONTENT_LENGTH);
+            ex.stash.put(Stream {
+                parser: rampart_detect::sse::Parser::default(),
+                output: std::sync::Arc::clone(output),
+            });
+        }
+        Flow::Continue
+    }
+
+    fn wants_chunks(&self, route: &RouteRuntime) -> bool {
+        route.output.as_ref().is_some_and(|o| o.config.llm.is_some())
+    }
+
+    fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Flow {
+        let Some(mut stream) = ex.stash.take::<Stream>() else {
+            return Flow::Continue;
+        };
+        match stream.feed(chunk, false) {
+            Ok(b) => {
+                *chunk = b;
+                ex.stash.put(stream);
+            }
+            Err(()) => {
+                // Unreadable mid-stream: the head is gone, so the stream ends here
+                // rather than carry scores the route does not release.
+                tracing::warn!("output hardening could not read a streamed answer; the stream is cut");
+                *chunk = Bytes::new();
+                ex.end_stream = true;
+            }
+        }
+        Flow::Continue
+    }
 
     async fn on_request(&self, _ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) -> Flow {
         if route.output.is_some() {

@@ -239,3 +239,153 @@ async fn logit_bias_with_logprobs_is_refused_on_llm_routes() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     assert_eq!(r.json()["error"]["param"], "top_logprobs", "{}", r.text());
 }
+
+/// The SSE `data:` payloads of a stream, `[DONE]` excluded, as JSON.
+fn stream_events(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// Every logprob in an answer (chosen tokens and alternatives), and the largest number
+/// of alternatives any token carries.
+fn logprobs_of(choice_logprobs: &Value) -> (Vec<f64>, usize) {
+    let mut values = Vec::new();
+    let mut widest = 0;
+    for token in choice_logprobs["content"].as_array().into_iter().flatten() {
+        values.push(token["logprob"].as_f64().unwrap());
+        let alts = token["top_logprobs"].as_array().unwrap();
+        widest = widest.max(alts.len());
+        values.extend(alts.iter().map(|a| a["logprob"].as_f64().unwrap()));
+    }
+    (values, widest)
+}
+
+fn on_grid(x: f64, decimals: i32) -> bool {
+    let f = 10f64.powi(decimals);
+    ((x * f).round() / f - x).abs() < 1e-12
+}
+
+/// An OpenAI route with `[routes.output]`.
+fn llm_gateway(openai: &str, output: &str) -> GatewayProcess {
+    let base = base_config(openai, "http://127.0.0.1:9").replacen(
+        "protocol = \"openai\"\npublic = true\n",
+        &format!("protocol = \"openai\"\npublic = true\n[routes.output]\n{output}\n"),
+        1,
+    );
+    start(&base)
+}
+
+#[tokio::test]
+async fn llm_logprobs_are_capped_rounded_or_stripped_whole_and_streamed() {
+    let o = openai(rampart_testkit::DemoOptions::default()).await;
+    let c = TestClient::http1();
+    let ask = |stream: bool| {
+        json!({"model": "m", "messages": [{"role": "user", "content": "tell me about the weather today"}],
+               "logprobs": true, "top_logprobs": 3, "stream": stream})
+    };
+    // The upstream itself: full precision, three alternatives per token.
+    let direct = c
+        .post_json(&format!("{}/v1/chat/completions", o.url()), &ask(false))
+        .await
+        .unwrap()
+        .json();
+    let (raw, widest) = logprobs_of(&direct["choices"][0]["logprobs"]);
+    assert_eq!(widest, 3);
+    assert!(raw.iter().any(|x| !on_grid(*x, 2)), "the demo gives full precision");
+
+    let gw = llm_gateway(&o.url(), "top_logprobs = 1\ndecimals = 2");
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    let whole = c.post_json(&url, &ask(false)).await.unwrap();
+    assert_eq!(whole.status, StatusCode::OK, "{}", whole.text());
+    let whole = whole.json();
+    let (values, widest) = logprobs_of(&whole["choices"][0]["logprobs"]);
+    assert_eq!(widest, 1);
+    assert_eq!(
+        values.len(),
+        raw.len() / 4 * 2,
+        "one chosen and one alternative per token"
+    );
+    assert!(values.iter().all(|x| on_grid(*x, 2)), "{values:?}");
+    assert_eq!(
+        whole["choices"][0]["message"]["content"], direct["choices"][0]["message"]["content"],
+        "the text is untouched"
+    );
+
+    let streamed = c.post_json(&url, &ask(true)).await.unwrap();
+    assert_eq!(streamed.status, StatusCode::OK);
+    let text = streamed.text();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let events = stream_events(&text);
+    let mut content = String::new();
+    let mut tokens = 0;
+    for e in &events {
+        let choice = &e["choices"][0];
+        content.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+        if !choice["logprobs"].is_null() {
+            let (values, widest) = logprobs_of(&choice["logprobs"]);
+            assert!(widest <= 1, "{e}");
+            assert!(values.iter().all(|x| on_grid(*x, 2)), "{e}");
+            tokens += 1;
+        }
+    }
+    assert_eq!(content, direct["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(tokens, raw.len() / 4, "every token's logprobs came through, hardened");
+
+    // Stripped: no logprobs at all, whole or streamed.
+    let gw = llm_gateway(&o.url(), "logprobs = \"strip\"");
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    let whole = c.post_json(&url, &ask(false)).await.unwrap().json();
+    assert_eq!(whole["choices"][0]["logprobs"], Value::Null);
+    let text = c.post_json(&url, &ask(true)).await.unwrap().text();
+    let events = stream_events(&text);
+    assert!(events.len() > 3);
+    assert!(events.iter().all(|e| e["choices"][0]["logprobs"].is_null()), "{text}");
+}
+
+#[tokio::test]
+async fn llm_embeddings_are_rounded_as_floats_and_as_base64() {
+    let o = openai(rampart_testkit::DemoOptions::default()).await;
+    let gw = llm_gateway(&o.url(), "decimals = 2");
+    let c = TestClient::http1();
+    let url = format!("{}/v1/embeddings", gw.url("main"));
+    let floats = c
+        .post_json(&url, &json!({"model": "e", "input": "the quick brown fox"}))
+        .await
+        .unwrap()
+        .json();
+    let v: Vec<f64> = floats["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(v.len(), 8);
+    assert!(v.iter().all(|x| on_grid(*x, 2)), "{v:?}");
+    let want = rampart_testkit::demo::demo_embedding("the quick brown fox");
+    for (a, b) in v.iter().zip(&want) {
+        assert!((a - b).abs() <= 0.005 + 1e-9, "{a} vs {b}");
+    }
+    let b64 = c
+        .post_json(
+            &url,
+            &json!({"model": "e", "input": "the quick brown fox", "encoding_format": "base64"}),
+        )
+        .await
+        .unwrap()
+        .json();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let back: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(back.len(), 8);
+    for (a, b) in back.iter().zip(&v) {
+        assert!((f64::from(*a) - b).abs() < 1e-6, "{a} vs {b}");
+    }
+}
