@@ -91,9 +91,38 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
             },
         )
         .context("cannot create the demo API key")?;
+    // A second caller, for the extraction demonstration: its block does not stop the
+    // rest of the tour.
+    let (extractor, _) = keys
+        .create(
+            &Pepper::new(pepper.as_bytes()),
+            &NewKey {
+                subject: "demo-extractor".to_owned(),
+                tenant: None,
+                roles: vec!["demo".to_owned()],
+                routes: Vec::new(),
+                models: Vec::new(),
+                expires_in: None,
+                note: Some("made by rampart demo for `rampart demo extract`".to_owned()),
+                test: false,
+            },
+        )
+        .context("cannot create the demo API key")?;
     keys.save(&dir.join("keys.toml"))
         .context("cannot write the demo key file")?;
     let key = key.expose().to_owned();
+    // What honest iris queries look like, for the extraction detectors: the model's
+    // training rows, calibrated as `rampart watch calibrate` does.
+    let rows: Vec<Vec<f64>> = include_str!("../../testkit/data/iris.csv")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(4).filter_map(|v| v.parse().ok()).collect())
+        .collect();
+    let names = ["sepal_length", "sepal_width", "petal_length", "petal_width"].map(str::to_owned);
+    let mut seed = rampart_watch::rng::KeyedStream::from_seed(b"rampart").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reference = rampart_watch::reference::Reference::calibrate(names.to_vec(), &rows, 32, &mut seed)
+        .map_err(|e| anyhow::anyhow!("cannot calibrate the iris reference: {e}"))?;
+    write(&dir.join("iris.reference.json"), serde_json::to_vec_pretty(&reference)?)?;
 
     let trail = dir.join("trail");
     let config_path = dir.join("rampart.toml");
@@ -132,6 +161,7 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
         admin: format!("http://{}", bound.admin),
         model_server: openai.url(),
         key,
+        extractor: extractor.expose().to_owned(),
         exe: exe.display().to_string(),
         trail: trail.display().to_string(),
         public_key: dir.join("audit.key.pub").display().to_string(),
@@ -224,6 +254,22 @@ policy = "tensors"
 validation.inputs = [{{ name = "input-0", datatype = "FP32", shape = [-1, 4], min = 0.0, max = 100.0 }}]
 validation.only_listed_inputs = true
 
+# The classifier's confidences carry Laplace noise (ε = 5 per answer row, 4 decimals),
+# from a budget of ε = 500 per caller per hour; once spent, the label alone.
+[routes.output]
+noise = {{ epsilon = 5.0 }}
+budget = {{ epsilon = 500.0, window = "1h", when_spent = "label_only" }}
+
+# Extraction and out-of-distribution detection against the iris training data; a
+# caller whose queries look like an extraction attack is blocked (and alerted on).
+[routes.watch]
+reference = "{dir}/iris.reference.json"
+extraction = "block"
+
+# Alerts: one ECS line each on standard output (and an audit record).
+[watch]
+alert_log = true
+
 [policies.guarded]
 request = {{ "pii.*" = "pseudonymise", "secret.*" = "block" }}
 response = {{ "secret.*" = "redact" }}
@@ -248,6 +294,7 @@ struct Tour {
     admin: String,
     model_server: String,
     key: String,
+    extractor: String,
     exe: String,
     trail: String,
     public_key: String,
@@ -404,7 +451,15 @@ fn steps(t: &Tour) -> (Vec<Step>, Vec<Step>) {
             expect: r#"HTTP 200, "setosa""#,
         },
         Step {
-            says: "7. Every exchange above left a hash-chained, signed audit record: verify them",
+            says: "7. A model-extraction client (random queries, as equation solving needs) is spotted and blocked; the gateway prints an alert",
+            command: format!(
+                "{} demo extract --url {s}/v2/models/iris/infer --key {}",
+                t.exe, t.extractor
+            ),
+            expect: r#"HTTP 403, "principal_blocked", "stopped the extraction""#,
+        },
+        Step {
+            says: "8. Every exchange above left a hash-chained, signed audit record (the alert too): verify them",
             command: format!("{} audit verify {} --pub {}", t.exe, t.trail, t.public_key),
             expect: r#""ok: the chain is intact""#,
         },
@@ -457,4 +512,72 @@ One JSON access-log line per request follows below. Press Ctrl-C to stop."#,
         secure = t.secure,
         key = t.key,
     );
+}
+
+/// `rampart demo extract`: the demo's own model-extraction client, as an attacker runs
+/// it — queries drawn uniformly over the iris features' ranges, the first step of the
+/// equation-solving attack of Tramèr et al. (2016) and of random-query surrogates —
+/// against a KServe v2 `…/infer` URL, until the gateway refuses it or the queries run
+/// out. Prints each answer's status and what stopped it.
+#[derive(clap::Args, Debug)]
+pub struct ExtractArgs {
+    /// The model's inference URL (`http://…/v2/models/iris/infer`).
+    #[arg(long)]
+    pub url: String,
+    /// An API key to send as `Authorization: Bearer`.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Most queries to send.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+}
+
+/// Feature ranges of the iris data (cm): where the attack draws its queries.
+const IRIS_LOW: [f64; 4] = [4.3, 2.0, 1.0, 0.1];
+const IRIS_HIGH: [f64; 4] = [7.9, 4.4, 6.9, 2.5];
+
+pub async fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
+    use ring::rand::SecureRandom as _;
+    let client = rampart_testkit::client::TestClient::http1();
+    let rng = ring::rand::SystemRandom::new();
+    let auth = args.key.as_ref().map(|k| format!("Bearer {k}"));
+    let mut answered = 0;
+    for q in 1..=args.queries {
+        let mut bytes = [0u8; 16];
+        rng.fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("no system randomness"))?;
+        let x: Vec<f64> = (0..4)
+            .map(|j| {
+                let u = f64::from(u32::from_le_bytes([
+                    bytes[4 * j],
+                    bytes[4 * j + 1],
+                    bytes[4 * j + 2],
+                    bytes[4 * j + 3],
+                ])) / f64::from(u32::MAX);
+                ((IRIS_LOW[j] + u * (IRIS_HIGH[j] - IRIS_LOW[j])) * 100.0).round() / 100.0
+            })
+            .collect();
+        let body = serde_json::json!({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": x}]});
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let r = client
+            .request(http::Method::POST, &args.url, &headers, serde_json::to_vec(&body)?)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.url))?;
+        if r.status.is_success() {
+            answered += 1;
+            print!(".");
+            continue;
+        }
+        let code = r.json()["code"].as_str().unwrap_or("").to_owned();
+        println!(
+            "\nquery {q}: HTTP {} {code}\nthe gateway stopped the extraction after {answered} answered queries",
+            r.status.as_u16()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("\n{answered} queries answered: nothing stopped this extraction");
+    Ok(ExitCode::SUCCESS)
 }

@@ -76,6 +76,8 @@ enum Command {
     },
     /// Start the gateway in front of built-in demo model servers and print curl examples.
     Demo {
+        #[command(subcommand)]
+        action: Option<DemoAction>,
         /// Address for the open listener (plain public routes); falls back to a free
         /// port if taken.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -88,6 +90,13 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: std::net::SocketAddr,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum DemoAction {
+    /// The demo's own model-extraction client: random queries at a KServe iris model
+    /// until the gateway stops it.
+    Extract(demo::ExtractArgs),
 }
 
 fn init_logging() {
@@ -134,7 +143,16 @@ fn main() -> ExitCode {
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
         Command::Watch { command } => watch_cmd::run(command),
-        Command::Demo { listen, secure, admin } => runtime().and_then(|rt| {
+        Command::Demo {
+            action: Some(DemoAction::Extract(args)),
+            ..
+        } => runtime().and_then(|rt| rt.block_on(demo::extract(args))),
+        Command::Demo {
+            action: None,
+            listen,
+            secure,
+            admin,
+        } => runtime().and_then(|rt| {
             rt.block_on(demo::run(demo::Addresses {
                 open: listen,
                 secure,

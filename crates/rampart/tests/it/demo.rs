@@ -16,6 +16,8 @@ use crate::common::bin;
 struct Demo {
     child: Child,
     banner: Vec<String>,
+    /// Standard output after the banner (the access log and alert lines).
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Demo {
@@ -45,9 +47,15 @@ impl Demo {
             }
         }
         // Keep draining stdout (the access log) so the demo never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         assert!(banner.iter().any(|l| l.contains("Press Ctrl-C")), "{banner:#?}");
-        Self { child, banner }
+        Self { child, banner, log }
     }
 
     /// The value printed after `label` in the banner's header (`  secure   http://…`).
@@ -128,10 +136,10 @@ fn claims(line: &str) -> Vec<Claim> {
 fn every_printed_command_gives_the_printed_result() {
     let demo = Demo::start();
     let steps = demo.steps();
-    // The plain proxy (9 commands) and the protected tour (12): keys, pseudonymisation
+    // The plain proxy (9 commands) and the protected tour (13): keys, pseudonymisation
     // seen from both sides, injection, redaction whole and streamed, the canary,
-    // KServe validation, and the audit trail verified.
-    assert_eq!(steps.len(), 21, "{steps:#?}");
+    // KServe validation, an extraction client blocked, and the audit trail verified.
+    assert_eq!(steps.len(), 22, "{steps:#?}");
     let exe = bin().canonicalize().unwrap();
     let verify = steps
         .iter()
@@ -157,6 +165,17 @@ fn every_printed_command_gives_the_printed_result() {
             assert!(ok, "{command}\n=> {expect}\n{claim:?} does not hold for:\n{text}");
         }
     }
+    // The extraction step made the gateway print an alert (an ECS line on its output).
+    let alert = demo.log.lock().unwrap().iter().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        (v["event"]["kind"] == "alert").then_some(v)
+    });
+    let alert = alert.expect("the demo printed no alert");
+    assert!(
+        alert["rule"]["name"].as_str().unwrap().starts_with("extraction"),
+        "{alert}"
+    );
+    assert_eq!(alert["event"]["action"], "block");
     demo.stop();
 }
 
