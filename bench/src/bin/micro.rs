@@ -86,6 +86,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         output_hardening()?;
         return Ok(());
     }
+    // MICRO_ONLY=watch: only the detector rows.
+    if only == "watch" {
+        detection()?;
+        privacy_budget()?;
+        return Ok(());
+    }
     // MICRO_ONLY=injection: only the injection scoring rows.
     if only == "injection" {
         injection_scoring();
@@ -161,6 +167,118 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// parse, rows counted, the principal's privacy budget spent in-process, noise and
 /// rounding, re-encoded), for an answer of one iris row and of 32 rows; and one row's
 /// transform alone.
+/// The detectors' state updates per request, as the gateway runs them
+/// (`rampart_gateway::watch`): an iris route with a reference, 1 000 principals taking
+/// turns, every history full.
+fn detection() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use rampart_watch::extraction::ExtractionConfig;
+    use rampart_watch::signal::Action;
+    let rows: Vec<Vec<f64>> = include_str!("../../../crates/testkit/data/iris.csv")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(4).filter_map(|v| v.parse().ok()).collect())
+        .collect();
+    let names = ["a", "b", "c", "d"].map(str::to_owned).to_vec();
+    let mut seed = rampart_watch::rng::KeyedStream::from_seed(b"micro").map_err(|e| e.to_string())?;
+    let reference = rampart_watch::reference::Reference::calibrate(names, &rows, 32, &mut seed)?;
+    let config = rampart_config::RouteWatch {
+        reference: Some(Arc::new(reference)),
+        input: None,
+        path: None,
+        extraction: ExtractionConfig {
+            window: 100,
+            min_queries: 40,
+            alpha: 1e-6,
+            low_margin: 0.1,
+        },
+        drift_window: 500,
+        drift_threshold: 0.25,
+        on_extraction: Action::Alert,
+        on_out_of_distribution: Action::Record,
+        on_drift: Action::Alert,
+    };
+    let watch = rampart_gateway::watch::RouteWatch::build(&config, 100_000)?;
+    let keys: Vec<String> = (0..1000).map(|i| format!("sub:/app-{i}")).collect();
+    let mut i = 0usize;
+    let mut signals = Vec::new();
+    // Distinct queries (no exact repeats, which are set aside early): a data row
+    // nudged by the counter.
+    let mut query = vec![0.0; 4];
+    let mut next = || {
+        i += 1;
+        let base = &rows[(i * 7) % rows.len()];
+        for (q, b) in query.iter_mut().zip(base) {
+            *q = b + (i % 9973) as f64 * 1e-5;
+        }
+        (&keys[i % keys.len()], query.clone())
+    };
+    // Fill every principal's history first.
+    for _ in 0..200_000 {
+        let (k, r) = next();
+        watch.observe_inputs(k, 1_000, std::slice::from_ref(&r), &mut signals);
+        signals.clear();
+    }
+    measure(
+        "detection: one iris query (out of distribution, spacing over 32, OOD share, input drift), 1 000 principals",
+        200_000,
+        || {
+            let (k, r) = next();
+            watch.observe_inputs(black_box(k), 1_000, std::slice::from_ref(&r), &mut signals);
+            signals.clear();
+        },
+    );
+    let answer = vec![vec![0.05, 0.9, 0.05]];
+    let mut j = 0usize;
+    measure(
+        "detection: one answer row (boundary share, output drift), 1 000 principals",
+        200_000,
+        || {
+            j += 1;
+            watch.observe_answers(black_box(&keys[j % keys.len()]), 1_000, &answer, &mut signals);
+            signals.clear();
+        },
+    );
+    let mut behaviour = rampart_watch::behaviour::Behaviour::new(
+        rampart_watch::behaviour::BehaviourConfig {
+            rate_factor: 10.0,
+            rate_floor: 120,
+            denied_per_minute: 20,
+            refusals: 5,
+        },
+        100_000,
+    );
+    let mut t = 0u64;
+    measure(
+        "detection: behaviour (rate spike, denials, refusals), 1 000 principals",
+        200_000,
+        || {
+            t += 1;
+            behaviour.observe(
+                black_box(&keys[(t % 1000) as usize]),
+                t / 1000,
+                200,
+                false,
+                &mut signals,
+            );
+            signals.clear();
+        },
+    );
+    let body =
+        json!({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]});
+    measure(
+        "detection: feature rows read from a parsed KServe request",
+        200_000,
+        || {
+            black_box(
+                rampart_watch::tensor::kserve_input_rows(black_box(&body), None)
+                    .map(|r| r.len())
+                    .unwrap_or(0),
+            );
+        },
+    );
+    Ok(())
+}
+
 fn output_hardening() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use rampart_watch::budget::{Accountant, BudgetConfig, Cost};
     use rampart_watch::harden::{Mechanism, Noise, Policy, harden_row};
@@ -465,6 +583,58 @@ requests = 1000000000000
 period = "day"
 backend = "BACKEND"
 "#;
+
+/// Paying for one noisy answer from a principal's privacy budget, in process and in
+/// Redis (one script call), through the route's real `OutputRuntime`.
+fn privacy_budget() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let redis_up = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
+        for backend in ["local", "redis"] {
+            if backend == "redis" && !redis_up {
+                println!("| privacy budget (redis) | not measured: no Redis at 127.0.0.1:6379 | |");
+                continue;
+            }
+            let dir = std::env::temp_dir().join(format!("rampart-bench-pb-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("redis.url"), "redis://127.0.0.1:6379/")?;
+            let text = format!(
+                "[[listeners]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n[[upstreams]]\nname = \"k\"\ntargets = [\"http://127.0.0.1:9\"]\n\
+                 [[routes]]\nname = \"iris\"\npath_prefix = \"/v2/\"\nupstream = \"k\"\nprotocol = \"kserve\"\npublic = true\n\
+                 [routes.output]\nnoise = {{ epsilon = 1e-9 }}\nbudget = {{ epsilon = 1e9, window = \"1h\", backend = \"{backend}\" }}\n\
+                 [redis]\nurl = {{ file = \"redis.url\" }}\n"
+            );
+            let config = rampart_config::from_str(&text, "bench.toml", &dir).map_err(|e| e.to_string())?;
+            let log = rampart_gateway::stages::access_log::AccessLogWriter::start()?;
+            let metrics = std::sync::Arc::new(rampart_gateway::metrics::Metrics::new());
+            let state = rampart_limits::LimitStore::default();
+            let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state, None)?;
+            let route = std::sync::Arc::clone(runtime.router.route("main", None, &http::Method::POST, "/v2/models/iris/infer")?);
+            let output = route.output.clone().ok_or("no output runtime")?;
+            let cost = rampart_watch::budget::Cost {
+                epsilon: 1e-9,
+                delta: 0.0,
+            };
+            let keys: Vec<String> = (0..1000).map(|i| format!("sub:/bench-{}-{i}", std::process::id())).collect();
+            let n: usize = if backend == "local" { 200_000 } else { 5_000 };
+            let mut runs = Vec::new();
+            for _ in 0..7 {
+                let start = Instant::now();
+                for i in 0..n {
+                    black_box(output.spend(&keys[i % keys.len()], cost).await.is_ok());
+                }
+                runs.push(start.elapsed().as_nanos() as f64 / n as f64);
+            }
+            runs.sort_by(f64::total_cmp);
+            println!(
+                "| privacy budget ({backend}): pay for one noisy answer, 1 000 principals | {:.0} ns | {:.1} µs |",
+                runs[3],
+                runs[3] / 1000.0
+            );
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })
+}
 
 fn limit_decisions() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use rampart_gateway::context::{ConnInfo, Exchange};
