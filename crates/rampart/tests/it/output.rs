@@ -389,3 +389,38 @@ async fn llm_embeddings_are_rounded_as_floats_and_as_base64() {
         assert!((f64::from(*a) - b).abs() < 1e-6, "{a} vs {b}");
     }
 }
+
+/// A route with both a response content policy and output hardening: the content
+/// policy holds every answer whole (health and metadata too), and only inference
+/// answers are hardened — health and metadata pass as they are (a demo regression).
+#[tokio::test]
+async fn with_a_content_policy_too_only_inference_answers_are_hardened() {
+    let k = kserve().await;
+    // The policy goes on the route, before its [routes.output] table.
+    let base = base_config("http://127.0.0.1:9", &k.url()).replacen(
+        "protocol = \"kserve\"\npublic = true\n",
+        "protocol = \"kserve\"\npublic = true\npolicy = \"tensors\"\n[routes.output]\nlabel_only = true\n",
+        1,
+    );
+    let gw = start(&format!(
+        "{base}\n[policies.tensors]\nresponse = {{ \"pii.*\" = \"redact\" }}\n"
+    ));
+    let c = TestClient::http1();
+    for path in [
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/iris",
+        "/v2/models/iris/ready",
+    ] {
+        let r = c.get(&format!("{}{path}", gw.url("main"))).await.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+    }
+    let r = c
+        .post_json(&format!("{}/v2/models/iris/infer", gw.url("main")), &iris())
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for row in rows(&r.json()) {
+        assert!(row.iter().all(|v| *v == 0.0 || *v == 1.0), "{row:?}");
+    }
+}
