@@ -232,7 +232,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
         // Only what the output stage asked to hold is hardened: a body held for the
         // content policy alone (health, metadata) passes as it is.
         let body = if output_holds {
-            match pipeline.output.on_response_body(&mut ex, &route, &head, body).await {
+            match pipeline.output.on_response_body(&mut ex, &route, &mut head, body).await {
                 Ok(b) => b,
                 Err(e) => return error_response(pipeline, ex, Some(route), e),
             }

@@ -3,8 +3,9 @@
 //! - **KServe v2** (Open Inference Protocol): each output tensor named in the policy
 //!   (every FP16/FP32/FP64 output when none is named) is a row-major tensor whose last
 //!   dimension is the classes: `shape [N, C]` holds N rows of C. `data` may be flat or
-//!   nested; it is written back in the same form. An output sent in the binary
-//!   extension (`parameters.binary_data_size`) is refused: its values are not in the JSON.
+//!   nested; it is written back in the same form. An answer in the binary extension
+//!   (`parameters.binary_data_size`) is hardened in its tail, in place, in the tensor's
+//!   own type ([`harden_kserve_binary`]); FP16 there is refused.
 //! - **JSON model APIs**: a path such as `predictions[*].probabilities` (keys, `[n]`,
 //!   and `[*]` for every element; a leading `$.` is allowed) selects arrays of numbers
 //!   (one row each) or arrays of such arrays.
@@ -158,6 +159,65 @@ pub fn harden_kserve(
     names: &[String],
     f: &mut dyn FnMut(&mut [f64]) -> Result<(), RowError>,
 ) -> Result<usize, TensorError> {
+    harden_kserve_with(body, None, names, f)
+}
+
+/// [`harden_kserve`] for an answer in the binary tensor extension: `body` is its JSON
+/// header, `tail` the bytes after it. Outputs whose data is in the tail
+/// (`parameters.binary_data_size`, in the header's order) are hardened there in place —
+/// little-endian FP32 or FP64, written back in the same type, so every size and offset
+/// stays as it was; outputs in the header are hardened as in JSON answers.
+pub fn harden_kserve_binary(
+    body: &mut Value,
+    tail: &mut [u8],
+    names: &[String],
+    f: &mut dyn FnMut(&mut [f64]) -> Result<(), RowError>,
+) -> Result<usize, TensorError> {
+    harden_kserve_with(body, Some(tail), names, f)
+}
+
+/// Rows of `width` little-endian floats of `size` bytes each, in place.
+fn each_binary_row(
+    bytes: &mut [u8],
+    size: usize,
+    width: usize,
+    what: &str,
+    f: &mut dyn FnMut(&mut [f64]) -> Result<(), RowError>,
+) -> Result<usize, TensorError> {
+    let mut row = Vec::with_capacity(width);
+    let mut rows = 0;
+    for chunk in bytes.chunks_mut(size * width.max(1)) {
+        row.clear();
+        for e in chunk.chunks(size) {
+            row.push(match size {
+                4 => f64::from(f32::from_le_bytes([e[0], e[1], e[2], e[3]])),
+                _ => f64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]),
+            });
+        }
+        let before = row.clone();
+        f(&mut row).map_err(|e| TensorError::Row(what.to_owned(), e))?;
+        if row != before {
+            for (e, v) in chunk.chunks_mut(size).zip(&row) {
+                if size == 4 {
+                    // Back to the tensor's own type.
+                    #[allow(clippy::cast_possible_truncation)]
+                    e.copy_from_slice(&(*v as f32).to_le_bytes());
+                } else {
+                    e.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+fn harden_kserve_with(
+    body: &mut Value,
+    mut tail: Option<&mut [u8]>,
+    names: &[String],
+    f: &mut dyn FnMut(&mut [f64]) -> Result<(), RowError>,
+) -> Result<usize, TensorError> {
     let outputs = body
         .get_mut("outputs")
         .and_then(Value::as_array_mut)
@@ -171,16 +231,30 @@ pub fn harden_kserve(
         }
     }
     let mut rows = 0;
+    // Where the next binary output's bytes start in the tail.
+    let mut offset = 0usize;
     for output in outputs.iter_mut() {
         let name = output.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
-        let floating = matches!(
-            output.get("datatype").and_then(Value::as_str),
-            Some("FP16" | "FP32" | "FP64")
-        );
+        let datatype = output.get("datatype").and_then(Value::as_str).unwrap_or("").to_owned();
+        let floating = matches!(datatype.as_str(), "FP16" | "FP32" | "FP64");
         let chosen = if names.is_empty() {
             floating
         } else {
             names.contains(&name)
+        };
+        let binary = match output.pointer("/parameters/binary_data_size") {
+            None => None,
+            Some(v) => {
+                let size = v
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| TensorError::Malformed(name.clone(), "a binary_data_size that is not a size"))?;
+                let start = offset;
+                offset = offset
+                    .checked_add(size)
+                    .ok_or_else(|| TensorError::Malformed(name.clone(), "a binary_data_size past the body"))?;
+                Some((start, size))
+            }
         };
         if !chosen {
             continue;
@@ -188,8 +262,40 @@ pub fn harden_kserve(
         if !floating {
             return Err(TensorError::Malformed(name, "not a floating-point tensor"));
         }
-        if output.pointer("/parameters/binary_data_size").is_some() {
-            return Err(TensorError::Binary(name));
+        if let Some((start, size)) = binary {
+            let Some(bytes) = tail.as_deref_mut() else {
+                return Err(TensorError::Binary(name));
+            };
+            let element = match datatype.as_str() {
+                "FP32" => 4,
+                "FP64" => 8,
+                _ => {
+                    return Err(TensorError::Malformed(
+                        name,
+                        "FP16 in the binary extension is not hardened",
+                    ));
+                }
+            };
+            let width = output
+                .get("shape")
+                .and_then(Value::as_array)
+                .and_then(|d| d.last())
+                .and_then(Value::as_u64)
+                .and_then(|w| usize::try_from(w).ok())
+                .filter(|w| *w > 0)
+                .ok_or_else(|| TensorError::Malformed(name.clone(), "no shape"))?;
+            let total = output.get("shape").and_then(Value::as_array).and_then(|d| {
+                d.iter()
+                    .try_fold(1usize, |a, x| a.checked_mul(usize::try_from(x.as_u64()?).ok()?))
+            });
+            let bytes = bytes
+                .get_mut(start..start + size)
+                .ok_or_else(|| TensorError::Malformed(name.clone(), "a binary_data_size past the body"))?;
+            if total.and_then(|t| t.checked_mul(element)) != Some(size) {
+                return Err(TensorError::Malformed(name, "the data does not match the shape"));
+            }
+            rows += each_binary_row(bytes, element, width, &name, f)?;
+            continue;
         }
         let shape: Vec<usize> = match output.get("shape").and_then(Value::as_array) {
             Some(dims) => dims
@@ -405,5 +511,46 @@ mod tests {
         for bad in ["", "a..b", "a[", "a[x]", "a[0]b"] {
             assert!(JsonPath::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn binary_outputs_are_hardened_in_place_in_their_own_type() {
+        let mut head = serde_json::json!({"outputs": [
+            {"name": "label", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 10}},
+            {"name": "p", "datatype": "FP32", "shape": [2, 2], "parameters": {"binary_data_size": 16}},
+            {"name": "q", "datatype": "FP64", "shape": [1, 2], "parameters": {"binary_data_size": 16}}]});
+        let mut tail = vec![6, 0, 0, 0];
+        tail.extend_from_slice(b"setosa");
+        for v in [0.25f32, 0.75, 0.5, 0.5] {
+            tail.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [0.9f64, 0.1] {
+            tail.extend_from_slice(&v.to_le_bytes());
+        }
+        let before = tail.clone();
+        let rows = harden_kserve_binary(&mut head, &mut tail, &[], &mut |r| {
+            r.reverse();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, 3);
+        assert_eq!(tail.len(), before.len());
+        assert_eq!(tail[..10], before[..10], "BYTES untouched");
+        let f32s: Vec<f32> = tail[10..26]
+            .chunks(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_eq!(f32s, [0.75, 0.25, 0.5, 0.5]);
+        let f64s: Vec<f64> = tail[26..]
+            .chunks(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(f64s, [0.1, 0.9]);
+        let mut half = serde_json::json!({"outputs": [{"name": "h", "datatype": "FP16", "shape": [1, 2], "parameters": {"binary_data_size": 4}}]});
+        assert!(harden_kserve_binary(&mut half, &mut [0u8; 4], &[], &mut |_| Ok(())).is_err());
+        let mut short = serde_json::json!({"outputs": [{"name": "p", "datatype": "FP32", "shape": [1, 3], "parameters": {"binary_data_size": 8}}]});
+        assert!(harden_kserve_binary(&mut short, &mut [0u8; 8], &[], &mut |_| Ok(())).is_err());
+        let mut past = serde_json::json!({"outputs": [{"name": "p", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8}}]});
+        assert!(harden_kserve_binary(&mut past, &mut [0u8; 4], &[], &mut |_| Ok(())).is_err());
     }
 }

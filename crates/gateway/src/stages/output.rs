@@ -8,8 +8,10 @@
 //! KServe routes, to an inference request: health and metadata pass as they are)
 //! ([`OutputStage::holds_response`]) and hands it over after the content stage
 //! ([`OutputStage::on_response_body`]). An answer whose rows cannot be read — not JSON,
-//! a named output missing, a row that is not a probability distribution, tensors in the
+//! a named output missing, a row that is not a probability distribution, FP16 in the
 //! binary extension, a content coding — is refused (502), never passed on unhardened.
+//! Answers in KServe's binary tensor extension are hardened in their binary tail, in
+//! place and in the tensor's own type, so tritonclient's default (binary outputs) works.
 //!
 //! Budgets are counted per route, per principal (API key or JWT subject with its
 //! tenant; the client address for anonymous callers), in fixed windows: per node in
@@ -24,7 +26,7 @@ use rampart_config::raw::WhenSpent;
 use rampart_watch::budget::Cost;
 use rampart_watch::harden::{Policy, RowError, harden_row};
 use rampart_watch::llm::harden_openai;
-use rampart_watch::tensor::{harden_json, harden_kserve};
+use rampart_watch::tensor::{harden_json, harden_kserve, harden_kserve_binary};
 use serde_json::Value;
 
 use crate::context::{Decision, Exchange, Finding, Location};
@@ -42,9 +44,6 @@ pub struct OutputStage;
 fn readable(head: &http::response::Parts) -> Result<(), &'static str> {
     if crate::stages::content::encoded(head) {
         return Err("the upstream answered in a content coding the gateway does not decode");
-    }
-    if head.headers.contains_key(rampart_detect::kserve_binary::HEADER) {
-        return Err("output tensors in the binary extension are not hardened; ask for JSON outputs");
     }
     Ok(())
 }
@@ -86,14 +85,35 @@ impl OutputStage {
         &self,
         ex: &mut Exchange,
         route: &RouteRuntime,
-        head: &http::response::Parts,
+        head: &mut http::response::Parts,
         body: Bytes,
     ) -> Result<Bytes, RequestError> {
         let Some(output) = &route.output else {
             return Ok(body);
         };
         readable(head).map_err(RequestError::ResponseUninspectable)?;
-        let mut value = rampart_detect::json::parse_strict(&body, MAX_DEPTH)
+        let protocol = route.config.protocol;
+        // A KServe answer in the binary tensor extension: its JSON header, and the tail
+        // that holds the binary outputs (hardened in place).
+        let binary = head
+            .headers
+            .get(rampart_detect::kserve_binary::HEADER)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let (json, mut tail) = match &binary {
+            Some(len) if protocol == Protocol::Kserve => {
+                let (h, t) = rampart_detect::kserve_binary::split(&body, len).map_err(|_| {
+                    RequestError::ResponseUninspectable("the binary tensor header does not fit the body")
+                })?;
+                (h, Some(t.to_vec()))
+            }
+            Some(_) => {
+                return Err(RequestError::ResponseUninspectable(
+                    "a binary tensor answer on a route that is not KServe",
+                ));
+            }
+            None => (&body[..], None),
+        };
+        let mut value = rampart_detect::json::parse_strict(json, MAX_DEPTH)
             .map_err(|_| RequestError::ResponseUninspectable("the model's answer is not JSON"))?;
         if let Some(llm) = &output.config.llm {
             output
@@ -105,12 +125,15 @@ impl OutputStage {
                 .map_err(|_| RequestError::ResponseUninspectable("the hardened answer could not be encoded"));
         }
         let config = &output.config;
-        let protocol = route.config.protocol;
-        let apply =
-            |v: &mut Value, f: &mut dyn FnMut(&mut [f64]) -> Result<(), RowError>| match (protocol, &config.path) {
-                (Protocol::Json, Some(path)) => harden_json(v, path, f),
+        let apply = |v: &mut Value,
+                     tail: &mut Option<Vec<u8>>,
+                     f: &mut dyn FnMut(&mut [f64]) -> Result<(), RowError>| {
+            match (protocol, &config.path, tail) {
+                (Protocol::Json, Some(path), _) => harden_json(v, path, f),
+                (_, _, Some(tail)) => harden_kserve_binary(v, tail, &config.outputs, f),
                 _ => harden_kserve(v, &config.outputs, f),
-            };
+            }
+        };
         let unreadable = |e: rampart_watch::tensor::TensorError| {
             tracing::warn!(route = %route.name, error = %e, "output hardening could not read the answer");
             RequestError::ResponseUninspectable("the classifier's answer has no probability rows where the route says")
@@ -118,7 +141,7 @@ impl OutputStage {
         // Rows first (a pass that changes nothing), so a response is paid for whole or
         // not at all.
         let mut seen = route.watch.as_ref().map(|_| Vec::new());
-        let rows = apply(&mut value, &mut |row| {
+        let rows = apply(&mut value, &mut tail, &mut |row| {
             if let Some(seen) = seen.as_mut() {
                 seen.push(row.to_vec());
             }
@@ -170,12 +193,19 @@ impl OutputStage {
             }
         }
         output
-            .with_rng(|rng| apply(&mut value, &mut |row| harden_row(row, &policy, rng)))
+            .with_rng(|rng| apply(&mut value, &mut tail, &mut |row| harden_row(row, &policy, rng)))
             .map_err(|_| RequestError::ResponseUninspectable("the noise source is unavailable"))?
             .map_err(unreadable)?;
-        serde_json::to_vec(&value)
-            .map(Bytes::from)
-            .map_err(|_| RequestError::ResponseUninspectable("the hardened answer could not be encoded"))
+        let mut out = serde_json::to_vec(&value)
+            .map_err(|_| RequestError::ResponseUninspectable("the hardened answer could not be encoded"))?;
+        if let Some(tail) = tail {
+            head.headers.insert(
+                http::HeaderName::from_static(rampart_detect::kserve_binary::HEADER),
+                http::HeaderValue::from(out.len()),
+            );
+            out.extend_from_slice(&tail);
+        }
+        Ok(Bytes::from(out))
     }
 }
 

@@ -181,7 +181,8 @@ async fn json_routes_harden_by_path_and_refuse_answers_without_readable_rows() {
         assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{path}: {}", r.text());
         assert_eq!(r.json()["error"]["code"], "response_uninspectable", "{}", r.text());
     }
-    // Binary output tensors are not hardened: refused, never passed on.
+    // Binary output tensors (tritonclient's default) are hardened in place: the answer
+    // stays binary, with the same sizes, and its rows are one-hot.
     let gw = gateway(&k.url(), "label_only = true", "");
     let mut body = iris();
     body["outputs"] = json!([{"name": "probabilities", "parameters": {"binary_data": true}}]);
@@ -189,7 +190,28 @@ async fn json_routes_harden_by_path_and_refuse_answers_without_readable_rows() {
         .post_json(&format!("{}/v2/models/iris/infer", gw.url("main")), &body)
         .await
         .unwrap();
-    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let header_len: usize = r.headers["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (head, tail) = r.body.split_at(header_len);
+    let head: Value = serde_json::from_slice(head).unwrap();
+    assert_eq!(
+        head["outputs"][0]["parameters"]["binary_data_size"],
+        json!(24),
+        "{head}"
+    );
+    let values: Vec<f32> = tail
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(
+        values,
+        vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        "setosa and virginica, one-hot"
+    );
 }
 
 /// The logit-extraction combination on an OpenAI route with default validation:
