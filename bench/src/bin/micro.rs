@@ -197,7 +197,7 @@ fn detection() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         on_out_of_distribution: Action::Record,
         on_drift: Action::Alert,
     };
-    let watch = rampart_gateway::watch::RouteWatch::build(&config, 100_000)?;
+    let watch = rampart_gateway::watch::RouteWatch::build(&config, rampart_config::Protocol::Kserve, 100_000)?;
     let keys: Vec<String> = (0..1000).map(|i| format!("sub:/app-{i}")).collect();
     let mut i = 0usize;
     let mut signals = Vec::new();

@@ -52,6 +52,8 @@ pub struct Watch {
     /// Principals each detector table tracks per node.
     pub principals: usize,
     pub alert_log: bool,
+    /// `redis`: penalties shared by every node (within a second).
+    pub backend: LimitBackend,
     pub behaviour: rampart_watch::behaviour::BehaviourConfig,
     pub rate_spike: rampart_watch::signal::Action,
     pub denied_burst: rampart_watch::signal::Action,

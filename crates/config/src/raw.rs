@@ -52,6 +52,8 @@ pub struct RawWatch {
     pub principals: Option<usize>,
     /// One ECS JSON line per alert on standard output, for SIEMs.
     pub alert_log: Option<bool>,
+    /// `redis`: penalties (blocks, throttles) shared by every node.
+    pub backend: Option<LimitBackend>,
     #[serde(default)]
     pub behaviour: RawBehaviour,
     pub webhook: Option<RawWebhook>,

@@ -858,10 +858,29 @@ impl Validator<'_> {
 
     fn route_watch(&mut self, path: &KeyPath, route: &str, protocol: Protocol, raw: &RawRouteWatch) -> RouteWatch {
         use rampart_watch::extraction::ExtractionConfig;
-        if !matches!(protocol, Protocol::Kserve | Protocol::Json) {
+        if protocol == Protocol::Openai {
+            for (key, set) in [
+                ("reference", raw.reference.is_some()),
+                ("input", raw.input.is_some()),
+                ("path", raw.path.is_some()),
+                ("extraction", raw.extraction.is_some()),
+                ("out_of_distribution", raw.out_of_distribution.is_some()),
+                ("window", raw.window.is_some()),
+                ("min_queries", raw.min_queries.is_some()),
+                ("false_alarm", raw.false_alarm.is_some()),
+                ("low_margin", raw.low_margin.is_some()),
+            ] {
+                if set {
+                    self.issue(
+                        &path.key(key),
+                        "applies to classifier routes; OpenAI routes watch drift (`drift`, `drift_window`, `drift_threshold`)",
+                    );
+                }
+            }
+        } else if !matches!(protocol, Protocol::Kserve | Protocol::Json) {
             self.issue(
                 path,
-                format!("route \"{route}\": the classifier detectors read KServe or JSON model inputs (`protocol = \"kserve\"` or \"json\")"),
+                format!("route \"{route}\": the detectors read KServe or JSON model inputs, or OpenAI prompts (`protocol = \"kserve\"`, \"json\" or \"openai\")"),
             );
         }
         match protocol {
@@ -1020,6 +1039,7 @@ impl Validator<'_> {
             throttle_per_minute: raw.throttle_per_minute.unwrap_or(defaults::THROTTLE_PER_MINUTE).max(1),
             principals: raw.principals.unwrap_or(defaults::WATCH_PRINCIPALS).max(10),
             alert_log: raw.alert_log.unwrap_or(false),
+            backend: self.limit_backend(&path.key("backend"), raw.backend, self.has_redis),
             behaviour: rampart_watch::behaviour::BehaviourConfig {
                 rate_factor,
                 rate_floor: b.rate_floor.unwrap_or(defaults::RATE_FLOOR).max(1),

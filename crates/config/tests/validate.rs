@@ -436,7 +436,20 @@ fn detectors_and_alerts_are_checked() {
         "routes[1].watch",
         "needs `path`",
     );
-    has(&bad("openai", "drift = \"alert\""), "routes[1].watch", "KServe or JSON");
+    has(&bad("http", "drift = \"alert\""), "routes[1].watch", "KServe or JSON");
+    has(
+        &bad("openai", "reference = \"ref.json\""),
+        "routes[1].watch.reference",
+        "classifier routes",
+    );
+    assert!(
+        from_str(
+            &route("openai", "drift = \"alert\"\ndrift_window = 200"),
+            "t.toml",
+            &dir
+        )
+        .is_ok()
+    );
     has(
         &bad("kserve", "window = 10\nmin_queries = 20\nfalse_alarm = 0.5"),
         "routes[1].watch.min_queries",

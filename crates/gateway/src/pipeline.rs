@@ -101,7 +101,13 @@ impl Pipeline {
         tokens: rampart_limits::tokens::TokenLimiter,
         audit: Option<Arc<crate::audit::AuditTrail>>,
     ) -> Result<Self, crate::error::InitError> {
-        let watch = crate::watch::Shared::build(config, audit.clone(), Arc::clone(&metrics), log.clone())?;
+        let watch = crate::watch::Shared::build(
+            config,
+            audit.clone(),
+            Arc::clone(&metrics),
+            log.clone(),
+            limiter.redis(),
+        )?;
         Ok(Self {
             request_id: RequestIdStage::new(),
             identify: IdentifyStage::new(Arc::clone(&identity)),

@@ -95,7 +95,7 @@ impl Runtime {
                 .as_ref()
                 .map_or(rampart_config::defaults::WATCH_PRINCIPALS, |w| w.principals);
             let watch = match &r.watch {
-                Some(w) => Some(Arc::new(crate::watch::RouteWatch::build(w, principals)?)),
+                Some(w) => Some(Arc::new(crate::watch::RouteWatch::build(w, r.protocol, principals)?)),
                 None => None,
             };
             routes.push(Arc::new(RouteRuntime {

@@ -7,14 +7,17 @@
 //!   penalties detectors imposed, and the alert sinks.
 //!
 //! Tables are bounded (`[watch] principals`; the least recently seen tenth is forgotten
-//! when full) and start afresh when the config is reloaded. The `watch` stage
+//! when full) and start afresh when the config is reloaded. With `[watch] backend =
+//! "redis"`, penalties are also written to Redis and every node reads the others'
+//! each second; detector state stays per node. The `watch` stage
 //! (`stages/watch.rs`) feeds them and acts on what they report.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rampart_watch::behaviour::{Behaviour, Penalties};
-use rampart_watch::drift::Drift;
+use rampart_limits::requests::RedisBackend;
+use rampart_watch::behaviour::{Behaviour, Penalties, Penalty};
+use rampart_watch::drift::{Categorical, Drift};
 use rampart_watch::extraction::{self, Model, State};
 use rampart_watch::signal::Signal;
 
@@ -38,6 +41,8 @@ pub struct RouteWatch {
     model: Option<Model>,
     principals: Mutex<HashMap<String, (u64, State)>>,
     drift: Mutex<Drift>,
+    /// LLM routes: prompts and outcomes against the route's first window.
+    llm: Option<Mutex<(Categorical, Categorical)>>,
     low_margin_share: Mutex<f64>,
     max: usize,
 }
@@ -48,7 +53,31 @@ fn lock<T>(m: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
 }
 
 impl RouteWatch {
-    pub fn build(config: &rampart_config::RouteWatch, max: usize) -> Result<Self, InitError> {
+    pub fn build(
+        config: &rampart_config::RouteWatch,
+        protocol: rampart_config::Protocol,
+        max: usize,
+    ) -> Result<Self, InitError> {
+        use rampart_watch::drift::{OUTCOME_BINS, OUTCOME_QUANTITIES, PROMPT_BINS, PROMPT_QUANTITIES};
+        use rampart_watch::signal::Detector;
+        let llm = (protocol == rampart_config::Protocol::Openai).then(|| {
+            Mutex::new((
+                Categorical::new(
+                    Detector::DriftInput,
+                    PROMPT_QUANTITIES,
+                    &PROMPT_BINS,
+                    config.drift_window,
+                    config.drift_threshold,
+                ),
+                Categorical::new(
+                    Detector::DriftOutput,
+                    OUTCOME_QUANTITIES,
+                    &OUTCOME_BINS,
+                    config.drift_window,
+                    config.drift_threshold,
+                ),
+            ))
+        });
         let model = match &config.reference {
             Some(r) => Some(
                 Model::new((**r).clone(), config.extraction)
@@ -61,6 +90,7 @@ impl RouteWatch {
             model,
             principals: Mutex::new(HashMap::new()),
             drift: Mutex::new(Drift::new(config.drift_window, config.drift_threshold)),
+            llm,
             low_margin_share: Mutex::new(INITIAL_LOW_MARGIN_SHARE),
             max: max.max(10),
         })
@@ -102,6 +132,29 @@ impl RouteWatch {
         }
     }
 
+    /// LLM routes: one request's prompt text.
+    pub fn observe_prompt(&self, text: &str, out: &mut Vec<Signal>) {
+        if let Some(llm) = &self.llm
+            && let Some(mut l) = lock(llm)
+        {
+            out.extend(l.0.observe(rampart_watch::drift::prompt_row(text)));
+        }
+    }
+
+    /// LLM routes: how one exchange ended.
+    pub fn observe_outcome(&self, refused: bool, status: u16, out: &mut Vec<Signal>) {
+        if let Some(llm) = &self.llm
+            && let Some(mut l) = lock(llm)
+        {
+            out.extend(l.1.observe(rampart_watch::drift::outcome_row(refused, status)));
+        }
+    }
+
+    /// Whether this is an LLM route's drift watch.
+    pub fn watches_prompts(&self) -> bool {
+        self.llm.is_some()
+    }
+
     /// One answer's probability rows, before any hardening.
     pub fn observe_answers(&self, principal: &str, now: u64, rows: &[Vec<f64>], out: &mut Vec<Signal>) {
         if let Some(mut drift) = lock(&self.drift) {
@@ -139,6 +192,40 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// How long a block or throttle lasts.
     pub penalty_secs: u64,
+    /// Where penalties are shared with the other nodes (`[watch] backend = "redis"`).
+    redis: Option<Arc<RedisBackend>>,
+}
+
+/// How often a node reads the penalties the others imposed.
+const PENALTY_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn member(penalty: Penalty, key: &str) -> String {
+    match penalty {
+        Penalty::Block => format!("b|{key}"),
+        Penalty::Throttle => format!("t|{key}"),
+    }
+}
+
+/// Reads the shared penalties every [`PENALTY_SYNC`] into this node's table; ends when
+/// the runtime that owns `shared` is dropped.
+async fn sync_penalties(shared: std::sync::Weak<Shared>, redis: Arc<RedisBackend>, max: usize) {
+    let mut tick = tokio::time::interval(PENALTY_SYNC);
+    loop {
+        tick.tick().await;
+        if shared.strong_count() == 0 {
+            return;
+        }
+        let Ok(list) = redis.penalties(max).await else { continue };
+        let Some(shared) = shared.upgrade() else { return };
+        let Ok(mut table) = shared.penalties.lock() else { return };
+        for (m, until) in list {
+            match m.split_once('|') {
+                Some(("b", key)) => table.impose(key, Penalty::Block, until),
+                Some(("t", key)) => table.impose(key, Penalty::Throttle, until),
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -148,6 +235,7 @@ impl Shared {
         audit: Option<Arc<crate::audit::AuditTrail>>,
         metrics: Arc<Metrics>,
         log: std::sync::mpsc::SyncSender<crate::stages::access_log::Message>,
+        redis: Option<Arc<RedisBackend>>,
     ) -> Result<Option<Arc<Self>>, InitError> {
         if config.watch.is_none() && config.routes.iter().all(|r| r.watch.is_none()) {
             return Ok(None);
@@ -158,6 +246,7 @@ impl Shared {
             throttle_per_minute: rampart_config::defaults::THROTTLE_PER_MINUTE,
             principals: rampart_config::defaults::WATCH_PRINCIPALS,
             alert_log: false,
+            backend: rampart_config::raw::LimitBackend::Local,
             behaviour: rampart_watch::behaviour::BehaviourConfig {
                 rate_factor: rampart_config::defaults::RATE_FACTOR,
                 rate_floor: rampart_config::defaults::RATE_FLOOR,
@@ -171,7 +260,8 @@ impl Shared {
         };
         let effective = config.watch.as_ref().unwrap_or(&defaults);
         let alerts = Alerts::start(effective, &config.server.node_id, audit, Arc::clone(&metrics), log)?;
-        Ok(Some(Arc::new(Self {
+        let redis = redis.filter(|_| effective.backend == rampart_config::raw::LimitBackend::Redis);
+        let shared = Arc::new(Self {
             behaviour: config
                 .watch
                 .as_ref()
@@ -181,6 +271,28 @@ impl Shared {
             config: config.watch.clone(),
             alerts,
             metrics,
-        })))
+            redis: redis.clone(),
+        });
+        if let Some(redis) = redis {
+            #[allow(clippy::disallowed_methods)] // holds a Weak: ends when a reload drops the runtime
+            tokio::spawn(sync_penalties(Arc::downgrade(&shared), redis, effective.principals));
+        }
+        Ok(Some(shared))
+    }
+
+    /// Imposes a penalty here, and on every node when penalties are shared (the
+    /// others read it within [`PENALTY_SYNC`]; if Redis does not answer, this node's
+    /// penalty still holds).
+    pub fn impose(&self, key: &str, penalty: Penalty, until: u64) {
+        if let Ok(mut table) = self.penalties.lock() {
+            table.impose(key, penalty, until);
+        }
+        if let (Some(redis), Ok(handle)) = (&self.redis, tokio::runtime::Handle::try_current()) {
+            let (redis, m) = (Arc::clone(redis), member(penalty, key));
+            #[allow(clippy::disallowed_methods)] // one Redis call bounded by its timeout
+            handle.spawn(async move {
+                let _ = redis.add_penalty(&m, until).await;
+            });
+        }
     }
 }

@@ -419,6 +419,25 @@ redis.call('EXPIRE', KEYS[1], len + 60)
 return {1, tonumber(ARGV[4]) - a}
 ";
 
+/// The detectors' shared penalties (`[watch] backend = "redis"`): a sorted set of
+/// `<kind>|<principal>` scored by the penalty's end (unix seconds).
+const PENALTY_KEY: &str = "rampart:penalties:{watch}";
+
+/// Adds a penalty, keeping a longer one already there; sweeps the expired.
+const PENALTY_LUA: &str = r"
+local t = redis.call('TIME')
+local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+if (not old) or old < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]))
+return {1}
+";
+
+/// The penalties still running on Redis's clock, at most ARGV[1], with their ends.
+const PENALTIES_LUA: &str = r"
+local t = redis.call('TIME')
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. t[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))
+";
+
 /// Slots of a crashed node are released this long after the last request took one.
 const SLOT_TTL_MS: i64 = 15 * 60 * 1000;
 
@@ -439,6 +458,8 @@ pub struct RedisBackend {
     slot: redis::Script,
     shift: redis::Script,
     budget: redis::Script,
+    penalty: redis::Script,
+    penalty_list: redis::Script,
     healthy: AtomicBool,
     /// After consecutive failures, requests apply the fail mode at once while a
     /// background probe waits for Redis (a refused connection no longer costs every
@@ -476,6 +497,8 @@ impl RedisBackend {
             slot: redis::Script::new(SLOT_LUA),
             shift: redis::Script::new(SHIFT_LUA),
             budget: redis::Script::new(BUDGET_LUA),
+            penalty: redis::Script::new(PENALTY_LUA),
+            penalty_list: redis::Script::new(PENALTIES_LUA),
             healthy: AtomicBool::new(true),
             breaker: crate::breaker::Breaker::default(),
             probe_result: Mutex::new(None),
@@ -661,6 +684,49 @@ impl RedisBackend {
         } else {
             Err(u64::try_from(second).unwrap_or(1).max(1))
         })
+    }
+
+    /// Adds a detector's penalty to the table every node reads (`member` is
+    /// `<kind>|<principal>`, `until` its end in unix seconds); a longer one already
+    /// there is kept.
+    pub async fn add_penalty(&self, member: &str, until: u64) -> Result<(), String> {
+        self.settle_probe();
+        self.admit()?;
+        let mut inv = self.penalty.key(PENALTY_KEY);
+        inv.arg(member).arg(until);
+        let mut conn = self.conn.clone();
+        let result = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        };
+        self.note(&result);
+        result
+    }
+
+    /// The penalties still running, `(member, end)`, at most `max` of them.
+    pub async fn penalties(&self, max: usize) -> Result<Vec<(String, u64)>, String> {
+        self.settle_probe();
+        self.admit()?;
+        let mut inv = self.penalty_list.key(PENALTY_KEY);
+        inv.arg(max);
+        let mut conn = self.conn.clone();
+        let result = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<String>>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        };
+        self.note(&result);
+        Ok(result?
+            .chunks(2)
+            .filter_map(|c| {
+                let end = c.get(1)?.parse::<f64>().ok()?;
+                // Scores are whole seconds the gateway wrote.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let end = end.max(0.0) as u64;
+                Some((c[0].clone(), end))
+            })
+            .collect())
     }
 
     /// Moves a shared GCRA key's arrival time by `delta_us` (negative gives back).

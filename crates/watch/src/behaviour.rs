@@ -184,7 +184,6 @@ impl Penalties {
     /// softened into a throttle.
     pub fn impose(&mut self, key: &str, penalty: Penalty, until: u64) {
         if !self.entries.contains_key(key) {
-            self.entries.retain(|_, e| e.until > until.saturating_sub(86_400 * 365));
             make_room(&mut self.entries, self.max, |e| e.until);
         }
         let e = self.entries.entry(key.to_owned()).or_insert(Entry {

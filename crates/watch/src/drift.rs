@@ -3,7 +3,9 @@
 //!
 //! - inputs: each feature's quantile bins from the route's [`Reference`];
 //! - outputs: the predicted labels and the top confidence (ten bins over [0, 1]),
-//!   against the route's first full window of answers, frozen as its reference.
+//!   against the route's first full window of answers, frozen as its reference;
+//! - LLM routes: prompts (length, writing system) and outcomes (policy refusals,
+//!   status class), against the route's first window ([`Categorical`]).
 //!
 //! A window is tested every tenth of its length once full. PSI beyond what sampling
 //! alone gives (two samples of one distribution, of n and m rows over k bins, differ by
@@ -103,15 +105,65 @@ fn confidence_bin(p: f64) -> u16 {
     b.min(9)
 }
 
+/// Categorical quantities against the first full window they saw, frozen as the
+/// reference: a classifier's answers (labels, top confidence), an LLM route's prompts
+/// (length, script) and outcomes (policy refusals, status class).
+#[derive(Debug, Clone)]
+pub struct Categorical {
+    detector: Detector,
+    names: &'static [&'static str],
+    threshold: f64,
+    window: Window,
+    reference: Option<Vec<Vec<f64>>>,
+}
+
+impl Categorical {
+    /// `bins[i]` values for quantity `names[i]`.
+    pub fn new(
+        detector: Detector,
+        names: &'static [&'static str],
+        bins: &[usize],
+        window: usize,
+        threshold: f64,
+    ) -> Self {
+        Self {
+            detector,
+            names,
+            threshold,
+            window: Window::new(window, bins.iter().copied()),
+            reference: None,
+        }
+    }
+
+    /// One row of bin indices (one per quantity).
+    pub fn observe(&mut self, row: Vec<u16>) -> Option<Signal> {
+        if !self.window.push(row) {
+            return None;
+        }
+        let Some(reference) = &self.reference else {
+            self.reference = Some(self.window.shares());
+            return None;
+        };
+        let n = self.window.rows.len();
+        let (i, value, excess) = worst(&self.window.counts, reference, n, n as f64)?;
+        (excess > self.threshold).then(|| Signal {
+            detector: self.detector,
+            score: excess / self.threshold,
+            reason: format!(
+                "the {} of the last {n} exchanges has drifted from the route's first window (PSI {value:.2})",
+                self.names.get(i).copied().unwrap_or("?")
+            ),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Drift {
     threshold: f64,
     inputs: Option<Window>,
     /// The output window's classes (labels beyond the first answer's width are clamped).
     classes: usize,
-    outputs: Option<Window>,
-    /// The first full output window, frozen.
-    output_reference: Option<Vec<Vec<f64>>>,
+    outputs: Option<Categorical>,
     window: usize,
 }
 
@@ -122,7 +174,6 @@ impl Drift {
             inputs: None,
             classes: 0,
             outputs: None,
-            output_reference: None,
             window,
         }
     }
@@ -157,28 +208,65 @@ impl Drift {
         }
         if self.outputs.is_none() {
             self.classes = row.len().min(usize::from(u16::MAX));
-            self.outputs = Some(Window::new(self.window, [self.classes, 10].into_iter()));
+            self.outputs = Some(Categorical::new(
+                Detector::DriftOutput,
+                &["predicted labels", "top confidence"],
+                &[self.classes, 10],
+                self.window,
+                self.threshold,
+            ));
         }
         let top = crate::harden::top_label(row)?.min(self.classes - 1);
-        let w = self.outputs.as_mut()?;
-        let due = w.push(vec![u16::try_from(top).unwrap_or(u16::MAX), confidence_bin(row[top])]);
-        if !due {
-            return None;
-        }
-        let Some(reference) = &self.output_reference else {
-            self.output_reference = Some(w.shares());
-            return None;
-        };
-        let (i, value, excess) = worst(&w.counts, reference, w.rows.len(), w.rows.len() as f64)?;
-        (excess > self.threshold).then(|| Signal {
-            detector: Detector::DriftOutput,
-            score: excess / self.threshold,
-            reason: format!(
-                "the {} of the answers has drifted from the route's first window (PSI {value:.2})",
-                if i == 0 { "predicted labels" } else { "top confidence" }
-            ),
-        })
+        self.outputs
+            .as_mut()?
+            .observe(vec![u16::try_from(top).unwrap_or(u16::MAX), confidence_bin(row[top])])
     }
+}
+
+/// LLM prompts: the length (bit length of the byte count, 0–23) and the dominant script.
+pub const PROMPT_QUANTITIES: &[&str] = &["prompt length", "prompt script"];
+pub const PROMPT_BINS: [usize; 2] = [24, 9];
+/// LLM outcomes: refused by policy or not, and the status class (2xx, 4xx, 5xx, other).
+pub const OUTCOME_QUANTITIES: &[&str] = &["policy refusals", "status class"];
+pub const OUTCOME_BINS: [usize; 2] = [2, 4];
+
+/// The writing system most of `text`'s letters are in (Latin, Cyrillic, Greek, Arabic,
+/// Hebrew, Devanagari, Han and kana, Hangul, other or none); the first 4 096 characters.
+pub fn script(text: &str) -> u16 {
+    let mut counts = [0u32; 9];
+    for c in text.chars().take(4096).filter(|c| c.is_alphabetic()) {
+        let i = match u32::from(c) {
+            0x41..=0x24F | 0x1E00..=0x1EFF => 0,
+            0x400..=0x52F => 1,
+            0x370..=0x3FF => 2,
+            0x600..=0x6FF | 0x750..=0x77F => 3,
+            0x590..=0x5FF => 4,
+            0x900..=0x97F => 5,
+            0x3040..=0x30FF | 0x4E00..=0x9FFF | 0x3400..=0x4DBF => 6,
+            0xAC00..=0xD7AF | 0x1100..=0x11FF => 7,
+            _ => 8,
+        };
+        counts[i] += 1;
+    }
+    let (best, n) = counts.iter().enumerate().max_by_key(|(_, n)| **n).unwrap_or((8, &0));
+    if *n == 0 { 8 } else { u16::try_from(best).unwrap_or(8) }
+}
+
+/// An LLM prompt's drift row: length bin and script.
+pub fn prompt_row(text: &str) -> Vec<u16> {
+    let bits = usize::BITS - text.len().leading_zeros();
+    vec![u16::try_from(bits.min(23)).unwrap_or(23), script(text)]
+}
+
+/// An LLM exchange's outcome row.
+pub fn outcome_row(refused: bool, status: u16) -> Vec<u16> {
+    let class = match status {
+        200..=299 => 0,
+        400..=499 => 1,
+        500..=599 => 2,
+        _ => 3,
+    };
+    vec![u16::from(refused), class]
 }
 
 #[cfg(test)]
@@ -207,6 +295,34 @@ mod tests {
         let (after, s) = fired.expect("a shift of one standard deviation must fire");
         assert!(after < 500, "{after}");
         assert!(s.reason.contains("`y`"), "{}", s.reason);
+    }
+
+    #[test]
+    fn llm_prompts_drift_in_length_and_script() {
+        assert_eq!(script("Hello there, how are you?"), 0);
+        assert_eq!(script("Привет, как дела?"), 1);
+        assert_eq!(script("你好，今天天气怎么样"), 6);
+        assert_eq!(script("1234 !!"), 8);
+        assert_eq!(prompt_row("")[0], 0);
+        assert_eq!(prompt_row("abcd")[0], 3);
+        let mut d = Categorical::new(Detector::DriftInput, PROMPT_QUANTITIES, &PROMPT_BINS, 200, 0.25);
+        let mut rng = KeyedStream::from_seed(b"prompts").unwrap();
+        let english = [
+            "What is the capital of France?",
+            "Summarise this article about rain for me please, it is long.",
+        ];
+        for i in 0..2000 {
+            let t = english[usize::from(rng.open_unit() < 0.5)];
+            assert!(d.observe(prompt_row(t)).is_none(), "steady traffic fired at {i}");
+        }
+        let fired = (0..400).find_map(|_| d.observe(prompt_row("Расскажи мне о погоде в Москве сегодня")));
+        let s = fired.expect("a switch of language must fire");
+        assert!(s.reason.contains("prompt script"), "{}", s.reason);
+        let mut o = Categorical::new(Detector::DriftOutput, OUTCOME_QUANTITIES, &OUTCOME_BINS, 200, 0.25);
+        for _ in 0..1000 {
+            assert!(o.observe(outcome_row(rng.open_unit() < 0.02, 200)).is_none());
+        }
+        assert!((0..400).any(|_| o.observe(outcome_row(rng.open_unit() < 0.5, 400)).is_some()));
     }
 
     #[test]

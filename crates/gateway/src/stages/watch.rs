@@ -137,9 +137,7 @@ impl WatchStage {
                 _ => None,
             };
             if let (Some(penalty), Some(key)) = (penalty, key) {
-                if let Ok(mut p) = shared.penalties.lock() {
-                    p.impose(&key, penalty, now() + shared.penalty_secs);
-                }
+                shared.impose(&key, penalty, now() + shared.penalty_secs);
                 if penalty == Penalty::Block {
                     refuse = Some(RequestError::PrincipalBlocked {
                         retry_after: shared.penalty_secs,
@@ -166,10 +164,12 @@ impl WatchStage {
         self.act(ex, Some(route), signals, Location::ResponseBody)
     }
 
-    /// Completion: the behaviour detectors see how the exchange ended.
+    /// Completion: the behaviour detectors (and an LLM route's outcome drift) see how
+    /// the exchange ended.
     pub fn on_complete(&self, ex: &mut Exchange, route: Option<&RouteRuntime>) {
-        let Some(shared) = &self.shared else { return };
-        let Some(behaviour) = &shared.behaviour else { return };
+        if self.shared.is_none() {
+            return;
+        }
         let status = ex.status.map_or(0, |s| s.as_u16());
         // Refused by a content or protocol policy (denials have their own detector).
         let refused = matches!(
@@ -181,13 +181,60 @@ impl WatchStage {
             )
         );
         let mut signals = Vec::new();
-        if let Ok(mut b) = behaviour.lock() {
+        if let Some(watch) = route.and_then(|r| r.watch.as_ref()).filter(|w| w.watches_prompts()) {
+            watch.observe_outcome(refused, status, &mut signals);
+        }
+        if let Some(shared) = &self.shared
+            && let Some(behaviour) = &shared.behaviour
+            && let Ok(mut b) = behaviour.lock()
+        {
             b.observe(&ex.principal_key(), now(), status, refused, &mut signals);
         }
         if !signals.is_empty() {
             let _ = self.act(ex, route, signals, Location::RequestHeaders);
         }
     }
+}
+
+/// The text of an OpenAI request a prompt-drift row is made of: every message's text
+/// (string contents and text parts), `prompt` and `input` strings, up to 64 KiB.
+fn prompt_text(body: &serde_json::Value) -> String {
+    use serde_json::Value;
+    const MAX: usize = 64 * 1024;
+    let mut out = String::new();
+    let mut push = |s: &str| {
+        if out.len() < MAX {
+            out.push_str(&s[..s.floor_char_boundary(MAX - out.len())]);
+            out.push('\n');
+        }
+    };
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(o) => {
+                if let Some(Value::String(t)) = o.get("text") {
+                    out.push(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut parts = Vec::new();
+    for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(c) = m.get("content") {
+            strings(c, &mut parts);
+        }
+    }
+    for key in ["prompt", "input"] {
+        if let Some(v) = body.get(key) {
+            strings(v, &mut parts);
+        }
+    }
+    for p in parts {
+        push(p);
+    }
+    out
 }
 
 impl Stage for WatchStage {
@@ -205,6 +252,15 @@ impl Stage for WatchStage {
         {
             ex.decide(Decision::Block);
             return Flow::Reject(e);
+        }
+        if let Some(watch) = route.watch.as_ref().filter(|w| w.watches_prompts()) {
+            let text = ex.body_json.as_ref().map(prompt_text).unwrap_or_default();
+            let mut signals = Vec::new();
+            watch.observe_prompt(&text, &mut signals);
+            return match self.act(ex, Some(route), signals, Location::RequestBody) {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Reject(e),
+            };
         }
         let Some(watch) = route.watch.as_ref().filter(|w| w.reads_inputs()) else {
             return Flow::Continue;

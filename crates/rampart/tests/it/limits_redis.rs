@@ -391,3 +391,68 @@ async fn a_privacy_budget_is_shared_by_two_gateways_through_redis() {
     redis.kill().unwrap();
     redis.wait().unwrap();
 }
+
+/// `[watch] backend = "redis"`: a block one node imposes reaches the other within its
+/// sync period (a second), so an attacker cannot move to the next node; everyone else
+/// keeps being served on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detector_block_reaches_every_node_through_redis() {
+    let port = free_port();
+    let mut redis = redis_server(port);
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let config = format!(
+        "{}\n[redis]\nurl = {{ env = \"RAMPART_TEST_REDIS\" }}\ntimeout = \"100ms\"\n\
+         [watch]\nbackend = \"redis\"\npenalty = \"10m\"\n[watch.behaviour]\ndenied_per_minute = 5\ndenied_burst = \"block\"\n",
+        base_config(&o.url(), &k.url()).replacen(
+            "header_read_timeout = \"1s\"\n",
+            "header_read_timeout = \"1s\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+            1
+        )
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    let env = [("RAMPART_TEST_REDIS", url.as_str())];
+    let node = |name: &str| {
+        GatewayProcess::start_with_env(bin(), &config, rampart_testkit::TempDir::new(name).unwrap(), &env).unwrap()
+    };
+    let (g1, g2) = (node("rampart-pen-1"), node("rampart-pen-2"));
+    let c = TestClient::http1();
+    let from = |gw: &GatewayProcess, path: &str, ip: &str| {
+        let url = format!("{}{path}", gw.url("main"));
+        let ip = ip.to_owned();
+        let c = c.clone();
+        async move {
+            c.request(http::Method::GET, &url, &[("x-forwarded-for", ip.as_str())], Vec::new())
+                .await
+                .unwrap()
+        }
+    };
+    // Key guessing from one address on node 1: five 401s make a denied burst.
+    for _ in 0..5 {
+        assert_eq!(
+            from(&g1, "/private/x", "10.0.0.5").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = from(&g1, "/echo", "10.0.0.5").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "principal_blocked");
+    // Node 2 learns of it within a couple of sync periods.
+    let mut blocked_on_2 = false;
+    for _ in 0..40 {
+        if from(&g2, "/echo", "10.0.0.5").await.status == StatusCode::FORBIDDEN {
+            blocked_on_2 = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(blocked_on_2, "node 2 never refused the blocked address");
+    for gw in [&g1, &g2] {
+        assert_eq!(
+            from(gw, "/echo", "10.0.0.6").await.status,
+            StatusCode::OK,
+            "others are served"
+        );
+    }
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}

@@ -370,3 +370,50 @@ async fn extraction_is_flagged_and_blocked_honest_clients_are_not_and_alerts_are
         .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
+
+/// An OpenAI route's drift: steady English prompts are quiet; when the traffic turns to
+/// another language, the prompt drift detector fires, naming the script, and the alert
+/// is an audit-free log line here (no `[audit]`), counted in the metrics.
+#[tokio::test]
+async fn llm_prompt_drift_fires_when_the_traffic_changes_language() {
+    let o = openai(rampart_testkit::DemoOptions::default()).await;
+    let base = base_config(&o.url(), "http://127.0.0.1:9").replacen(
+        "protocol = \"openai\"\npublic = true\n",
+        "protocol = \"openai\"\npublic = true\n[routes.watch]\ndrift_window = 100\n",
+        1,
+    );
+    let gw = start(&format!("{base}\n[watch]\nalert_log = true\n"));
+    let c = TestClient::http1();
+    let chat = |text: &str| json!({"model": "m", "messages": [{"role": "user", "content": text}]});
+    let url = format!("{}/v1/chat/completions", gw.url("main"));
+    let english = [
+        "What is the weather like today?",
+        "Summarise this short note for me, please.",
+    ];
+    for i in 0..400 {
+        let r = c.post_json(&url, &chat(english[i % 2])).await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let metrics = || async {
+        let m = c.get(&format!("{}/metrics", gw.admin_url())).await.unwrap().text();
+        metric(&m, "rampart_detections_total", &["detector=\"drift_input\""])
+    };
+    assert_eq!(metrics().await, 0.0, "steady traffic must not drift");
+    for _ in 0..150 {
+        let r = c
+            .post_json(&url, &chat("Какая сегодня погода в Москве?"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::OK, "drift is recorded and alerted, never refused");
+    }
+    assert!(metrics().await >= 1.0);
+    let alert = gw
+        .wait_for_access_log(std::time::Duration::from_secs(5), |l| {
+            l["event"]["kind"] == "alert" && l["rule"]["name"] == "drift_input"
+        })
+        .expect("no drift alert");
+    assert!(
+        alert["event"]["reason"].as_str().unwrap().contains("prompt script"),
+        "{alert}"
+    );
+}
