@@ -42,6 +42,35 @@ impl Rng {
     }
 }
 
+/// The gateway a hardening mode runs behind, or none (`output` empty: the model
+/// directly). `output` is the `[routes.output]` body (`-`: a route without one); `route`
+/// the route's match and protocol lines; `extra` more `[routes.output]` lines every mode
+/// shares. Returns the gateway and the base URL to ask.
+pub fn gateway_for_mode(
+    bin: &std::path::Path,
+    upstream: &str,
+    route: &str,
+    extra: &str,
+    output: &str,
+) -> Result<(Option<rampart_testkit::harness::GatewayProcess>, String), rampart_testkit::harness::Error> {
+    if output.is_empty() {
+        return Ok((None, upstream.to_owned()));
+    }
+    let section = if output == "-" {
+        String::new()
+    } else {
+        format!("[routes.output]\n{extra}{output}\n")
+    };
+    let config = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+         [[upstreams]]\nname = \"m\"\ntargets = [\"{upstream}\"]\n\
+         [[routes]]\nname = \"model\"\n{route}\nupstream = \"m\"\npublic = true\n{section}"
+    );
+    let gw = rampart_testkit::harness::GatewayProcess::start(bin, &config)?;
+    let base = gw.url("main");
+    Ok((Some(gw), base))
+}
+
 /// The iris rows with their classes.
 pub fn iris() -> Vec<([f64; 4], usize)> {
     IRIS.lines()

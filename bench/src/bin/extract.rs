@@ -21,7 +21,6 @@ use std::path::PathBuf;
 
 use rampart_testkit::DemoOptions;
 use rampart_testkit::client::TestClient;
-use rampart_testkit::harness::GatewayProcess;
 use rampart_testkit::iris::IrisModel;
 use serde_json::{Value, json};
 
@@ -191,22 +190,13 @@ async fn main() -> Result<(), Error> {
     );
     println!("|---|---|---|---|");
     for (name, output) in modes {
-        let gateway = match output {
-            "" => None,
-            o => {
-                let section = if o == "-" {
-                    String::new()
-                } else {
-                    format!("[routes.output]\n{o}\n")
-                };
-                let config = format!(
-                    "[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n[[upstreams]]\nname = \"k\"\ntargets = [\"{}\"]\n[[routes]]\nname = \"iris\"\npath_prefix = \"/v2/\"\nupstream = \"k\"\nprotocol = \"kserve\"\npublic = true\n{section}",
-                    server.url()
-                );
-                Some(GatewayProcess::start(&bin, &config)?)
-            }
-        };
-        let base = gateway.as_ref().map_or_else(|| server.url(), |g| g.url("main"));
+        let (_gateway, base) = attack::gateway_for_mode(
+            &bin,
+            &server.url(),
+            "path_prefix = \"/v2/\"\nprotocol = \"kserve\"",
+            "",
+            output,
+        )?;
         let url = format!("{base}/v2/models/iris/infer");
         let c = TestClient::http1();
         let mut q = Queries(42);

@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rampart_testkit::client::TestClient;
-use rampart_testkit::harness::GatewayProcess;
 use serde_json::{Value, json};
 
 #[path = "../attack.rs"]
@@ -103,24 +102,13 @@ async fn main() -> Result<(), Error> {
     );
     println!("|---|---|---|---|---|");
     for (name, output) in modes {
-        let gateway = match output {
-            "" => None,
-            o => {
-                let section = if o == "-" {
-                    String::new()
-                } else {
-                    format!("[routes.output]\npath = \"predictions\"\n{o}\n")
-                };
-                let config = format!(
-                    "[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
-                     [[upstreams]]\nname = \"m\"\ntargets = [\"{}\"]\n\
-                     [[routes]]\nname = \"model\"\npath = \"/predict\"\nupstream = \"m\"\nprotocol = \"json\"\npublic = true\n{section}",
-                    server.url()
-                );
-                Some(GatewayProcess::start(&bin, &config)?)
-            }
-        };
-        let base = gateway.as_ref().map_or_else(|| server.url(), |g| g.url("main"));
+        let (_gateway, base) = attack::gateway_for_mode(
+            &bin,
+            &server.url(),
+            "path = \"/predict\"\nprotocol = \"json\"",
+            "path = \"predictions\"\n",
+            output,
+        )?;
         let url = format!("{base}/predict");
         let c = TestClient::http1();
         // Two scores per row: the confidence in the known label, and whether the

@@ -697,16 +697,7 @@ impl Validator<'_> {
                 self.issue(&path.key(key), "applies to OpenAI routes (`protocol = \"openai\"`)");
             }
         }
-        let json_path = raw
-            .path
-            .as_deref()
-            .and_then(|p| match rampart_watch::tensor::JsonPath::parse(p) {
-                Ok(jp) => Some(jp),
-                Err(e) => {
-                    self.issue(&path.key("path"), e.to_string());
-                    None
-                }
-            });
+        let json_path = self.json_path(path, raw.path.as_deref());
         let top_k = raw.top_k.and_then(|k| {
             if k == 0 {
                 self.issue(&path.key("top_k"), "must be at least 1");
@@ -791,6 +782,17 @@ impl Validator<'_> {
             budget,
             llm: None,
         }
+    }
+
+    /// The `path` key of the table at `path`, parsed; an issue when it does not parse.
+    fn json_path(&mut self, path: &KeyPath, raw: Option<&str>) -> Option<rampart_watch::tensor::JsonPath> {
+        raw.and_then(|p| match rampart_watch::tensor::JsonPath::parse(p) {
+            Ok(jp) => Some(jp),
+            Err(e) => {
+                self.issue(&path.key("path"), e.to_string());
+                None
+            }
+        })
     }
 
     /// `[routes.output]` on an OpenAI route: logprobs and embeddings only.
@@ -899,16 +901,7 @@ impl Validator<'_> {
             ),
             _ => {}
         }
-        let json_path = raw
-            .path
-            .as_deref()
-            .and_then(|p| match rampart_watch::tensor::JsonPath::parse(p) {
-                Ok(jp) => Some(jp),
-                Err(e) => {
-                    self.issue(&path.key("path"), e.to_string());
-                    None
-                }
-            });
+        let json_path = self.json_path(path, raw.path.as_deref());
         let reference = raw.reference.as_deref().and_then(|file| {
             let p = path.key("reference");
             let full = self.file_path(&p, file);

@@ -104,12 +104,8 @@ impl RouteWatch {
     fn with_state(&self, principal: &str, now: u64, f: impl FnOnce(&Model, &mut State)) {
         let Some(model) = &self.model else { return };
         let Some(mut map) = lock(&self.principals) else { return };
-        if !map.contains_key(principal) && map.len() >= self.max {
-            let mut seen: Vec<u64> = map.values().map(|(t, _)| *t).collect();
-            let cut = seen.len() / 10;
-            let (_, nth, _) = seen.select_nth_unstable(cut);
-            let nth = *nth;
-            map.retain(|_, (t, _)| *t > nth);
+        if !map.contains_key(principal) {
+            rampart_watch::behaviour::make_room(&mut map, self.max, |(t, _)| *t);
         }
         let entry = map.entry(principal.to_owned()).or_default();
         entry.0 = now;

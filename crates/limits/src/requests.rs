@@ -564,14 +564,19 @@ impl RedisBackend {
     }
 
     async fn call(&self, script: &redis::Script, key: &str, args: &[i64]) -> Result<Vec<i64>, String> {
-        self.settle_probe();
-        self.admit()?;
         let mut inv = script.key(key);
         for a in args {
             inv.arg(*a);
         }
+        self.invoke(inv).await
+    }
+
+    /// One script call through the breaker, bounded by the timeout, its outcome noted.
+    async fn invoke<T: redis::FromRedisValue>(&self, inv: redis::ScriptInvocation<'_>) -> Result<T, String> {
+        self.settle_probe();
+        self.admit()?;
         let mut conn = self.conn.clone();
-        let result = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
+        let result = match tokio::time::timeout(self.timeout, inv.invoke_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
@@ -690,34 +695,18 @@ impl RedisBackend {
     /// `<kind>|<principal>`, `until` its end in unix seconds); a longer one already
     /// there is kept.
     pub async fn add_penalty(&self, member: &str, until: u64) -> Result<(), String> {
-        self.settle_probe();
-        self.admit()?;
         let mut inv = self.penalty.key(PENALTY_KEY);
         inv.arg(member).arg(until);
-        let mut conn = self.conn.clone();
-        let result = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-        };
-        self.note(&result);
-        result
+        self.invoke::<Vec<i64>>(inv).await.map(|_| ())
     }
 
     /// The penalties still running, `(member, end)`, at most `max` of them.
     pub async fn penalties(&self, max: usize) -> Result<Vec<(String, u64)>, String> {
-        self.settle_probe();
-        self.admit()?;
         let mut inv = self.penalty_list.key(PENALTY_KEY);
         inv.arg(max);
-        let mut conn = self.conn.clone();
-        let result = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<String>>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-        };
-        self.note(&result);
-        Ok(result?
+        Ok(self
+            .invoke::<Vec<String>>(inv)
+            .await?
             .chunks(2)
             .filter_map(|c| {
                 let end = c.get(1)?.parse::<f64>().ok()?;

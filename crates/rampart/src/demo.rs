@@ -76,38 +76,27 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
     let pepper = random_hex(32)?;
     write(&dir.join("pepper"), &pepper)?;
     let mut keys = KeyFile::default();
-    let (key, _) = keys
-        .create(
+    let mut create = |subject: &str, note: &str| {
+        keys.create(
             &Pepper::new(pepper.as_bytes()),
             &NewKey {
-                subject: "demo-app".to_owned(),
+                subject: subject.to_owned(),
                 tenant: None,
                 roles: vec!["demo".to_owned()],
                 routes: Vec::new(),
                 models: Vec::new(),
                 expires_in: None,
-                note: Some("made by rampart demo".to_owned()),
+                note: Some(note.to_owned()),
                 test: false,
             },
         )
-        .context("cannot create the demo API key")?;
+        .map(|(k, _)| k)
+        .context("cannot create a demo API key")
+    };
+    let key = create("demo-app", "made by rampart demo")?;
     // A second caller, for the extraction demonstration: its block does not stop the
     // rest of the tour.
-    let (extractor, _) = keys
-        .create(
-            &Pepper::new(pepper.as_bytes()),
-            &NewKey {
-                subject: "demo-extractor".to_owned(),
-                tenant: None,
-                roles: vec!["demo".to_owned()],
-                routes: Vec::new(),
-                models: Vec::new(),
-                expires_in: None,
-                note: Some("made by rampart demo for `rampart demo extract`".to_owned()),
-                test: false,
-            },
-        )
-        .context("cannot create the demo API key")?;
+    let extractor = create("demo-extractor", "made by rampart demo for `rampart demo extract`")?;
     keys.save(&dir.join("keys.toml"))
         .context("cannot write the demo key file")?;
     let key = key.expose().to_owned();

@@ -48,8 +48,9 @@ pub struct Behaviour {
     max: usize,
 }
 
-/// Forgets the least recently seen tenth of a full table.
-fn make_room<V>(map: &mut HashMap<String, V>, max: usize, last_seen: impl Fn(&V) -> u64) {
+/// Forgets the least recently seen tenth of a table that holds `max` entries or more
+/// (`last_seen` of each entry); does nothing below that.
+pub fn make_room<V>(map: &mut HashMap<String, V>, max: usize, last_seen: impl Fn(&V) -> u64) {
     if map.len() < max {
         return;
     }

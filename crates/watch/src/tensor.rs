@@ -176,6 +176,17 @@ pub fn harden_kserve_binary(
     harden_kserve_with(body, Some(tail), names, f)
 }
 
+/// A tensor's last dimension (its row width), when its shape has one above zero.
+fn last_dim(tensor: &Value) -> Option<usize> {
+    tensor
+        .get("shape")
+        .and_then(Value::as_array)
+        .and_then(|d| d.last())
+        .and_then(Value::as_u64)
+        .and_then(|w| usize::try_from(w).ok())
+        .filter(|w| *w > 0)
+}
+
 /// Rows of `width` little-endian floats of `size` bytes each, in place.
 fn each_binary_row(
     bytes: &mut [u8],
@@ -276,14 +287,7 @@ fn harden_kserve_with(
                     ));
                 }
             };
-            let width = output
-                .get("shape")
-                .and_then(Value::as_array)
-                .and_then(|d| d.last())
-                .and_then(Value::as_u64)
-                .and_then(|w| usize::try_from(w).ok())
-                .filter(|w| *w > 0)
-                .ok_or_else(|| TensorError::Malformed(name.clone(), "no shape"))?;
+            let width = last_dim(output).ok_or_else(|| TensorError::Malformed(name.clone(), "no shape"))?;
             let total = output.get("shape").and_then(Value::as_array).and_then(|d| {
                 d.iter()
                     .try_fold(1usize, |a, x| a.checked_mul(usize::try_from(x.as_u64()?).ok()?))
@@ -338,14 +342,7 @@ pub fn kserve_input_rows(body: &Value, name: Option<&str>) -> Result<Vec<Vec<f64
     if input.pointer("/parameters/binary_data_size").is_some() {
         return Err(TensorError::Binary(label));
     }
-    let width = input
-        .get("shape")
-        .and_then(Value::as_array)
-        .and_then(|s| s.last())
-        .and_then(Value::as_u64)
-        .and_then(|w| usize::try_from(w).ok())
-        .filter(|w| *w > 0)
-        .ok_or_else(|| TensorError::Malformed(label.clone(), "no shape"))?;
+    let width = last_dim(input).ok_or_else(|| TensorError::Malformed(label.clone(), "no shape"))?;
     let mut flat = Vec::new();
     fn walk(v: &Value, out: &mut Vec<f64>) -> Result<(), &'static str> {
         match v {
