@@ -137,6 +137,11 @@ impl Alerts {
         if last.len() >= MAX_COOLDOWNS {
             let cooldown = self.cooldown;
             last.retain(|_, t| *t + cooldown > now);
+            if last.len() >= MAX_COOLDOWNS {
+                // Still full of live cooldowns (many principals alerting at once): forget
+                // them rather than grow — the cost is a repeated alert, never memory.
+                last.clear();
+            }
         }
         match last.get(&(detector, who.clone())) {
             Some(t) if *t + self.cooldown > now => false,

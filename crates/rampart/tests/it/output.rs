@@ -446,3 +446,69 @@ async fn with_a_content_policy_too_only_inference_answers_are_hardened() {
         assert!(row.iter().all(|v| *v == 0.0 || *v == 1.0), "{row:?}");
     }
 }
+
+/// Every classifier mode through the real binary on the KServe iris route: top-k,
+/// rounding alone, and Gaussian noise — each keeps rows distributions with the
+/// model's top label, in the answer's own shape and type.
+#[tokio::test]
+async fn top_k_rounding_and_gaussian_noise_on_kserve() {
+    let k = kserve().await;
+    let c = TestClient::http1();
+    let truth = rows(
+        &c.post_json(&format!("{}/v2/models/iris/infer", k.url()), &iris())
+            .await
+            .unwrap()
+            .json(),
+    );
+    let check = |got: &[Vec<f64>], what: &str| {
+        assert_eq!(got.len(), truth.len(), "{what}");
+        for (g, t) in got.iter().zip(&truth) {
+            assert!((g.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{what}: {g:?}");
+            assert!(g.iter().all(|v| (0.0..=1.0).contains(v)), "{what}: {g:?}");
+            assert_eq!(top(g), top(t), "{what}: the label moved: {g:?} vs {t:?}");
+        }
+    };
+    for (output, what) in [
+        ("top_k = 1", "top-1"),
+        ("top_k = 2", "top-2"),
+        ("decimals = 1", "rounding"),
+        (
+            "noise = { mechanism = \"gaussian\", epsilon = 1.0, delta = 1e-5 }\nbudget = { epsilon = 100.0, delta = 1e-3 }",
+            "gaussian",
+        ),
+    ] {
+        let gw = gateway(&k.url(), output, "");
+        let r = c
+            .post_json(&format!("{}/v2/models/iris/infer", gw.url("main")), &iris())
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.text());
+        let out = r.json();
+        assert_eq!(out["outputs"][0]["shape"], json!([2, 3]), "{what}");
+        assert_eq!(out["outputs"][0]["datatype"], "FP32", "{what}");
+        let got = rows(&out);
+        check(&got, what);
+        match what {
+            "top-1" => assert!(
+                got.iter().all(|r| r.iter().filter(|v| **v > 0.0).count() == 1),
+                "{got:?}"
+            ),
+            "top-2" => assert!(
+                got.iter().all(|r| r.iter().filter(|v| **v == 0.0).count() >= 1),
+                "{got:?}"
+            ),
+            "rounding" => assert!(
+                got.iter()
+                    .flatten()
+                    .all(|v| ((v * 10.0).round() / 10.0 - v).abs() < 1e-9),
+                "{got:?}"
+            ),
+            _ => assert!(
+                got.iter()
+                    .zip(&truth)
+                    .any(|(g, t)| g.iter().zip(t).any(|(a, b)| (a - b).abs() > 1e-3)),
+                "gaussian noise changed nothing: {got:?}"
+            ),
+        }
+    }
+}
