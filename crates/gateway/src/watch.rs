@@ -30,6 +30,9 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub struct AnswerRows(pub Vec<Vec<f64>>);
 
+/// Rows of one request the input detectors look at (an even sample of larger batches).
+const MAX_ROWS_PER_REQUEST: usize = 256;
+
 /// Weight of one answer in the route's running share of low-margin answers.
 const SHARE_WEIGHT: f64 = 0.001;
 /// The share assumed before answers arrive.
@@ -116,13 +119,17 @@ impl RouteWatch {
     pub fn observe_inputs(&self, principal: &str, now: u64, rows: &[Vec<f64>], out: &mut Vec<Signal>) {
         let Some(model) = &self.model else { return };
         let dims = model.dims();
+        // A large batch is judged on an even sample of its rows, so one request cannot
+        // buy unbounded detector work (every row still reaches the model).
+        let step = rows.len().div_ceil(MAX_ROWS_PER_REQUEST).max(1);
+        let sample = || rows.iter().step_by(step).filter(|r| r.len() == dims);
         self.with_state(principal, now, |model, state| {
-            for row in rows.iter().filter(|r| r.len() == dims) {
+            for row in sample() {
                 model.observe_query(state, row, out);
             }
         });
         if let Some(mut drift) = lock(&self.drift) {
-            for row in rows.iter().filter(|r| r.len() == dims) {
+            for row in sample() {
                 out.extend(drift.observe_input(&model.reference, row));
             }
         }
@@ -290,5 +297,43 @@ impl Shared {
                 let _ = redis.add_penalty(&m, until).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_batch_is_judged_on_a_bounded_sample() {
+        let rows: Vec<Vec<f64>> = (0..200)
+            .map(|i| vec![f64::from(i), f64::from(i % 17), f64::from(i % 5)])
+            .collect();
+        let mut rng = rampart_watch::rng::KeyedStream::from_seed(b"batch").unwrap();
+        let names = vec!["a".into(), "b".into(), "c".into()];
+        let reference = rampart_watch::reference::Reference::calibrate(names, &rows, 16, &mut rng).unwrap();
+        let config = rampart_config::RouteWatch {
+            reference: Some(Arc::new(reference)),
+            input: None,
+            path: None,
+            extraction: rampart_watch::extraction::ExtractionConfig {
+                window: 100,
+                min_queries: 40,
+                alpha: 1e-6,
+                low_margin: 0.1,
+            },
+            drift_window: 500,
+            drift_threshold: 0.25,
+            on_extraction: rampart_watch::signal::Action::Alert,
+            on_out_of_distribution: rampart_watch::signal::Action::Record,
+            on_drift: rampart_watch::signal::Action::Alert,
+        };
+        let watch = RouteWatch::build(&config, rampart_config::Protocol::Kserve, 100).unwrap();
+        let batch: Vec<Vec<f64>> = (0..10_000).map(|i| vec![f64::from(i) * 0.01, 1.0, 2.0]).collect();
+        let mut out = Vec::new();
+        watch.observe_inputs("ip:10.0.0.1", 0, &batch, &mut out);
+        let map = watch.principals.lock().unwrap();
+        let queries = map.get("ip:10.0.0.1").unwrap().1.queries;
+        assert!((200..=MAX_ROWS_PER_REQUEST as u64).contains(&queries), "{queries}");
     }
 }
