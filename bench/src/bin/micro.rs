@@ -242,6 +242,7 @@ fn detection() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         rampart_watch::behaviour::BehaviourConfig {
             rate_factor: 10.0,
             rate_floor: 120,
+            token_floor: 20_000,
             denied_per_minute: 20,
             refusals: 5,
         },
@@ -249,7 +250,7 @@ fn detection() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     let mut t = 0u64;
     measure(
-        "detection: behaviour (rate spike, denials, refusals), 1 000 principals",
+        "detection: behaviour (rate and token spikes, denials, refusals), 1 000 principals",
         200_000,
         || {
             t += 1;
@@ -258,6 +259,7 @@ fn detection() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 t / 1000,
                 200,
                 false,
+                Some(300),
                 &mut signals,
             );
             signals.clear();

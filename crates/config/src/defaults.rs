@@ -191,6 +191,8 @@ pub const WATCH_PRINCIPALS: usize = 100_000;
 pub const RATE_FACTOR: f64 = 10.0;
 /// ... and more than this many requests in the minute.
 pub const RATE_FLOOR: u32 = 120;
+/// ... and, for LLM tokens, more than this many in the minute.
+pub const TOKEN_FLOOR: u64 = 20_000;
 /// 401/403/404 answers within a minute that make a denied burst.
 pub const DENIED_PER_MINUTE: u32 = 20;
 /// Policy refusals among a principal's last 20 exchanges that fire.

@@ -56,6 +56,7 @@ pub struct Watch {
     pub backend: LimitBackend,
     pub behaviour: rampart_watch::behaviour::BehaviourConfig,
     pub rate_spike: rampart_watch::signal::Action,
+    pub token_spike: rampart_watch::signal::Action,
     pub denied_burst: rampart_watch::signal::Action,
     pub refusals: rampart_watch::signal::Action,
     pub webhook: Option<Webhook>,

@@ -64,9 +64,11 @@ pub struct RawWatch {
 pub struct RawBehaviour {
     pub rate_factor: Option<f64>,
     pub rate_floor: Option<u32>,
+    pub token_floor: Option<u64>,
     pub denied_per_minute: Option<u32>,
     pub refusals: Option<u32>,
     pub rate_spike: Option<rampart_watch::signal::Action>,
+    pub token_spike: Option<rampart_watch::signal::Action>,
     pub denied_burst: Option<rampart_watch::signal::Action>,
     pub on_refusals: Option<rampart_watch::signal::Action>,
 }

@@ -1036,10 +1036,12 @@ impl Validator<'_> {
             behaviour: rampart_watch::behaviour::BehaviourConfig {
                 rate_factor,
                 rate_floor: b.rate_floor.unwrap_or(defaults::RATE_FLOOR).max(1),
+                token_floor: b.token_floor.unwrap_or(defaults::TOKEN_FLOOR).max(1),
                 denied_per_minute: b.denied_per_minute.unwrap_or(defaults::DENIED_PER_MINUTE).max(1),
                 refusals: b.refusals.unwrap_or(defaults::REFUSALS).clamp(1, 20),
             },
             rate_spike: b.rate_spike.unwrap_or(Action::Alert),
+            token_spike: b.token_spike.unwrap_or(Action::Alert),
             denied_burst: b.denied_burst.unwrap_or(Action::Alert),
             refusals: b.on_refusals.unwrap_or(Action::Alert),
             webhook,

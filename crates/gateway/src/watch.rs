@@ -253,10 +253,12 @@ impl Shared {
             behaviour: rampart_watch::behaviour::BehaviourConfig {
                 rate_factor: rampart_config::defaults::RATE_FACTOR,
                 rate_floor: rampart_config::defaults::RATE_FLOOR,
+                token_floor: rampart_config::defaults::TOKEN_FLOOR,
                 denied_per_minute: rampart_config::defaults::DENIED_PER_MINUTE,
                 refusals: rampart_config::defaults::REFUSALS,
             },
             rate_spike: rampart_watch::signal::Action::Alert,
+            token_spike: rampart_watch::signal::Action::Alert,
             denied_burst: rampart_watch::signal::Action::Alert,
             refusals: rampart_watch::signal::Action::Alert,
             webhook: None,

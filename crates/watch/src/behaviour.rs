@@ -4,6 +4,8 @@
 //! - **rate spike**: requests this minute above `rate_factor` × the principal's baseline
 //!   (an exponentially weighted mean of its past minutes, idle minutes included) and
 //!   above `rate_floor`, once three minutes of history exist;
+//! - **token spike**: the same for LLM tokens (on routes that count them), above
+//!   `token_floor` a minute;
 //! - **denied burst**: `denied_per_minute` answers of 401, 403 or 404 within a minute —
 //!   credential stuffing, key guessing, model or route enumeration;
 //! - **refusals**: `refusals` of the principal's last 20 exchanges refused by policy
@@ -20,6 +22,7 @@ use crate::signal::{Detector, Signal};
 pub struct BehaviourConfig {
     pub rate_factor: f64,
     pub rate_floor: u32,
+    pub token_floor: u64,
     pub denied_per_minute: u32,
     pub refusals: u32,
 }
@@ -29,11 +32,37 @@ const RECENT: usize = 20;
 /// Weight of the newest minute in the baseline.
 const ALPHA: f64 = 0.3;
 
+/// A per-minute count with its exponentially weighted baseline.
+#[derive(Debug, Clone, Copy, Default)]
+struct PerMinute {
+    this_minute: u64,
+    baseline: f64,
+}
+
+impl PerMinute {
+    /// `gap` minutes have passed since the current one began.
+    fn roll(&mut self, gap: u64) {
+        #[allow(clippy::cast_precision_loss)] // counts per minute are far below 2^52
+        let last = self.this_minute as f64;
+        self.baseline = ALPHA * last + (1.0 - ALPHA) * self.baseline;
+        self.baseline *= (1.0 - ALPHA).powi(i32::try_from(gap.saturating_sub(1)).unwrap_or(i32::MAX));
+        self.this_minute = 0;
+    }
+
+    /// The spike ratio when this minute is above `floor` and `factor` × the baseline.
+    fn spike(&self, factor: f64, floor: u64) -> Option<f64> {
+        #[allow(clippy::cast_precision_loss)]
+        let now = self.this_minute as f64;
+        (self.this_minute > floor && now > factor * self.baseline.max(1.0))
+            .then(|| now / (factor * self.baseline.max(1.0)))
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Principal {
     minute: u64,
-    this_minute: u32,
-    baseline: f64,
+    requests: PerMinute,
+    tokens: PerMinute,
     minutes: u64,
     denied: VecDeque<u64>,
     recent: VecDeque<bool>,
@@ -70,40 +99,59 @@ impl Behaviour {
         }
     }
 
-    /// One finished exchange of `key` at `now` (seconds): its status, and whether a
-    /// policy refused it.
-    pub fn observe(&mut self, key: &str, now: u64, status: u16, refused: bool, out: &mut Vec<Signal>) {
+    /// One finished exchange of `key` at `now` (seconds): its status, whether a policy
+    /// refused it, and the LLM tokens it used (when the route counts them).
+    pub fn observe(
+        &mut self,
+        key: &str,
+        now: u64,
+        status: u16,
+        refused: bool,
+        tokens: Option<u64>,
+        out: &mut Vec<Signal>,
+    ) {
         if !self.principals.contains_key(key) {
             make_room(&mut self.principals, self.max, |p| p.last_seen);
         }
         let c = self.config;
         let p = self.principals.entry(key.to_owned()).or_default();
         let minute = now / 60;
-        if p.minutes == 0 && p.this_minute == 0 {
+        if p.minutes == 0 && p.requests.this_minute == 0 {
             p.minute = minute;
         }
         if minute > p.minute {
             let gap = minute - p.minute;
-            p.baseline = ALPHA * f64::from(p.this_minute) + (1.0 - ALPHA) * p.baseline;
-            p.baseline *= (1.0 - ALPHA).powi(i32::try_from(gap - 1).unwrap_or(i32::MAX));
+            p.requests.roll(gap);
+            p.tokens.roll(gap);
             p.minutes += gap;
             p.minute = minute;
-            p.this_minute = 0;
         }
-        p.this_minute += 1;
+        p.requests.this_minute += 1;
+        p.tokens.this_minute += tokens.unwrap_or(0);
         p.last_seen = now;
-        if p.minutes >= 3
-            && p.this_minute > c.rate_floor
-            && f64::from(p.this_minute) > c.rate_factor * p.baseline.max(1.0)
-        {
-            out.push(Signal {
-                detector: Detector::RateSpike,
-                score: f64::from(p.this_minute) / (c.rate_factor * p.baseline.max(1.0)),
-                reason: format!(
-                    "{} requests this minute against a baseline of {:.1} per minute",
-                    p.this_minute, p.baseline
-                ),
-            });
+        if p.minutes >= 3 {
+            if let Some(score) = p.requests.spike(c.rate_factor, u64::from(c.rate_floor)) {
+                out.push(Signal {
+                    detector: Detector::RateSpike,
+                    score,
+                    reason: format!(
+                        "{} requests this minute against a baseline of {:.1} per minute",
+                        p.requests.this_minute, p.requests.baseline
+                    ),
+                });
+            }
+            if tokens.is_some()
+                && let Some(score) = p.tokens.spike(c.rate_factor, c.token_floor)
+            {
+                out.push(Signal {
+                    detector: Detector::TokenSpike,
+                    score,
+                    reason: format!(
+                        "{} tokens this minute against a baseline of {:.0} per minute",
+                        p.tokens.this_minute, p.tokens.baseline
+                    ),
+                });
+            }
         }
         if matches!(status, 401 | 403 | 404) {
             p.denied.push_back(now);
@@ -244,6 +292,7 @@ mod tests {
         BehaviourConfig {
             rate_factor: 10.0,
             rate_floor: 60,
+            token_floor: 10_000,
             denied_per_minute: 20,
             refusals: 5,
         }
@@ -256,21 +305,40 @@ mod tests {
         // Steady: 100 per minute for an hour — above the floor, never a spike.
         for minute in 0..60u64 {
             for i in 0..100 {
-                b.observe("steady", minute * 60 + i % 60, 200, false, &mut out);
+                b.observe("steady", minute * 60 + i % 60, 200, false, None, &mut out);
             }
         }
         assert!(out.is_empty(), "{out:?}");
         // 5 per minute for ten minutes, then 200 in one minute.
         for minute in 0..10u64 {
             for i in 0..5 {
-                b.observe("spiky", minute * 60 + i, 200, false, &mut out);
+                b.observe("spiky", minute * 60 + i, 200, false, None, &mut out);
             }
         }
         assert!(out.is_empty());
         for i in 0..200 {
-            b.observe("spiky", 600 + i % 60, 200, false, &mut out);
+            b.observe("spiky", 600 + i % 60, 200, false, None, &mut out);
         }
         assert!(out.iter().any(|s| s.detector == Detector::RateSpike));
+    }
+
+    #[test]
+    fn a_token_spike_against_the_own_baseline_fires() {
+        let mut b = Behaviour::new(config(), 100);
+        let mut out = Vec::new();
+        // Ten minutes of 5 requests of 500 tokens, then one minute of 5 requests of
+        // 20 000: the request rate is steady, the token rate is not.
+        for minute in 0..10u64 {
+            for i in 0..5 {
+                b.observe("sub:a", minute * 60 + i, 200, false, Some(500), &mut out);
+            }
+        }
+        assert!(out.is_empty(), "{out:?}");
+        for i in 0..5 {
+            b.observe("sub:a", 600 + i, 200, false, Some(20_000), &mut out);
+        }
+        assert!(out.iter().any(|s| s.detector == Detector::TokenSpike), "{out:?}");
+        assert!(out.iter().all(|s| s.detector != Detector::RateSpike));
     }
 
     #[test]
@@ -279,21 +347,21 @@ mod tests {
         let mut out = Vec::new();
         // A 401 every 4 s never makes 20 in a minute.
         for i in 0..100 {
-            b.observe("ip:a", i * 4, 401, false, &mut out);
+            b.observe("ip:a", i * 4, 401, false, None, &mut out);
         }
         assert!(out.is_empty(), "{out:?}");
         for i in 0..20 {
-            b.observe("ip:b", 1000 + i, 404, false, &mut out);
+            b.observe("ip:b", 1000 + i, 404, false, None, &mut out);
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].detector, Detector::DeniedBurst);
         out.clear();
         for i in 0..40 {
-            b.observe("sub:c", 2000 + i, 400, i % 5 == 0, &mut out);
+            b.observe("sub:c", 2000 + i, 400, i % 5 == 0, None, &mut out);
         }
         assert!(out.is_empty(), "one refusal in five stays under 5 of 20");
         for i in 0..5 {
-            b.observe("sub:d", 3000 + i, 400, true, &mut out);
+            b.observe("sub:d", 3000 + i, 400, true, None, &mut out);
         }
         assert_eq!(out.last().map(|s| s.detector), Some(Detector::Refusals));
     }
@@ -323,7 +391,7 @@ mod tests {
         let mut b = Behaviour::new(config(), 50);
         let mut out = Vec::new();
         for i in 0..1000 {
-            b.observe(&format!("ip:{i}"), i, 200, false, &mut out);
+            b.observe(&format!("ip:{i}"), i, 200, false, None, &mut out);
         }
         assert!(b.principals.len() <= 50);
     }

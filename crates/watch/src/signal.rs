@@ -22,6 +22,8 @@ pub enum Detector {
     DriftOutput,
     /// A principal's request rate far above its own baseline.
     RateSpike,
+    /// A principal's LLM token rate far above its own baseline.
+    TokenSpike,
     /// Many 401/403/404 answers to one principal or address: credential or model
     /// enumeration.
     DeniedBurst,
@@ -30,7 +32,7 @@ pub enum Detector {
 }
 
 impl Detector {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::ExtractionSpacing,
         Self::ExtractionOod,
         Self::ExtractionBoundary,
@@ -38,6 +40,7 @@ impl Detector {
         Self::DriftInput,
         Self::DriftOutput,
         Self::RateSpike,
+        Self::TokenSpike,
         Self::DeniedBurst,
         Self::Refusals,
     ];
@@ -51,6 +54,7 @@ impl Detector {
             Self::DriftInput => "drift_input",
             Self::DriftOutput => "drift_output",
             Self::RateSpike => "rate_spike",
+            Self::TokenSpike => "token_spike",
             Self::DeniedBurst => "denied_burst",
             Self::Refusals => "refusals",
         }
@@ -66,6 +70,7 @@ impl Detector {
             Self::DriftInput => "watch.drift_input",
             Self::DriftOutput => "watch.drift_output",
             Self::RateSpike => "watch.rate_spike",
+            Self::TokenSpike => "watch.token_spike",
             Self::DeniedBurst => "watch.denied_burst",
             Self::Refusals => "watch.refusals",
         }

@@ -10,7 +10,8 @@
 //! - Answers (whole bodies, through `handle`, after `output`): the probability rows as
 //!   the model gave them, before hardening, feed the boundary detector and the output
 //!   drift window (routes with `[routes.output]`, which says where the rows are).
-//! - Completion: the exchange's status and decision feed the behaviour detectors.
+//! - Completion: the exchange's status, decision and (on routes that count them) LLM
+//!   tokens feed the behaviour detectors.
 //!
 //! Every signal becomes a finding on the exchange (`watch.<detector>`) and a count in
 //! `rampart_detections_total`; the route's or `[watch]`'s action for the detector then
@@ -82,6 +83,7 @@ impl WatchStage {
             Detector::OutOfDistribution => rw.map_or(Action::Record, |w| w.on_out_of_distribution),
             Detector::DriftInput | Detector::DriftOutput => rw.map_or(Action::Alert, |w| w.on_drift),
             Detector::RateSpike => shared.config.as_ref().map_or(Action::Alert, |w| w.rate_spike),
+            Detector::TokenSpike => shared.config.as_ref().map_or(Action::Alert, |w| w.token_spike),
             Detector::DeniedBurst => shared.config.as_ref().map_or(Action::Alert, |w| w.denied_burst),
             Detector::Refusals => shared.config.as_ref().map_or(Action::Alert, |w| w.refusals),
         }
@@ -188,7 +190,13 @@ impl WatchStage {
             && let Some(behaviour) = &shared.behaviour
             && let Ok(mut b) = behaviour.lock()
         {
-            b.observe(&ex.principal_key(), now(), status, refused, &mut signals);
+            // LLM tokens, on routes that count them (token limits): the answer's usage,
+            // or the prompt's count when none came back.
+            let tokens = ex
+                .stash
+                .get::<rampart_limits::TokenAccount>()
+                .map(|a| a.usage.unwrap_or(a.prompt_estimate));
+            b.observe(&ex.principal_key(), now(), status, refused, tokens, &mut signals);
         }
         if !signals.is_empty() {
             let _ = self.act(ex, route, signals, Location::RequestHeaders);
