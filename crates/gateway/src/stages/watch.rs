@@ -89,13 +89,15 @@ impl WatchStage {
         }
     }
 
-    /// Acts on what the detectors reported; `Err` when the exchange must be refused.
+    /// Acts on what the detectors reported; `Err` when the exchange must be refused
+    /// (only while it still can be: `refusable`).
     fn act(
         &self,
         ex: &mut Exchange,
         route: Option<&RouteRuntime>,
         signals: Vec<Signal>,
         location: Location,
+        refusable: bool,
     ) -> Result<(), RequestError> {
         let Some(shared) = &self.shared else { return Ok(()) };
         let mut refuse = None;
@@ -140,7 +142,7 @@ impl WatchStage {
             };
             if let (Some(penalty), Some(key)) = (penalty, key) {
                 shared.impose(&key, penalty, now() + shared.penalty_secs);
-                if penalty == Penalty::Block {
+                if penalty == Penalty::Block && refusable {
                     refuse = Some(RequestError::PrincipalBlocked {
                         retry_after: shared.penalty_secs,
                     });
@@ -163,13 +165,21 @@ impl WatchStage {
         };
         let mut signals = Vec::new();
         watch.observe_answers(&ex.principal_key(), now(), &rows, &mut signals);
-        self.act(ex, Some(route), signals, Location::ResponseBody)
+        self.act(ex, Some(route), signals, Location::ResponseBody, true)
     }
 
     /// Completion: the behaviour detectors (and an LLM route's outcome drift) see how
     /// the exchange ended.
     pub fn on_complete(&self, ex: &mut Exchange, route: Option<&RouteRuntime>) {
         if self.shared.is_none() {
+            return;
+        }
+        if matches!(
+            ex.error,
+            Some(RequestError::PrincipalBlocked { .. } | RequestError::PrincipalThrottled { .. })
+        ) {
+            // Refused for a penalty already imposed: not new behaviour to judge (a
+            // blocked client retrying must not keep extending its own block).
             return;
         }
         let status = ex.status.map_or(0, |s| s.as_u16());
@@ -199,7 +209,8 @@ impl WatchStage {
             b.observe(&ex.principal_key(), now(), status, refused, tokens, &mut signals);
         }
         if !signals.is_empty() {
-            let _ = self.act(ex, route, signals, Location::RequestHeaders);
+            // The exchange is over: penalties apply from the next request on.
+            let _ = self.act(ex, route, signals, Location::RequestHeaders, false);
         }
     }
 }
@@ -265,7 +276,7 @@ impl Stage for WatchStage {
             let text = ex.body_json.as_ref().map(prompt_text).unwrap_or_default();
             let mut signals = Vec::new();
             watch.observe_prompt(&text, &mut signals);
-            return match self.act(ex, Some(route), signals, Location::RequestBody) {
+            return match self.act(ex, Some(route), signals, Location::RequestBody, true) {
                 Ok(()) => Flow::Continue,
                 Err(e) => Flow::Reject(e),
             };
@@ -285,7 +296,7 @@ impl Stage for WatchStage {
         let Ok(rows) = rows else { return Flow::Continue };
         let mut signals = Vec::new();
         watch.observe_inputs(&ex.principal_key(), now(), &rows, &mut signals);
-        match self.act(ex, Some(route), signals, Location::RequestBody) {
+        match self.act(ex, Some(route), signals, Location::RequestBody, true) {
             Ok(()) => Flow::Continue,
             Err(e) => Flow::Reject(e),
         }
