@@ -3,11 +3,12 @@
 //! Applied to whole answers and to each streamed chunk alike (a chunk is an answer's
 //! fragment with the same shape), in place, leaving every other field as it was.
 //!
-//! - Chat completions: `choices[].logprobs` is `null` when stripped; otherwise each
-//!   token of `content` and `refusal` keeps at most `top_logprobs` alternatives (the
-//!   most likely, as the API orders them), and every `logprob` is rounded.
-//! - Legacy completions: `choices[].logprobs` (`tokens`, `token_logprobs`,
-//!   `top_logprobs` maps) the same way.
+//! - Logprobs wherever they stand — chat completions (`choices[].logprobs`), the
+//!   Responses API (`output[].content[].logprobs`, and streamed deltas), legacy
+//!   completions (`token_logprobs`, `top_logprobs` maps), vLLM's `prompt_logprobs` —
+//!   are found by key, not by one API's layout: stripped (`null`, or `[]` where the API
+//!   types an array), or each set of alternatives cut to the `top_logprobs` most likely
+//!   and every score rounded.
 //! - Embeddings: `data[].embedding`, a float array or base64 of little-endian f32
 //!   (`encoding_format = "base64"`), rounded and/or blurred, in the form it came.
 //!
@@ -63,63 +64,94 @@ fn set_number(v: &mut Value, x: f64) {
     }
 }
 
-/// Rounds the `logprob` of one token entry (chat) in place.
-fn round_entry(entry: &mut Value, decimals: Option<u32>) {
-    if let Some(lp) = entry.get_mut("logprob")
-        && let Some(x) = lp.as_f64()
-    {
-        set_number(lp, round(x, decimals));
-    }
+/// Keys whose values carry a model's log-probabilities, wherever they stand: chat
+/// completions and the Responses API (`logprobs`: token entries, streamed deltas too),
+/// legacy completions (`logprobs` with `token_logprobs` and `top_logprobs` maps), and
+/// vLLM's `prompt_logprobs`.
+const LOGPROB_KEYS: [&str; 2] = ["logprobs", "prompt_logprobs"];
+
+/// Fields of a token entry that are not scores.
+const NOT_SCORES: [&str; 6] = ["token", "bytes", "rank", "decoded_token", "text_offset", "tokens"];
+
+/// A value's log-probability: a number, or an entry's `logprob`.
+fn score_of(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.get("logprob")?.as_f64())
 }
 
-fn chat_logprobs(logprobs: &mut Value, policy: &LlmPolicy) {
-    for key in ["content", "refusal"] {
-        let Some(tokens) = logprobs.get_mut(key).and_then(Value::as_array_mut) else {
-            continue;
-        };
-        for token in tokens {
-            round_entry(token, policy.decimals);
-            if let Some(top) = token.get_mut("top_logprobs").and_then(Value::as_array_mut) {
-                if let Some(k) = policy.top_logprobs {
-                    top.truncate(k);
-                }
-                for alt in top {
-                    round_entry(alt, policy.decimals);
+/// Finds every logprobs value in `v` and strips it, or caps and rounds it.
+fn walk(v: &mut Value, policy: &LlmPolicy) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if !LOGPROB_KEYS.contains(&key.as_str()) {
+                    walk(child, policy);
+                } else if policy.strip_logprobs {
+                    // An array stays an array (the Responses API types it so).
+                    *child = if child.is_array() {
+                        Value::Array(Vec::new())
+                    } else {
+                        Value::Null
+                    };
+                } else {
+                    scores(child, policy);
                 }
             }
         }
+        Value::Array(items) => items.iter_mut().for_each(|i| walk(i, policy)),
+        _ => {}
     }
 }
 
-fn legacy_logprobs(logprobs: &mut Value, policy: &LlmPolicy) {
-    if let Some(lps) = logprobs.get_mut("token_logprobs").and_then(Value::as_array_mut) {
-        for lp in lps {
-            if let Some(x) = lp.as_f64() {
-                set_number(lp, round(x, policy.decimals));
+/// Inside a logprobs value: every score rounded; every set of alternatives — a
+/// `top_logprobs` list of entries, or a map from token to score or entry — cut to the
+/// `top_logprobs` most likely.
+fn scores(v: &mut Value, policy: &LlmPolicy) {
+    match v {
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64() {
+                set_number(v, round(x, policy.decimals));
             }
         }
-    }
-    if let Some(tops) = logprobs.get_mut("top_logprobs").and_then(Value::as_array_mut) {
-        for top in tops {
-            let Some(map) = top.as_object_mut() else { continue };
-            if let Some(k) = policy.top_logprobs
+        Value::Array(items) => items.iter_mut().for_each(|i| scores(i, policy)),
+        Value::Object(map) => {
+            let entry = map.contains_key("logprob");
+            if !entry
+                && let Some(k) = policy.top_logprobs
                 && map.len() > k
+                && map.values().all(|x| score_of(x).is_some())
             {
+                // A map of alternatives (token → score, or token id → entry).
                 let mut ranked: Vec<(String, f64)> = map
                     .iter()
-                    .map(|(t, v)| (t.clone(), v.as_f64().unwrap_or(f64::NEG_INFINITY)))
+                    .map(|(t, x)| (t.clone(), score_of(x).unwrap_or(f64::NEG_INFINITY)))
                     .collect();
                 ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
                 for (t, _) in ranked.into_iter().skip(k) {
                     map.remove(&t);
                 }
             }
-            for v in map.values_mut() {
-                if let Some(x) = v.as_f64() {
-                    set_number(v, round(x, policy.decimals));
+            for (key, child) in map.iter_mut() {
+                // In an entry, only scores are scores; in a map of alternatives every
+                // key is a token, whatever it spells.
+                if entry && NOT_SCORES.contains(&key.as_str()) {
+                    continue;
                 }
+                if entry
+                    && key == "top_logprobs"
+                    && let (Value::Array(alts), Some(k)) = (&mut *child, policy.top_logprobs)
+                {
+                    // A token's alternatives (a list of entries): the most likely first.
+                    alts.sort_by(|a, b| {
+                        let (a, b) = (score_of(a), score_of(b));
+                        b.unwrap_or(f64::NEG_INFINITY)
+                            .total_cmp(&a.unwrap_or(f64::NEG_INFINITY))
+                    });
+                    alts.truncate(k);
+                }
+                scores(child, policy);
             }
         }
+        _ => {}
     }
 }
 
@@ -164,22 +196,8 @@ fn embedding(v: &mut Value, policy: &LlmPolicy, rng: &mut impl Random) -> Result
 
 /// Hardens one OpenAI answer (or streamed chunk) in place.
 pub fn harden_openai(body: &mut Value, policy: &LlmPolicy, rng: &mut impl Random) -> Result<(), LlmError> {
-    if let Some(choices) = body.get_mut("choices").and_then(Value::as_array_mut) {
-        for choice in choices {
-            let Some(logprobs) = choice.get_mut("logprobs") else {
-                continue;
-            };
-            if logprobs.is_null() {
-                continue;
-            }
-            if policy.strip_logprobs {
-                *logprobs = Value::Null;
-            } else if logprobs.get("token_logprobs").is_some() || logprobs.get("tokens").is_some() {
-                legacy_logprobs(logprobs, policy);
-            } else {
-                chat_logprobs(logprobs, policy);
-            }
-        }
+    if policy.strip_logprobs || policy.top_logprobs.is_some() || policy.decimals.is_some() {
+        walk(body, policy);
     }
     if (policy.decimals.is_some() || policy.embedding_noise.is_some())
         && let Some(data) = body.get_mut("data").and_then(Value::as_array_mut)
@@ -243,6 +261,85 @@ mod tests {
         assert_eq!(token["top_logprobs"].as_array().unwrap().len(), 1);
         assert_eq!(token["top_logprobs"][0]["logprob"], json!(-0.12));
         assert_eq!(token["bytes"], json!([72, 105]), "other fields untouched");
+    }
+
+    #[test]
+    fn every_api_shape_is_found_by_key_and_sequences_are_never_cut() {
+        let mut rng = KeyedStream::from_seed(b"shapes").unwrap();
+        let entry = |t: &str, lp: f64| {
+            json!({"token": t, "logprob": lp, "bytes": [1],
+            "top_logprobs": [{"token": "z", "logprob": lp - 2.123456}, {"token": t, "logprob": lp}, {"token": "y", "logprob": lp - 1.0}]})
+        };
+        // A chat answer of three tokens: all three stay, each with one alternative,
+        // the most likely one even when the list came unordered.
+        let mut chat = json!({"choices": [{"logprobs": {"content": [entry("a", -0.111111), entry("b", -0.222222), entry("c", -0.333333)]}}]});
+        let p = LlmPolicy {
+            top_logprobs: Some(1),
+            decimals: Some(2),
+            ..policy()
+        };
+        harden_openai(&mut chat, &p, &mut rng).unwrap();
+        let content = chat["choices"][0]["logprobs"]["content"].as_array().unwrap();
+        assert_eq!(content.len(), 3, "the token sequence is not a set of alternatives");
+        assert_eq!(content[1]["top_logprobs"], json!([{"token": "b", "logprob": -0.22}]));
+        // The Responses API, whole and as a streamed delta.
+        let mut resp = json!({"object": "response", "top_logprobs": 3, "output": [{"type": "message", "content": [
+            {"type": "output_text", "text": "a", "logprobs": [entry("a", -0.123456)]}]}]});
+        harden_openai(&mut resp, &p, &mut rng).unwrap();
+        let lp = &resp["output"][0]["content"][0]["logprobs"][0];
+        assert_eq!(
+            (lp["logprob"].clone(), lp["top_logprobs"].as_array().unwrap().len()),
+            (json!(-0.12), 1)
+        );
+        assert_eq!(resp["top_logprobs"], json!(3), "a request echo is not a score");
+        let mut delta = json!({"type": "response.output_text.delta", "delta": "a", "logprobs": [entry("a", -0.5)]});
+        harden_openai(
+            &mut delta,
+            &LlmPolicy {
+                strip_logprobs: true,
+                ..policy()
+            },
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(delta["logprobs"], json!([]), "stripped, still an array");
+        // vLLM's prompt_logprobs: maps from token id to entry, capped and rounded; and
+        // stripped like the rest.
+        let vllm = json!({"choices": [{"text": "x", "logprobs": null}], "prompt_logprobs": [null,
+            {"11": {"logprob": -0.987654, "rank": 1, "decoded_token": "a"}, "12": {"logprob": -3.5, "rank": 2, "decoded_token": "b"}}]});
+        let mut capped = vllm.clone();
+        harden_openai(&mut capped, &p, &mut rng).unwrap();
+        assert_eq!(
+            capped["prompt_logprobs"][1],
+            json!({"11": {"logprob": -0.99, "rank": 1, "decoded_token": "a"}})
+        );
+        let mut stripped = vllm;
+        harden_openai(
+            &mut stripped,
+            &LlmPolicy {
+                strip_logprobs: true,
+                ..policy()
+            },
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(stripped["prompt_logprobs"], json!([]));
+        // A legacy map whose token spells a field name is still a score.
+        let mut legacy = json!({"choices": [{"logprobs": {"tokens": ["bytes"], "token_logprobs": [-0.444444],
+            "top_logprobs": [{"bytes": -0.444444, "token": -1.555555}]}}]});
+        harden_openai(
+            &mut legacy,
+            &LlmPolicy {
+                decimals: Some(1),
+                ..policy()
+            },
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(
+            legacy["choices"][0]["logprobs"]["top_logprobs"][0],
+            json!({"bytes": -0.4, "token": -1.6})
+        );
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Where a response's probability rows are, read and written back in place:
 //!
 //! - **KServe v2** (Open Inference Protocol): each output tensor named in the policy
-//!   (every FP16/FP32/FP64 output when none is named) is a row-major tensor whose last
+//!   (every FP16/BF16/FP32/FP64 output when none is named) is a row-major tensor whose last
 //!   dimension is the classes: `shape [N, C]` holds N rows of C. `data` may be flat or
 //!   nested; it is written back in the same form. An answer in the binary extension
 //!   (`parameters.binary_data_size`) is hardened in its tail, in place, in the tensor's
-//!   own type ([`harden_kserve_binary`]); FP16 there is refused.
+//!   own type ([`harden_kserve_binary`]); FP16 and BF16 there are refused.
 //! - **JSON model APIs**: a path such as `predictions[*].probabilities` (keys, `[n]`,
 //!   and `[*]` for every element; a leading `$.` is allowed) selects arrays of numbers
 //!   (one row each) or arrays of such arrays.
@@ -247,7 +247,7 @@ fn harden_kserve_with(
     for output in outputs.iter_mut() {
         let name = output.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
         let datatype = output.get("datatype").and_then(Value::as_str).unwrap_or("").to_owned();
-        let floating = matches!(datatype.as_str(), "FP16" | "FP32" | "FP64");
+        let floating = matches!(datatype.as_str(), "FP16" | "BF16" | "FP32" | "FP64");
         let chosen = if names.is_empty() {
             floating
         } else {
@@ -283,7 +283,7 @@ fn harden_kserve_with(
                 _ => {
                     return Err(TensorError::Malformed(
                         name,
-                        "FP16 in the binary extension is not hardened",
+                        "FP16 and BF16 in the binary extension are not hardened",
                     ));
                 }
             };
@@ -545,6 +545,21 @@ mod tests {
         assert_eq!(f64s, [0.1, 0.9]);
         let mut half = serde_json::json!({"outputs": [{"name": "h", "datatype": "FP16", "shape": [1, 2], "parameters": {"binary_data_size": 4}}]});
         assert!(harden_kserve_binary(&mut half, &mut [0u8; 4], &[], &mut |_| Ok(())).is_err());
+        // BF16 probabilities are probabilities too: hardened in JSON, refused in binary,
+        // never passed on as they came.
+        let mut bf16 =
+            serde_json::json!({"outputs": [{"name": "b", "datatype": "BF16", "shape": [1, 2], "data": [0.25, 0.75]}]});
+        assert_eq!(
+            harden_kserve(&mut bf16, &[], &mut |r| {
+                r.reverse();
+                Ok(())
+            })
+            .unwrap(),
+            1
+        );
+        assert_eq!(bf16["outputs"][0]["data"], serde_json::json!([0.75, 0.25]));
+        let mut bf16 = serde_json::json!({"outputs": [{"name": "b", "datatype": "BF16", "shape": [1, 2], "parameters": {"binary_data_size": 4}}]});
+        assert!(harden_kserve_binary(&mut bf16, &mut [0u8; 4], &[], &mut |_| Ok(())).is_err());
         let mut short = serde_json::json!({"outputs": [{"name": "p", "datatype": "FP32", "shape": [1, 3], "parameters": {"binary_data_size": 8}}]});
         assert!(harden_kserve_binary(&mut short, &mut [0u8; 8], &[], &mut |_| Ok(())).is_err());
         let mut past = serde_json::json!({"outputs": [{"name": "p", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8}}]});

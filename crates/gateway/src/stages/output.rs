@@ -8,7 +8,7 @@
 //! KServe routes, to an inference request: health and metadata pass as they are)
 //! ([`OutputStage::holds_response`]) and hands it over after the content stage
 //! ([`OutputStage::on_response_body`]). An answer whose rows cannot be read — not JSON,
-//! a named output missing, a row that is not a probability distribution, FP16 in the
+//! a named output missing, a row that is not a probability distribution, FP16 or BF16 in the
 //! binary extension, a content coding — is refused (502), never passed on unhardened.
 //! Answers in KServe's binary tensor extension are hardened in their binary tail, in
 //! place and in the tensor's own type, so tritonclient's default (binary outputs) works.
