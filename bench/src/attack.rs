@@ -71,6 +71,20 @@ pub fn gateway_for_mode(
     Ok((Some(gw), base))
 }
 
+/// Rows of a scikit-learn-style CSV (a count header, then features and the class
+/// last): iris, and the breast-cancer data in `bench/data` (bench/data/README.md).
+pub fn labelled_csv(text: &str) -> Vec<(Vec<f64>, usize)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut v: Vec<&str> = l.split(',').collect();
+            let y = v.pop()?.trim().parse().ok()?;
+            let x: Vec<f64> = v.iter().filter_map(|x| x.trim().parse().ok()).collect();
+            (x.len() == v.len()).then_some((x, y))
+        })
+        .collect()
+}
+
 /// The iris rows with their classes.
 pub fn iris() -> Vec<([f64; 4], usize)> {
     IRIS.lines()
@@ -134,33 +148,55 @@ pub mod synth {
         }
     }
 
+    /// A kernel classifier over its training rows (any number of features and
+    /// classes), optionally on standardised features.
     pub struct KernelModel {
-        rows: Vec<([f64; D], usize)>,
+        rows: Vec<(Vec<f64>, usize)>,
+        classes: usize,
+        /// Per-feature divisors (1 when not standardised).
+        scale: Vec<f64>,
         /// 1 / (2 h²).
         gamma: f64,
     }
 
     impl KernelModel {
-        /// Trains on `rows`, flipping 10% of the labels first (seeded).
-        pub fn train(rows: &[([f64; D], usize)], bandwidth: f64, seed: u64) -> Self {
+        /// Trains on `rows` of `classes` classes, flipping 10% of the labels first
+        /// (seeded); `standardise` divides each feature by its standard deviation.
+        pub fn train(rows: &[(Vec<f64>, usize)], classes: usize, bandwidth: f64, standardise: bool, seed: u64) -> Self {
             let mut rng = Rng(seed);
+            let d = rows.first().map_or(0, |r| r.0.len());
+            let n = rows.len().max(2) as f64;
+            let scale = (0..d)
+                .map(|j| {
+                    if !standardise {
+                        return 1.0;
+                    }
+                    let m = rows.iter().map(|r| r.0[j]).sum::<f64>() / n;
+                    let v = rows.iter().map(|r| (r.0[j] - m).powi(2)).sum::<f64>() / (n - 1.0);
+                    v.sqrt().max(1e-12)
+                })
+                .collect::<Vec<f64>>();
             let rows = rows
                 .iter()
                 .map(|(x, y)| {
-                    (
-                        *x,
-                        if rng.unit() < 0.1 {
-                            (y + 1 + rng.below(K - 1)) % K
-                        } else {
-                            *y
-                        },
-                    )
+                    let label = if rng.unit() < 0.1 {
+                        (y + 1 + rng.below(classes - 1)) % classes
+                    } else {
+                        *y
+                    };
+                    (x.clone(), label)
                 })
                 .collect();
             Self {
                 rows,
+                classes,
+                scale,
                 gamma: 1.0 / (2.0 * bandwidth * bandwidth),
             }
+        }
+
+        pub fn dims(&self) -> usize {
+            self.scale.len()
         }
 
         /// The training labels (after the flips): what a member's "true label" is.
@@ -175,13 +211,18 @@ pub mod synth {
                 .rows
                 .iter()
                 .map(|(r, _)| {
-                    let d2: f64 = r.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum();
+                    let d2: f64 = r
+                        .iter()
+                        .zip(x)
+                        .zip(&self.scale)
+                        .map(|((a, b), s)| ((a - b) / s).powi(2))
+                        .sum();
                     let l = -self.gamma * d2;
                     best = best.max(l);
                     l
                 })
                 .collect();
-            let mut mass = [1e-3; K];
+            let mut mass = vec![1e-3; self.classes];
             for (l, (_, y)) in logs.iter().zip(&self.rows) {
                 mass[*y] += (l - best).exp();
             }
@@ -231,11 +272,11 @@ pub async fn serve_kernel(model: std::sync::Arc<synth::KernelModel>) -> std::io:
                     .as_array()
                     .and_then(|r| r.iter().map(serde_json::Value::as_f64).collect());
                 match x {
-                    Some(x) if x.len() == synth::D => predictions.push(model.predict(&x)),
+                    Some(x) if x.len() == model.dims() => predictions.push(model.predict(&x)),
                     _ => {
                         return reply(
                             400,
-                            serde_json::json!({"error": format!("each row must hold {} numbers", synth::D)}),
+                            serde_json::json!({"error": format!("each row must hold {} numbers", model.dims())}),
                         );
                     }
                 }

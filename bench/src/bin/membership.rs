@@ -77,9 +77,12 @@ async fn main() -> Result<(), Error> {
     let bin = std::env::var_os("RAMPART_BIN").map_or_else(|| PathBuf::from("target/release/rampart"), PathBuf::from);
     let dist = Distribution::new(2026);
     let mut rng = Rng(1);
-    let train = dist.sample(&mut rng, 400);
-    let fresh = dist.sample(&mut rng, 400);
-    let model = Arc::new(KernelModel::train(&train, bandwidth, 7));
+    let as_vec = |rows: Vec<([f64; attack::synth::D], usize)>| -> Vec<(Vec<f64>, usize)> {
+        rows.into_iter().map(|(x, y)| (x.to_vec(), y)).collect()
+    };
+    let train = as_vec(dist.sample(&mut rng, 400));
+    let fresh = as_vec(dist.sample(&mut rng, 400));
+    let model = Arc::new(KernelModel::train(&train, attack::synth::K, bandwidth, false, 7));
     let labels = model.labels();
     let server = attack::serve_kernel(Arc::clone(&model)).await?;
 

@@ -55,7 +55,7 @@ fn attacks(rows: &[(Vec<f64>, usize)], n: usize) -> Vec<(&'static str, Vec<Vec<f
         .map(|j| rows.iter().map(|r| r.0[j]).fold(f64::NEG_INFINITY, f64::max))
         .collect();
     let mut rng = Rng(1234);
-    let mut out = Vec::new();
+    let mut out: Vec<(&'static str, Vec<Vec<f64>>)> = Vec::new();
     // Equation solving and random-query surrogates (Tramèr et al. 2016).
     out.push((
         "uniform random over the feature box",
@@ -63,6 +63,24 @@ fn attacks(rows: &[(Vec<f64>, usize)], n: usize) -> Vec<(&'static str, Vec<Vec<f
             .map(|_| (0..d).map(|j| lo[j] + rng.unit() * (hi[j] - lo[j])).collect())
             .collect(),
     ));
+    // The same, hidden among real rows the attacker holds: every 2nd and every 5th
+    // query random, the rest real.
+    let uniform = out[0].1.clone();
+    for (name, every) in [
+        ("uniform random, every 2nd query (the rest real rows)", 2),
+        ("uniform random, every 5th query (the rest real rows)", 5),
+    ] {
+        let mixed = (0..n)
+            .map(|i| {
+                if i % every == 0 {
+                    uniform[i].clone()
+                } else {
+                    rows[rng.below(rows.len())].0.clone()
+                }
+            })
+            .collect();
+        out.push((name, mixed));
+    }
     // A line between rows of two classes in small steps (path finding).
     let a = &rows.iter().find(|r| r.1 == 0).unwrap_or(&rows[0]).0;
     let b = &rows.iter().find(|r| r.1 == 2).unwrap_or(&rows[1]).0;
@@ -243,12 +261,14 @@ async fn run(bin: &std::path::Path, case: &Case, upstream: &str, sizes: (usize, 
             honest_ok(ask(&c, &case, &from, &case.held[rng.below(case.held.len())].0).await?)?;
         }
     }
-    let by_class: Vec<Vec<&Vec<f64>>> = (0..3)
+    let classes = case.held.iter().map(|r| r.1).max().map_or(1, |k| k + 1);
+    let by_class: Vec<Vec<&Vec<f64>>> = (0..classes)
         .map(|k| case.held.iter().filter(|r| r.1 == k).map(|r| &r.0).collect())
+        .filter(|pool: &Vec<&Vec<f64>>| !pool.is_empty())
         .collect();
     for _ in 0..per_client {
         for client in 0..15 {
-            let pool = &by_class[client % 3];
+            let pool = &by_class[client % by_class.len()];
             let from = format!("10.2.0.{}", client + 1);
             honest_ok(ask(&c, &case, &from, pool[rng.below(pool.len())]).await?)?;
         }
@@ -261,7 +281,13 @@ async fn run(bin: &std::path::Path, case: &Case, upstream: &str, sizes: (usize, 
             ask(&c, &case, &from, q).await?;
         }
     }
-    let expected = (clients + 15) * per_client + attacks.len() * attack_queries;
+    // The uniform attack again, spread over 10 addresses of 30 queries each (fewer than
+    // `min_queries` per address): what per-principal tests cannot see.
+    let sybil = &attacks[0].1;
+    for (i, q) in sybil.iter().enumerate().take(300) {
+        ask(&c, &case, &format!("10.8.0.{}", i / 30 + 1), q).await?;
+    }
+    let expected = (clients + 15) * per_client + attacks.len() * attack_queries + sybil.len().min(300);
     let logs = gw.wait_for_access_logs(expected, std::time::Duration::from_secs(30));
     let mut by_client: HashMap<String, Vec<Vec<String>>> = HashMap::new();
     for l in &logs {
@@ -350,6 +376,27 @@ async fn run(bin: &std::path::Path, case: &Case, upstream: &str, sizes: (usize, 
             seen.len()
         );
     }
+    let sybil: Vec<&Vec<Vec<String>>> = by_client
+        .iter()
+        .filter(|(ip, _)| ip.starts_with("10.8.0."))
+        .map(|(_, v)| v)
+        .collect();
+    let addresses = sybil.iter().filter(|v| v.iter().any(flagged)).count();
+    let drift = sybil
+        .iter()
+        .map(|v| v.iter().filter(|k| k.iter().any(|k| k == "watch.drift_input")).count())
+        .sum::<usize>();
+    let ood = sybil
+        .iter()
+        .map(|v| {
+            v.iter()
+                .filter(|k| k.iter().any(|k| k == "watch.out_of_distribution"))
+                .count()
+        })
+        .sum::<usize>();
+    println!(
+        "| uniform random spread over 10 addresses, 30 queries each | {addresses} of 10 addresses flagged | per query: out_of_distribution on {ood} of 300; route: drift_input on {drift} | — |"
+    );
     Ok(())
 }
 
@@ -392,14 +439,44 @@ async fn main() -> Result<(), Error> {
     // 400 training rows, honest clients replay 2 000 fresh rows of the distribution.
     let dist = Distribution::new(2026);
     let mut rng = Rng(1);
-    let train = dist.sample(&mut rng, 400);
-    let fresh = dist.sample(&mut rng, 2000);
-    let model = std::sync::Arc::new(KernelModel::train(&train, 1.0, 7));
+    let as_vec = |rows: Vec<([f64; attack::synth::D], usize)>| -> Vec<(Vec<f64>, usize)> {
+        rows.into_iter().map(|(x, y)| (x.to_vec(), y)).collect()
+    };
+    let train = as_vec(dist.sample(&mut rng, 400));
+    let fresh = as_vec(dist.sample(&mut rng, 2000));
+    let model = std::sync::Arc::new(KernelModel::train(&train, attack::synth::K, 1.0, false, 7));
     let server = attack::serve_kernel(model).await?;
     let case = Case {
         name: "synthetic 8-feature classifier (JSON API; 400 reference rows, 2 000 fresh rows replayed)",
-        train: train.iter().map(|(x, y)| (x.to_vec(), *y)).collect(),
-        held: fresh.iter().map(|(x, y)| (x.to_vec(), *y)).collect(),
+        train,
+        held: fresh,
+        url: "/predict".to_owned(),
+        kserve: false,
+    };
+    run(&bin, &case, &server.url(), sizes).await?;
+    // Real data from a source the detectors were not built or tuned on: the Wisconsin
+    // diagnostic breast-cancer set (569 rows, 30 features, 2 classes; bench/data). A
+    // kernel model on standardised features, trained on two thirds; honest clients
+    // replay the other third.
+    let cancer = attack::labelled_csv(include_str!("../../data/breast_cancer.csv"));
+    let train: Vec<(Vec<f64>, usize)> = cancer
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let held: Vec<(Vec<f64>, usize)> = cancer
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let model = std::sync::Arc::new(KernelModel::train(&train, 2, 2.5, true, 7));
+    let server = attack::serve_kernel(model).await?;
+    let case = Case {
+        name: "breast cancer, Wisconsin diagnostic (JSON API; 30 features; 379 reference rows, 190 held-out rows replayed)",
+        train,
+        held,
         url: "/predict".to_owned(),
         kserve: false,
     };

@@ -9,9 +9,10 @@
 //!
 //! A window is tested every tenth of its length once full. PSI beyond what sampling
 //! alone gives (two samples of one distribution, of n and m rows over k bins, differ by
-//! about (k − 1)(1/n + 1/m)) by more than `threshold` (0.25 is the usual "shifted")
-//! fires, naming the feature or output that moved most — so a reference calibrated on
-//! a small data set does not cry drift at honest traffic.
+//! PSI ≈ χ²(k − 1)·(1/n + 1/m); the allowance is its 1% quantile, shared over the
+//! quantities tested) by more than `threshold` (0.25 is the usual "shifted") fires,
+//! naming the feature or output that moved most — so a reference calibrated on a small
+//! data set, or with many features, does not cry drift at honest traffic.
 
 use std::collections::VecDeque;
 
@@ -72,20 +73,26 @@ impl Window {
     }
 }
 
+/// Chance that one test of a window fires on traffic drawn from the reference, over all
+/// its quantities together.
+const FALSE_ALARM: f64 = 0.01;
+
 /// The quantity whose PSI most exceeds what sampling alone gives, with that PSI and
-/// the excess. Two samples of one distribution — a window of `n` and a reference of
-/// `reference_rows` — differ by PSI ≈ (bins − 1)·(1/n + 1/reference_rows) on average
-/// (PSI is about χ²/n); that much is allowed before the threshold.
+/// the excess. PSI between two samples of one distribution — a window of `n` and a
+/// reference of `reference_rows` — is about χ²(bins − 1)·(1/n + 1/reference_rows); the
+/// allowance is that χ²'s upper quantile at [`FALSE_ALARM`] shared over the quantities
+/// tested (the worst of 30 features strays further than one feature does).
 fn worst(counts: &[Vec<u32>], shares: &[Vec<f64>], n: usize, reference_rows: f64) -> Option<(usize, f64, f64)> {
+    let per_test = FALSE_ALARM / counts.len().max(1) as f64;
+    let scale = 1.0 / n.max(1) as f64 + 1.0 / reference_rows.max(1.0);
     counts
         .iter()
         .zip(shares)
         .map(|(c, s)| {
             let value = psi(c, s);
-            let bins = c.len().saturating_sub(1) as f64;
             (
                 value,
-                value - bins * (1.0 / n.max(1) as f64 + 1.0 / reference_rows.max(1.0)),
+                value - crate::stats::chi2_upper(c.len().saturating_sub(1), per_test) * scale,
             )
         })
         .enumerate()

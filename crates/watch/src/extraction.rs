@@ -107,8 +107,10 @@ impl Model {
             .min
             .iter()
             .zip(&reference.max)
-            .map(|(lo, hi)| {
-                let pad = (hi - lo).abs() * 0.25;
+            .enumerate()
+            .map(|(j, (lo, hi))| {
+                let margin = reference.margin.get(j).copied().unwrap_or(crate::reference::MIN_MARGIN);
+                let pad = (hi - lo).abs() * margin;
                 (lo - pad, hi + pad)
             })
             .collect();

@@ -99,6 +99,11 @@ pub struct Reference {
     pub ood_distance: f64,
     /// The reference rows' own share above `ood_distance` (the honest rate).
     pub ood_share: f64,
+    /// Per feature, how far beyond its [min, max] a value may fall, as a share of the
+    /// range, before it is out of distribution: a quarter, or more where rows the range
+    /// was not fitted on fell further (heavy-tailed features). Empty: a quarter each.
+    #[serde(default)]
+    pub margin: Vec<f64>,
     /// Per feature, its quantile bins (the drift detector's reference).
     pub bins: Vec<Bins>,
     pub spacing: Spacing,
@@ -159,14 +164,7 @@ impl Reference {
         if min == max {
             return Err(err("the covariance has no variance: every row is the same"));
         }
-        let mut covariance = vec![vec![0.0; d]; d];
-        for r in rows {
-            for a in 0..d {
-                for b in 0..d {
-                    covariance[a][b] += (r[a] - mean[a]) * (r[b] - mean[b]) / (n - 1.0);
-                }
-            }
-        }
+        let covariance = covariance(rows.iter(), &mean);
         let mut reference = Self {
             features,
             rows: rows.len() as u64,
@@ -176,6 +174,7 @@ impl Reference {
             covariance,
             ood_distance: 0.0,
             ood_share: 0.0,
+            margin: range_margins(rows),
             bins: Vec::new(),
             spacing: Spacing {
                 window: window.clamp(1, rows.len() / 2),
@@ -187,7 +186,11 @@ impl Reference {
         };
         let whitener = Whitener::new(&reference)?;
         let z: Vec<Vec<f64>> = rows.iter().map(|r| whitener.whiten(r)).collect();
-        let mut norms: Vec<f64> = z.iter().map(|v| norm(v)).collect();
+        // The threshold is set on distances measured out of sample — each row against
+        // the mean and covariance of the folds it is not in — since rows a covariance
+        // was fitted on sit closer to it than new rows do (much closer when there are
+        // many features for the rows: 30 features over 400 rows doubles the tail).
+        let mut norms = out_of_fold_distances(rows).unwrap_or_else(|| z.iter().map(|v| norm(v)).collect());
         norms.sort_by(f64::total_cmp);
         // The 99.9th percentile (the largest row when there are fewer than 1000), with
         // room: held-out rows of the same distribution reach a little further.
@@ -246,11 +249,87 @@ impl Reference {
         if self.spacing.window == 0 {
             return Err(err("spacing.window must be at least 1"));
         }
+        if !(self.margin.is_empty() || self.margin.len() == d && self.margin.iter().all(|m| m.is_finite() && *m >= 0.0))
+        {
+            return Err(err(format!("`margin` must hold {d} numbers ≥ 0 (or be absent)")));
+        }
         if !(self.ood_distance.is_finite() && self.ood_distance > 0.0 && (0.0..=1.0).contains(&self.ood_share)) {
             return Err(err("`ood_distance` must be > 0 and `ood_share` in [0, 1]"));
         }
         Whitener::new(self).map(|_| ())
     }
+}
+
+/// The sample covariance of `rows` around `mean`.
+fn covariance<'a>(rows: impl Iterator<Item = &'a Vec<f64>> + Clone, mean: &[f64]) -> Vec<Vec<f64>> {
+    let d = mean.len();
+    let n = rows.clone().count().max(2) as f64;
+    let mut c = vec![vec![0.0; d]; d];
+    for r in rows {
+        for a in 0..d {
+            for b in 0..d {
+                c[a][b] += (r[a] - mean[a]) * (r[b] - mean[b]) / (n - 1.0);
+            }
+        }
+    }
+    c
+}
+
+/// The least margin beyond a feature's range, as a share of it.
+pub const MIN_MARGIN: f64 = 0.25;
+
+/// Per feature: the margin beyond [min, max] that rows of each fold needed against the
+/// range of the other folds, times 1.5, and at least [`MIN_MARGIN`].
+fn range_margins(rows: &[Vec<f64>]) -> Vec<f64> {
+    let d = rows.first().map_or(0, Vec::len);
+    let mut margin = vec![MIN_MARGIN; d];
+    for fold in 0..FOLDS {
+        for (j, m) in margin.iter_mut().enumerate() {
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for r in rows
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % FOLDS != fold)
+                .map(|(_, r)| r)
+            {
+                lo = lo.min(r[j]);
+                hi = hi.max(r[j]);
+            }
+            let range = (hi - lo).max(f64::MIN_POSITIVE);
+            for r in rows.iter().skip(fold).step_by(FOLDS) {
+                let beyond = (lo - r[j]).max(r[j] - hi).max(0.0) / range;
+                *m = m.max(1.5 * beyond);
+            }
+        }
+    }
+    margin
+}
+
+/// Folds of the out-of-sample distances.
+const FOLDS: usize = 5;
+
+/// Each row's Mahalanobis distance under the mean and covariance of the other folds;
+/// `None` when a fold's covariance cannot be used (too few rows for the features).
+fn out_of_fold_distances(rows: &[Vec<f64>]) -> Option<Vec<f64>> {
+    let d = rows.first()?.len();
+    let mut out = Vec::with_capacity(rows.len());
+    for fold in 0..FOLDS {
+        let fit: Vec<&Vec<f64>> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % FOLDS != fold)
+            .map(|(_, r)| r)
+            .collect();
+        if fit.len() < 2 * d + 10 {
+            return None;
+        }
+        let n = fit.len() as f64;
+        let mean: Vec<f64> = (0..d).map(|j| fit.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+        let covariance = covariance(fit.iter().copied(), &mean);
+        let whitener = Whitener::from_moments(mean, &covariance).ok()?;
+        out.extend(rows.iter().skip(fold).step_by(FOLDS).map(|r| norm(&whitener.whiten(r))));
+    }
+    Some(out)
 }
 
 /// Euclidean norm.
@@ -290,8 +369,12 @@ pub struct Whitener {
 
 impl Whitener {
     pub fn new(reference: &Reference) -> Result<Self, ReferenceError> {
-        let d = reference.mean.len();
-        let trace: f64 = (0..d).map(|i| reference.covariance[i][i]).sum();
+        Self::from_moments(reference.mean.clone(), &reference.covariance)
+    }
+
+    fn from_moments(mean: Vec<f64>, covariance: &[Vec<f64>]) -> Result<Self, ReferenceError> {
+        let d = mean.len();
+        let trace: f64 = (0..d).map(|i| covariance[i][i]).sum();
         if !(trace.is_finite() && trace > 0.0) {
             return Err(err("the covariance has no variance: every row is the same"));
         }
@@ -299,7 +382,7 @@ impl Whitener {
         let mut l = vec![vec![0.0; d]; d];
         for i in 0..d {
             for j in 0..=i {
-                let mut s = reference.covariance[i][j];
+                let mut s = covariance[i][j];
                 if i == j {
                     s += ridge;
                 }
@@ -314,10 +397,7 @@ impl Whitener {
                 }
             }
         }
-        Ok(Self {
-            mean: reference.mean.clone(),
-            l,
-        })
+        Ok(Self { mean, l })
     }
 
     pub fn dims(&self) -> usize {
