@@ -46,8 +46,9 @@ impl WatchStage {
         Self { shared }
     }
 
-    /// The penalties table's verdict for `key`.
-    fn check(&self, key: &str) -> Result<(), RequestError> {
+    /// The penalties table's verdict for the key `key` makes; the key is only built when
+    /// some penalty is in force (the common case pays one lock and no allocation).
+    fn check(&self, key: impl FnOnce() -> String) -> Result<(), RequestError> {
         let Some(shared) = &self.shared else { return Ok(()) };
         let Ok(mut penalties) = shared.penalties.lock() else {
             return Ok(());
@@ -55,7 +56,7 @@ impl WatchStage {
         if penalties.is_empty() {
             return Ok(());
         }
-        penalties.check(key, now()).map_err(|r| match r.penalty {
+        penalties.check(&key(), now()).map_err(|r| match r.penalty {
             Penalty::Block => RequestError::PrincipalBlocked {
                 retry_after: r.retry_after,
             },
@@ -67,10 +68,7 @@ impl WatchStage {
 
     /// Before identify: the client address's penalty.
     pub fn admit(&self, ex: &Exchange) -> Result<(), RequestError> {
-        if self.shared.is_none() {
-            return Ok(());
-        }
-        self.check(&format!("ip:{}", ex.client_ip))
+        self.check(|| format!("ip:{}", ex.client_ip))
     }
 
     /// The action a route (or `[watch]`) takes on `detector`.
@@ -267,7 +265,7 @@ impl Stage for WatchStage {
             .principal
             .as_ref()
             .is_some_and(|p| p.credential != rampart_identity::Credential::Anonymous)
-            && let Err(e) = self.check(&ex.principal_key())
+            && let Err(e) = self.check(|| ex.principal_key())
         {
             ex.decide(Decision::Block);
             return Flow::Reject(e);
