@@ -610,7 +610,7 @@ fn privacy_budget() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let log = rampart_gateway::stages::access_log::AccessLogWriter::start()?;
             let metrics = std::sync::Arc::new(rampart_gateway::metrics::Metrics::new());
             let state = rampart_limits::LimitStore::default();
-            let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state, None)?;
+            let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state, None, None)?;
             let route = std::sync::Arc::clone(runtime.router.route("main", None, &http::Method::POST, "/v2/models/iris/infer")?);
             let output = route.output.clone().ok_or("no output runtime")?;
             let cost = rampart_watch::budget::Cost {
@@ -660,7 +660,7 @@ fn limit_decisions() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let log = rampart_gateway::stages::access_log::AccessLogWriter::start()?;
             let metrics = std::sync::Arc::new(rampart_gateway::metrics::Metrics::new());
             let state = rampart_limits::LimitStore::default();
-            let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state, None)?;
+            let runtime = rampart_gateway::Runtime::build(config, &metrics, &log, &state, None, None)?;
             let route = std::sync::Arc::clone(runtime.router.route("main", None, &http::Method::POST, "/v1/x")?);
             let conn = std::sync::Arc::new(ConnInfo {
                 listener: std::sync::Arc::from("main"),

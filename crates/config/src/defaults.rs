@@ -212,3 +212,15 @@ pub const LOW_MARGIN: f64 = 0.1;
 /// Drift: the sliding window (queries or answers) and the PSI that fires.
 pub const DRIFT_WINDOW: usize = 500;
 pub const DRIFT_THRESHOLD: f64 = 0.25;
+
+/// `[oversight]`: how often nodes read shared stops and decisions from PostgreSQL (the
+/// bound within which a stop set on one node holds on all).
+pub const OVERSIGHT_SYNC: Duration = Duration::from_secs(1);
+/// Review items kept.
+pub const MAX_REVIEWS: usize = 10_000;
+/// Requests held for review at once, per node.
+pub const MAX_HELD: usize = 64;
+/// How long a held request waits for a reviewer.
+pub const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Journal file name in the audit directory when `[oversight] path` is not set.
+pub const OVERSIGHT_FILE: &str = "oversight.jsonl";

@@ -37,8 +37,31 @@ pub struct Config {
     pub audit: Option<Audit>,
     /// Behaviour detectors, penalties and alert delivery; `None` without `[watch]`.
     pub watch: Option<Watch>,
+    /// Stop switches, the review queue and incidents (always on).
+    pub oversight: Oversight,
     /// SHA-256 (hex) of the config text: the policy version every audit record names.
     pub digest: String,
+}
+
+/// `[oversight]`: where human-oversight state lives and how held requests wait.
+#[derive(Debug, Clone)]
+pub struct Oversight {
+    pub store: OversightStore,
+    pub sync_interval: Duration,
+    pub max_reviews: usize,
+    pub max_held: usize,
+    pub hold_timeout: Duration,
+    pub on_timeout: crate::raw::OnHoldTimeout,
+}
+
+/// Where oversight state is kept.
+#[derive(Debug, Clone)]
+pub enum OversightStore {
+    /// Lost at restart: only when neither a path, PostgreSQL nor a file audit trail is
+    /// configured (the gateway warns at start).
+    Memory,
+    File(PathBuf),
+    Postgres(Secret<String>),
 }
 
 /// `[watch]`: gateway-wide detection settings (docs/CONFIG.md).

@@ -39,6 +39,47 @@ pub struct RawConfig {
     pub audit: Option<RawAudit>,
     /// Behaviour detectors, penalties and where alerts go.
     pub watch: Option<RawWatch>,
+    /// Stop switches, the review queue and incidents: where they are kept.
+    pub oversight: Option<RawOversight>,
+}
+
+/// `[oversight]`: where stop switches, review items and incidents are kept, and how
+/// held requests wait.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOversight {
+    /// A journal file (one node).
+    pub path: Option<String>,
+    /// PostgreSQL shared by every node (a secret: the URL may hold a password).
+    pub postgres: Option<RawSecretRef>,
+    /// How often each node reads stops and decisions from PostgreSQL.
+    pub sync_interval: Option<String>,
+    /// Review items kept (pending and decided).
+    pub max_reviews: Option<usize>,
+    #[serde(default)]
+    pub hold: RawHold,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHold {
+    /// Requests waiting for a reviewer at once on this node; more are refused.
+    pub max_held: Option<usize>,
+    /// How long a held request waits for a decision.
+    pub timeout: Option<String>,
+    /// What happens when nobody decided in time.
+    pub on_timeout: Option<OnHoldTimeout>,
+}
+
+/// What happens to a held request nobody decided on in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnHoldTimeout {
+    /// The client gets 503 `review_timeout` (fail closed).
+    #[default]
+    Refuse,
+    /// The request goes on to the model.
+    Allow,
 }
 
 /// `[watch]`: the gateway-wide detectors (behaviour per principal), the penalties

@@ -977,6 +977,57 @@ impl Validator<'_> {
         }
     }
 
+    fn oversight(&mut self, path: &KeyPath, raw: Option<&RawOversight>, audit: Option<&Audit>) -> Oversight {
+        let empty = RawOversight::default();
+        let raw = raw.unwrap_or(&empty);
+        let store = match (&raw.path, &raw.postgres) {
+            (Some(_), Some(_)) => {
+                self.issue(path, "set `path` (one node) or `postgres` (a fleet), not both");
+                OversightStore::Memory
+            }
+            // Created at first start, like the audit directory.
+            (Some(p), None) => {
+                let full = self.dir_path(p);
+                if full.is_dir() {
+                    self.issue(
+                        &path.key("path"),
+                        format!("`{}` is a directory; name the journal file", full.display()),
+                    );
+                }
+                OversightStore::File(full)
+            }
+            (None, Some(url)) => {
+                OversightStore::Postgres(Secret::new(self.secret(&path.key("postgres"), url).unwrap_or_default()))
+            }
+            // Beside the audit trail: where it is, oversight state is too.
+            (None, None) => match audit {
+                Some(a) => match &a.postgres {
+                    Some(url) => OversightStore::Postgres(url.clone()),
+                    None => OversightStore::File(a.dir.join(defaults::OVERSIGHT_FILE)),
+                },
+                None => OversightStore::Memory,
+            },
+        };
+        let hold = &raw.hold;
+        let hp = path.key("hold");
+        let max_reviews = raw.max_reviews.unwrap_or(defaults::MAX_REVIEWS);
+        if max_reviews == 0 {
+            self.issue(&path.key("max_reviews"), "must be at least 1");
+        }
+        let max_held = hold.max_held.unwrap_or(defaults::MAX_HELD);
+        if max_held > max_reviews {
+            self.issue(&hp.key("max_held"), "cannot be more than `max_reviews`");
+        }
+        Oversight {
+            store,
+            sync_interval: self.duration(&path.key("sync_interval"), &raw.sync_interval, defaults::OVERSIGHT_SYNC),
+            max_reviews,
+            max_held,
+            hold_timeout: self.duration(&hp.key("timeout"), &hold.timeout, defaults::HOLD_TIMEOUT),
+            on_timeout: hold.on_timeout.unwrap_or_default(),
+        }
+    }
+
     fn watch(&mut self, path: &KeyPath, raw: &RawWatch) -> Watch {
         use rampart_watch::signal::Action;
         let b = &raw.behaviour;
@@ -1764,6 +1815,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     }
 
     let watch = raw.watch.as_ref().map(|w| v.watch(&root.key("watch"), w));
+    let oversight = v.oversight(&root.key("oversight"), raw.oversight.as_ref(), audit.as_ref());
 
     let redis = raw.redis.as_ref().map(|r| Redis {
         url: Secret::new(v.secret(&root.key("redis").key("url"), &r.url).unwrap_or_default()),
@@ -1788,6 +1840,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             policies,
             audit,
             watch,
+            oversight,
             digest: sha256_hex(source.as_bytes()),
         })
     } else {

@@ -190,6 +190,12 @@ pub struct AdminRecord {
     pub config_sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Who acted (oversight actions): the principal's subject and key id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// What was acted on: a stop's scope, `review:<id>`, `incident:<id>`, `key:<id>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -462,6 +468,36 @@ impl AuditTrail {
                 result: if ok { "success" } else { "failure" },
                 config_sha256,
                 detail,
+                actor: None,
+                target: None,
+            }),
+            None,
+        );
+    }
+
+    /// An operator's or reviewer's action (stop, resume, review decision, incident,
+    /// key): who, on what, and why.
+    pub fn oversight(
+        &self,
+        action: &'static str,
+        via: &'static str,
+        ok: bool,
+        actor: &str,
+        target: &str,
+        reason: Option<String>,
+    ) {
+        self.submit(
+            Record::Admin(AdminRecord {
+                v: SCHEMA,
+                time: now(),
+                node: Arc::clone(&self.node),
+                action,
+                via,
+                result: if ok { "success" } else { "failure" },
+                config_sha256: None,
+                detail: reason,
+                actor: Some(actor.to_owned()),
+                target: Some(target.to_owned()),
             }),
             None,
         );

@@ -213,11 +213,32 @@ pub fn cut_streams() {
     CUT.send_replace(true);
 }
 
-/// Resolves when [`cut_streams`] was called.
-fn cut_signal() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+/// Why an event stream is ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Shutdown,
+    /// An operator's stop switch that ends streams in flight covers this exchange.
+    Stopped,
+}
+
+/// Resolves when [`cut_streams`] was called, or when `stop` (a stop switch's signal)
+/// resolves.
+fn cut_signal(stop: Option<impl Future<Output = ()> + Send + 'static>) -> Pin<Box<dyn Future<Output = Cut> + Send>> {
     let mut rx = CUT.subscribe();
     Box::pin(async move {
-        let _ = rx.wait_for(|cut| *cut).await;
+        let shutdown = async move {
+            let _ = rx.wait_for(|cut| *cut).await;
+        };
+        match stop {
+            Some(stop) => tokio::select! {
+                () = shutdown => Cut::Shutdown,
+                () = stop => Cut::Stopped,
+            },
+            None => {
+                shutdown.await;
+                Cut::Shutdown
+            }
+        }
     })
 }
 
@@ -271,8 +292,9 @@ pin_project_lite::pin_project! {
         busy: Option<crate::server::conn::Busy>,
         // The last frame (or the end), held until the audit record is durable.
         held: Option<Held>,
-        // Event streams: resolves at shutdown (see `cut_streams`).
-        cut: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        // Event streams: resolves at shutdown (see `cut_streams`) or when a stop switch
+        // that ends streams covers the exchange.
+        cut: Option<Pin<Box<dyn Future<Output = Cut> + Send>>>,
         // Event streams: the bytes sent so far end between two events.
         at_boundary: bool,
     }
@@ -520,27 +542,41 @@ impl Body for ExchangeBody {
                 let idle = this.idle.as_mut().poll(cx).is_ready();
                 let total = this.deadline.as_mut().poll(cx).is_ready();
                 if t.sse && this.cut.is_none() {
-                    *this.cut = Some(cut_signal());
+                    let stop = match (this.pipeline.oversight.oversight(), this.exchange.as_deref(), route) {
+                        (Some(o), Some(ex), Some(r)) => {
+                            Some(o.cut_signal(crate::stages::oversight::OversightStage::owned_target(ex, r)))
+                        }
+                        _ => None,
+                    };
+                    *this.cut = Some(cut_signal(stop));
                 }
-                let cut = this.cut.as_mut().is_some_and(|c| c.as_mut().poll(cx).is_ready());
-                if !idle && !total && !cut {
+                let cut = match this.cut.as_mut().map(|c| c.as_mut().poll(cx)) {
+                    Some(Poll::Ready(why)) => Some(why),
+                    _ => None,
+                };
+                if !idle && !total && cut.is_none() {
                     return Poll::Pending;
                 }
                 if let Some(ex) = this.exchange.as_mut() {
-                    ex.error = Some(if cut {
-                        RequestError::ShuttingDown
-                    } else {
-                        RequestError::UpstreamTimeout
+                    ex.error = Some(match cut {
+                        Some(Cut::Shutdown) => RequestError::ShuttingDown,
+                        Some(Cut::Stopped) => RequestError::Stopped { retry_after: None },
+                        None => RequestError::UpstreamTimeout,
                     });
                 }
                 // Dropping the upstream body closes that connection.
                 *this.source = Source::Full(None);
                 if t.sse {
                     let request_id = this.exchange.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
-                    let (code, message) = if cut {
+                    let (code, message) = if cut == Some(Cut::Shutdown) {
                         (
                             "shutting_down",
                             "the gateway is shutting down; the stream was ended early".to_owned(),
+                        )
+                    } else if cut == Some(Cut::Stopped) {
+                        (
+                            "stopped_by_operator",
+                            "this service was stopped by an operator; the stream was ended early".to_owned(),
                         )
                     } else {
                         let which = if total { "total" } else { "idle" };

@@ -87,6 +87,22 @@ pub enum RequestError {
     /// 429: a detector throttled this principal.
     #[error("requests from this client are throttled after suspicious activity; retry in {retry_after} s")]
     PrincipalThrottled { retry_after: u64 },
+    /// 503: an operator stopped this gateway, route, model or tenant (the stop switch);
+    /// `retry_after` when the stop has a planned end.
+    #[error("this service was stopped by an operator{}", match .retry_after { Some(s) => format!("; it is planned to resume in {s} s"), None => String::new() })]
+    Stopped { retry_after: Option<u64> },
+    /// 403: a reviewer blocked this caller.
+    #[error("requests from this caller were blocked by a reviewer")]
+    BlockedByReviewer,
+    /// 503: the request needs a reviewer's approval and too many already wait.
+    #[error("the request needs a reviewer's approval and the review queue is full; try again later")]
+    ReviewQueueFull,
+    /// 503: the request was held for a reviewer and nobody decided in time.
+    #[error("the request was held for review and no reviewer decided in time")]
+    ReviewTimeout,
+    /// 403: a reviewer rejected the held request.
+    #[error("the request was held for review and a reviewer rejected it")]
+    ReviewRejected,
     /// 400: the payload does not follow the route's protocol; `param` is the JSON path.
     #[error("{param}: {message}")]
     InvalidRequest { param: String, message: String },
@@ -98,7 +114,12 @@ impl RequestError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::IpDenied | Self::PrincipalBlocked { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden(_)
+            | Self::IpDenied
+            | Self::PrincipalBlocked { .. }
+            | Self::BlockedByReviewer
+            | Self::ReviewRejected => StatusCode::FORBIDDEN,
+            Self::Stopped { .. } | Self::ReviewQueueFull | Self::ReviewTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::PrincipalThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Limited(r) if r.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Limited(_) | Self::PrivacyBudgetSpent { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -152,6 +173,11 @@ impl RequestError {
             Self::ResponseBlocked { .. } => "response_blocked",
             Self::ResponseTooLarge { .. } => "response_too_large",
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::Stopped { .. } => "stopped_by_operator",
+            Self::BlockedByReviewer => "blocked_by_reviewer",
+            Self::ReviewQueueFull => "review_queue_full",
+            Self::ReviewTimeout => "review_timeout",
+            Self::ReviewRejected => "rejected_by_reviewer",
         }
     }
 
@@ -159,7 +185,11 @@ impl RequestError {
     fn openai_type(&self) -> &'static str {
         match self {
             Self::Unauthenticated(_) => "authentication_error",
-            Self::Forbidden(_) | Self::IpDenied | Self::PrincipalBlocked { .. } => "permission_error",
+            Self::Forbidden(_)
+            | Self::IpDenied
+            | Self::PrincipalBlocked { .. }
+            | Self::BlockedByReviewer
+            | Self::ReviewRejected => "permission_error",
             Self::Limited(_) | Self::PrincipalThrottled { .. } => "rate_limit_error",
             Self::NoRoute
             | Self::MethodNotAllowed
@@ -223,6 +253,22 @@ impl RequestError {
             Self::ShuttingDown | Self::NoHealthyUpstream | Self::AuditUnavailable => {
                 vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))]
             }
+            // No planned end: nobody knows when; an SDK retrying in a loop only adds load.
+            Self::Stopped { retry_after: None } => vec![(X_SHOULD_RETRY, HeaderValue::from_static("false"))],
+            Self::Stopped {
+                retry_after: Some(retry_after),
+            } => {
+                let mut out = vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after))];
+                if *retry_after > CLIENT_RETRY_WAIT_SECS {
+                    out.push((X_SHOULD_RETRY, HeaderValue::from_static("false")));
+                }
+                out
+            }
+            // The same request would be held again, and rejected or timed out again.
+            Self::ReviewRejected | Self::BlockedByReviewer | Self::ReviewTimeout => {
+                vec![(X_SHOULD_RETRY, HeaderValue::from_static("false"))]
+            }
+            Self::ReviewQueueFull => vec![(header::RETRY_AFTER, HeaderValue::from_static("30"))],
             Self::PrivacyBudgetSpent { retry_after }
             | Self::PrincipalBlocked { retry_after }
             | Self::PrincipalThrottled { retry_after } => {
@@ -277,6 +323,8 @@ pub enum InitError {
     ModelPin { index: usize, reason: String },
     #[error("audit: {reason}")]
     Audit { reason: String },
+    #[error("oversight: {reason}")]
+    Oversight { reason: String },
     #[error("{key}: cannot use `{path}`: {reason}")]
     Tls { key: String, path: String, reason: String },
     #[error("identity.api_keys: {0}")]

@@ -343,7 +343,7 @@ upstream = "u"
         let config = rampart_config::from_str(CONFIG, "test.toml", std::path::Path::new(".")).unwrap();
         let log = AccessLogWriter::start().unwrap();
         let store = rampart_limits::LimitStore::default();
-        Runtime::build(config, &Arc::new(Metrics::new()), &log, &store, None).unwrap()
+        Runtime::build(config, &Arc::new(Metrics::new()), &log, &store, None, None).unwrap()
     }
 
     fn route(rt: &Runtime, path: &str) -> Arc<RouteRuntime> {

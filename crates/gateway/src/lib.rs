@@ -6,7 +6,8 @@
 //! the content stage runs (`content/`), credentials to principals (`identity/`: API keys,
 //! JWTs with their JWKS, mTLS), the stage that turns a finished exchange into an audit
 //! record and the trail's lifecycle (`audit`), output hardening (`output`), detector
-//! state (`watch`) and alert delivery (`alerts`), metrics, and the runtime that hot
+//! state (`watch`) and alert delivery (`alerts`), stop switches and the review queue in
+//! the request path (`oversight`), metrics, and the runtime that hot
 //! reload swaps (`runtime`).
 //!
 //! Engines that know nothing of HTTP live in their own crates: limits and token budgets
@@ -31,6 +32,7 @@ pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod output;
+pub mod oversight;
 pub mod pipeline;
 pub mod route;
 pub mod router;

@@ -37,6 +37,7 @@ use crate::stages::limit::LimitStage;
 use crate::stages::metrics::MetricsStage;
 use crate::stages::model::ModelStage;
 use crate::stages::output::OutputStage;
+use crate::stages::oversight::OversightStage;
 use crate::stages::request_id::RequestIdStage;
 use crate::stages::tokens::TokensStage;
 use crate::stages::validate::ValidateStage;
@@ -66,6 +67,10 @@ pub struct Pipeline {
     /// Request: the body follows the route's protocol (OpenAI, KServe v2) and its
     /// validation policy; 400 `invalid_request` with the JSON path otherwise.
     pub(crate) validate: ValidateStage,
+    /// Admission (before identify): a stop switch on the gateway, the route or the
+    /// route's tenant refuses (503). Request (after `model`): stops on the model or the
+    /// caller's tenant, a reviewer's block on the caller (403).
+    pub(crate) oversight: OversightStage,
     /// Admission (before identify): a client address under a detector's penalty is
     /// refused. Request: the same for the principal; a classifier's feature rows feed
     /// the extraction, out-of-distribution and drift detectors. Answers (after
@@ -92,6 +97,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    #[allow(clippy::too_many_arguments)] // one argument per engine the stages share
     pub fn new(
         metrics: Arc<Metrics>,
         log: std::sync::mpsc::SyncSender<Message>,
@@ -100,6 +106,7 @@ impl Pipeline {
         limiter: Arc<rampart_limits::Limiter>,
         tokens: rampart_limits::tokens::TokenLimiter,
         audit: Option<Arc<crate::audit::AuditTrail>>,
+        oversight: Option<Arc<crate::oversight::Oversight>>,
     ) -> Result<Self, crate::error::InitError> {
         let watch = crate::watch::Shared::build(
             config,
@@ -116,6 +123,7 @@ impl Pipeline {
             body: BodyStage,
             audit: AuditStage::new(audit, &config.digest),
             model: ModelStage::new(identity),
+            oversight: OversightStage::new(oversight),
             validate: ValidateStage,
             watch: WatchStage::new(watch),
             content: ContentStage,
@@ -139,6 +147,7 @@ impl Pipeline {
     ) -> Result<(), RequestError> {
         run(&self.request_id, ex, route, req).await?;
         self.audit.admit(ex)?;
+        self.oversight.admit(route)?;
         self.watch.admit(ex)?;
         run(&self.identify, ex, route, req).await?;
         run(&self.authorize, ex, route, req).await?;
@@ -146,6 +155,7 @@ impl Pipeline {
         run(&self.body, ex, route, req).await?;
         run(&self.audit, ex, route, req).await?;
         run(&self.model, ex, route, req).await?;
+        run(&self.oversight, ex, route, req).await?;
         run(&self.validate, ex, route, req).await?;
         run(&self.watch, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
@@ -178,6 +188,7 @@ impl Pipeline {
             || self.body.wants_chunks(route)
             || self.audit.wants_chunks(route)
             || self.model.wants_chunks(route)
+            || self.oversight.wants_chunks(route)
             || self.validate.wants_chunks(route)
             || self.watch.wants_chunks(route)
             || self.content.wants_chunks(route)

@@ -42,6 +42,7 @@ impl Runtime {
         log: &AccessLogWriter,
         limits: &rampart_limits::LimitStore,
         audit: Option<&Arc<crate::audit::AuditTrail>>,
+        oversight: Option<&Arc<crate::oversight::Oversight>>,
     ) -> Result<Self, InitError> {
         let mut listener_tls = HashMap::new();
         for (i, l) in config.listeners.iter().enumerate() {
@@ -116,6 +117,7 @@ impl Runtime {
             Arc::clone(&limiter),
             rampart_limits::tokens::TokenLimiter::build(&config, limits, limiter.redis()),
             audit.cloned(),
+            oversight.cloned(),
         )?);
         let trusted_proxies = config
             .listeners
@@ -237,6 +239,8 @@ pub struct Gateway {
     limits: rampart_limits::LimitStore,
     /// The audit trail; its settings are read at start (a change needs a restart).
     pub audit: Option<Arc<crate::audit::AuditTrail>>,
+    /// Stop switches and the review queue; the store is chosen at start.
+    pub oversight: Arc<crate::oversight::Oversight>,
     source: Option<PathBuf>,
     reload_lock: std::sync::Mutex<()>,
 }
@@ -265,8 +269,10 @@ impl Gateway {
             )?),
             None => None,
         };
-        let runtime = Runtime::build(config, &metrics, &access_log, &limits, audit.as_ref())?;
+        let oversight = crate::oversight::Oversight::open(&config, audit.clone())?;
+        let runtime = Runtime::build(config, &metrics, &access_log, &limits, audit.as_ref(), Some(&oversight))?;
         Ok(Arc::new(Self {
+            oversight,
             current: ArcSwap::from_pointee(runtime),
             metrics,
             access_log,
@@ -286,7 +292,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new());
         let access_log = start_access_log()?;
         let limits = rampart_limits::LimitStore::default();
-        Runtime::build(config, &metrics, &access_log, &limits, None).map(|_| ())
+        Runtime::build(config, &metrics, &access_log, &limits, None, None).map(|_| ())
     }
 
     /// Refreshes the gauges that are read from state at scrape time.
@@ -368,8 +374,10 @@ impl Gateway {
             &self.access_log,
             &self.limits,
             self.audit.as_ref(),
+            Some(&self.oversight),
         )
         .map_err(ReloadError::Init)?;
+        self.oversight.reconfigure(&runtime.config);
         self.current.store(Arc::new(runtime));
         Ok(())
     }

@@ -10,11 +10,18 @@ use crate::principal::Principal;
 /// What a principal wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// Call models.
     Infer,
+    /// Keys, config reload, erasure, and everything `operate` may do.
     Admin,
+    /// Decide on review items.
     Review,
+    /// Read the audit trail and captured payloads (decrypted).
     AuditRead,
+    /// Read metrics, stops, alerts and the review queue (the console's viewer).
     Metrics,
+    /// Stop switches and serious-incident records.
+    Operate,
 }
 
 impl Action {
@@ -25,11 +32,12 @@ impl Action {
             "review" => Action::Review,
             "audit-read" => Action::AuditRead,
             "metrics" => Action::Metrics,
+            "operate" => Action::Operate,
             _ => return None,
         })
     }
 
-    pub const NAMES: &'static [&'static str] = &["infer", "admin", "review", "audit-read", "metrics"];
+    pub const NAMES: &'static [&'static str] = &["infer", "admin", "review", "audit-read", "metrics", "operate"];
 }
 
 #[derive(Debug, Clone, Default)]

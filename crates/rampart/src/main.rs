@@ -7,6 +7,7 @@ mod audit_cmd;
 mod demo;
 mod kanon;
 mod keys;
+mod oversight_cmd;
 mod scan_cmd;
 mod textjobs;
 mod watch_cmd;
@@ -73,6 +74,18 @@ enum Command {
     Watch {
         #[command(subcommand)]
         command: watch_cmd::WatchCommand,
+    },
+    /// Stop a running gateway, route, model or tenant (the stop switch): requests get
+    /// 503 `stopped_by_operator` on every node until `rampart resume`.
+    Stop(oversight_cmd::StopArgs),
+    /// Lift a stop.
+    Resume(oversight_cmd::ResumeArgs),
+    /// The stops in force.
+    Stops(oversight_cmd::Admin),
+    /// The review queue: list, show and decide held and flagged exchanges.
+    Review {
+        #[command(subcommand)]
+        command: oversight_cmd::ReviewCommand,
     },
     /// Start the gateway in front of built-in demo model servers and print curl examples.
     Demo {
@@ -143,6 +156,10 @@ fn main() -> ExitCode {
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
         Command::Watch { command } => watch_cmd::run(command),
+        Command::Stop(args) => runtime().and_then(|rt| rt.block_on(oversight_cmd::stop(args))),
+        Command::Resume(args) => runtime().and_then(|rt| rt.block_on(oversight_cmd::resume(args))),
+        Command::Stops(admin) => runtime().and_then(|rt| rt.block_on(oversight_cmd::stops(admin))),
+        Command::Review { command } => runtime().and_then(|rt| rt.block_on(oversight_cmd::review(command))),
         Command::Demo {
             action: Some(DemoAction::Extract(args)),
             ..

@@ -3,9 +3,10 @@
 //! the gateway is not draining), Prometheus metrics (`GET /metrics`) and config reload
 //! (`POST /admin/reload`), and the right to erasure (`POST /admin/audit/erase` with
 //! `{"subject": "…"}`: destroys the subject's payload key and records the erasure in the
-//! audit trail). It never proxies anything. Health and readiness are open (for
-//! orchestrators); metrics need a credential whose roles grant `metrics` unless
-//! `admin.public_metrics` (loopback only); reload and erase need `admin`.
+//! audit trail, and clears the subject's review previews). The stop switch and the
+//! review queue are `oversight_api`'s. It never proxies anything. Health and readiness
+//! are open (for orchestrators); metrics need a credential whose roles grant `metrics`
+//! unless `admin.public_metrics` (loopback only); reload and erase need `admin`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,38 +23,11 @@ use tokio::sync::watch;
 use rampart_identity::Action;
 
 use crate::runtime::Gateway;
-
-fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    r
-}
+use crate::server::guard::{authorize, json};
 
 /// The refusal to send when the caller may not perform `action`; `None` if it may.
 async fn refusal(gateway: &Gateway, headers: &http::HeaderMap, action: Action) -> Option<Response<Full<Bytes>>> {
-    let rt = gateway.current();
-    let principal = match rt.identity.authenticate(headers, None).await {
-        Ok(p) => p,
-        Err(e) => {
-            let mut r = json(
-                StatusCode::UNAUTHORIZED,
-                serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}),
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer realm=\"rampart-admin\""),
-            );
-            return Some(r);
-        }
-    };
-    rt.identity.policy.action(&principal, action).err().map(|d| {
-        json(
-            StatusCode::FORBIDDEN,
-            serde_json::json!({"error": {"code": d.code(), "message": d.to_string()}}),
-        )
-    })
+    authorize(gateway, headers, &[action]).await.err()
 }
 
 /// Largest admin request body read (an erasure request is a few dozen bytes).
@@ -95,23 +69,30 @@ async fn erase(gateway: &Gateway, body: Option<Bytes>) -> Response<Full<Bytes>> 
     });
     match erased.await {
         Ok(Ok(existed)) => {
+            // Review previews of the subject go too (their sealed payloads died with
+            // the key).
+            let previews = gateway.oversight.forget_subject(&pseudonym).await;
             audit.admin(
                 "subject_erased",
                 "admin_api",
                 true,
                 None,
                 Some(format!(
-                    "subject pseudonym {pseudonym}: payload key {}",
+                    "subject pseudonym {pseudonym}: payload key {}; review previews cleared: {}",
                     if existed {
                         "destroyed"
                     } else {
                         "absent (nothing captured)"
-                    }
+                    },
+                    previews
+                        .as_ref()
+                        .map_or_else(|e| format!("failed ({e})"), u64::to_string)
                 )),
             );
             json(
                 StatusCode::OK,
-                serde_json::json!({"status": "erased", "pseudonym": pseudonym, "key_existed": existed}),
+                serde_json::json!({"status": "erased", "pseudonym": pseudonym, "key_existed": existed,
+                    "review_previews_cleared": previews.ok()}),
             )
         }
         _ => {
@@ -133,11 +114,15 @@ async fn erase(gateway: &Gateway, body: Option<Bytes>) -> Response<Full<Bytes>> 
 async fn route(
     gateway: Arc<Gateway>,
     method: Method,
-    path: &str,
+    uri: &http::Uri,
     headers: &http::HeaderMap,
     body: Option<Bytes>,
     draining: bool,
 ) -> Response<Full<Bytes>> {
+    let path = uri.path();
+    if crate::server::oversight_api::owns(path) {
+        return crate::server::oversight_api::handle(gateway, &method, uri, headers, body, "admin_api").await;
+    }
     let needs = match (&method, path) {
         (&Method::GET, "/metrics") if !gateway.current().config.admin.public_metrics => Some(Action::Metrics),
         (&Method::POST, "/admin/reload" | "/admin/audit/erase") => Some(Action::Admin),
@@ -242,7 +227,7 @@ pub async fn serve(
                         route(
                             gateway,
                             parts.method.clone(),
-                            parts.uri.path(),
+                            &parts.uri,
                             &parts.headers,
                             body,
                             draining,

@@ -10,6 +10,7 @@ pub mod limit;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod oversight;
 pub mod request_id;
 pub mod tokens;
 pub mod validate;

@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod limits_redis;
 mod output;
+mod oversight;
 mod proxy;
 mod scan;
 mod textjobs;

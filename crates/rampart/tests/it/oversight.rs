@@ -1,0 +1,748 @@
+//! The stop switch through the real gateway binary: who may stop what, the 503 each
+//! protocol's clients get (with `Retry-After` for a planned end), streams in flight cut
+//! or left to finish, stops that survive a restart, planned ends that lift themselves,
+//! stops shared by two gateways through a real PostgreSQL, the CLI, and the audit
+//! records that say who stopped what and why.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+use http::{Method, StatusCode};
+use rampart_testkit::client::{TestClient, TestResponse};
+use rampart_testkit::harness::GatewayProcess;
+use rampart_testkit::{DemoOptions, TempDir};
+use serde_json::{Value, json};
+
+const PEPPER: &str = "0123456789abcdef0123456789abcdef-oversight-test";
+
+/// Keys and roles: `ops` may operate, `viewer` may only look, `app` calls models.
+/// `state` holds the key file and the oversight journal (they outlive a gateway).
+fn config(openai: &str, kserve: &str, state: &Path, oversight: &str) -> String {
+    format!(
+        r#"
+[server]
+node_id = "test-node"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:0"
+
+[defaults.timeouts]
+first_byte = "2s"
+total = "30s"
+idle = "5s"
+
+[identity]
+pepper = {{ file = "{state}/pepper" }}
+api_keys = {{ file = "{state}/keys.toml", reload_interval = "200ms" }}
+
+[roles.app]
+routes = ["*"]
+models = ["*"]
+actions = ["infer"]
+
+[roles.ops]
+actions = ["operate", "metrics"]
+
+[roles.viewer]
+actions = ["metrics"]
+
+[[upstreams]]
+name = "openai"
+targets = ["{openai}"]
+
+[[upstreams]]
+name = "kserve"
+targets = ["{kserve}"]
+
+[[routes]]
+name = "chat"
+path_prefix = "/v1/"
+upstream = "openai"
+protocol = "openai"
+
+[[routes]]
+name = "acme-chat"
+path_prefix = "/acme/v1/"
+upstream = "openai"
+protocol = "openai"
+tenant = "acme"
+public = true
+
+[[routes]]
+name = "iris"
+path_prefix = "/v2/"
+upstream = "kserve"
+protocol = "kserve"
+
+[oversight]
+{oversight}
+"#,
+        state = state.display()
+    )
+}
+
+fn keys_cmd(state: &Path, config_path: &Path, args: &[&str]) -> String {
+    let _ = state;
+    let out = Command::new(bin())
+        .arg("keys")
+        .args(args)
+        .args(["--config", config_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+struct Keys {
+    app: String,
+    acme_app: String,
+    ops: String,
+    viewer: String,
+}
+
+/// Writes the pepper and creates the keys with the real CLI.
+fn make_keys(state: &Path, text: &str) -> Keys {
+    std::fs::write(state.join("pepper"), format!("{PEPPER}\n")).unwrap();
+    let cfg = state.join("keys-config.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let k = |args: &[&str]| keys_cmd(state, &cfg, args);
+    Keys {
+        app: k(&["create", "--subject", "app", "--role", "app"]),
+        acme_app: k(&["create", "--subject", "acme-app", "--tenant", "acme", "--role", "app"]),
+        ops: k(&["create", "--subject", "sre-on-call", "--role", "ops"]),
+        viewer: k(&["create", "--subject", "auditor", "--role", "viewer"]),
+    }
+}
+
+async fn chat(c: &TestClient, gw: &GatewayProcess, key: &str, path: &str, model: &str, stream: bool) -> TestResponse {
+    let auth = format!("Bearer {key}");
+    c.request(
+        Method::POST,
+        &format!("{}{path}", gw.url("main")),
+        &[("content-type", "application/json"), ("authorization", &auth)],
+        json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn infer(c: &TestClient, gw: &GatewayProcess, key: &str, model: &str) -> TestResponse {
+    let auth = format!("Bearer {key}");
+    c.request(
+        Method::POST,
+        &format!("{}/v2/models/{model}/infer", gw.url("main")),
+        &[("content-type", "application/json"), ("authorization", &auth)],
+        json!({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})
+            .to_string(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn admin(
+    c: &TestClient,
+    gw: &GatewayProcess,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    let body = if method == Method::GET {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let r = c
+        .request(method, &format!("{}{path}", gw.admin_url()), &headers, body)
+        .await
+        .unwrap();
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+fn body(r: &TestResponse) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
+fn header<'a>(r: &'a TestResponse, name: &str) -> Option<&'a str> {
+    r.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+async fn eventually(secs: u64, mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..secs * 10 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_refuse_by_scope_in_each_protocols_shape_and_only_operators_may_set_them() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let state = TempDir::new("rampart-oversight").unwrap();
+    let journal = state.join("oversight.jsonl");
+    let text = config(
+        &o.url(),
+        &k.url(),
+        state.path(),
+        &format!("path = \"{}\"", journal.display()),
+    );
+    let keys = make_keys(state.path(), &text);
+    let gw = start(&text);
+    let c = TestClient::http1();
+    let stop = |scope: &str| json!({"scope": scope, "reason": "model gave unsafe answers in canary test"});
+
+    // Nobody without a credential, and nobody without `operate`, may stop anything.
+    let (s, _) = admin(&c, &gw, None, Method::POST, "/admin/stops", stop("gateway")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    for key in [&keys.app, &keys.viewer] {
+        let (s, v) = admin(&c, &gw, Some(key), Method::POST, "/admin/stops", stop("gateway")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    }
+    // The viewer may look.
+    let (s, v) = admin(&c, &gw, Some(&keys.viewer), Method::GET, "/admin/stops", Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["stops"], json!([]));
+    // Bad requests are named.
+    for (bad, code) in [
+        (json!({"scope": "gateway"}), "invalid_request"),
+        (json!({"scope": "planet:earth", "reason": "x"}), "invalid_scope"),
+        (
+            json!({"scope": "route:chat", "reason": "x", "until": "2001-01-01T00:00:00Z"}),
+            "invalid_request",
+        ),
+        (
+            json!({"scope": "route:chat", "reason": "x", "for": "soon"}),
+            "invalid_request",
+        ),
+        (
+            json!({"scope": "route:chat", "reason": "x", "cut_streams": "yes"}),
+            "invalid_request",
+        ),
+    ] {
+        let (s, v) = admin(&c, &gw, Some(&keys.ops), Method::POST, "/admin/stops", bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} → {v}");
+        assert_eq!(v["error"]["code"], code, "{bad} → {v}");
+    }
+    assert_eq!(
+        chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // A route stop with a planned end: OpenAI-shaped 503 with Retry-After; other
+    // routes keep serving.
+    let mut s1 = stop("route:chat");
+    s1["for"] = json!("1h");
+    let (s, v) = admin(&c, &gw, Some(&keys.ops), Method::POST, "/admin/stops", s1).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["persisted"], true);
+    let r = chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let b = body(&r);
+    assert_eq!(b["error"]["code"], "stopped_by_operator", "{b}");
+    assert_eq!(b["error"]["type"], "api_error");
+    assert!(
+        !b.to_string().contains("canary"),
+        "the operator's reason is not for clients: {b}"
+    );
+    let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&retry), "{retry}");
+    assert_eq!(header(&r, "x-should-retry"), Some("false"));
+    // Refused before authentication: even a caller without a key learns only that.
+    let anon = c
+        .request(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[],
+            "{}",
+        )
+        .await
+        .unwrap();
+    assert_eq!(anon.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(infer(&c, &gw, &keys.app, "iris").await.status, StatusCode::OK);
+
+    // A model stop: the KServe error shape, only for that model.
+    let (s, _) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/stops",
+        stop("model:iris"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = infer(&c, &gw, &keys.app, "iris").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let b = body(&r);
+    assert!(b["error"].is_string(), "KServe clients read `error` as a string: {b}");
+    assert_eq!(b["code"], "stopped_by_operator");
+    assert_eq!(header(&r, "retry-after"), None, "no planned end, no Retry-After");
+    assert_ne!(
+        infer(&c, &gw, &keys.app, "other-model").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // A tenant stop: the tenant's own route (public, no key needed) and its callers on
+    // shared routes; other tenants' callers are untouched.
+    let (s, _) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/resume",
+        json!({"scope": "route:chat"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/stops",
+        stop("tenant:acme"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let public = c
+        .request(
+            Method::POST,
+            &format!("{}/acme/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json")],
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(public.status, StatusCode::SERVICE_UNAVAILABLE);
+    let r = chat(&c, &gw, &keys.acme_app, "/v1/chat/completions", "m", false).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // The gateway stop covers everything; resuming brings it back.
+    let (s, _) = admin(&c, &gw, Some(&keys.ops), Method::POST, "/admin/stops", stop("gateway")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let (_, v) = admin(&c, &gw, Some(&keys.viewer), Method::GET, "/admin/stops", Value::Null).await;
+    let scopes: Vec<&str> = v["stops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, vec!["gateway", "model:iris", "tenant:acme"], "{v}");
+    // The stop names the operator and the key used.
+    assert!(
+        v["stops"][0]["by"].as_str().unwrap().starts_with("sre-on-call ("),
+        "{v}"
+    );
+    for scope in ["gateway", "model:iris", "tenant:acme"] {
+        let (s, v) = admin(
+            &c,
+            &gw,
+            Some(&keys.ops),
+            Method::POST,
+            "/admin/resume",
+            json!({"scope": scope, "reason": "fixed"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/resume",
+        json!({"scope": "gateway"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(
+        chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(infer(&c, &gw, &keys.app, "iris").await.status, StatusCode::OK);
+
+    // The journal says the same.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.contains("\"event\":\"stop\"") && text.contains("\"event\":\"lift\""),
+        "{text}"
+    );
+    // The operator's key never reaches a log.
+    assert!(!gw.stderr_text().contains(&keys.ops[21..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_in_flight_are_cut_or_left_to_finish_as_the_operator_chose() {
+    let o = openai(DemoOptions {
+        chunk_delay: Duration::from_millis(250),
+        ..DemoOptions::default()
+    })
+    .await;
+    let k = kserve().await;
+    let state = TempDir::new("rampart-oversight-streams").unwrap();
+    let text = config(&o.url(), &k.url(), state.path(), "");
+    let keys = make_keys(state.path(), &text);
+    let gw = start(&text);
+    let c = TestClient::http1();
+
+    for cut in [true, false] {
+        let stream = {
+            let c = c.clone();
+            let url = gw.url("main");
+            let key = keys.app.clone();
+            tokio::spawn(async move {
+                let auth = format!("Bearer {key}");
+                c.request(
+                    Method::POST,
+                    &format!("{url}/v1/chat/completions"),
+                    &[("content-type", "application/json"), ("authorization", &auth)],
+                    json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+                )
+                .await
+                .unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (s, v) = admin(
+            &c,
+            &gw,
+            Some(&keys.ops),
+            Method::POST,
+            "/admin/stops",
+            json!({"scope": "route:chat", "reason": "incident", "cut_streams": cut}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        // New requests are refused at once either way.
+        let r = chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", true).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        let r = stream.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        if cut {
+            assert!(
+                text.contains("event: error") && text.contains("stopped_by_operator"),
+                "{text}"
+            );
+            assert!(!text.contains("[DONE]"), "{text}");
+            // Ended between events: every event before the error is whole.
+            for event in text.split("\n\n").filter(|e| e.starts_with("data: {")) {
+                serde_json::from_str::<Value>(&event["data: ".len()..]).unwrap();
+            }
+        } else {
+            assert!(
+                text.contains("[DONE]") && !text.contains("stopped_by_operator"),
+                "{text}"
+            );
+        }
+        let (s, _) = admin(
+            &c,
+            &gw,
+            Some(&keys.ops),
+            Method::POST,
+            "/admin/resume",
+            json!({"scope": "route:chat"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_survives_a_restart_and_a_planned_end_lifts_itself_on_the_record() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let state = TempDir::new("rampart-oversight-restart").unwrap();
+    let trail = state.join("trail");
+    let key = state.join("audit.key");
+    let out = Command::new(bin())
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // No [oversight] path: the journal lives beside the file audit trail.
+    let text = format!(
+        "{}\n[audit]\ndir = \"{}\"\nsigning_key = {{ file = \"{}\" }}\n",
+        config(&o.url(), &k.url(), state.path(), "sync_interval = \"200ms\""),
+        trail.display(),
+        key.display()
+    );
+    let keys = make_keys(state.path(), &text);
+    let c = TestClient::http1();
+    let mut gw = start(&text);
+    let (s, _) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/stops",
+        json!({"scope": "route:chat", "reason": "bias found in review"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    gw.signal("KILL").unwrap();
+    gw.wait_exit(Duration::from_secs(10));
+    assert!(trail.join("oversight.jsonl").exists());
+
+    // The first request after the restart is refused: the stop was read before `ready`.
+    let mut gw = start(&text);
+    let r = chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    // A short planned end: Retry-After counts down, then the stop lifts itself.
+    let (s, _) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/stops",
+        json!({"scope": "route:chat", "reason": "patching the model", "for": "2s"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(header(&r, "x-should-retry"), None, "a short wait is worth retrying");
+    assert!(
+        eventually(6, async || chat(&c, &gw, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status
+            == StatusCode::OK)
+        .await,
+        "the stop lifts itself at its planned end"
+    );
+    assert!(
+        eventually(2, async || admin(
+            &c,
+            &gw,
+            Some(&keys.viewer),
+            Method::GET,
+            "/admin/stops",
+            Value::Null
+        )
+        .await
+        .1["stops"]
+            == json!([]))
+        .await,
+        "the lifted stop leaves the list within a sync interval"
+    );
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+
+    // The trail says who stopped what, when and why, and how each stop ended.
+    let records: Vec<Value> = rampart_audit::store::read_entries(&trail, "test-node")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.value())
+        .filter(|r| r["type"] == "admin")
+        .collect();
+    let stops: Vec<&Value> = records.iter().filter(|r| r["action"] == "stop").collect();
+    assert_eq!(stops.len(), 2, "{records:?}");
+    assert!(stops[0]["actor"].as_str().unwrap().starts_with("sre-on-call ("));
+    assert_eq!(stops[0]["target"], "route:chat");
+    assert!(stops[0]["detail"].as_str().unwrap().contains("bias found in review"));
+    assert!(stops[1]["detail"].as_str().unwrap().contains("planned end"));
+    let resumed: Vec<&Value> = records.iter().filter(|r| r["action"] == "resume").collect();
+    assert_eq!(resumed.len(), 1, "{records:?}");
+    assert_eq!(resumed[0]["via"], "schedule");
+    let out = Command::new(bin())
+        .args(["audit", "verify"])
+        .arg(&trail)
+        .arg("--pub")
+        .arg(format!("{}.pub", key.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_stops_and_resumes_a_running_gateway() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let state = TempDir::new("rampart-oversight-cli").unwrap();
+    let text = config(&o.url(), &k.url(), state.path(), "");
+    let keys = make_keys(state.path(), &text);
+    let gw = start(&text);
+    let c = TestClient::http1();
+    let cli = |args: &[&str], key: &str| {
+        Command::new(bin())
+            .args(args)
+            .args(["--admin", &gw.admin_url()])
+            .env("RAMPART_ADMIN_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let out = cli(
+        &["stop", "model:rampart-demo-chat", "--reason", "drill", "--for", "10m"],
+        &keys.ops,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["scope"], "model:rampart-demo-chat");
+    let r = chat(&c, &gw, &keys.app, "/v1/chat/completions", "rampart-demo-chat", false).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let out = cli(&["stops"], &keys.viewer);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"drill\""));
+    // A viewer cannot resume: exit 1, the refusal printed.
+    let out = cli(&["resume", "model:rampart-demo-chat"], &keys.viewer);
+    assert_eq!(out.status.code(), Some(1));
+    let out = cli(
+        &["resume", "model:rampart-demo-chat", "--reason", "drill over"],
+        &keys.ops,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = chat(&c, &gw, &keys.app, "/v1/chat/completions", "rampart-demo-chat", false).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // No key at all: a clear message, not a request.
+    let out = Command::new(bin())
+        .args(["stops", "--admin", &gw.admin_url()])
+        .env_remove("RAMPART_ADMIN_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RAMPART_ADMIN_KEY"));
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("RAMPART_TEST_PG_ADMIN")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_sharing_postgresql_hold_each_others_stops_within_the_sync_interval() {
+    let (client, conn) = tokio_postgres::connect(&pg_admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must be running for this test (scripts/services.sh starts it)");
+    tokio::spawn(conn);
+    let db = format!("rampart_oversight_{}", std::process::id());
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let url = format!("{} dbname={db}", pg_admin_url().replace("dbname=postgres", ""));
+
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let state = TempDir::new("rampart-oversight-pg").unwrap();
+    let text = config(
+        &o.url(),
+        &k.url(),
+        state.path(),
+        "postgres = { env = \"RAMPART_TEST_OVERSIGHT_PG\" }\nsync_interval = \"300ms\"",
+    );
+    let keys = make_keys(state.path(), &config(&o.url(), &k.url(), state.path(), ""));
+    let env = [("RAMPART_TEST_OVERSIGHT_PG", url.as_str())];
+    let a = GatewayProcess::start_with_env(bin(), &text, TempDir::new("rampart-gw-a").unwrap(), &env).unwrap();
+    let b = GatewayProcess::start_with_env(bin(), &text, TempDir::new("rampart-gw-b").unwrap(), &env).unwrap();
+    let c = TestClient::http1();
+
+    let (s, v) = admin(
+        &c,
+        &a,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/stops",
+        json!({"scope": "route:chat", "reason": "fleet-wide stop"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        chat(&c, &a, &keys.app, "/v1/chat/completions", "m", false).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(
+        eventually(3, async || chat(&c, &b, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status
+            == StatusCode::SERVICE_UNAVAILABLE)
+        .await,
+        "node b holds node a's stop within the sync interval"
+    );
+    let (s, _) = admin(
+        &c,
+        &b,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/resume",
+        json!({"scope": "route:chat"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        eventually(3, async || chat(&c, &a, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status
+            == StatusCode::OK)
+        .await,
+        "node a sees node b's resume"
+    );
+    // A third node started now reads the stops before serving.
+    let (s, _) = admin(
+        &c,
+        &a,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/stops",
+        json!({"scope": "gateway", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let third = GatewayProcess::start_with_env(bin(), &text, TempDir::new("rampart-gw-c").unwrap(), &env).unwrap();
+    assert_eq!(
+        chat(&c, &third, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    drop((a, b, third));
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
