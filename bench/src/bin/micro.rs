@@ -381,6 +381,7 @@ impl ContentExchange {
             hash_key: None,
             max_response_bytes: 1 << 20,
             injection: Some((ContentAction::Block, None)),
+            injection_review: None,
             injection_scope: rampart_config::model::INJECTION_SCOPES
                 .iter()
                 .map(|s| (*s).to_owned())

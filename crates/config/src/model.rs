@@ -573,6 +573,9 @@ pub struct ContentPolicy {
     pub max_response_bytes: u64,
     /// Prompt-injection scoring: (action, threshold); `None` when off.
     pub injection: Option<(ContentAction, Option<f32>)>,
+    /// Scores from this threshold up to the injection threshold go to reviewers:
+    /// (`hold` or `review`, band start).
+    pub injection_review: Option<(ContentAction, f32)>,
     /// What injection scoring reads on OpenAI routes: message roles and
     /// `tool_definitions` ([`INJECTION_SCOPES`]); every one by default.
     pub injection_scope: Vec<String>,

@@ -269,6 +269,10 @@ pub struct RawInjection {
     /// Which parts of an OpenAI request are scored: message roles and
     /// `tool_definitions`; default all of them.
     pub scope: Option<Vec<String>>,
+    /// A band below `threshold` sent to people: `hold` or `review`.
+    pub review: Option<ContentAction>,
+    /// Where the review band starts (scores from here up to `threshold`).
+    pub review_threshold: Option<f32>,
 }
 
 /// What a content policy does with a finding.
@@ -289,6 +293,11 @@ pub enum ContentAction {
     Pseudonymise,
     /// The exchange is refused.
     Block,
+    /// The request waits for a reviewer's approval before it reaches the model
+    /// (`[oversight.hold]`); requests only.
+    Hold,
+    /// The exchange is answered and queued for a reviewer after the fact.
+    Review,
 }
 
 #[derive(Debug, Deserialize)]

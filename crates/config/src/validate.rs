@@ -1122,6 +1122,12 @@ impl Validator<'_> {
                         ),
                     );
                 }
+                if direction == "response" && *action == ContentAction::Hold {
+                    self.issue(
+                        &path.key(direction).key(selector),
+                        "`hold` applies to requests (they wait before reaching the model); use `review` to have answers reviewed after the fact",
+                    );
+                }
                 if direction == "response" && *action == ContentAction::Pseudonymise {
                     self.issue(
                         &path.key(direction).key(selector),
@@ -1147,13 +1153,55 @@ impl Validator<'_> {
         }
         let injection = raw.injection.as_ref().map(|inj| {
             let action = inj.action.unwrap_or(ContentAction::Block);
-            if !matches!(action, ContentAction::Block | ContentAction::Flag) {
-                self.issue(&path.key("injection").key("action"), "must be `block` or `flag`");
+            if !matches!(
+                action,
+                ContentAction::Block | ContentAction::Flag | ContentAction::Hold | ContentAction::Review
+            ) {
+                self.issue(
+                    &path.key("injection").key("action"),
+                    "must be `block`, `flag`, `hold` or `review`",
+                );
             }
             if inj.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
                 self.issue(&path.key("injection").key("threshold"), "must be between 0 and 1");
             }
             (action, inj.threshold)
+        });
+        let injection_review = raw.injection.as_ref().and_then(|inj| {
+            let p = path.key("injection");
+            match (inj.review, inj.review_threshold) {
+                (None, None) => None,
+                (Some(a @ (ContentAction::Hold | ContentAction::Review)), Some(t)) => {
+                    if !(0.0..=1.0).contains(&t) {
+                        self.issue(&p.key("review_threshold"), "must be between 0 and 1");
+                    }
+                    if inj.threshold.is_some_and(|top| t >= top) {
+                        self.issue(
+                            &p.key("review_threshold"),
+                            "must be below `threshold`: the band from here up to `threshold` goes to reviewers",
+                        );
+                    }
+                    Some((a, t))
+                }
+                (Some(ContentAction::Hold | ContentAction::Review), None) => {
+                    self.issue(
+                        &p.key("review_threshold"),
+                        "`review` needs the score where the band starts",
+                    );
+                    None
+                }
+                (Some(_), _) => {
+                    self.issue(&p.key("review"), "must be `hold` or `review`");
+                    None
+                }
+                (None, Some(_)) => {
+                    self.issue(
+                        &p.key("review"),
+                        "`review_threshold` needs `review = \"hold\"` or `\"review\"`",
+                    );
+                    None
+                }
+            }
         });
         let injection_scope = match raw.injection.as_ref().and_then(|i| i.scope.as_ref()) {
             Some(scope) => {
@@ -1171,6 +1219,7 @@ impl Validator<'_> {
         };
         ContentPolicy {
             injection,
+            injection_review,
             injection_scope,
             fail_open: raw.fail_open.unwrap_or(false),
             name: name.to_owned(),

@@ -543,9 +543,7 @@ impl Body for ExchangeBody {
                 let total = this.deadline.as_mut().poll(cx).is_ready();
                 if t.sse && this.cut.is_none() {
                     let stop = match (this.pipeline.oversight.oversight(), this.exchange.as_deref(), route) {
-                        (Some(o), Some(ex), Some(r)) => {
-                            Some(o.cut_signal(crate::stages::oversight::OversightStage::owned_target(ex, r)))
-                        }
+                        (Some(o), Some(ex), Some(r)) => Some(o.cut_signal(crate::oversight::owned_target(ex, r))),
                         _ => None,
                     };
                     *this.cut = Some(cut_signal(stop));

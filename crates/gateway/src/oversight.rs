@@ -22,6 +22,41 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::audit::AuditTrail;
 use crate::error::{InitError, RequestError};
 
+/// Why an exchange goes to reviewers, gathered by the stages that noticed (content
+/// rules, injection bands, detectors): hold before the model, or review afterwards.
+#[derive(Debug, Default)]
+pub struct ReviewMark {
+    pub hold: bool,
+    pub after: bool,
+    pub reasons: Vec<rampart_oversight::Reason>,
+    /// The request as sent on, every detected value replaced by its kind's tag.
+    pub preview: Option<String>,
+}
+
+/// A captured payload to seal into a review item (with the subject's key, so erasure
+/// makes it unreadable like the audit record's copy).
+type Capture = rampart_audit_store::payload::Capture;
+
+/// Marks the exchange for review (the oversight stage acts on the mark).
+pub fn mark(ex: &mut crate::context::Exchange, mode: Mode, kind: &str, score: f32) {
+    if ex.stash.get::<ReviewMark>().is_none() {
+        ex.stash.put(ReviewMark::default());
+    }
+    if let Some(m) = ex.stash.get_mut::<ReviewMark>() {
+        match mode {
+            Mode::Hold => m.hold = true,
+            Mode::After => m.after = true,
+        }
+        match m.reasons.iter_mut().find(|r| r.kind == kind) {
+            Some(r) => r.score = r.score.max(score),
+            None => m.reasons.push(rampart_oversight::Reason {
+                kind: kind.to_owned(),
+                score,
+            }),
+        }
+    }
+}
+
 /// A stop write the store has not taken yet.
 #[derive(Debug, Clone)]
 enum Pending {
@@ -66,7 +101,7 @@ pub struct Oversight {
     audit: Option<Arc<AuditTrail>>,
     waiters: Mutex<HashMap<String, oneshot::Sender<ReviewItem>>>,
     hold: ArcSwap<HoldSettings>,
-    after: mpsc::Sender<ReviewItem>,
+    after: mpsc::Sender<(ReviewItem, Option<Capture>)>,
     sync_interval: Duration,
 }
 
@@ -111,8 +146,8 @@ impl Oversight {
             after: after_tx,
             sync_interval: o.sync_interval,
         });
-        #[allow(clippy::disallowed_methods)] // ends when the gateway is dropped (weak handle)
-        tokio::spawn(write_after(Arc::clone(&this.store), after_rx));
+        #[allow(clippy::disallowed_methods)] // ends when the gateway is dropped (its sender)
+        tokio::spawn(write_after(Arc::clone(&this.store), this.audit.clone(), after_rx));
         #[allow(clippy::disallowed_methods)] // ends when the gateway is dropped (weak handle)
         tokio::spawn(sync(Arc::downgrade(&this)));
         Ok(this)
@@ -257,8 +292,11 @@ impl Oversight {
 
     /// Holds a request until a reviewer decides, the timeout passes, or the queue is
     /// full (refused at once).
-    pub async fn hold(&self, item: ReviewItem) -> Held {
+    pub async fn hold(&self, mut item: ReviewItem, capture: Option<Capture>) -> Held {
         let settings = **self.hold.load();
+        if let Some(capture) = capture {
+            seal(self.audit.as_ref(), &mut item, capture).await;
+        }
         let id = item.id.clone();
         let rx = {
             let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
@@ -317,8 +355,8 @@ impl Oversight {
 
     /// Queues an answered exchange for review after the fact (never blocks; counted
     /// and dropped when the writer is behind).
-    pub fn after(&self, item: ReviewItem) -> bool {
-        self.after.try_send(item).is_ok()
+    pub fn after(&self, item: ReviewItem, capture: Option<Capture>) -> bool {
+        self.after.try_send((item, capture)).is_ok()
     }
 
     /// A reviewer's decision: recorded, and delivered to the held request if this node
@@ -477,8 +515,32 @@ async fn sync(this: std::sync::Weak<Oversight>) {
     }
 }
 
-async fn write_after(store: Arc<Store>, mut rx: mpsc::Receiver<ReviewItem>) {
-    while let Some(item) = rx.recv().await {
+/// Seals `capture` into the item under the subject's payload key (off the async
+/// threads: the key may be read from disk or PostgreSQL).
+async fn seal(audit: Option<&Arc<AuditTrail>>, item: &mut ReviewItem, capture: Capture) {
+    let Some(keys) = audit.and_then(|a| a.keys.clone()) else {
+        return;
+    };
+    let aad = rampart_audit_store::payload::payload_aad(&item.node, &item.request_id);
+    let subject = capture.subject.clone();
+    match tokio::task::spawn_blocking(move || keys.seal(capture, &aad)).await {
+        Ok(Ok(sealed)) => {
+            item.subject = Some(subject);
+            item.sealed = serde_json::to_value(sealed).ok();
+        }
+        _ => tracing::error!("a review item's payload could not be sealed; it is kept without it"),
+    }
+}
+
+async fn write_after(
+    store: Arc<Store>,
+    audit: Option<Arc<AuditTrail>>,
+    mut rx: mpsc::Receiver<(ReviewItem, Option<Capture>)>,
+) {
+    while let Some((mut item, capture)) = rx.recv().await {
+        if let Some(capture) = capture {
+            seal(audit.as_ref(), &mut item, capture).await;
+        }
         if let Err(e) = store.add_review(item).await {
             tracing::error!(error = %e, "an exchange queued for review could not be stored");
         }
@@ -504,5 +566,29 @@ impl OwnedTarget {
             model: self.model.as_deref(),
             principal: self.principal.as_deref(),
         }
+    }
+}
+
+/// Where the exchange stands, as stops see it.
+pub fn target<'a>(ex: &'a crate::context::Exchange, route: &'a crate::route::RouteRuntime) -> Target<'a> {
+    let principal = ex.principal.as_ref();
+    Target {
+        route: Some(&route.name),
+        route_tenant: route.config.tenant.as_deref(),
+        caller_tenant: principal.and_then(|p| p.tenant.as_deref()),
+        model: ex.model.as_deref(),
+        principal: principal.map(|p| p.subject.as_str()),
+    }
+}
+
+/// What an event stream's cut signal watches.
+pub fn owned_target(ex: &crate::context::Exchange, route: &crate::route::RouteRuntime) -> OwnedTarget {
+    let t = target(ex, route);
+    OwnedTarget {
+        route: t.route.map(str::to_owned),
+        route_tenant: t.route_tenant.map(str::to_owned),
+        caller_tenant: t.caller_tenant.map(str::to_owned),
+        model: t.model.map(str::to_owned),
+        principal: t.principal.map(str::to_owned),
     }
 }

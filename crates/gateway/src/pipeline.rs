@@ -69,7 +69,9 @@ pub struct Pipeline {
     pub(crate) validate: ValidateStage,
     /// Admission (before identify): a stop switch on the gateway, the route or the
     /// route's tenant refuses (503). Request (after `model`): stops on the model or the
-    /// caller's tenant, a reviewer's block on the caller (403).
+    /// caller's tenant, a reviewer's block on the caller (403). Hold (after `content`):
+    /// a request marked `hold` waits for a reviewer. Completion: an exchange marked
+    /// `review` is queued for a reviewer.
     pub(crate) oversight: OversightStage,
     /// Admission (before identify): a client address under a detector's penalty is
     /// refused. Request: the same for the principal; a classifier's feature rows feed
@@ -159,6 +161,7 @@ impl Pipeline {
         run(&self.validate, ex, route, req).await?;
         run(&self.watch, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
+        self.oversight.hold(ex, route, req, &self.audit).await?;
         run(&self.tokens, ex, route, req).await?;
         run(&self.output, ex, route, req).await?;
         self.audit.capture_request(ex, route, req);
@@ -241,6 +244,9 @@ impl Pipeline {
         self.tokens.on_complete(ex);
         // Before the log and the audit record, which carry its findings.
         self.watch.on_complete(ex, route);
+        // After the detectors (which may mark it for review), before the audit stage
+        // takes the captured payload.
+        self.oversight.on_complete(ex, route, &self.audit);
         self.metrics.on_complete(ex);
         self.access_log.on_complete(ex);
         self.audit.on_complete(ex);

@@ -128,6 +128,7 @@ fn policy(common: &Common) -> anyhow::Result<Arc<PolicyRuntime>> {
             hash_key: None,
             max_response_bytes: rampart_config::defaults::MAX_INSPECTED_RESPONSE_BYTES,
             injection: Some((ContentAction::Flag, None)),
+            injection_review: None,
             injection_scope: rampart_config::model::INJECTION_SCOPES
                 .iter()
                 .map(|s| (*s).to_owned())

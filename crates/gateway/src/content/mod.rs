@@ -69,8 +69,10 @@ pub struct PolicyRuntime {
     pub canary: bool,
     hash_key: Option<hmac::Key>,
     pub max_response_bytes: u64,
-    /// Injection scoring: scorer, threshold, whether a hit blocks.
-    injection: Option<(InjectionScorer, f32, bool)>,
+    /// Injection scoring: scorer, threshold, what a hit does, and the review band
+    /// below the threshold (action, start).
+    injection: Option<(InjectionScorer, f32, ContentAction)>,
+    injection_review: Option<(ContentAction, f32)>,
     /// What injection scoring reads on OpenAI routes (roles, `tool_definitions`).
     injection_scope: Vec<String>,
     /// Pass what cannot be parsed and inspected (flagged and logged) instead of refusing.
@@ -124,8 +126,9 @@ impl PolicyRuntime {
             injection: p.injection.map(|(action, threshold)| {
                 let scorer = InjectionScorer::new();
                 let t = threshold.unwrap_or_else(|| scorer.suggested_threshold());
-                (scorer, t, action == ContentAction::Block)
+                (scorer, t, action)
             }),
+            injection_review: p.injection_review,
             injection_scope: p.injection_scope.clone(),
             fail_open: p.fail_open,
         })
@@ -247,14 +250,27 @@ fn transform(action: ContentAction) -> Option<Transform> {
         ContentAction::Redact => Some(Transform::Tag),
         ContentAction::Hash => Some(Transform::Hash),
         ContentAction::Pseudonymise => Some(Transform::Pseudonymise),
-        ContentAction::Allow | ContentAction::Flag | ContentAction::Block => None,
+        ContentAction::Allow
+        | ContentAction::Flag
+        | ContentAction::Block
+        | ContentAction::Hold
+        | ContentAction::Review => None,
+    }
+}
+
+/// Sends the exchange to reviewers when the action says so.
+fn review(ex: &mut Exchange, action: ContentAction, kind: &str, score: f32) {
+    match action {
+        ContentAction::Hold => crate::oversight::mark(ex, rampart_oversight::Mode::Hold, kind, score),
+        ContentAction::Review => crate::oversight::mark(ex, rampart_oversight::Mode::After, kind, score),
+        _ => {}
     }
 }
 
 fn decision(action: ContentAction) -> Decision {
     match action {
         ContentAction::Allow => Decision::Allow,
-        ContentAction::Flag => Decision::Flag,
+        ContentAction::Flag | ContentAction::Hold | ContentAction::Review => Decision::Flag,
         ContentAction::Block => Decision::Block,
         _ => Decision::Redact,
     }
@@ -385,6 +401,9 @@ impl ContentState {
             if action == ContentAction::Block {
                 blocked.push(f.kind.name());
             }
+            if !self.policy.shadow {
+                review(ex, action, f.kind.name(), f.confidence);
+            }
             change |= transform(action).is_some();
         }
         if self.policy.shadow {
@@ -410,7 +429,7 @@ impl ContentState {
     /// `input`, `instructions`; other protocols: every string). Records
     /// an `injection` finding at or above the threshold; `Err` when it blocks.
     fn score_injection(&self, ex: &mut Exchange, protocol: Protocol, v: &Value) -> Result<(), RequestError> {
-        let Some((scorer, threshold, blocks)) = &self.policy.injection else {
+        let Some((scorer, threshold, action)) = &self.policy.injection else {
             return Ok(());
         };
         let mut texts: Vec<&str> = Vec::new();
@@ -455,8 +474,29 @@ impl ContentState {
             all_strings(v, &mut texts);
         }
         let best = texts.iter().map(|t| scorer.score(t).score).fold(0.0f32, f32::max);
+        // The band below the threshold that people look at.
+        if let Some((band, start)) = self.policy.injection_review
+            && best >= start
+            && best < *threshold
+        {
+            ex.add_finding(
+                Finding {
+                    kind: "injection",
+                    confidence: best,
+                    location: Location::RequestBody,
+                    span: None,
+                },
+                Decision::Flag,
+            );
+            if !self.policy.shadow {
+                review(ex, band, "injection", best);
+            }
+        }
         if best >= *threshold {
-            let block = *blocks && !self.policy.shadow;
+            let block = *action == ContentAction::Block && !self.policy.shadow;
+            if !self.policy.shadow {
+                review(ex, *action, "injection", best);
+            }
             ex.add_finding(
                 Finding {
                     kind: "injection",
@@ -1242,6 +1282,7 @@ mod tests {
             hash_key: None,
             max_response_bytes: 1 << 20,
             injection: None,
+            injection_review: None,
             injection_scope: Vec::new(),
             fail_open: false,
         };

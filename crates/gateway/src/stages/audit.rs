@@ -50,14 +50,12 @@ impl AuditStage {
     /// with `capture_payloads`, keeps the body for the record and names its data
     /// subject — the subject header (removed here, it is not for the upstream), else
     /// the OpenAI `user` field, else the caller.
-    pub fn capture_request(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) {
-        let Some(trail) = &self.trail else { return };
-        let header = req.head.headers.remove(&trail.subject_header);
-        if !route.config.capture_payloads || trail.keys.is_none() {
-            return;
-        }
-        let subject = header
-            .as_ref()
+    /// The data subject's pseudonym: the subject header, else the OpenAI `user`, else
+    /// the caller; `None` without an audit trail.
+    pub fn subject(&self, ex: &Exchange, headers: &http::HeaderMap) -> Option<String> {
+        let trail = self.trail.as_ref()?;
+        let subject = headers
+            .get(&trail.subject_header)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned)
             .or_else(|| {
@@ -69,9 +67,32 @@ impl AuditStage {
             })
             .or_else(|| ex.principal.as_ref().map(|p| p.subject.clone()))
             .unwrap_or_else(|| "anonymous".into());
+        Some(trail.pseudonym(&subject))
+    }
+
+    /// Whether the route's payloads are captured (sealed) in the trail.
+    pub fn captures(&self, route: &RouteRuntime) -> bool {
+        route.config.capture_payloads && self.trail.as_ref().is_some_and(|t| t.keys.is_some())
+    }
+
+    /// The largest body captured.
+    pub fn capture_limit(&self) -> usize {
+        self.trail.as_ref().map_or(0, |t| t.max_payload_bytes)
+    }
+
+    pub fn capture_request(&self, ex: &mut Exchange, route: &RouteRuntime, req: &mut RequestParts) {
+        let Some(trail) = &self.trail else { return };
+        if !self.captures(route) {
+            req.head.headers.remove(&trail.subject_header);
+            return;
+        }
+        let Some(subject) = self.subject(ex, &req.head.headers) else {
+            return;
+        };
+        req.head.headers.remove(&trail.subject_header);
         let limit = trail.max_payload_bytes;
         let mut capture = rampart_audit_store::payload::Capture {
-            subject: trail.pseudonym(&subject),
+            subject,
             limit,
             ..Default::default()
         };

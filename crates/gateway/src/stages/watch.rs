@@ -17,7 +17,7 @@
 //! `rampart_detections_total`; the route's or `[watch]`'s action for the detector then
 //! alerts (`crate::alerts`), throttles or blocks the principal for the penalty period
 //! — a block refuses the request that tipped it when it can still be refused. `review`
-//! alerts and flags the exchange until the review queue exists.
+//! alerts and queues the exchange for a reviewer after the fact (`crate::oversight`).
 
 use std::sync::Arc;
 
@@ -132,6 +132,9 @@ impl WatchStage {
                     tenant: principal.and_then(|p| p.tenant.clone()),
                     request_id: ex.request_id.clone(),
                 });
+            }
+            if action == Action::Review {
+                crate::oversight::mark(ex, rampart_oversight::Mode::After, s.detector.finding(), confidence);
             }
             let penalty = match action {
                 Action::Block => Some(Penalty::Block),

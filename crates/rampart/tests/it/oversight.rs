@@ -746,3 +746,364 @@ async fn two_gateways_sharing_postgresql_hold_each_others_stops_within_the_sync_
         .await
         .unwrap();
 }
+
+/// The review test's gateway: `chat` runs the `guarded` policy (an e-mail address is
+/// held for a reviewer, a phone number reviewed after the fact, injection scores from
+/// 0.5 reviewed after the fact) and captures payloads; at most two requests wait.
+fn review_config(openai: &str, kserve: &str, state: &Path, audit_key: &Path) -> String {
+    let base = config(
+        openai,
+        kserve,
+        state,
+        "[oversight.hold]\nmax_held = 2\ntimeout = \"4s\"",
+    )
+    .replace(
+        "name = \"chat\"\npath_prefix = \"/v1/\"\nupstream = \"openai\"\nprotocol = \"openai\"\n",
+        "name = \"chat\"\npath_prefix = \"/v1/\"\nupstream = \"openai\"\nprotocol = \"openai\"\npolicy = \"guarded\"\ncapture_payloads = true\n",
+    );
+    format!(
+        r#"{base}
+[roles.reviewer]
+actions = ["review"]
+
+[roles.auditor]
+actions = ["review", "audit-read"]
+
+[roles.admin]
+actions = ["admin"]
+
+[policies.guarded]
+request = {{ "pii.email" = "hold", "pii.phone" = "review" }}
+injection = {{ action = "flag", threshold = 1.0, review = "review", review_threshold = 0.5 }}
+
+[audit]
+dir = "{trail}"
+signing_key = {{ file = "{key}" }}
+master_key = {{ file = "{state}/master.key" }}
+"#,
+        trail = state.join("trail").display(),
+        key = audit_key.display(),
+        state = state.display(),
+    )
+}
+
+async fn items(c: &TestClient, gw: &GatewayProcess, key: &str, status: &str) -> Vec<Value> {
+    let (s, v) = admin(
+        c,
+        gw,
+        Some(key),
+        Method::GET,
+        &format!("/admin/reviews?status={status}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_requests_wait_for_a_reviewer_and_after_the_fact_items_can_block_the_caller() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let o = openai(DemoOptions {
+        received: Some(std::sync::Arc::clone(&received)),
+        ..DemoOptions::default()
+    })
+    .await;
+    let k = kserve().await;
+    let state = TempDir::new("rampart-review").unwrap();
+    let audit_key = state.join("audit.key");
+    let out = Command::new(bin())
+        .args(["audit", "keygen", "--out"])
+        .arg(&audit_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(
+        state.join("master.key"),
+        "q7h3C1mZ0bWc2X0n8d3kY6yZ1wJ4pV9tR5sL2uA8eQo=\n",
+    )
+    .unwrap();
+    let text = review_config(&o.url(), &k.url(), state.path(), &audit_key);
+    let keys = make_keys(state.path(), &text);
+    let cfg = state.join("keys-config.toml");
+    let reviewer = keys_cmd(
+        state.path(),
+        &cfg,
+        &["create", "--subject", "reviewer-ann", "--role", "reviewer"],
+    );
+    let auditor = keys_cmd(
+        state.path(),
+        &cfg,
+        &["create", "--subject", "dpo-bob", "--role", "auditor"],
+    );
+    let gw = start(&text);
+    let c = TestClient::http1();
+    let seen = || received.lock().unwrap().len();
+
+    let ask = |content: &'static str| {
+        let c = c.clone();
+        let url = gw.url("main");
+        let key = keys.app.clone();
+        tokio::spawn(async move {
+            let auth = format!("Bearer {key}");
+            c.request(
+                Method::POST,
+                &format!("{url}/v1/chat/completions"),
+                &[("content-type", "application/json"), ("authorization", &auth)],
+                json!({"model": "m", "messages": [{"role": "user", "content": content}]}).to_string(),
+            )
+            .await
+            .unwrap()
+        })
+    };
+    // Two requests with an e-mail address are held; a third finds the queue full.
+    let first = ask("please write to jane.doe@example.com about the refund");
+    let second = ask("forward this to john.roe@example.org now");
+    assert!(
+        eventually(5, async || items(&c, &gw, &reviewer, "pending").await.len() == 2).await,
+        "both requests are waiting"
+    );
+    let third = ask("and cc ops@example.net").await.unwrap();
+    assert_eq!(third.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body(&third)["error"]["code"], "review_queue_full");
+    assert_eq!(seen(), 0, "nothing reached the model before a decision");
+
+    let pending = items(&c, &gw, &reviewer, "pending").await;
+    let find = |needle: &str| {
+        pending
+            .iter()
+            .find(|i| i["preview"].as_str().unwrap_or("").contains(needle))
+            .cloned()
+            .unwrap_or_else(|| panic!("no item with {needle}: {pending:?}"))
+    };
+    let a = find("refund");
+    let b = find("forward");
+    // What a reviewer needs, and no more: kinds, scores, the caller, a redacted preview.
+    assert_eq!(a["mode"], "hold");
+    assert_eq!(a["reasons"][0]["kind"], "pii.email");
+    assert_eq!(a["principal"], "app");
+    assert_eq!(a["route"], "chat");
+    assert_eq!(a["payload_captured"], true);
+    assert!(a["preview"].as_str().unwrap().contains("[EMAIL]"), "{a}");
+    assert!(
+        !a.to_string().contains("jane.doe"),
+        "the list shows no personal data: {a}"
+    );
+    let id_a = a["id"].as_str().unwrap().to_owned();
+    let id_b = b["id"].as_str().unwrap().to_owned();
+    // One item in full: the payload is opened only for a reviewer who may read payloads.
+    let (_, plain) = admin(
+        &c,
+        &gw,
+        Some(&reviewer),
+        Method::GET,
+        &format!("/admin/reviews/{id_a}"),
+        Value::Null,
+    )
+    .await;
+    assert!(
+        plain.get("payload").is_none() && !plain.to_string().contains("jane.doe"),
+        "{plain}"
+    );
+    let (_, opened) = admin(
+        &c,
+        &gw,
+        Some(&auditor),
+        Method::GET,
+        &format!("/admin/reviews/{id_a}"),
+        Value::Null,
+    )
+    .await;
+    assert!(
+        opened["payload"]["request"]
+            .as_str()
+            .unwrap()
+            .contains("jane.doe@example.com"),
+        "{opened}"
+    );
+
+    // Who may decide: not a viewer, not the operator; a reject needs a reason.
+    for key in [&keys.viewer, &keys.ops] {
+        let (s, _) = admin(
+            &c,
+            &gw,
+            Some(key),
+            Method::POST,
+            &format!("/admin/reviews/{id_a}"),
+            json!({"decision": "approve"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&reviewer),
+        Method::POST,
+        &format!("/admin/reviews/{id_b}"),
+        json!({"decision": "reject"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&reviewer),
+        Method::POST,
+        &format!("/admin/reviews/{id_a}"),
+        json!({"decision": "acceptable"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a held item is approved or rejected: {v}");
+
+    // Approve one: it goes to the model and its client gets the answer.
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&reviewer),
+        Method::POST,
+        &format!("/admin/reviews/{id_a}"),
+        json!({"decision": "approve", "reason": "customer asked for it"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = first.await.unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(seen(), 1);
+    // Reject the other: a clear error, and the model never saw it.
+    let (s, _) = admin(
+        &c,
+        &gw,
+        Some(&reviewer),
+        Method::POST,
+        &format!("/admin/reviews/{id_b}"),
+        json!({"decision": "reject", "reason": "exfiltration attempt"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = second.await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(body(&r)["error"]["code"], "rejected_by_reviewer");
+    assert_eq!(header(&r, "x-should-retry"), Some("false"));
+    assert_eq!(seen(), 1);
+    // A decision is final.
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&auditor),
+        Method::POST,
+        &format!("/admin/reviews/{id_b}"),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+
+    // Nobody decides: the route's default (refuse) applies after the timeout.
+    let r = ask("reach me at late@example.com").await.unwrap();
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body(&r)["error"]["code"], "review_timeout");
+    assert_eq!(items(&c, &gw, &reviewer, "expired").await.len(), 1);
+    assert_eq!(seen(), 1);
+
+    // After the fact: answered at once, queued; unacceptable, and the caller blocked.
+    let r = ask("call me on +44 20 7946 0958 tomorrow").await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(seen(), 2);
+    assert!(eventually(3, async || !items(&c, &gw, &reviewer, "pending").await.is_empty()).await);
+    let after = items(&c, &gw, &reviewer, "pending").await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["mode"], "after");
+    assert_eq!(after[0]["reasons"][0]["kind"], "pii.phone");
+    let id_c = after[0]["id"].as_str().unwrap().to_owned();
+    let (_, opened) = admin(
+        &c,
+        &gw,
+        Some(&auditor),
+        Method::GET,
+        &format!("/admin/reviews/{id_c}"),
+        Value::Null,
+    )
+    .await;
+    assert!(
+        opened["payload"]["response"]
+            .as_str()
+            .unwrap_or("")
+            .contains("chat.completion"),
+        "the answer is there too: {opened}"
+    );
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&reviewer),
+        Method::POST,
+        &format!("/admin/reviews/{id_c}"),
+        json!({"decision": "unacceptable", "reason": "harvesting phone numbers", "block_principal": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = ask("hello again").await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(body(&r)["error"]["code"], "blocked_by_reviewer");
+
+    // Erasure: the subject's previews go and the sealed payload cannot be opened.
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&auditor),
+        Method::POST,
+        "/admin/audit/erase",
+        json!({"subject": "app"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "erasure is an admin's: {v}");
+    let dpo = keys_cmd(state.path(), &cfg, &["create", "--subject", "dpo", "--role", "admin"]);
+    assert!(
+        eventually(3, async || admin(
+            &c,
+            &gw,
+            Some(&dpo),
+            Method::POST,
+            "/admin/audit/erase",
+            json!({"subject": "app"})
+        )
+        .await
+        .0 == StatusCode::OK)
+        .await
+    );
+    let (_, erased) = admin(
+        &c,
+        &gw,
+        Some(&auditor),
+        Method::GET,
+        &format!("/admin/reviews/{id_a}"),
+        Value::Null,
+    )
+    .await;
+    assert!(erased.get("preview").is_none(), "{erased}");
+    assert!(!erased.to_string().contains("jane.doe"), "{erased}");
+    assert_eq!(
+        erased["status"], "approved",
+        "the decision stays on the record: {erased}"
+    );
+    drop(gw);
+
+    // Every decision is on the record with the reviewer and the reason.
+    let records: Vec<Value> = rampart_audit::store::read_entries(&state.join("trail"), "test-node")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.value())
+        .filter(|r| r["type"] == "admin" && r["action"] == "review_decision")
+        .collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["actor"].as_str().unwrap().starts_with("reviewer-ann")
+                && r["detail"].as_str().unwrap().contains("exfiltration attempt"))
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["detail"].as_str().unwrap().contains("caller app blocked"))
+    );
+}
