@@ -129,6 +129,9 @@ pub struct SubjectKeys {
     pg: Option<crate::pg::PgKeys>,
     master: LessSafeKey,
     cache: Mutex<HashMap<String, SubjectKey>>,
+    /// Serialises key creation in this process (the audit writer and review items
+    /// seal concurrently): two first uses of one subject must end with one key.
+    creating: Mutex<()>,
 }
 
 impl std::fmt::Debug for SubjectKeys {
@@ -148,6 +151,7 @@ impl SubjectKeys {
             pg: None,
             master: aead_key(master_key)?,
             cache: Mutex::new(HashMap::new()),
+            creating: Mutex::new(()),
         })
     }
 
@@ -232,6 +236,11 @@ impl SubjectKeys {
         if let Some(k) = self.get(subject)? {
             return Ok(k);
         }
+        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        // Someone may have created it while this thread waited.
+        if let Some(k) = self.get(subject)? {
+            return Ok(k);
+        }
         let mut k = SubjectKey {
             id: [0; 8],
             key: [0; 32],
@@ -252,16 +261,30 @@ impl SubjectKeys {
         }
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(subject)?;
-        let tmp = path.with_extension("tmp");
+        let tmp = path.with_extension(format!("{id}.tmp"));
         {
             use std::io::Write as _;
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(format!("{id}:{nonce}:{ct}\n").as_bytes())?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, &path)?;
-        self.remember(subject, k);
-        Ok(k)
+        // Never over an existing key (another process may have made one): a link
+        // fails where a rename would silently replace it and orphan its payloads.
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                if let Ok(d) = std::fs::File::open(&self.dir) {
+                    let _ = d.sync_all();
+                }
+                self.remember(subject, k);
+                Ok(k)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self
+                .get(subject)?
+                .ok_or_else(|| io::Error::other("the subject key vanished while it was created")),
+            Err(e) => Err(e),
+        }
     }
 
     /// Crypto-shredding: destroys the subject's key. Returns whether there was one.
@@ -320,8 +343,42 @@ impl SubjectKeys {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // test code; its threads are joined
     use super::*;
+
+    #[test]
+    fn first_uses_racing_on_one_subject_end_with_one_key_that_opens_everything() {
+        let dir = std::env::temp_dir().join(format!("rampart-subject-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys = std::sync::Arc::new(SubjectKeys::new(&dir, &[9u8; 32]).unwrap());
+        let subject = "ab12".to_owned();
+        let sealed: Vec<Sealed> = (0..8)
+            .map(|i| {
+                let keys = std::sync::Arc::clone(&keys);
+                let subject = subject.clone();
+                std::thread::spawn(move || {
+                    let capture = Capture {
+                        subject,
+                        request: format!("request {i}").into_bytes(),
+                        ..Default::default()
+                    };
+                    keys.seal(capture, b"aad").unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let reopened = SubjectKeys::new(&dir, &[9u8; 32]).unwrap();
+        for (i, s) in sealed.iter().enumerate() {
+            let plain = reopened
+                .open(s, b"aad")
+                .unwrap()
+                .expect("sealed with the one key that exists");
+            assert_eq!(plain.request, format!("request {i}"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn seal_open_erase() {

@@ -184,13 +184,25 @@ struct Traffic {
     decisions: BTreeMap<String, u64>,
 }
 
+/// One administrative record as the report shows it.
+#[derive(Debug, Default, Clone)]
+struct AdminLine {
+    time: String,
+    action: String,
+    via: String,
+    result: String,
+    actor: String,
+    target: String,
+    detail: String,
+}
+
 /// What the report says, gathered in one pass over the store.
 #[derive(Debug, Default)]
 pub struct Summary {
     traffic: BTreeMap<(String, String), Traffic>,
     blocked: BTreeMap<String, u64>,
     findings: BTreeMap<String, u64>,
-    admin: Vec<(String, String, String, String)>,
+    admin: Vec<AdminLine>,
     lifecycle: Vec<(String, String, String)>,
     nodes: BTreeMap<String, (u64, Option<String>, Option<String>)>,
     exchanges: u64,
@@ -234,12 +246,18 @@ impl Summary {
                     *self.blocked.entry(format!("refused: {code}")).or_default() += 1;
                 }
             }
-            "admin" => self.admin.push((
-                time,
-                r["action"].as_str().unwrap_or("").to_owned(),
-                r["via"].as_str().unwrap_or("").to_owned(),
-                r["result"].as_str().unwrap_or("").to_owned(),
-            )),
+            "admin" => {
+                let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+                self.admin.push(AdminLine {
+                    time,
+                    action: s("action"),
+                    via: s("via"),
+                    result: s("result"),
+                    actor: s("actor"),
+                    target: s("target"),
+                    detail: s("detail"),
+                });
+            }
             "lifecycle" => self
                 .lifecycle
                 .push((time, node.to_owned(), r["event"].as_str().unwrap_or("").to_owned())),
@@ -267,6 +285,19 @@ fn controls(config: &Config) -> Vec<Control> {
         .filter(|r| r.validation.is_some() || r.json_schema.is_some())
         .count();
     let with_policy = config.routes.iter().filter(|r| r.policy.is_some()).count();
+    let reviewing = config
+        .policies
+        .values()
+        .filter(|p| {
+            p.injection_review.is_some()
+                || p.request
+                    .iter()
+                    .chain(&p.response)
+                    .any(|(_, a)| matches!(a, ContentAction::Hold | ContentAction::Review))
+                || p.injection
+                    .is_some_and(|(a, _)| matches!(a, ContentAction::Hold | ContentAction::Review))
+        })
+        .count();
     let pseudonymising = config.policies.values().any(|p| {
         p.request.iter().any(|(_, a)| {
             matches!(
@@ -352,9 +383,17 @@ fn controls(config: &Config) -> Vec<Control> {
         },
         Control {
             name: "Human oversight (stop switch, review queue)",
-            enabled: false,
-            detail: "not available in this version".into(),
-            articles: "AI Act Art. 14 (human oversight)",
+            enabled: true,
+            detail: format!(
+                "stop switch on every route, model and tenant (state kept in {}); {} policies send findings to reviewers",
+                match &config.oversight.store {
+                    rampart_config::OversightStore::Memory => "memory: lost at restart",
+                    rampart_config::OversightStore::File(_) => "a journal file",
+                    rampart_config::OversightStore::Postgres(_) => "PostgreSQL, shared by every node",
+                },
+                reviewing
+            ),
+            articles: "AI Act Art. 14 (human oversight), Art. 73 (serious incidents)",
         },
     ]
 }
@@ -416,13 +455,26 @@ pub fn report_markdown(
     }
     kind_counts(&mut md, "Blocked requests by kind", &summary.blocked);
     kind_counts(&mut md, "Findings by kind (all decisions)", &summary.findings);
+    oversight_sections(&mut md, summary, generated);
     let _ = writeln!(md, "\n## Administrative actions\n");
     if summary.admin.is_empty() {
         let _ = writeln!(md, "None in the period.");
     } else {
-        let _ = writeln!(md, "| time | action | via | result |\n|---|---|---|---|");
-        for (t, a, v, r) in &summary.admin {
-            let _ = writeln!(md, "| {t} | {a} | {v} | {r} |");
+        let _ = writeln!(
+            md,
+            "| time | action | via | by | on | result |\n|---|---|---|---|---|---|"
+        );
+        for a in &summary.admin {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                a.time,
+                a.action,
+                a.via,
+                escape(&a.actor),
+                escape(&a.target),
+                a.result
+            );
         }
     }
     let _ = writeln!(md, "\n## Starts and stops\n");
@@ -479,6 +531,102 @@ pub fn report_markdown(
         }
     }
     md
+}
+
+/// Stop switches, review decisions and serious incidents (AI Act Art. 14 and 73), from
+/// the administrative records.
+fn oversight_sections(md: &mut String, summary: &Summary, generated: &str) {
+    let of = |actions: &[&str]| -> Vec<&AdminLine> {
+        summary
+            .admin
+            .iter()
+            .filter(|a| actions.contains(&a.action.as_str()))
+            .collect()
+    };
+    let _ = writeln!(md, "\n## Human oversight: stop switches\n");
+    let stops = of(&["stop", "resume"]);
+    if stops.is_empty() {
+        let _ = writeln!(md, "No stop switch was used in the period.");
+    } else {
+        let _ = writeln!(md, "| time | action | scope | by | why |\n|---|---|---|---|---|");
+        for a in stops {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                a.time,
+                a.action,
+                escape(&a.target),
+                escape(&a.actor),
+                escape(&a.detail)
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Human oversight: review decisions\n");
+    let reviews = of(&["review_decision"]);
+    if reviews.is_empty() {
+        let _ = writeln!(md, "No review decision in the period.");
+    } else {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for a in &reviews {
+            // target: `review:<id> <decision> (<mode>)`
+            let decision = a.target.split(' ').nth(1).unwrap_or("?").to_owned();
+            *counts.entry(decision).or_default() += 1;
+        }
+        let _ = writeln!(md, "| decision | count |\n|---|---|");
+        for (d, n) in &counts {
+            let _ = writeln!(md, "| {d} | {n} |");
+        }
+        let _ = writeln!(md, "\n| time | item | reviewer | reason |\n|---|---|---|---|");
+        for a in reviews {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                a.time,
+                escape(&a.target),
+                escape(&a.actor),
+                escape(&a.detail)
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Serious incidents (AI Act Art. 73)\n");
+    // The latest record of each incident says where it stands.
+    let mut incidents: BTreeMap<&str, &AdminLine> = BTreeMap::new();
+    for a in of(&["incident_opened", "incident_reported", "incident_closed"]) {
+        incidents.insert(&a.target, a);
+    }
+    if incidents.is_empty() {
+        let _ = writeln!(md, "No serious incident was opened in the period.");
+        return;
+    }
+    let now = rampart_identity::time::parse(generated).unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "| incident | title | severity | aware | report due | status |\n|---|---|---|---|---|---|"
+    );
+    for (id, a) in incidents {
+        let mut parts = a.detail.split("; ");
+        let title = parts.next().unwrap_or("");
+        let fields: BTreeMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
+        let due = fields.get("due").copied().unwrap_or("");
+        let status = match (fields.get("reported"), fields.get("closed")) {
+            (Some(r), _) if *r <= due => format!("reported {r} (on time)"),
+            (Some(r), _) => format!("reported {r} (LATE)"),
+            (None, Some(c)) => format!("closed {c} without a report"),
+            (None, None) => match rampart_identity::time::parse(due) {
+                Some(d) if d >= now => format!("open: {} days left", (d - now + 86_399) / 86_400),
+                Some(_) => "OVERDUE: report not filed".to_owned(),
+                None => "open".to_owned(),
+            },
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {due} | {status} |",
+            escape(id),
+            escape(title),
+            fields.get("severity").copied().unwrap_or(""),
+            fields.get("aware").copied().unwrap_or("")
+        );
+    }
 }
 
 /// A section with a kind → count table, or "None in the period."

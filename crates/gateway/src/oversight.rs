@@ -398,6 +398,60 @@ impl Oversight {
         self.store.forget_subject(subject).await
     }
 
+    /// Opens a serious-incident record (the Art. 73 clock starts at `aware`).
+    pub async fn open_incident(&self, incident: rampart_oversight::Incident, actor: &Actor) -> Result<(), String> {
+        self.store.put_incident(incident.clone()).await?;
+        self.record(
+            "incident_opened",
+            actor,
+            true,
+            &format!("incident:{}", incident.id),
+            Some(incident_detail(&incident)),
+        );
+        Ok(())
+    }
+
+    /// Marks an incident reported to the authority or closed.
+    pub async fn update_incident(
+        &self,
+        id: &str,
+        reported: bool,
+        closed: bool,
+        actor: &Actor,
+    ) -> Result<Option<rampart_oversight::Incident>, String> {
+        let Some(mut incident) = self.store.incidents().await?.into_iter().find(|i| i.id == id) else {
+            return Ok(None);
+        };
+        let now = now();
+        if reported && incident.reported.is_none() {
+            incident.reported = Some(now);
+            self.store.put_incident(incident.clone()).await?;
+            self.record(
+                "incident_reported",
+                actor,
+                true,
+                &format!("incident:{id}"),
+                Some(incident_detail(&incident)),
+            );
+        }
+        if closed && incident.closed.is_none() {
+            incident.closed = Some(now);
+            self.store.put_incident(incident.clone()).await?;
+            self.record(
+                "incident_closed",
+                actor,
+                true,
+                &format!("incident:{id}"),
+                Some(incident_detail(&incident)),
+            );
+        }
+        Ok(Some(incident))
+    }
+
+    pub async fn incidents(&self) -> Result<Vec<rampart_oversight::Incident>, String> {
+        self.store.incidents().await
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -483,6 +537,29 @@ impl Oversight {
             self.apply_local(&Pending::Lift(stop.scope.clone()));
         }
     }
+}
+
+/// What the audit record says of an incident; `rampart audit report` reads it back
+/// (`key=value` pairs after the title, separated by `; `).
+fn incident_detail(i: &rampart_oversight::Incident) -> String {
+    let t = rampart_identity::time::format;
+    let mut s = format!(
+        "{}; severity={}; aware={}; due={}",
+        i.title.replace(';', ","),
+        i.severity.as_str(),
+        t(i.aware),
+        t(i.due())
+    );
+    if let Some(source) = &i.source {
+        s.push_str(&format!("; source={}", source.replace(';', ",")));
+    }
+    if let Some(r) = i.reported {
+        s.push_str(&format!("; reported={}", t(r)));
+    }
+    if let Some(c) = i.closed {
+        s.push_str(&format!("; closed={}", t(c)));
+    }
+    s
 }
 
 fn mode_name(mode: Mode) -> &'static str {

@@ -8,6 +8,9 @@
 //! | `GET /admin/reviews?status=&limit=` | metrics, review, operate, admin | review items, newest first |
 //! | `GET /admin/reviews/{id}` | metrics, review, operate, admin | one item; its payload opened for `audit-read` |
 //! | `POST /admin/reviews/{id}` | review, admin | decide: `{"decision", "reason", "block_principal"}` |
+//! | `GET /admin/incidents` | metrics, review, operate, admin | serious-incident records with their deadlines |
+//! | `POST /admin/incidents` | operate, admin | open one: `{"title", "severity", "source", "aware"}` |
+//! | `POST /admin/incidents/{id}` | operate, admin | `{"reported": true}` or `{"closed": true}` |
 //!
 //! Every change is an audit record naming the caller.
 
@@ -197,7 +200,119 @@ fn query<'a>(uri: &'a http::Uri, key: &str) -> Option<&'a str> {
 
 /// Whether `path` is one of this module's.
 pub fn owns(path: &str) -> bool {
-    matches!(path, "/admin/stops" | "/admin/resume") || path.starts_with("/admin/reviews")
+    matches!(path, "/admin/stops" | "/admin/resume")
+        || path.starts_with("/admin/reviews")
+        || path.starts_with("/admin/incidents")
+}
+
+fn incident_json(i: &rampart_oversight::Incident, now: i64) -> Value {
+    let t = rampart_identity::time::format;
+    json!({
+        "id": i.id,
+        "title": i.title,
+        "severity": i.severity.as_str(),
+        "deadline_days": i.severity.deadline_days(),
+        "source": i.source,
+        "opened_by": i.opened_by,
+        "aware": t(i.aware),
+        "due": t(i.due()),
+        "seconds_left": if i.reported.is_some() || i.closed.is_some() { Value::Null } else { json!(i.due() - now) },
+        "reported": i.reported.map(t),
+        "closed": i.closed.map(t),
+    })
+}
+
+async fn incidents(
+    o: &crate::oversight::Oversight,
+    method: &Method,
+    path: &str,
+    body: Option<&Bytes>,
+    actor: &Actor,
+) -> Response<Full<Bytes>> {
+    let now = rampart_identity::time::now();
+    match (method, path) {
+        (&Method::GET, "/admin/incidents") => match o.incidents().await {
+            Ok(list) => {
+                let list: Vec<Value> = list.iter().map(|i| incident_json(i, now)).collect();
+                reply(StatusCode::OK, json!({"incidents": list}))
+            }
+            Err(e) => unavailable(e),
+        },
+        (&Method::POST, "/admin/incidents") => {
+            let m = match body_json(body) {
+                Ok(m) => m,
+                Err(r) => return *r,
+            };
+            let title = match text(&m, "title", true) {
+                Ok(t) => t.unwrap_or_default(),
+                Err(r) => return *r,
+            };
+            let severity = match m
+                .get("severity")
+                .and_then(Value::as_str)
+                .map(rampart_oversight::Severity::parse)
+            {
+                None => rampart_oversight::Severity::Serious,
+                Some(Some(s)) => s,
+                Some(None) => {
+                    return *bad(
+                        "invalid_request",
+                        "`severity` is serious (15 days), death (10 days) or widespread (2 days)",
+                    );
+                }
+            };
+            let source = match text(&m, "source", false) {
+                Ok(s) => s,
+                Err(r) => return *r,
+            };
+            let aware = match m.get("aware") {
+                None | Some(Value::Null) => now,
+                Some(Value::String(t)) => match rampart_identity::time::parse(t) {
+                    Some(a) if a <= now => a,
+                    _ => return *bad("invalid_request", "`aware` is an RFC 3339 time, not in the future"),
+                },
+                Some(_) => return *bad("invalid_request", "`aware` is an RFC 3339 time"),
+            };
+            let incident = rampart_oversight::Incident {
+                id: rampart_oversight::new_id(),
+                severity,
+                title,
+                source,
+                opened_by: actor.name.clone(),
+                aware,
+                reported: None,
+                closed: None,
+            };
+            match o.open_incident(incident.clone(), actor).await {
+                Ok(()) => reply(StatusCode::CREATED, incident_json(&incident, now)),
+                Err(e) => unavailable(e),
+            }
+        }
+        (&Method::POST, p) => {
+            let id = p.trim_start_matches("/admin/incidents/");
+            let m = match body_json(body) {
+                Ok(m) => m,
+                Err(r) => return *r,
+            };
+            let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let (reported, closed) = (flag("reported"), flag("closed"));
+            if !reported && !closed {
+                return *bad("invalid_request", "send {\"reported\": true} or {\"closed\": true}");
+            }
+            match o.update_incident(id, reported, closed, actor).await {
+                Ok(Some(i)) => reply(StatusCode::OK, incident_json(&i, now)),
+                Ok(None) => reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": {"code": "not_found", "message": "no such incident"}}),
+                ),
+                Err(e) => unavailable(e),
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
+        ),
+    }
 }
 
 pub async fn handle(
@@ -212,6 +327,7 @@ pub async fn handle(
     let needs = match (method, path) {
         (&Method::GET, _) => VIEW,
         (&Method::POST, "/admin/stops" | "/admin/resume") => OPERATE,
+        (&Method::POST, p) if p.starts_with("/admin/incidents") => OPERATE,
         (&Method::POST, _) => REVIEW,
         _ => {
             return reply(
@@ -229,6 +345,9 @@ pub async fn handle(
         via,
     };
     let o = &gateway.oversight;
+    if path.starts_with("/admin/incidents") {
+        return incidents(o, method, path, body.as_ref(), &actor).await;
+    }
     match (method, path) {
         (&Method::GET, "/admin/stops") => {
             let stops: Vec<Value> = o.stops().iter().map(stop_json).collect();

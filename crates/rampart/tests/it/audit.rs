@@ -1041,10 +1041,10 @@ async fn siem_export_and_compliance_report_summarise_the_trail() {
     assert!(md.contains("| openai | m | 4 | 2 | 0 | 1 | 1 | 0 |"), "{md}");
     assert!(md.contains("| (no route) | - | 1 | 0 | 0 | 0 | 1 | 0 |"), "{md}");
     assert!(md.contains("| secret.aws_access_key | 1 |"), "{md}");
-    assert!(md.contains("| config_reload | signal | success |"), "{md}");
+    assert!(md.contains("| config_reload | signal |  |  | success |"), "{md}");
     assert!(md.contains("| Tamper-evident audit trail | yes |"), "{md}");
     assert!(
-        md.contains("| Human oversight (stop switch, review queue) | no |"),
+        md.contains("| Human oversight (stop switch, review queue) | yes | stop switch on every route, model and tenant (state kept in a journal file); 0 policies"),
         "{md}"
     );
     assert!(md.contains("Exchange records are kept 183 days"), "{md}");

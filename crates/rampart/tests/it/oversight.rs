@@ -598,6 +598,47 @@ async fn a_stop_survives_a_restart_and_a_planned_end_lifts_itself_on_the_record(
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // `rampart audit report` shows the stops: scope, who, why, and the scheduled end.
+    let md = report(&text, state.path(), &key);
+    let section = md
+        .split("## Human oversight: stop switches")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    assert!(
+        section.contains("| stop | route:chat | sre-on-call (") && section.contains("bias found in review"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| resume | route:chat | schedule | planned end of the stop set by sre-on-call"),
+        "{section}"
+    );
+}
+
+/// Runs `rampart audit report` for a config; returns the Markdown.
+fn report(config_text: &str, dir: &Path, key: &Path) -> String {
+    let cfg = dir.join("report-config.toml");
+    std::fs::write(&cfg, config_text).unwrap();
+    let out_dir = dir.join("report");
+    let out = Command::new(bin())
+        .args(["audit", "report", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--pub")
+        .arg(format!("{}.pub", key.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(out_dir.join("report.md")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1085,7 +1126,9 @@ async fn held_requests_wait_for_a_reviewer_and_after_the_fact_items_can_block_th
         erased["status"], "approved",
         "the decision stays on the record: {erased}"
     );
-    drop(gw);
+    let mut gw = gw;
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
 
     // Every decision is on the record with the reviewer and the reason.
     let records: Vec<Value> = rampart_audit::store::read_entries(&state.join("trail"), "test-node")
@@ -1105,5 +1148,157 @@ async fn held_requests_wait_for_a_reviewer_and_after_the_fact_items_can_block_th
         records
             .iter()
             .any(|r| r["detail"].as_str().unwrap().contains("caller app blocked"))
+    );
+
+    // The report counts the decisions and lists who decided what and why.
+    let md = report(&text, state.path(), &audit_key);
+    let section = md
+        .split("## Human oversight: review decisions")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    assert!(
+        section.contains("| approved | 1 |")
+            && section.contains("| rejected | 1 |")
+            && section.contains("| unacceptable | 1 |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("exfiltration attempt") && section.contains("reviewer-ann ("),
+        "{section}"
+    );
+    assert!(!md.contains("jane.doe"), "no payload in the report");
+    assert!(
+        md.contains("| Human oversight (stop switch, review queue) | yes |")
+            && md.contains("1 policies send findings to reviewers"),
+        "{md}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serious_incidents_count_down_to_their_article_73_deadline() {
+    let o = openai(DemoOptions::default()).await;
+    let k = kserve().await;
+    let state = TempDir::new("rampart-incidents").unwrap();
+    let audit_key = state.join("audit.key");
+    let out = Command::new(bin())
+        .args(["audit", "keygen", "--out"])
+        .arg(&audit_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = format!(
+        "{}\n[audit]\ndir = \"{}\"\nsigning_key = {{ file = \"{}\" }}\n",
+        config(&o.url(), &k.url(), state.path(), ""),
+        state.join("trail").display(),
+        audit_key.display()
+    );
+    let keys = make_keys(state.path(), &text);
+    let gw = start(&text);
+    let c = TestClient::http1();
+    let (s, _) = admin(
+        &c,
+        &gw,
+        Some(&keys.viewer),
+        Method::POST,
+        "/admin/incidents",
+        json!({"title": "x"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/incidents",
+        json!({"title": "x", "severity": "minor"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // Became aware 13 days ago of a widespread infringement (2 days): overdue. A
+    // serious one from an hour ago (15 days): 15 days left.
+    let aware = rampart_identity::time::format(rampart_identity::time::now() - 13 * 86_400);
+    let (s, late) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/incidents",
+        json!({"title": "PII of other customers in answers", "severity": "widespread", "aware": aware, "source": "review:abc"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{late}");
+    assert!(late["seconds_left"].as_i64().unwrap() < 0, "{late}");
+    let (s, open) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/incidents",
+        json!({"title": "Wrong dosage advice", "severity": "serious"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(open["deadline_days"], 15);
+    let left = open["seconds_left"].as_i64().unwrap();
+    assert!((15 * 86_400 - 60..=15 * 86_400).contains(&left), "{left}");
+    let (_, list) = admin(
+        &c,
+        &gw,
+        Some(&keys.viewer),
+        Method::GET,
+        "/admin/incidents",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(list["incidents"].as_array().unwrap().len(), 2);
+    let third = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/incidents",
+        json!({"title": "Reported one", "severity": "death"}),
+    )
+    .await
+    .1;
+    let id = third["id"].as_str().unwrap();
+    let (s, v) = admin(
+        &c,
+        &gw,
+        Some(&keys.ops),
+        Method::POST,
+        &format!("/admin/incidents/{id}"),
+        json!({"reported": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["reported"].is_string() && v["seconds_left"].is_null());
+    let mut gw = gw;
+    gw.signal("TERM").unwrap();
+    assert!(gw.wait_exit(Duration::from_secs(15)).unwrap().success());
+
+    let md = report(&text, state.path(), &audit_key);
+    let section = md
+        .split("## Serious incidents (AI Act Art. 73)")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    assert!(
+        section.contains("PII of other customers in answers | widespread |") && section.contains("OVERDUE"),
+        "{section}"
+    );
+    assert!(
+        section.contains("Wrong dosage advice | serious |") && section.contains("open: 15 days left"),
+        "{section}"
+    );
+    assert!(
+        section.contains("Reported one | death |") && section.contains("(on time)"),
+        "{section}"
     );
 }
