@@ -695,3 +695,55 @@ pub fn markdown_to_html(md: &str) -> String {
     html.push_str("</body></html>\n");
     html
 }
+
+/// Whether an exchange record is about the subject with this pseudonym.
+fn about(record: &Value, pseudonym: &str) -> bool {
+    record["type"] == "exchange" && (record["principal"]["id"] == pseudonym || record["payload"]["subject"] == pseudonym)
+}
+
+/// A data subject's records (GDPR Art. 15), payloads decrypted where the subject's key
+/// still exists (`erased` where it was destroyed). Returns the records as
+/// `{"seq", "record"}` and the first payload that could not be read, if any.
+pub fn subject_records(
+    audit: &Audit,
+    keys: Option<&crate::payload::SubjectKeys>,
+    pseudonym: &str,
+) -> io::Result<(Vec<Value>, Option<String>)> {
+    // Collect the subject's records first, decrypt after: reading the store and the
+    // key store may both need a blocking database connection.
+    let mut mine = Vec::new();
+    for_each_entry(audit, |_, e| {
+        let record = e.value();
+        if about(&record, pseudonym) {
+            mine.push((e.seq, record));
+        }
+    })?;
+    let mut out = Vec::new();
+    let mut problem = None;
+    for (seq, mut record) in mine {
+        if let Some(sealed) = record.get("payload").cloned().filter(|p| !p.is_null()) {
+            let opened = serde_json::from_value::<crate::payload::Sealed>(sealed)
+                .map_err(io::Error::other)
+                .and_then(|s| {
+                    let aad = crate::payload::payload_aad(
+                        record["node"].as_str().unwrap_or(""),
+                        record["request_id"].as_str().unwrap_or(""),
+                    );
+                    match keys {
+                        Some(k) => k.open(&s, &aad),
+                        None => Ok(None),
+                    }
+                });
+            record["payload"] = match opened {
+                Ok(Some(plain)) => serde_json::json!({"status": "readable", "request": plain.request, "response": plain.response, "truncated": plain.truncated}),
+                Ok(None) => serde_json::json!({"status": "erased"}),
+                Err(e) => {
+                    problem.get_or_insert(format!("record {seq}: {e}"));
+                    serde_json::json!({"status": "unreadable", "error": e.to_string()})
+                }
+            };
+        }
+        out.push(serde_json::json!({"seq": seq, "record": record}));
+    }
+    Ok((out, problem))
+}

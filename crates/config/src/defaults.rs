@@ -224,3 +224,7 @@ pub const MAX_HELD: usize = 64;
 pub const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
 /// Journal file name in the audit directory when `[oversight] path` is not set.
 pub const OVERSIGHT_FILE: &str = "oversight.jsonl";
+/// `[admin.console]`: a console session ends after this long without a request.
+pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+/// A console session ends this long after sign-in.
+pub const SESSION_MAX: Duration = Duration::from_secs(8 * 3600);

@@ -382,6 +382,16 @@ pub struct Admin {
     pub listen: Option<SocketAddr>,
     /// Serve `/metrics` without credentials (only allowed on a loopback address).
     pub public_metrics: bool,
+    /// The web console at `/console/` on the admin listener.
+    pub console: Console,
+}
+
+/// `[admin.console]`.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub enabled: bool,
+    pub session_idle: Duration,
+    pub session_max: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -494,6 +494,18 @@ pub struct RawAdmin {
     pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub public_metrics: Option<bool>,
+    /// The web console on the admin listener.
+    pub console: Option<RawConsole>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    pub enabled: Option<bool>,
+    /// A session ends after this long without a request.
+    pub session_idle: Option<String>,
+    /// A session ends this long after sign-in, however active.
+    pub session_max: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1609,6 +1609,21 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             None
         },
         public_metrics: raw.admin.public_metrics.unwrap_or(false),
+        console: {
+            let c = raw.admin.console.as_ref();
+            let cp = root.key("admin").key("console");
+            let none = None;
+            let idle = v.duration(&cp.key("session_idle"), c.map_or(&none, |c| &c.session_idle), defaults::SESSION_IDLE);
+            let max = v.duration(&cp.key("session_max"), c.map_or(&none, |c| &c.session_max), defaults::SESSION_MAX);
+            if idle > max {
+                v.issue(&cp.key("session_idle"), "cannot be longer than `session_max`");
+            }
+            Console {
+                enabled: c.and_then(|c| c.enabled).unwrap_or(true),
+                session_idle: idle,
+                session_max: max,
+            }
+        },
     };
     if admin.public_metrics && admin.listen.is_some_and(|a| !a.ip().is_loopback()) {
         v.issue(

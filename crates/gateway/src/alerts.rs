@@ -213,11 +213,43 @@ impl Alerts {
                 self.metrics.alert_delivery("dropped");
             }
         }
+        remember(&record);
         if let Some(audit) = &self.audit {
             audit.alert(record);
         }
         true
     }
+}
+
+/// Alerts the console lists (this node's, newest last).
+const RECENT: usize = 200;
+
+static RECENT_ALERTS: std::sync::Mutex<std::collections::VecDeque<serde_json::Value>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+fn remember(r: &AlertRecord) {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    // The console shows the key id, never the principal's pseudonym input.
+    if let Some(key) = r.principal.as_ref().and_then(|p| p.key_id.clone()) {
+        v["key_id"] = serde_json::Value::from(key);
+    }
+    let mut recent = RECENT_ALERTS.lock().unwrap_or_else(|p| p.into_inner());
+    if recent.len() >= RECENT {
+        recent.pop_front();
+    }
+    recent.push_back(v);
+}
+
+/// This node's most recent alerts, newest first (they outlive reloads, not restarts;
+/// the audit trail keeps them all).
+pub fn recent() -> Vec<serde_json::Value> {
+    RECENT_ALERTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .cloned()
+        .collect()
 }
 
 /// The alert as an ECS event (`event.kind = "alert"`).

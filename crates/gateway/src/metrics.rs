@@ -29,6 +29,12 @@ pub struct RequestLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub route: Name,
+    pub code: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: Name,
 }
@@ -87,6 +93,7 @@ fn overhead_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     gateway_added: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -127,6 +134,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("rampart");
         let m = Self {
             requests: Family::default(),
+            errors: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             gateway_added: Family::new_with_constructor(overhead_histogram as fn() -> Histogram),
@@ -169,6 +177,11 @@ impl Metrics {
             "requests",
             "Exchanges by route, status and decision",
             m.requests.clone(),
+        );
+        registry.register(
+            "errors",
+            "Exchanges answered with an error (a refusal or a failure), by route and error code",
+            m.errors.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -261,6 +274,16 @@ impl Metrics {
                 route: route.clone(),
                 status,
                 decision,
+            })
+            .inc();
+    }
+
+    /// An exchange answered with an error: its code (`stopped_by_operator`, …).
+    pub fn error(&self, route: &Name, code: &'static str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                route: route.clone(),
+                code,
             })
             .inc();
     }

@@ -241,6 +241,8 @@ pub struct Gateway {
     pub audit: Option<Arc<crate::audit::AuditTrail>>,
     /// Stop switches and the review queue; the store is chosen at start.
     pub oversight: Arc<crate::oversight::Oversight>,
+    /// Console sessions (in memory: a restart signs everyone out).
+    pub console: rampart_console::Sessions,
     source: Option<PathBuf>,
     reload_lock: std::sync::Mutex<()>,
 }
@@ -271,8 +273,14 @@ impl Gateway {
         };
         let oversight = crate::oversight::Oversight::open(&config, audit.clone())?;
         let runtime = Runtime::build(config, &metrics, &access_log, &limits, audit.as_ref(), Some(&oversight))?;
+        let console = rampart_console::Sessions::new(
+            runtime.config.admin.console.session_idle,
+            runtime.config.admin.console.session_max,
+            rampart_console::session::MAX_SESSIONS,
+        );
         Ok(Arc::new(Self {
             oversight,
+            console,
             current: ArcSwap::from_pointee(runtime),
             metrics,
             access_log,

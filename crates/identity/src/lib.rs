@@ -13,6 +13,8 @@ pub mod jwt;
 pub mod keyfile;
 #[cfg(feature = "postgres")]
 pub mod keystore_pg;
+#[cfg(feature = "postgres")]
+pub mod manage;
 pub mod principal;
 pub mod store;
 pub mod time;

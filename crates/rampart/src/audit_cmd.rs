@@ -328,7 +328,7 @@ fn subject_keys(audit: &rampart_config::Audit, path: &Path) -> Result<SubjectKey
     })
 }
 
-use rampart_audit_store::payload::{Sealed, SubjectKeys, payload_aad};
+use rampart_audit_store::payload::SubjectKeys;
 
 fn erase(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
     let audit = match audit_section(path) {
@@ -353,12 +353,6 @@ fn erase(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether an exchange record is about the subject with this pseudonym.
-fn about(record: &serde_json::Value, pseudonym: &str) -> bool {
-    record["type"] == "exchange"
-        && (record["principal"]["id"] == pseudonym || record["payload"]["subject"] == pseudonym)
-}
-
 fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
     let audit = match audit_section(path) {
         Ok(a) => a,
@@ -370,44 +364,7 @@ fn export(path: &Path, subject: &str) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let pseudonym = rampart_gateway::audit::pseudonym_for(&audit, subject);
-    // Collect the subject's records first, decrypt after: reading the store and the
-    // key store may both need a blocking database connection.
-    let mut mine = Vec::new();
-    rampart_audit_store::report::for_each_entry(&audit, |_, e| {
-        let record = e.value();
-        if about(&record, &pseudonym) {
-            mine.push((e.seq, record));
-        }
-    })?;
-    let mut out = Vec::new();
-    let mut problem = None;
-    for (seq, mut record) in mine {
-        if let Some(sealed) = record.get("payload").cloned().filter(|p| !p.is_null()) {
-            let opened = serde_json::from_value::<Sealed>(sealed)
-                .map_err(std::io::Error::other)
-                .and_then(|s| {
-                    let aad = payload_aad(
-                        record["node"].as_str().unwrap_or(""),
-                        record["request_id"].as_str().unwrap_or(""),
-                    );
-                    match &keys {
-                        Some(k) => k.open(&s, &aad),
-                        None => Ok(None),
-                    }
-                });
-            record["payload"] = match opened {
-                Ok(Some(plain)) => {
-                    serde_json::json!({"status": "readable", "request": plain.request, "response": plain.response, "truncated": plain.truncated})
-                }
-                Ok(None) => serde_json::json!({"status": "erased"}),
-                Err(e) => {
-                    problem.get_or_insert(format!("record {seq}: {e}"));
-                    serde_json::json!({"status": "unreadable", "error": e.to_string()})
-                }
-            };
-        }
-        out.push(serde_json::json!({"seq": seq, "record": record}));
-    }
+    let (out, problem) = rampart_audit_store::report::subject_records(&audit, keys.as_ref(), &pseudonym)?;
     let doc = serde_json::json!({"subject": subject, "pseudonym": pseudonym, "records": out});
     println!("{}", serde_json::to_string_pretty(&doc)?);
     if let Some(p) = problem {

@@ -64,56 +64,7 @@ pub enum KeysCommand {
     },
 }
 
-/// Where keys live: the key file or the PostgreSQL table.
-enum Store {
-    File(PathBuf),
-    Postgres(String),
-}
-
-impl Store {
-    fn load(&self) -> anyhow::Result<KeyFile> {
-        Ok(match self {
-            Store::File(path) => KeyFile::load_or_empty(path)?,
-            Store::Postgres(url) => {
-                let url = url.clone();
-                rampart_identity::keystore_pg::run_blocking(async move {
-                    let client = rampart_identity::keystore_pg::connect(&url).await?;
-                    rampart_identity::keystore_pg::load(&client).await
-                })
-                .map_err(anyhow::Error::msg)?
-            }
-        })
-    }
-
-    /// Writes `after`; for PostgreSQL only the records that differ from `before`.
-    fn save(&self, before: &KeyFile, after: &KeyFile) -> anyhow::Result<()> {
-        match self {
-            Store::File(path) => after.save(path)?,
-            Store::Postgres(url) => {
-                let changed: Vec<_> = after
-                    .keys
-                    .iter()
-                    .filter(|k| !before.keys.contains(k))
-                    .cloned()
-                    .collect();
-                let url = url.clone();
-                rampart_identity::keystore_pg::run_blocking(async move {
-                    let client = rampart_identity::keystore_pg::connect(&url).await?;
-                    rampart_identity::keystore_pg::upsert(&client, &changed).await
-                })
-                .map_err(anyhow::Error::msg)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Store::File(path) => path.display().to_string(),
-            Store::Postgres(_) => "the PostgreSQL key store".to_owned(),
-        }
-    }
-}
+use rampart_identity::manage::KeyStoreTarget as Store;
 
 struct Target {
     file: Store,
@@ -149,11 +100,7 @@ fn update<R>(
     t: &Target,
     change: impl FnOnce(&mut KeyFile) -> Result<R, rampart_identity::keyfile::KeyFileError>,
 ) -> anyhow::Result<R> {
-    let before = t.file.load()?;
-    let mut after = before.clone();
-    let result = change(&mut after)?;
-    t.file.save(&before, &after)?;
-    Ok(result)
+    t.file.update(change).map_err(anyhow::Error::msg)
 }
 
 fn status(record: &rampart_identity::KeyRecord, now: i64) -> &'static str {
@@ -229,7 +176,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 Ok(t) => t,
                 Err(code) => return Ok(code),
             };
-            let file = t.file.load()?;
+            let file = t.file.load().map_err(anyhow::Error::msg)?;
             let now = time::now();
             if !json {
                 println!(

@@ -25,91 +25,9 @@ use rampart_identity::Action;
 use crate::runtime::Gateway;
 use crate::server::guard::{authorize, json};
 
-/// The refusal to send when the caller may not perform `action`; `None` if it may.
-async fn refusal(gateway: &Gateway, headers: &http::HeaderMap, action: Action) -> Option<Response<Full<Bytes>>> {
-    authorize(gateway, headers, &[action]).await.err()
-}
 
-/// Largest admin request body read (an erasure request is a few dozen bytes).
-const MAX_ADMIN_BODY: u64 = 4096;
-
-/// `POST /admin/audit/erase`: crypto-shreds a data subject's payload key and records
-/// the erasure (the subject's pseudonym, never the id) in the audit trail.
-async fn erase(gateway: &Gateway, body: Option<Bytes>) -> Response<Full<Bytes>> {
-    let bad = |code: &str, message: &str| {
-        json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"error": {"code": code, "message": message}}),
-        )
-    };
-    let Some(audit) = gateway.audit.as_ref() else {
-        return bad("audit_disabled", "the audit trail is not enabled");
-    };
-    let Some(keys) = audit.keys.clone() else {
-        return bad(
-            "no_payload_keys",
-            "audit.master_key is not set: no payloads are captured",
-        );
-    };
-    let subject = body
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("subject").and_then(|s| s.as_str()).map(str::to_owned))
-        .filter(|s| !s.is_empty());
-    let Some(subject) = subject else {
-        return bad("invalid_request", "send {\"subject\": \"<id>\"} (at most 4 KiB)");
-    };
-    let pseudonym = audit.pseudonym(&subject);
-    let p = pseudonym.clone();
-    let trail = Arc::clone(audit);
-    // Records queued before the erasure are sealed first, with the key about to go:
-    // otherwise they would be sealed afterwards under a fresh key and stay readable.
-    let erased = tokio::task::spawn_blocking(move || {
-        trail.flush(Duration::from_secs(10));
-        keys.erase(&p)
-    });
-    match erased.await {
-        Ok(Ok(existed)) => {
-            // Review previews of the subject go too (their sealed payloads died with
-            // the key).
-            let previews = gateway.oversight.forget_subject(&pseudonym).await;
-            audit.admin(
-                "subject_erased",
-                "admin_api",
-                true,
-                None,
-                Some(format!(
-                    "subject pseudonym {pseudonym}: payload key {}; review previews cleared: {}",
-                    if existed {
-                        "destroyed"
-                    } else {
-                        "absent (nothing captured)"
-                    },
-                    previews
-                        .as_ref()
-                        .map_or_else(|e| format!("failed ({e})"), u64::to_string)
-                )),
-            );
-            json(
-                StatusCode::OK,
-                serde_json::json!({"status": "erased", "pseudonym": pseudonym, "key_existed": existed,
-                    "review_previews_cleared": previews.ok()}),
-            )
-        }
-        _ => {
-            audit.admin(
-                "subject_erased",
-                "admin_api",
-                false,
-                None,
-                Some(format!("subject pseudonym {pseudonym}")),
-            );
-            json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({"error": {"code": "erase_failed", "message": "the subject key could not be destroyed"}}),
-            )
-        }
-    }
-}
+/// Largest admin request body read (a console form with a long reason fits; nothing larger is needed).
+const MAX_ADMIN_BODY: u64 = 16 * 1024;
 
 async fn route(
     gateway: Arc<Gateway>,
@@ -120,6 +38,9 @@ async fn route(
     draining: bool,
 ) -> Response<Full<Bytes>> {
     let path = uri.path();
+    if path == "/console" || path.starts_with("/console/") {
+        return crate::server::console::handle(gateway, &method, uri, headers, body).await;
+    }
     if crate::server::oversight_api::owns(path) {
         return crate::server::oversight_api::handle(gateway, &method, uri, headers, body, "admin_api").await;
     }
@@ -128,10 +49,12 @@ async fn route(
         (&Method::POST, "/admin/reload" | "/admin/audit/erase") => Some(Action::Admin),
         _ => None,
     };
-    if let Some(action) = needs
-        && let Some(refused) = refusal(&gateway, headers, action).await
-    {
-        return refused;
+    let mut actor = String::new();
+    if let Some(action) = needs {
+        match authorize(&gateway, headers, &[action]).await {
+            Ok(p) => actor = crate::server::oversight_api::actor_name(&p),
+            Err(refused) => return refused,
+        }
     }
     match (method, path) {
         (Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
@@ -174,7 +97,7 @@ async fn route(
                 ),
             }
         }
-        (Method::POST, "/admin/audit/erase") => erase(&gateway, body).await,
+        (Method::POST, "/admin/audit/erase") => crate::server::erasure::erase(&gateway, body, "admin_api", &actor).await,
         (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/audit/erase") => json(
             StatusCode::METHOD_NOT_ALLOWED,
             serde_json::json!({"error": {"code": "method_not_allowed", "message": "method not allowed"}}),

@@ -13,6 +13,8 @@
 
 pub mod admin;
 pub mod conn;
+pub mod console;
+pub mod erasure;
 pub mod guard;
 pub mod oversight_api;
 pub mod tls;

@@ -138,7 +138,7 @@ pub fn parse_stop(m: &serde_json::Map<String, Value>, by: String) -> Result<Stop
     })
 }
 
-fn stop_json(s: &Stop) -> Value {
+pub(crate) fn stop_json(s: &Stop) -> Value {
     json!({
         "scope": s.scope.to_string(),
         "reason": s.reason,
@@ -151,7 +151,7 @@ fn stop_json(s: &Stop) -> Value {
 
 /// An item as a reviewer sees it: the sealed payload opened for callers that may read
 /// payloads, removed otherwise (the redacted preview stays).
-fn item_json(gateway: &Gateway, item: &rampart_oversight::ReviewItem, open: bool) -> Value {
+pub(crate) fn item_json(gateway: &Gateway, item: &rampart_oversight::ReviewItem, open: bool) -> Value {
     let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
     let sealed = v.as_object_mut().and_then(|o| o.remove("sealed"));
     if let Some(o) = v.as_object_mut() {
@@ -205,7 +205,7 @@ pub fn owns(path: &str) -> bool {
         || path.starts_with("/admin/incidents")
 }
 
-fn incident_json(i: &rampart_oversight::Incident, now: i64) -> Value {
+pub(crate) fn incident_json(i: &rampart_oversight::Incident, now: i64) -> Value {
     let t = rampart_identity::time::format;
     json!({
         "id": i.id,
@@ -324,24 +324,43 @@ pub async fn handle(
     via: &'static str,
 ) -> Response<Full<Bytes>> {
     let path = uri.path();
-    let needs = match (method, path) {
-        (&Method::GET, _) => VIEW,
-        (&Method::POST, "/admin/stops" | "/admin/resume") => OPERATE,
-        (&Method::POST, p) if p.starts_with("/admin/incidents") => OPERATE,
-        (&Method::POST, _) => REVIEW,
-        _ => {
-            return reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                json!({"error": {"code": "method_not_allowed", "message": "method not allowed"}}),
-            );
-        }
-    };
+    if !matches!(*method, Method::GET | Method::POST) {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": {"code": "method_not_allowed", "message": "method not allowed"}}),
+        );
+    }
+    let needs = needs(method, path);
     let principal = match authorize(&gateway, headers, needs).await {
         Ok(p) => p,
         Err(refused) => return refused,
     };
+    handle_as(gateway, &principal, method, uri, body, via).await
+}
+
+/// The actions (any of) a request to `method path` needs.
+pub fn needs(method: &Method, path: &str) -> &'static [Action] {
+    match (method, path) {
+        (&Method::POST, "/admin/stops" | "/admin/resume") => OPERATE,
+        (&Method::POST, p) if p.starts_with("/admin/incidents") => OPERATE,
+        (&Method::POST, _) => REVIEW,
+        _ => VIEW,
+    }
+}
+
+/// Serves a request for a caller already authenticated and authorized for
+/// [`needs`] (the console comes through here with `via = "console"`).
+pub async fn handle_as(
+    gateway: Arc<Gateway>,
+    principal: &Principal,
+    method: &Method,
+    uri: &http::Uri,
+    body: Option<Bytes>,
+    via: &'static str,
+) -> Response<Full<Bytes>> {
+    let path = uri.path();
     let actor = Actor {
-        name: actor_name(&principal),
+        name: actor_name(principal),
         via,
     };
     let o = &gateway.oversight;
@@ -422,7 +441,7 @@ pub async fn handle(
             }
             if method == Method::GET {
                 let rt = gateway.current();
-                let open = rt.identity.policy.action(&principal, Action::AuditRead).is_ok();
+                let open = rt.identity.policy.action(principal, Action::AuditRead).is_ok();
                 return match o.review(id).await {
                     Ok(Some(item)) => reply(StatusCode::OK, item_json(&gateway, &item, open)),
                     Ok(None) => reply(

@@ -34,6 +34,9 @@ impl Stage for MetricsStage {
             .unwrap_or_else(|| self.unmatched.clone());
         let status = ex.status.map(|s| s.as_u16()).unwrap_or(0);
         self.metrics.request(&route, status, ex.decision.as_str());
+        if let Some(e) = &ex.error {
+            self.metrics.error(&route, e.code());
+        }
         self.metrics
             .timings(&route, ex.started.elapsed(), ex.upstream_time(), ex.gateway_added());
         // A response the policy could not inspect that still went out: only a policy's
