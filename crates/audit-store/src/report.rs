@@ -698,7 +698,8 @@ pub fn markdown_to_html(md: &str) -> String {
 
 /// Whether an exchange record is about the subject with this pseudonym.
 fn about(record: &Value, pseudonym: &str) -> bool {
-    record["type"] == "exchange" && (record["principal"]["id"] == pseudonym || record["payload"]["subject"] == pseudonym)
+    record["type"] == "exchange"
+        && (record["principal"]["id"] == pseudonym || record["payload"]["subject"] == pseudonym)
 }
 
 /// A data subject's records (GDPR Art. 15), payloads decrypted where the subject's key
@@ -735,7 +736,9 @@ pub fn subject_records(
                     }
                 });
             record["payload"] = match opened {
-                Ok(Some(plain)) => serde_json::json!({"status": "readable", "request": plain.request, "response": plain.response, "truncated": plain.truncated}),
+                Ok(Some(plain)) => {
+                    serde_json::json!({"status": "readable", "request": plain.request, "response": plain.response, "truncated": plain.truncated})
+                }
                 Ok(None) => serde_json::json!({"status": "erased"}),
                 Err(e) => {
                     problem.get_or_insert(format!("record {seq}: {e}"));

@@ -1613,8 +1613,16 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             let c = raw.admin.console.as_ref();
             let cp = root.key("admin").key("console");
             let none = None;
-            let idle = v.duration(&cp.key("session_idle"), c.map_or(&none, |c| &c.session_idle), defaults::SESSION_IDLE);
-            let max = v.duration(&cp.key("session_max"), c.map_or(&none, |c| &c.session_max), defaults::SESSION_MAX);
+            let idle = v.duration(
+                &cp.key("session_idle"),
+                c.map_or(&none, |c| &c.session_idle),
+                defaults::SESSION_IDLE,
+            );
+            let max = v.duration(
+                &cp.key("session_max"),
+                c.map_or(&none, |c| &c.session_max),
+                defaults::SESSION_MAX,
+            );
             if idle > max {
                 v.issue(&cp.key("session_idle"), "cannot be longer than `session_max`");
             }

@@ -3,3 +3,4 @@
 
 pub const CSS: &str = include_str!("../assets/console.css");
 pub const JS: &str = include_str!("../assets/console.js");
+pub const ICON: &str = include_str!("../assets/favicon.svg");

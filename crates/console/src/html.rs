@@ -101,6 +101,7 @@ pub fn page(title: &str, active: &str, user: Option<&User>, flash: Option<&Flash
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · Rampart console</title>\
+         <link rel=\"icon\" href=\"/console/static/favicon.svg\" type=\"image/svg+xml\">\
          <link rel=\"stylesheet\" href=\"/console/static/console.css\">\
          <script src=\"/console/static/console.js\" defer></script></head>\
          <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
@@ -125,8 +126,10 @@ pub fn table(caption: &str, headers: &[&str], rows: &[Vec<String>], empty: &str)
     s.push_str("</tr></thead><tbody>");
     for r in rows {
         s.push_str("<tr>");
-        for c in r {
-            s.push_str(&format!("<td>{c}</td>"));
+        for (i, c) in r.iter().enumerate() {
+            // The header again, for the phone layout (cells stacked with their names).
+            let label = headers.get(i).copied().unwrap_or("");
+            s.push_str(&format!("<td data-label=\"{}\">{c}</td>", esc(label)));
         }
         s.push_str("</tr>");
     }

@@ -40,7 +40,10 @@ fn input(name: &str, label: &str, kind: &str, value: &str, required: bool, hint:
 }
 
 fn checkbox(name: &str, label: &str) -> String {
-    format!("<label class=\"check\"><input type=\"checkbox\" name=\"{name}\" value=\"true\"> {}</label>", esc(label))
+    format!(
+        "<label class=\"check\"><input type=\"checkbox\" name=\"{name}\" value=\"true\"> {}</label>",
+        esc(label)
+    )
 }
 
 fn select(name: &str, label: &str, options: &[(&str, &str)]) -> String {
@@ -49,7 +52,10 @@ fn select(name: &str, label: &str, options: &[(&str, &str)]) -> String {
         .iter()
         .map(|(v, l)| format!("<option value=\"{}\">{}</option>", esc(v), esc(l)))
         .collect();
-    format!("<label for=\"{id}\">{}</label><select id=\"{id}\" name=\"{name}\">{opts}</select>", esc(label))
+    format!(
+        "<label for=\"{id}\">{}</label><select id=\"{id}\" name=\"{name}\">{opts}</select>",
+        esc(label)
+    )
 }
 
 /// Sign-in: an admin API key, or the configured OIDC provider.
@@ -96,9 +102,9 @@ pub fn overview(user: &User, d: &Value) -> String {
     s.push_str("</section>");
     s.push_str(
         "<section class=\"charts\"><figure><figcaption>Requests per second</figcaption>\
-         <svg class=\"chart\" data-series=\"rps\" viewBox=\"0 0 300 60\" role=\"img\" aria-label=\"Requests per second, last minutes\"></svg></figure>\
+         <svg class=\"chart\" data-series=\"rps\" viewBox=\"0 0 300 60\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"Requests per second, last minutes\"></svg></figure>\
          <figure><figcaption>Refusals per second</figcaption>\
-         <svg class=\"chart\" data-series=\"refused\" viewBox=\"0 0 300 60\" role=\"img\" aria-label=\"Refusals per second, last minutes\"></svg></figure></section>",
+         <svg class=\"chart\" data-series=\"refused\" viewBox=\"0 0 300 60\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"Refusals per second, last minutes\"></svg></figure></section>",
     );
     let due: Vec<Vec<String>> = arr(&d["incidents"])
         .iter()
@@ -130,7 +136,12 @@ pub fn overview(user: &User, d: &Value) -> String {
         .map(|r| vec![t(&r["code"]), t(&r["count"])])
         .collect();
     s.push_str("<h2>Refusals by reason</h2>");
-    s.push_str(&table("Refused requests by error code", &["reason", "count"], &refusals, "No refusal yet."));
+    s.push_str(&table(
+        "Refused requests by error code",
+        &["reason", "count"],
+        &refusals,
+        "No refusal yet.",
+    ));
     let ups: Vec<Vec<String>> = arr(&d["upstreams"])
         .iter()
         .map(|u| {
@@ -138,18 +149,32 @@ pub fn overview(user: &User, d: &Value) -> String {
             vec![
                 t(&u["name"]),
                 t(&u["target"]),
-                format!("<span class=\"{}\">{}</span>", if ok { "good" } else { "bad" }, if ok { "healthy" } else { "down" }),
+                format!(
+                    "<span class=\"{}\">{}</span>",
+                    if ok { "good" } else { "bad" },
+                    if ok { "healthy" } else { "down" }
+                ),
             ]
         })
         .collect();
     s.push_str("<h2>Upstreams</h2>");
-    s.push_str(&table("Upstream targets", &["upstream", "target", "health"], &ups, "No upstream."));
+    s.push_str(&table(
+        "Upstream targets",
+        &["upstream", "target", "health"],
+        &ups,
+        "No upstream.",
+    ));
     let routes: Vec<Vec<String>> = arr(&d["routes"])
         .iter()
         .map(|r| vec![t(&r["route"]), t(&r["requests"]), t(&r["refused"])])
         .collect();
     s.push_str("<h2>Traffic by route</h2>");
-    s.push_str(&table("Requests per route", &["route", "requests", "refused"], &routes, "No traffic yet."));
+    s.push_str(&table(
+        "Requests per route",
+        &["route", "requests", "refused"],
+        &routes,
+        "No traffic yet.",
+    ));
     s
 }
 
@@ -157,7 +182,7 @@ fn stop_cell(user: &User, scope: &str, stop: Option<&Value>) -> String {
     match stop {
         Some(st) => {
             let mut s = format!(
-                "<span class=\"bad\" data-testid=\"stopped-{}\">stopped</span> <small>by {} — {}</small>",
+                "<span class=\"bad state\" data-testid=\"stopped-{}\">stopped</span> <small>by {} — {}</small>",
                 esc(scope),
                 t(&st["by"]),
                 t(&st["reason"])
@@ -180,7 +205,10 @@ fn stop_cell(user: &User, scope: &str, stop: Option<&Value>) -> String {
             s
         }
         None => {
-            let mut s = format!("<span class=\"good\" data-testid=\"running-{}\">running</span>", esc(scope));
+            let mut s = format!(
+                "<span class=\"good state\" data-testid=\"running-{}\">running</span>",
+                esc(scope)
+            );
             if user.can.operate {
                 let fields = format!(
                     "<input type=\"hidden\" name=\"scope\" value=\"{}\">\
@@ -208,7 +236,10 @@ pub fn routes(user: &User, d: &Value) -> String {
     let stops = arr(&d["stops"]);
     let stop_of = |scope: &str| stops.iter().find(|s| s["scope"] == scope);
     let mut s = String::from("<h2>Whole gateway</h2>");
-    s.push_str(&format!("<div class=\"card\">{}</div>", stop_cell(user, "gateway", stop_of("gateway"))));
+    s.push_str(&format!(
+        "<div class=\"card\">{}</div>",
+        stop_cell(user, "gateway", stop_of("gateway"))
+    ));
     let rows: Vec<Vec<String>> = arr(&d["routes"])
         .iter()
         .map(|r| {
@@ -233,7 +264,15 @@ pub fn routes(user: &User, d: &Value) -> String {
     s.push_str("<h2>Routes</h2>");
     s.push_str(&table(
         "Routes, their pinned model versions and stop switches",
-        &["route", "protocol", "path", "upstream", "tenant", "pinned model", "state"],
+        &[
+            "route",
+            "protocol",
+            "path",
+            "upstream",
+            "tenant",
+            "pinned model",
+            "state",
+        ],
         &rows,
         "No route is configured.",
     ));
@@ -245,7 +284,12 @@ pub fn routes(user: &User, d: &Value) -> String {
         })
         .collect();
     s.push_str("<h2>Models</h2>");
-    s.push_str(&table("Models seen in traffic", &["model", "state"], &models, "No model seen in traffic yet."));
+    s.push_str(&table(
+        "Models the roles name, and models stopped",
+        &["model", "state"],
+        &models,
+        "No role names a model; stop one by name below.",
+    ));
     let tenants: Vec<Vec<String>> = arr(&d["tenants"])
         .iter()
         .map(|m| {
@@ -254,14 +298,56 @@ pub fn routes(user: &User, d: &Value) -> String {
         })
         .collect();
     s.push_str("<h2>Tenants</h2>");
-    s.push_str(&table("Tenants of routes", &["tenant", "state"], &tenants, "No route belongs to a tenant."));
+    s.push_str(&table(
+        "Tenants of routes",
+        &["tenant", "state"],
+        &tenants,
+        "No route belongs to a tenant.",
+    ));
     let other: Vec<Vec<String>> = stops
         .iter()
         .filter(|st| st["scope"].as_str().is_some_and(|s| s.starts_with("principal:")))
-        .map(|st| vec![t(&st["scope"]), t(&st["by"]), t(&st["reason"]), stop_cell(user, &text(&st["scope"]), Some(st))])
+        .map(|st| {
+            vec![
+                t(&st["scope"]),
+                t(&st["by"]),
+                t(&st["reason"]),
+                stop_cell(user, &text(&st["scope"]), Some(st)),
+            ]
+        })
         .collect();
     s.push_str("<h2>Blocked callers</h2>");
-    s.push_str(&table("Callers blocked by reviewers", &["caller", "by", "why", "state"], &other, "No caller is blocked."));
+    s.push_str(&table(
+        "Callers blocked by reviewers",
+        &["caller", "by", "why", "state"],
+        &other,
+        "No caller is blocked.",
+    ));
+    if user.can.operate {
+        let fields = format!(
+            "{}{}{}{}",
+            input(
+                "scope",
+                "Scope",
+                "text",
+                "",
+                true,
+                "model:NAME, tenant:NAME or principal:SUBJECT"
+            ),
+            input("reason", "Reason", "text", "", true, ""),
+            input("for", "For (optional)", "text", "", false, "30m"),
+            checkbox("cut_streams", "End streams in flight now")
+        );
+        s.push_str("<h2>Stop something else</h2>");
+        s.push_str(&form(
+            user,
+            "/console/stop",
+            &fields,
+            "Stop",
+            "card danger",
+            Some("Stop it? Clients get 503 until you resume."),
+        ));
+    }
     s
 }
 
@@ -282,19 +368,31 @@ fn reasons(item: &Value) -> String {
 /// The review queue.
 pub fn reviews(user: &User, items: &Value, status: &str) -> String {
     let _ = user;
-    let tabs: String = ["pending", "approved", "rejected", "expired", "acceptable", "unacceptable", "all"]
-        .iter()
-        .map(|st| {
-            let current = if *st == status { " aria-current=\"page\"" } else { "" };
-            format!("<a href=\"/console/reviews?status={st}\"{current}>{st}</a>")
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let tabs: String = [
+        "pending",
+        "approved",
+        "rejected",
+        "expired",
+        "acceptable",
+        "unacceptable",
+        "all",
+    ]
+    .iter()
+    .map(|st| {
+        let current = if *st == status { " aria-current=\"page\"" } else { "" };
+        format!("<a href=\"/console/reviews?status={st}\"{current}>{st}</a>")
+    })
+    .collect::<Vec<_>>()
+    .join(" ");
     let rows: Vec<Vec<String>> = arr(items)
         .iter()
         .map(|i| {
             vec![
-                format!("<a href=\"/console/reviews/{}\" data-testid=\"item\">{}</a>", t(&i["id"]), t(&i["created"])),
+                format!(
+                    "<a href=\"/console/reviews/{}\" data-testid=\"item\">{}</a>",
+                    t(&i["id"]),
+                    t(&i["created"])
+                ),
                 if i["mode"] == "hold" {
                     "<strong>held</strong>".into()
                 } else {
@@ -312,7 +410,15 @@ pub fn reviews(user: &User, items: &Value, status: &str) -> String {
         "<p class=\"tabs\">{tabs}</p>{}",
         table(
             "Review items, newest first",
-            &["created", "mode", "status", "route", "caller", "why", "request (redacted)"],
+            &[
+                "created",
+                "mode",
+                "status",
+                "route",
+                "caller",
+                "why",
+                "request (redacted)"
+            ],
             &rows,
             "Nothing to review.",
         )
@@ -334,7 +440,10 @@ pub fn review(user: &User, i: &Value) -> String {
         ("Request id", "request_id"),
         ("Node", "node"),
     ] {
-        s.push_str(&format!("<dt>{label}</dt><dd data-testid=\"{key}\">{}</dd>", t(&i[key])));
+        s.push_str(&format!(
+            "<dt>{label}</dt><dd data-testid=\"{key}\">{}</dd>",
+            t(&i[key])
+        ));
     }
     s.push_str(&format!("<dt>Why</dt><dd>{}</dd>", reasons(i)));
     let findings: Vec<String> = arr(&i["findings"]).iter().map(t).collect();
@@ -345,12 +454,18 @@ pub fn review(user: &User, i: &Value) -> String {
     ));
     match i.get("payload") {
         Some(p) if p["erased"] == true => s.push_str("<p class=\"hint\">The subject's data was erased.</p>"),
-        Some(p) if !p.is_null() => s.push_str(&format!(
-            "<h2>Captured payload</h2><h3>Request</h3><pre class=\"payload\" data-testid=\"payload-request\">{}</pre>\
-             <h3>Response</h3><pre class=\"payload\">{}</pre>",
-            t(&p["request"]),
-            t(&p["response"])
-        )),
+        Some(p) if !p.is_null() => {
+            s.push_str(&format!(
+                "<h2>Captured payload</h2><h3>Request</h3><pre class=\"payload\" data-testid=\"payload-request\">{}</pre>",
+                t(&p["request"])
+            ));
+            if p["response"].as_str().is_some_and(|r| !r.is_empty()) {
+                s.push_str(&format!(
+                    "<h3>Response</h3><pre class=\"payload\">{}</pre>",
+                    t(&p["response"])
+                ));
+            }
+        }
         _ if i["payload_captured"] == true => {
             s.push_str("<p class=\"hint\">A payload was captured; opening it needs the audit-read permission.</p>");
         }
@@ -359,7 +474,10 @@ pub fn review(user: &User, i: &Value) -> String {
     if i["status"] == "pending" && user.can.review {
         let id = text(&i["id"]);
         let options: &[(&str, &str)] = if i["mode"] == "hold" {
-            &[("approve", "Approve: send it to the model"), ("reject", "Reject: refuse the client")]
+            &[
+                ("approve", "Approve: send it to the model"),
+                ("reject", "Reject: refuse the client"),
+            ]
         } else {
             &[("acceptable", "Acceptable"), ("unacceptable", "Not acceptable")]
         };
@@ -370,7 +488,14 @@ pub fn review(user: &User, i: &Value) -> String {
             checkbox("block_principal", "Also block this caller")
         );
         s.push_str("<h2>Decide</h2>");
-        s.push_str(&form(user, &format!("/console/reviews/{id}"), &fields, "Record decision", "card", None));
+        s.push_str(&form(
+            user,
+            &format!("/console/reviews/{id}"),
+            &fields,
+            "Record decision",
+            "card",
+            None,
+        ));
     } else if !i["decided_by"].is_null() {
         s.push_str(&format!(
             "<p>Decided by {} at {}: {}</p>",
@@ -443,7 +568,11 @@ pub fn keys(user: &User, d: &Value, created: Option<&str>) -> String {
         "No key in the store.",
     ));
     if user.can.admin {
-        let roles: Vec<(&str, &str)> = arr(&d["roles"]).iter().filter_map(Value::as_str).map(|r| (r, r)).collect();
+        let roles: Vec<(&str, &str)> = arr(&d["roles"])
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|r| (r, r))
+            .collect();
         let fields = format!(
             "{}{}{}{}{}",
             input("subject", "Who the key is for", "text", "", true, "billing-service"),
@@ -494,11 +623,46 @@ pub fn alerts(user: &User, d: &Value) -> String {
 pub fn audit(user: &User, d: &Value) -> String {
     let q = &d["query"];
     let mut s = String::from("<form method=\"get\" action=\"/console/audit\" class=\"card search\">");
-    s.push_str(&input("from", "From", "text", q["from"].as_str().unwrap_or(""), false, "2026-12-07T00:00:00Z"));
-    s.push_str(&input("to", "To", "text", q["to"].as_str().unwrap_or(""), false, "2026-12-08T00:00:00Z"));
-    s.push_str(&input("principal", "Caller (subject or key id)", "text", q["principal"].as_str().unwrap_or(""), false, ""));
-    s.push_str(&input("route", "Route", "text", q["route"].as_str().unwrap_or(""), false, ""));
-    s.push_str(&input("decision", "Decision", "text", q["decision"].as_str().unwrap_or(""), false, "block"));
+    s.push_str(&input(
+        "from",
+        "From",
+        "text",
+        q["from"].as_str().unwrap_or(""),
+        false,
+        "2026-12-07T00:00:00Z",
+    ));
+    s.push_str(&input(
+        "to",
+        "To",
+        "text",
+        q["to"].as_str().unwrap_or(""),
+        false,
+        "2026-12-08T00:00:00Z",
+    ));
+    s.push_str(&input(
+        "principal",
+        "Caller (subject or key id)",
+        "text",
+        q["principal"].as_str().unwrap_or(""),
+        false,
+        "",
+    ));
+    s.push_str(&input(
+        "route",
+        "Route",
+        "text",
+        q["route"].as_str().unwrap_or(""),
+        false,
+        "",
+    ));
+    s.push_str(&input(
+        "decision",
+        "Decision",
+        "text",
+        q["decision"].as_str().unwrap_or(""),
+        false,
+        "block",
+    ));
     s.push_str("<button type=\"submit\">Search</button></form>");
     if let Some(v) = d.get("verify") {
         let ok = v["ok"].as_bool().unwrap_or(false);
@@ -508,7 +672,14 @@ pub fn audit(user: &User, d: &Value) -> String {
             t(&v["detail"])
         ));
     }
-    s.push_str(&form(user, "/console/audit/verify", "", "Verify the trail now", "inline", None));
+    s.push_str(&form(
+        user,
+        "/console/audit/verify",
+        "",
+        "Verify the trail now",
+        "inline",
+        None,
+    ));
     let rows: Vec<Vec<String>> = arr(&d["records"])
         .iter()
         .map(|r| {
@@ -528,10 +699,22 @@ pub fn audit(user: &User, d: &Value) -> String {
             ]
         })
         .collect();
-    s.push_str(&format!("<h2>Records <small data-testid=\"count\">{}</small></h2>", t(&d["matched"])));
+    s.push_str(&format!(
+        "<h2>Records <small data-testid=\"count\">{}</small></h2>",
+        t(&d["matched"])
+    ));
     s.push_str(&table(
         "Matching records, newest first (at most 200)",
-        &["time", "type", "route", "caller", "decision", "status", "findings", "request id"],
+        &[
+            "time",
+            "type",
+            "route",
+            "caller",
+            "decision",
+            "status",
+            "findings",
+            "request id",
+        ],
         &rows,
         "No record matches.",
     ));
@@ -585,21 +768,55 @@ pub fn incidents(user: &User, d: &Value, source: Option<&str>) -> String {
                 if left < 0 {
                     "<strong class=\"bad\">report overdue</strong>".to_owned()
                 } else {
-                    format!("<span data-testid=\"left-{}\">{} days left</span>", esc(&id), (left + 86_399) / 86_400)
+                    format!(
+                        "<span data-testid=\"left-{}\">{} days left</span>",
+                        esc(&id),
+                        (left + 86_399) / 86_400
+                    )
                 }
             };
             let mut actions = String::new();
             if user.can.operate && i["reported"].is_null() && i["closed"].is_null() {
                 let hidden = format!("<input type=\"hidden\" name=\"id\" value=\"{}\">", esc(&id));
-                actions.push_str(&form(user, "/console/incidents/reported", &hidden, "Mark reported", "inline", None));
-                actions.push_str(&form(user, "/console/incidents/closed", &hidden, "Close", "inline", None));
+                actions.push_str(&form(
+                    user,
+                    "/console/incidents/reported",
+                    &hidden,
+                    "Mark reported",
+                    "inline",
+                    None,
+                ));
+                actions.push_str(&form(
+                    user,
+                    "/console/incidents/closed",
+                    &hidden,
+                    "Close",
+                    "inline",
+                    None,
+                ));
             }
-            vec![t(&i["title"]), t(&i["severity"]), t(&i["source"]), t(&i["aware"]), t(&i["due"]), state, actions]
+            vec![
+                t(&i["title"]),
+                t(&i["severity"]),
+                t(&i["source"]),
+                t(&i["aware"]),
+                t(&i["due"]),
+                state,
+                actions,
+            ]
         })
         .collect();
     let mut s = table(
         "Serious incidents and their reporting deadlines (15 days; 10 for a death; 2 for widespread or critical-infrastructure harm)",
-        &["title", "severity", "opened from", "aware since", "report due", "state", ""],
+        &[
+            "title",
+            "severity",
+            "opened from",
+            "aware since",
+            "report due",
+            "state",
+            "",
+        ],
         &rows,
         "No incident recorded.",
     );
@@ -613,14 +830,31 @@ pub fn incidents(user: &User, d: &Value, source: Option<&str>) -> String {
                 &[
                     ("serious", "Serious incident (report within 15 days)"),
                     ("death", "Death of a person (10 days)"),
-                    ("widespread", "Widespread infringement or critical infrastructure (2 days)"),
+                    (
+                        "widespread",
+                        "Widespread infringement or critical infrastructure (2 days)"
+                    ),
                 ]
             ),
-            input("source", "Opened from", "text", source.unwrap_or(""), false, "alert, exchange or review id"),
+            input(
+                "source",
+                "Opened from",
+                "text",
+                source.unwrap_or(""),
+                false,
+                "alert, exchange or review id"
+            ),
             input("aware", "Became aware (optional, RFC 3339)", "text", "", false, "now")
         );
         s.push_str("<h2>Open an incident</h2>");
-        s.push_str(&form(user, "/console/incidents/open", &fields, "Open incident", "card", None));
+        s.push_str(&form(
+            user,
+            "/console/incidents/open",
+            &fields,
+            "Open incident",
+            "card",
+            None,
+        ));
     }
     s
 }

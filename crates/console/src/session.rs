@@ -87,7 +87,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -302,14 +304,7 @@ mod tests {
             ..Can::default()
         };
         assert_eq!(viewer.role(), Some(Role::Viewer));
-        assert_eq!(
-            Can {
-                review: true,
-                ..viewer
-            }
-            .role(),
-            Some(Role::Reviewer)
-        );
+        assert_eq!(Can { review: true, ..viewer }.role(), Some(Role::Reviewer));
         assert_eq!(
             Can {
                 admin: true,

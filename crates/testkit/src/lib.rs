@@ -3,8 +3,8 @@
 //! behind the gateway (`demo`: an OpenAI-compatible server and a KServe v2 server with
 //! a real iris classifier), a harness that starts the real `rampart` binary on random
 //! ports and reads its logs (`harness`), certificate generation for TLS and mTLS tests
-//! (`certs`), JWT signing and a JWKS server for identity tests (`jwt`), and HTTP client
-//! helpers (`client`). The demo servers are honest servers:
+//! (`certs`), JWT signing and a JWKS server for identity tests (`jwt`), HTTP client
+//! helpers (`client`), and a WebDriver client for browser tests (`webdriver`). The demo servers are honest servers:
 //! they parse what they receive and answer from real computation, never canned bytes.
 
 pub mod certs;
@@ -17,6 +17,7 @@ pub mod iris;
 pub mod jwt;
 pub mod postgres;
 pub mod tempdir;
+pub mod webdriver;
 
 pub use demo::{DemoOptions, spawn_kserve, spawn_openai};
 pub use http_server::TestServer;

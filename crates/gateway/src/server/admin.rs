@@ -25,7 +25,6 @@ use rampart_identity::Action;
 use crate::runtime::Gateway;
 use crate::server::guard::{authorize, json};
 
-
 /// Largest admin request body read (a console form with a long reason fits; nothing larger is needed).
 const MAX_ADMIN_BODY: u64 = 16 * 1024;
 
@@ -97,7 +96,9 @@ async fn route(
                 ),
             }
         }
-        (Method::POST, "/admin/audit/erase") => crate::server::erasure::erase(&gateway, body, "admin_api", &actor).await,
+        (Method::POST, "/admin/audit/erase") => {
+            crate::server::erasure::erase(&gateway, body, "admin_api", &actor).await
+        }
         (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/audit/erase") => json(
             StatusCode::METHOD_NOT_ALLOWED,
             serde_json::json!({"error": {"code": "method_not_allowed", "message": "method not allowed"}}),

@@ -41,7 +41,9 @@ fn secure_headers(r: &mut Reply) {
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` with
+    // form posts, which the same-origin check must refuse.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         http::HeaderName::from_static("cross-origin-opener-policy"),
@@ -52,8 +54,10 @@ fn secure_headers(r: &mut Reply) {
 fn html(status: StatusCode, body: String) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     secure_headers(&mut r);
     r
 }
@@ -79,7 +83,9 @@ fn json_reply(status: StatusCode, v: &Value) -> Reply {
 
 fn set_cookie(r: &mut Reply, name: &str, value: &str, max_age: Option<u64>) {
     let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
-    if let Ok(v) = HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}")) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
+    )) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
 }
@@ -165,7 +171,10 @@ async fn open_session(gateway: &Gateway, credential: String) -> Reply {
     }
     let name = crate::server::oversight_api::actor_name(&p);
     let Some(id) = gateway.console.open(credential, name.clone()) else {
-        return login_page(StatusCode::SERVICE_UNAVAILABLE, Some("No session could be made; try again."));
+        return login_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("No session could be made; try again."),
+        );
     };
     if let Some(audit) = &gateway.audit {
         audit.oversight("console_sign_in", "console", true, &name, "console", None);
@@ -184,14 +193,20 @@ pub async fn handle(
     body: Option<Bytes>,
 ) -> Reply {
     if !gateway.current().config.admin.console.enabled {
-        return html(StatusCode::NOT_FOUND, page("Not found", "", None, None, "<p>The console is disabled.</p>"));
+        return html(
+            StatusCode::NOT_FOUND,
+            page("Not found", "", None, None, "<p>The console is disabled.</p>"),
+        );
     }
     let path = uri.path();
     match (method, path) {
-        (&Method::GET, "/console/static/console.css") => return asset("text/css; charset=utf-8", rampart_console::assets::CSS),
+        (&Method::GET, "/console/static/console.css") => {
+            return asset("text/css; charset=utf-8", rampart_console::assets::CSS);
+        }
         (&Method::GET, "/console/static/console.js") => {
             return asset("text/javascript; charset=utf-8", rampart_console::assets::JS);
         }
+        (&Method::GET, "/console/static/favicon.svg") => return asset("image/svg+xml", rampart_console::assets::ICON),
         (&Method::GET, "/console/login") => return login_page(StatusCode::OK, None),
         (&Method::POST, "/console/login") => {
             let f = form::parse(body.as_deref().unwrap_or_default());
@@ -213,7 +228,10 @@ pub async fn handle(
                 .unwrap_or("");
             return match gateway.console.redeem(token) {
                 Some(credential) => open_session(&gateway, credential).await,
-                None => login_page(StatusCode::UNAUTHORIZED, Some("This sign-in link was used or has expired.")),
+                None => login_page(
+                    StatusCode::UNAUTHORIZED,
+                    Some("This sign-in link was used or has expired."),
+                ),
             };
         }
         _ => {}
@@ -249,7 +267,8 @@ pub async fn handle(
     };
     if method == Method::POST {
         let f = form::parse(body.as_deref().unwrap_or_default());
-        if !same_origin(headers) || !rampart_console::session::same(form::get(&f, "csrf").unwrap_or(""), &session.csrf) {
+        if !same_origin(headers) || !rampart_console::session::same(form::get(&f, "csrf").unwrap_or(""), &session.csrf)
+        {
             return html(
                 StatusCode::FORBIDDEN,
                 page(
@@ -307,7 +326,13 @@ fn forbidden(user: &User) -> Reply {
 }
 
 /// Calls an admin API operation as the console user; returns its status and JSON.
-async fn api(gateway: &Arc<Gateway>, principal: &Principal, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+async fn api(
+    gateway: &Arc<Gateway>,
+    principal: &Principal,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let Ok(uri) = path.parse::<http::Uri>() else {
         return (StatusCode::BAD_REQUEST, Value::Null);
     };
@@ -320,7 +345,8 @@ async fn api(gateway: &Arc<Gateway>, principal: &Principal, method: Method, path
         );
     }
     let body = body.map(|b| Bytes::from(b.to_string()));
-    let r = crate::server::oversight_api::handle_as(Arc::clone(gateway), principal, &method, &uri, body, "console").await;
+    let r =
+        crate::server::oversight_api::handle_as(Arc::clone(gateway), principal, &method, &uri, body, "console").await;
     let status = r.status();
     let bytes = r.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -332,10 +358,7 @@ fn api_message(status: StatusCode, v: &Value, ok: &str) -> (bool, String) {
     } else {
         (
             false,
-            v["error"]["message"]
-                .as_str()
-                .unwrap_or("the action failed")
-                .to_owned(),
+            v["error"]["message"].as_str().unwrap_or("the action failed").to_owned(),
         )
     }
 }
@@ -347,14 +370,25 @@ fn form_json(f: &[(String, String)]) -> Value {
         if k == "csrf" || v.is_empty() {
             continue;
         }
-        let value = if v == "true" { Value::Bool(true) } else { Value::String(v.clone()) };
+        let value = if v == "true" {
+            Value::Bool(true)
+        } else {
+            Value::String(v.clone())
+        };
         m.insert(k.clone(), value);
     }
     Value::Object(m)
 }
 
 /// A POST from a console form: the action, then back to the page with a message.
-async fn act(gateway: &Arc<Gateway>, sid: &str, user: &User, principal: &Principal, path: &str, f: &[(String, String)]) -> Reply {
+async fn act(
+    gateway: &Arc<Gateway>,
+    sid: &str,
+    user: &User,
+    principal: &Principal,
+    path: &str,
+    f: &[(String, String)],
+) -> Reply {
     let sessions = &gateway.console;
     let back = |ok: bool, text: String, to: &str| {
         sessions.flash(sid, ok, text, None);
@@ -384,7 +418,14 @@ async fn act(gateway: &Arc<Gateway>, sid: &str, user: &User, principal: &Princip
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return back(false, "No such review item.".into(), "/console/reviews");
             }
-            let (s, v) = api(gateway, principal, Method::POST, &format!("/admin/reviews/{id}"), Some(form_json(f))).await;
+            let (s, v) = api(
+                gateway,
+                principal,
+                Method::POST,
+                &format!("/admin/reviews/{id}"),
+                Some(form_json(f)),
+            )
+            .await;
             let (ok, text) = api_message(
                 s,
                 &v,
@@ -397,7 +438,10 @@ async fn act(gateway: &Arc<Gateway>, sid: &str, user: &User, principal: &Princip
             let (ok, text) = api_message(
                 s,
                 &v,
-                &format!("Incident opened; the report is due {}.", v["due"].as_str().unwrap_or("")),
+                &format!(
+                    "Incident opened; the report is due {}.",
+                    v["due"].as_str().unwrap_or("")
+                ),
             );
             back(ok, text, "/console/incidents")
         }
@@ -406,8 +450,19 @@ async fn act(gateway: &Arc<Gateway>, sid: &str, user: &User, principal: &Princip
             if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return back(false, "No such incident.".into(), "/console/incidents");
             }
-            let field = if path.ends_with("reported") { "reported" } else { "closed" };
-            let (s, v) = api(gateway, principal, Method::POST, &format!("/admin/incidents/{id}"), Some(json!({field: true}))).await;
+            let field = if path.ends_with("reported") {
+                "reported"
+            } else {
+                "closed"
+            };
+            let (s, v) = api(
+                gateway,
+                principal,
+                Method::POST,
+                &format!("/admin/incidents/{id}"),
+                Some(json!({field: true})),
+            )
+            .await;
             let (ok, text) = api_message(s, &v, &format!("Incident marked {field}."));
             back(ok, text, "/console/incidents")
         }
@@ -439,7 +494,11 @@ async fn act(gateway: &Arc<Gateway>, sid: &str, user: &User, principal: &Princip
                 &v,
                 &format!(
                     "Erased: the subject's payload key was {}.",
-                    if v["key_existed"] == true { "destroyed" } else { "absent" }
+                    if v["key_existed"] == true {
+                        "destroyed"
+                    } else {
+                        "absent"
+                    }
                 ),
             );
             back(ok, text, "/console/audit")
@@ -455,9 +514,15 @@ async fn act(gateway: &Arc<Gateway>, sid: &str, user: &User, principal: &Princip
                 let subject = form::get(f, "subject").unwrap_or("").trim().to_owned();
                 data["export"] = export(gateway, &user.name, &subject).await;
             }
-            html(StatusCode::OK, page("Audit trail", "audit", Some(user), None, &pages::audit(user, &data)))
+            html(
+                StatusCode::OK,
+                page("Audit trail", "audit", Some(user), None, &pages::audit(user, &data)),
+            )
         }
-        _ => html(StatusCode::NOT_FOUND, page("Not found", "", Some(user), None, "<p>No such action.</p>")),
+        _ => html(
+            StatusCode::NOT_FOUND,
+            page("Not found", "", Some(user), None, "<p>No such action.</p>"),
+        ),
     }
 }
 
@@ -471,32 +536,54 @@ async fn show(
     secret: Option<&str>,
 ) -> Reply {
     let query = |k: &str| {
-        uri.query()
-            .and_then(|q| form::parse(q.as_bytes()).into_iter().find(|(n, _)| n == k).map(|(_, v)| v))
+        uri.query().and_then(|q| {
+            form::parse(q.as_bytes())
+                .into_iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v)
+        })
     };
-    let ok = |title: &str, active: &str, body: String| html(StatusCode::OK, page(title, active, Some(user), flash, &body));
+    let ok =
+        |title: &str, active: &str, body: String| html(StatusCode::OK, page(title, active, Some(user), flash, &body));
     match uri.path() {
         "/console" | "/console/" => ok("Overview", "overview", pages::overview(user, &overview(gateway).await)),
         "/console/api/overview" => json_reply(StatusCode::OK, &overview(gateway).await),
         "/console/routes" => ok("Routes & models", "routes", pages::routes(user, &routes(gateway))),
         "/console/reviews" => {
             let status = query("status").unwrap_or_else(|| "pending".into());
-            let (_, v) = api(gateway, principal, Method::GET, &format!("/admin/reviews?status={}", form::encode(&status)), None).await;
+            let (_, v) = api(
+                gateway,
+                principal,
+                Method::GET,
+                &format!("/admin/reviews?status={}", form::encode(&status)),
+                None,
+            )
+            .await;
             ok("Review queue", "reviews", pages::reviews(user, &v["items"], &status))
         }
         p if p.starts_with("/console/reviews/") => {
             let id = p.trim_start_matches("/console/reviews/");
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return html(StatusCode::NOT_FOUND, page("Not found", "reviews", Some(user), None, "<p>No such item.</p>"));
+                return html(
+                    StatusCode::NOT_FOUND,
+                    page("Not found", "reviews", Some(user), None, "<p>No such item.</p>"),
+                );
             }
             let (s, v) = api(gateway, principal, Method::GET, &format!("/admin/reviews/{id}"), None).await;
             if !s.is_success() {
-                return html(s, page("Review item", "reviews", Some(user), flash, "<p>No such item.</p>"));
+                return html(
+                    s,
+                    page("Review item", "reviews", Some(user), flash, "<p>No such item.</p>"),
+                );
             }
             ok("Review item", "reviews", pages::review(user, &v))
         }
         "/console/keys" => ok("API keys", "keys", pages::keys(user, &keys_data(gateway).await, secret)),
-        "/console/alerts" => ok("Alerts", "alerts", pages::alerts(user, &json!({"alerts": crate::alerts::recent()}))),
+        "/console/alerts" => ok(
+            "Alerts",
+            "alerts",
+            pages::alerts(user, &json!({"alerts": crate::alerts::recent()})),
+        ),
         "/console/audit" => {
             let q = AuditQuery {
                 from: query("from").filter(|s| !s.is_empty()),
@@ -505,14 +592,21 @@ async fn show(
                 route: query("route").filter(|s| !s.is_empty()),
                 decision: query("decision").filter(|s| !s.is_empty()),
             };
-            ok("Audit trail", "audit", pages::audit(user, &audit_data(gateway, &q).await))
+            ok(
+                "Audit trail",
+                "audit",
+                pages::audit(user, &audit_data(gateway, &q).await),
+            )
         }
         "/console/incidents" => {
             let (_, v) = api(gateway, principal, Method::GET, "/admin/incidents", None).await;
             let source = query("source");
             ok("Incidents", "incidents", pages::incidents(user, &v, source.as_deref()))
         }
-        _ => html(StatusCode::NOT_FOUND, page("Not found", "", Some(user), None, "<p>No such page.</p>")),
+        _ => html(
+            StatusCode::NOT_FOUND,
+            page("Not found", "", Some(user), None, "<p>No such page.</p>"),
+        ),
     }
 }
 
@@ -546,7 +640,11 @@ fn label<'a>(labels: &[(&str, &'a str)], key: &str) -> &'a str {
 }
 
 /// The overview's numbers, from the gateway's own metrics and oversight state.
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)] // counters are whole, non-negative numbers read back from text
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)] // counters are whole, non-negative numbers read back from text
 async fn overview(gateway: &Arc<Gateway>) -> Value {
     gateway.refresh_gauges();
     let text = gateway.metrics.render();
@@ -574,9 +672,17 @@ async fn overview(gateway: &Arc<Gateway>) -> Value {
             "rampart_upstream_errors_total" => errors += value,
             "rampart_request_duration_seconds_bucket" => {
                 let le = label(&labels, "le");
-                let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap_or(f64::INFINITY)
+                };
                 // Keyed by the bound in nanoseconds so buckets sum across routes.
-                let key = if le.is_finite() { (le * 1e9).round() as u64 } else { u64::MAX };
+                let key = if le.is_finite() {
+                    (le * 1e9).round() as u64
+                } else {
+                    u64::MAX
+                };
                 *buckets.entry(key).or_default() += value;
             }
             "rampart_upstream_target_healthy" => upstreams.push(json!({
@@ -596,13 +702,22 @@ async fn overview(gateway: &Arc<Gateway>) -> Value {
         buckets
             .iter()
             .find(|(_, c)| **c >= want)
-            .map(|(le, _)| if *le == u64::MAX { Value::from("> 105 s") } else { json!(((*le as f64) / 1e6 * 10.0).round() / 10.0) })
+            .map(|(le, _)| {
+                if *le == u64::MAX {
+                    Value::from("> 105 s")
+                } else {
+                    json!(((*le as f64) / 1e6 * 10.0).round() / 10.0)
+                }
+            })
             .unwrap_or(Value::Null)
     };
     let mut refusals: Vec<(String, f64)> = by_code.into_iter().collect();
     refusals.sort_by(|a, b| b.1.total_cmp(&a.1));
     let o = &gateway.oversight;
-    let pending = o.reviews(Some(rampart_oversight::Status::Pending), 1000).await.map_or(0, |v| v.len());
+    let pending = o
+        .reviews(Some(rampart_oversight::Status::Pending), 1000)
+        .await
+        .map_or(0, |v| v.len());
     let now = rampart_identity::time::now();
     let incidents: Vec<Value> = o
         .incidents()
@@ -681,7 +796,9 @@ fn key_target(gateway: &Gateway) -> Option<(rampart_identity::manage::KeyStoreTa
     let id = &rt.config.identity;
     let store = match &id.api_keys.as_ref()?.store {
         rampart_config::KeyStoreConfig::File(p) => rampart_identity::manage::KeyStoreTarget::File(p.clone()),
-        rampart_config::KeyStoreConfig::Postgres(url) => rampart_identity::manage::KeyStoreTarget::Postgres(url.expose().clone()),
+        rampart_config::KeyStoreConfig::Postgres(url) => {
+            rampart_identity::manage::KeyStoreTarget::Postgres(url.expose().clone())
+        }
     };
     Some((store, rampart_identity::Pepper::new(id.pepper.as_ref()?.expose())))
 }
@@ -701,7 +818,12 @@ async fn keys_data(gateway: &Arc<Gateway>) -> Value {
             .map(|k| {
                 let status = if k.revoked_at.is_some() {
                     "revoked"
-                } else if k.expires_at.as_deref().and_then(rampart_identity::time::parse).is_some_and(|e| now >= e) {
+                } else if k
+                    .expires_at
+                    .as_deref()
+                    .and_then(rampart_identity::time::parse)
+                    .is_some_and(|e| now >= e)
+                {
                     "expired"
                 } else {
                     "active"
@@ -717,11 +839,25 @@ async fn keys_data(gateway: &Arc<Gateway>) -> Value {
 
 /// Creates, revokes or sets the expiry of a key; returns the message and, for a new
 /// key, its secret (shown once).
-async fn keys_action(gateway: &Arc<Gateway>, user: &User, path: &str, f: &[(String, String)]) -> (bool, String, Option<String>) {
+async fn keys_action(
+    gateway: &Arc<Gateway>,
+    user: &User,
+    path: &str,
+    f: &[(String, String)],
+) -> (bool, String, Option<String>) {
     let Some((store, pepper)) = key_target(gateway) else {
-        return (false, "This gateway has no API key store ([identity.api_keys]).".into(), None);
+        return (
+            false,
+            "This gateway has no API key store ([identity.api_keys]).".into(),
+            None,
+        );
     };
-    let get = |k: &str| form::get(f, k).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let get = |k: &str| {
+        form::get(f, k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let roles: Vec<String> = gateway.current().config.roles.keys().cloned().collect();
     let action = path.trim_start_matches("/console/keys/").to_owned();
     let id = get("id").unwrap_or_default();
@@ -787,9 +923,11 @@ async fn keys_action(gateway: &Arc<Gateway>, user: &User, path: &str, f: &[(Stri
             let (target, when) = (id.clone(), at.clone());
             tokio::task::spawn_blocking(move || {
                 store.update(|file| {
-                    let rec = file.keys.iter_mut().find(|k| k.id == target).ok_or_else(|| {
-                        rampart_identity::keyfile::KeyFileError::NoSuchKey(target.clone())
-                    })?;
+                    let rec = file
+                        .keys
+                        .iter_mut()
+                        .find(|k| k.id == target)
+                        .ok_or_else(|| rampart_identity::keyfile::KeyFileError::NoSuchKey(target.clone()))?;
                     rec.expires_at = Some(when.clone());
                     Ok(())
                 })
@@ -810,7 +948,14 @@ async fn keys_action(gateway: &Arc<Gateway>, user: &User, path: &str, f: &[(Stri
             "revoke" => "key_revoked",
             _ => "key_expiry_set",
         };
-        audit.oversight(name, "console", ok, &user.name, &format!("key:{key_id}"), Some(detail.clone()));
+        audit.oversight(
+            name,
+            "console",
+            ok,
+            &user.name,
+            &format!("key:{key_id}"),
+            Some(detail.clone()),
+        );
     }
     match job {
         Ok((kid, secret, detail)) => (true, format!("Key {kid}: {detail}."), secret),
@@ -861,7 +1006,10 @@ async fn audit_data(gateway: &Arc<Gateway>, q: &AuditQuery) -> Value {
             if let Some(p) = &q.principal {
                 let id = r["principal"]["id"].as_str();
                 let key = r["principal"]["key_id"].as_str();
-                if id != pseudonym.as_deref() && key != Some(p.as_str()) && r["actor"].as_str().is_none_or(|a| !a.starts_with(p.as_str())) {
+                if id != pseudonym.as_deref()
+                    && key != Some(p.as_str())
+                    && r["actor"].as_str().is_none_or(|a| !a.starts_with(p.as_str()))
+                {
                     return;
                 }
             }

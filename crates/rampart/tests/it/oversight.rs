@@ -21,7 +21,7 @@ const PEPPER: &str = "0123456789abcdef0123456789abcdef-oversight-test";
 
 /// Keys and roles: `ops` may operate, `viewer` may only look, `app` calls models.
 /// `state` holds the key file and the oversight journal (they outlive a gateway).
-fn config(openai: &str, kserve: &str, state: &Path, oversight: &str) -> String {
+pub(crate) fn config(openai: &str, kserve: &str, state: &Path, oversight: &str) -> String {
     format!(
         r#"
 [server]
@@ -89,7 +89,7 @@ protocol = "kserve"
     )
 }
 
-fn keys_cmd(state: &Path, config_path: &Path, args: &[&str]) -> String {
+pub(crate) fn keys_cmd(state: &Path, config_path: &Path, args: &[&str]) -> String {
     let _ = state;
     let out = Command::new(bin())
         .arg("keys")
@@ -105,15 +105,15 @@ fn keys_cmd(state: &Path, config_path: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-struct Keys {
-    app: String,
-    acme_app: String,
-    ops: String,
-    viewer: String,
+pub(crate) struct Keys {
+    pub app: String,
+    pub acme_app: String,
+    pub ops: String,
+    pub viewer: String,
 }
 
 /// Writes the pepper and creates the keys with the real CLI.
-fn make_keys(state: &Path, text: &str) -> Keys {
+pub(crate) fn make_keys(state: &Path, text: &str) -> Keys {
     std::fs::write(state.join("pepper"), format!("{PEPPER}\n")).unwrap();
     let cfg = state.join("keys-config.toml");
     std::fs::write(&cfg, text).unwrap();
@@ -126,7 +126,14 @@ fn make_keys(state: &Path, text: &str) -> Keys {
     }
 }
 
-async fn chat(c: &TestClient, gw: &GatewayProcess, key: &str, path: &str, model: &str, stream: bool) -> TestResponse {
+pub(crate) async fn chat(
+    c: &TestClient,
+    gw: &GatewayProcess,
+    key: &str,
+    path: &str,
+    model: &str,
+    stream: bool,
+) -> TestResponse {
     let auth = format!("Bearer {key}");
     c.request(
         Method::POST,
@@ -138,7 +145,7 @@ async fn chat(c: &TestClient, gw: &GatewayProcess, key: &str, path: &str, model:
     .unwrap()
 }
 
-async fn infer(c: &TestClient, gw: &GatewayProcess, key: &str, model: &str) -> TestResponse {
+pub(crate) async fn infer(c: &TestClient, gw: &GatewayProcess, key: &str, model: &str) -> TestResponse {
     let auth = format!("Bearer {key}");
     c.request(
         Method::POST,
@@ -151,7 +158,7 @@ async fn infer(c: &TestClient, gw: &GatewayProcess, key: &str, model: &str) -> T
     .unwrap()
 }
 
-async fn admin(
+pub(crate) async fn admin(
     c: &TestClient,
     gw: &GatewayProcess,
     key: Option<&str>,
@@ -176,16 +183,16 @@ async fn admin(
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
 }
 
-fn body(r: &TestResponse) -> Value {
+pub(crate) fn body(r: &TestResponse) -> Value {
     serde_json::from_slice(&r.body).unwrap_or(Value::Null)
 }
 
-fn header<'a>(r: &'a TestResponse, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(r: &'a TestResponse, name: &str) -> Option<&'a str> {
     r.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Polls `check` every 100 ms for up to `secs` seconds.
-async fn eventually(secs: u64, mut check: impl AsyncFnMut() -> bool) -> bool {
+pub(crate) async fn eventually(secs: u64, mut check: impl AsyncFnMut() -> bool) -> bool {
     for _ in 0..secs * 10 {
         if check().await {
             return true;
@@ -619,7 +626,7 @@ async fn a_stop_survives_a_restart_and_a_planned_end_lifts_itself_on_the_record(
 }
 
 /// Runs `rampart audit report` for a config; returns the Markdown.
-fn report(config_text: &str, dir: &Path, key: &Path) -> String {
+pub(crate) fn report(config_text: &str, dir: &Path, key: &Path) -> String {
     let cfg = dir.join("report-config.toml");
     std::fs::write(&cfg, config_text).unwrap();
     let out_dir = dir.join("report");
@@ -791,7 +798,7 @@ async fn two_gateways_sharing_postgresql_hold_each_others_stops_within_the_sync_
 /// The review test's gateway: `chat` runs the `guarded` policy (an e-mail address is
 /// held for a reviewer, a phone number reviewed after the fact, injection scores from
 /// 0.5 reviewed after the fact) and captures payloads; at most two requests wait.
-fn review_config(openai: &str, kserve: &str, state: &Path, audit_key: &Path) -> String {
+pub(crate) fn review_config(openai: &str, kserve: &str, state: &Path, audit_key: &Path) -> String {
     let base = config(
         openai,
         kserve,
@@ -828,7 +835,7 @@ master_key = {{ file = "{state}/master.key" }}
     )
 }
 
-async fn items(c: &TestClient, gw: &GatewayProcess, key: &str, status: &str) -> Vec<Value> {
+pub(crate) async fn items(c: &TestClient, gw: &GatewayProcess, key: &str, status: &str) -> Vec<Value> {
     let (s, v) = admin(
         c,
         gw,
