@@ -201,7 +201,8 @@ async fn an_operator_runs_the_gateway_from_the_console_in_a_real_browser() {
         .await
         .unwrap()
         .as_u64()
-        .unwrap() as usize;
+        .and_then(|i| usize::try_from(i).ok())
+        .unwrap();
     b.fill(&reason[chat_index], "answers leak internal ticket numbers")
         .await
         .unwrap();
