@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests talk to are there:
 #   PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres (key store tests);
-#   the redis-server binary (the shared-limits test starts and kills its own server).
+#   the redis-server binary (the shared-limits test starts and kills its own server);
+#   Debian's chromium and chromium-driver (the console's browser tests drive them
+#   headless; nothing is downloaded from anywhere but Debian's archive).
 # Starts an installed cluster if it is down; installs PostgreSQL from Debian packages
 # if it is missing. Safe to run repeatedly.
 set -euo pipefail
@@ -37,4 +39,18 @@ if ! command -v redis-server >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 echo "redis-server available: $(redis-server --version | cut -d' ' -f3)" >&2
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium and chromium-driver from Debian packages" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+# The driver must match the browser's major version (Debian ships them together).
+browser=$(/usr/bin/chromium --version 2>/dev/null | grep -oE '[0-9]+' | head -1)
+driver=$(/usr/bin/chromedriver --version | grep -oE '[0-9]+' | head -1)
+if [ "$browser" != "$driver" ]; then
+  echo "chromium $browser and chromedriver $driver differ: reinstall both from Debian" >&2
+  exit 1
+fi
+echo "chromium and chromedriver $browser available" >&2
 echo "PostgreSQL ready on 127.0.0.1:5432" >&2

@@ -3,7 +3,8 @@
 # integration tests that start the real gateway binary on random ports).
 # Installs or starts what the tests need: curl (the demo test runs the demo's printed
 # curl commands), PostgreSQL (the shared key-store test) and redis-server (the shared
-# limits test), via scripts/services.sh; the pinned client libraries the SDK tests
+# limits test) and Debian's chromium and chromium-driver (the console's browser tests), via
+# scripts/services.sh; the pinned client libraries the SDK tests
 # drive (OpenAI Python and Node SDKs, LangChain, tritonclient), via scripts/clients.sh.
 # Last, the newcomer path: README.md followed top to bottom on a fresh clone
 # (scripts/newcomer.py; it builds the release binary).

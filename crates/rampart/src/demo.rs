@@ -76,13 +76,13 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
     let pepper = random_hex(32)?;
     write(&dir.join("pepper"), &pepper)?;
     let mut keys = KeyFile::default();
-    let mut create = |subject: &str, note: &str| {
+    let mut create = |subject: &str, note: &str, role: &str| {
         keys.create(
             &Pepper::new(pepper.as_bytes()),
             &NewKey {
                 subject: subject.to_owned(),
                 tenant: None,
-                roles: vec!["demo".to_owned()],
+                roles: vec![role.to_owned()],
                 routes: Vec::new(),
                 models: Vec::new(),
                 expires_in: None,
@@ -93,10 +93,16 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
         .map(|(k, _)| k)
         .context("cannot create a demo API key")
     };
-    let key = create("demo-app", "made by rampart demo")?;
+    let key = create("demo-app", "made by rampart demo", "demo")?;
     // A second caller, for the extraction demonstration: its block does not stop the
     // rest of the tour.
-    let extractor = create("demo-extractor", "made by rampart demo for `rampart demo extract`")?;
+    let extractor = create(
+        "demo-extractor",
+        "made by rampart demo for `rampart demo extract`",
+        "demo",
+    )?;
+    // The console's operator: never printed; the banner prints a one-time sign-in link.
+    let operator = create("demo-operator", "made by rampart demo for the console", "console")?;
     keys.save(&dir.join("keys.toml"))
         .context("cannot write the demo key file")?;
     let key = key.expose().to_owned();
@@ -143,11 +149,13 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
         admin: find("admin")?,
     };
     crate::announce(&server);
+    let sign_in = rampart_gateway::server::console::sign_in_link(&gateway, &format!("Bearer {}", operator.expose()));
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rampart"));
     let tour = Tour {
         open: format!("http://{}", bound.open),
         secure: format!("http://{}", bound.secure),
         admin: format!("http://{}", bound.admin),
+        console: format!("http://{}/console/signin?token={sign_in}", bound.admin),
         model_server: openai.url(),
         key,
         extractor: extractor.expose().to_owned(),
@@ -187,6 +195,10 @@ api_keys = {{ file = "{dir}/keys.toml" }}
 routes = ["secure-openai", "secure-kserve"]
 models = ["*"]
 actions = ["infer"]
+
+# The console's operator (the banner's one-time sign-in link is for this role).
+[roles.console]
+actions = ["admin", "operate", "review", "metrics", "audit-read"]
 
 [[listeners]]
 name = "open"
@@ -281,6 +293,8 @@ struct Tour {
     open: String,
     secure: String,
     admin: String,
+    /// The console's one-time sign-in link.
+    console: String,
     model_server: String,
     key: String,
     extractor: String,
@@ -469,7 +483,9 @@ fn print_banner(t: &Tour, config: &Path, kserve: &str) {
 Rampart demo is running.
   open     {open}   plain public routes: /v1/* -> demo OpenAI server {model}, /v2/* -> demo KServe v2 server {kserve}
   secure   {secure}   the same routes behind an API key, a content policy and input rules
-  admin    {admin}   /healthz, /readyz, /metrics, POST /admin/reload
+  admin    {admin}   /healthz, /readyz, /metrics, POST /admin/reload, /admin/stops, /admin/reviews
+  console  {console}
+           the admin console: open this one-time sign-in link (15 minutes) in a browser
   config   {config}
   API key  {key}
 
@@ -483,6 +499,7 @@ A plain proxy, on the open listener:"#,
         open = t.open,
         secure = t.secure,
         admin = t.admin,
+        console = t.console,
         model = t.model_server,
         config = config.display(),
         key = t.key,

@@ -367,7 +367,10 @@ async fn an_operator_runs_the_gateway_from_the_console_in_a_real_browser() {
     let n: u64 = count.split(' ').next().unwrap().parse().unwrap();
     assert!(n >= 2, "the stopped and rejected requests: {count}");
     assert!(
-        b.source().await.unwrap().contains("<td data-label=\"decision\">block</td>"),
+        b.source()
+            .await
+            .unwrap()
+            .contains("<td data-label=\"decision\">block</td>"),
         "the rejected request's decision is shown"
     );
     submit(&b, "form[action='/console/audit/verify'] button").await;

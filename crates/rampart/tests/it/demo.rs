@@ -176,6 +176,57 @@ fn every_printed_command_gives_the_printed_result() {
         "{alert}"
     );
     assert_eq!(alert["event"]["action"], "block");
+
+    // The banner's console link signs in once; the console shows the tour's traffic
+    // and the extraction alert.
+    let link = demo.field("console");
+    assert!(link.contains("/console/signin?token="), "{link}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = rampart_testkit::client::TestClient::http1();
+        let r = c.request(http::Method::GET, &link, &[], "").await.unwrap();
+        assert_eq!(r.status, http::StatusCode::SEE_OTHER);
+        let cookie = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("__Host-rampart_console="))
+            .unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let admin = demo.field("admin");
+        let o = c
+            .request(
+                http::Method::GET,
+                &format!("{admin}/console/api/overview"),
+                &[("cookie", &cookie)],
+                "",
+            )
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.body).unwrap();
+        assert!(v["requests"].as_u64().unwrap() >= 20, "the tour's traffic: {v}");
+        assert!(v["refused"].as_u64().unwrap() >= 5, "the tour's refusals: {v}");
+        let alerts = c
+            .request(
+                http::Method::GET,
+                &format!("{admin}/console/alerts"),
+                &[("cookie", &cookie)],
+                "",
+            )
+            .await
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&alerts.body).contains("extraction"),
+            "the alert is listed"
+        );
+        // The link works once.
+        let again = c.request(http::Method::GET, &link, &[], "").await.unwrap();
+        assert_eq!(again.status, http::StatusCode::UNAUTHORIZED);
+    });
     demo.stop();
 }
 
