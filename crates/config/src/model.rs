@@ -392,6 +392,19 @@ pub struct Console {
     pub enabled: bool,
     pub session_idle: Duration,
     pub session_max: Duration,
+    pub oidc: Option<ConsoleOidc>,
+}
+
+/// `[admin.console.oidc]`: sign-in with an OpenID Connect provider.
+#[derive(Debug, Clone)]
+pub struct ConsoleOidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret<String>>,
+    pub redirect_url: http::Uri,
+    pub scopes: Vec<String>,
+    pub name: String,
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -506,6 +506,25 @@ pub struct RawConsole {
     pub session_idle: Option<String>,
     /// A session ends this long after sign-in, however active.
     pub session_max: Option<String>,
+    /// Sign-in through an OpenID Connect provider (authorization code with PKCE).
+    pub oidc: Option<RawConsoleOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsoleOidc {
+    /// The provider's issuer URL; an `[[identity.jwt]]` entry must trust it.
+    pub issuer: String,
+    pub client_id: String,
+    /// A confidential client's secret (sent with HTTP Basic to the token endpoint).
+    pub client_secret: Option<RawSecretRef>,
+    /// Where the provider sends the browser back: this console's `/console/oidc/callback`.
+    pub redirect_url: String,
+    pub scopes: Option<Vec<String>>,
+    /// The sign-in button's label.
+    pub name: Option<String>,
+    /// An extra CA for the provider's https endpoints.
+    pub ca: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1626,10 +1626,55 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             if idle > max {
                 v.issue(&cp.key("session_idle"), "cannot be longer than `session_max`");
             }
+            let oidc = c.and_then(|c| c.oidc.as_ref()).map(|o| {
+                let op = cp.key("oidc");
+                let redirect_url = match o.redirect_url.parse::<Uri>() {
+                    Ok(u) if matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.host().is_some()
+                        && u.path() == "/console/oidc/callback" =>
+                    {
+                        u
+                    }
+                    _ => {
+                        v.issue(
+                            &op.key("redirect_url"),
+                            "must be this console's callback URL: http(s)://HOST[:PORT]/console/oidc/callback",
+                        );
+                        Uri::default()
+                    }
+                };
+                if !o.issuer.starts_with("https://") && !o.issuer.starts_with("http://") {
+                    v.issue(&op.key("issuer"), "must be the provider's issuer URL");
+                }
+                if !raw.identity.jwt.iter().any(|j| j.issuer == o.issuer && j.audiences.contains(&o.client_id)) {
+                    v.issue(
+                        &op.key("issuer"),
+                        "the console checks the ID token like any bearer token: add an [[identity.jwt]] for this issuer whose `audiences` include `client_id`",
+                    );
+                }
+                let mut scopes = o.scopes.clone().unwrap_or_else(|| vec!["openid".into()]);
+                if !scopes.iter().any(|s| s == "openid") {
+                    scopes.insert(0, "openid".into());
+                }
+                ConsoleOidc {
+                    issuer: o.issuer.trim_end_matches('/').to_owned(),
+                    client_id: o.client_id.clone(),
+                    client_secret: o
+                        .client_secret
+                        .as_ref()
+                        .and_then(|s| v.secret(&op.key("client_secret"), s))
+                        .map(Secret::new),
+                    redirect_url,
+                    scopes,
+                    name: o.name.clone().unwrap_or_else(|| "single sign-on".into()),
+                    ca: o.ca.as_deref().map(|f| v.file_path(&op.key("ca"), f)),
+                }
+            });
             Console {
                 enabled: c.and_then(|c| c.enabled).unwrap_or(true),
                 session_idle: idle,
                 session_max: max,
+                oidc,
             }
         },
     };

@@ -123,6 +123,8 @@ struct OneTime {
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     links: Mutex<HashMap<String, OneTime>>,
+    /// OIDC sign-ins under way: state → (PKCE verifier, nonce, expiry).
+    oidc: Mutex<HashMap<String, (String, String, Instant)>>,
     idle: Duration,
     max: Duration,
     cap: usize,
@@ -133,6 +135,7 @@ impl Sessions {
         Self {
             map: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            oidc: Mutex::new(HashMap::new()),
             idle,
             max,
             cap: cap.max(1),
@@ -241,6 +244,38 @@ impl Sessions {
             },
         );
         t
+    }
+
+    /// Starts an OIDC sign-in: returns (state, PKCE verifier, nonce), kept for 10 minutes
+    /// (at most `cap` at once: the oldest go first).
+    pub fn begin_oidc(&self) -> Option<(String, String, String)> {
+        let (state, verifier, nonce) = (token(24), token(48), token(24));
+        if state.is_empty() || verifier.is_empty() || nonce.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut m = self.oidc.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, (_, _, exp)| *exp > now);
+        while m.len() >= self.cap {
+            let oldest = m.iter().min_by_key(|(_, (_, _, e))| *e).map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => m.remove(&k),
+                None => break,
+            };
+        }
+        m.insert(
+            state.clone(),
+            (verifier.clone(), nonce.clone(), now + Duration::from_secs(600)),
+        );
+        Some((state, verifier, nonce))
+    }
+
+    /// Ends an OIDC sign-in (once): its PKCE verifier and nonce.
+    pub fn finish_oidc(&self, state: &str) -> Option<(String, String)> {
+        let mut m = self.oidc.lock().unwrap_or_else(|p| p.into_inner());
+        let found = m.keys().find(|k| same(k, state)).cloned()?;
+        let (verifier, nonce, exp) = m.remove(&found)?;
+        (exp > Instant::now()).then_some((verifier, nonce))
     }
 
     /// Redeems a link token (once): the credential it stands for.

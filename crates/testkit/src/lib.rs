@@ -15,6 +15,7 @@ pub mod harness;
 pub mod http_server;
 pub mod iris;
 pub mod jwt;
+pub mod oidc;
 pub mod postgres;
 pub mod tempdir;
 pub mod webdriver;

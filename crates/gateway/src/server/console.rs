@@ -28,6 +28,9 @@ use crate::runtime::Gateway;
 const COOKIE: &str = "__Host-rampart_console";
 /// The sign-in form's CSRF cookie (double submit: there is no session yet).
 const LOGIN_COOKIE: &str = "__Host-rampart_login";
+/// An OIDC sign-in's `state`, binding the provider's redirect back to this browser.
+/// `SameSite=Lax`: it must come back with the provider's top-level redirect.
+const OIDC_COOKIE: &str = "__Host-rampart_oidc";
 /// How long a one-time sign-in link works.
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -83,8 +86,9 @@ fn json_reply(status: StatusCode, v: &Value) -> Reply {
 
 fn set_cookie(r: &mut Reply, name: &str, value: &str, max_age: Option<u64>) {
     let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    let same_site = if name == OIDC_COOKIE { "Lax" } else { "Strict" };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite={same_site}{age}"
     )) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -143,15 +147,17 @@ pub fn sign_in_link(gateway: &Gateway, credential: &str) -> String {
     gateway.console.link(credential.to_owned(), LINK_TTL)
 }
 
-fn login_page(status: StatusCode, message: Option<&str>) -> Reply {
+fn login_page(gateway: &Gateway, status: StatusCode, message: Option<&str>) -> Reply {
     let token = rampart_console::session::token(24);
     let flash = message.map(|m| Flash {
         ok: false,
         text: m.to_owned(),
     });
+    let rt = gateway.current();
+    let sso = rt.config.admin.console.oidc.as_ref().map(|o| o.name.as_str());
     let mut r = html(
         status,
-        page("Sign in", "", None, flash.as_ref(), &pages::login(&token, None)),
+        page("Sign in", "", None, flash.as_ref(), &pages::login(&token, sso)),
     );
     set_cookie(&mut r, LOGIN_COOKIE, &token, Some(600));
     r
@@ -160,11 +166,16 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Reply {
 /// Opens a session for a verified credential and sends the browser to the overview.
 async fn open_session(gateway: &Gateway, credential: String) -> Reply {
     let Some(p) = principal_for(gateway, &credential).await else {
-        return login_page(StatusCode::UNAUTHORIZED, Some("Sign-in failed: the key is not valid."));
+        return login_page(
+            gateway,
+            StatusCode::UNAUTHORIZED,
+            Some("Sign-in failed: the key is not valid."),
+        );
     };
     let can = permissions(gateway, &p);
     if can.role().is_none() {
         return login_page(
+            gateway,
             StatusCode::FORBIDDEN,
             Some("This key may not use the console (it needs metrics, review, operate or admin)."),
         );
@@ -172,6 +183,7 @@ async fn open_session(gateway: &Gateway, credential: String) -> Reply {
     let name = crate::server::oversight_api::actor_name(&p);
     let Some(id) = gateway.console.open(credential, name.clone()) else {
         return login_page(
+            gateway,
             StatusCode::SERVICE_UNAVAILABLE,
             Some("No session could be made; try again."),
         );
@@ -207,20 +219,26 @@ pub async fn handle(
             return asset("text/javascript; charset=utf-8", rampart_console::assets::JS);
         }
         (&Method::GET, "/console/static/favicon.svg") => return asset("image/svg+xml", rampart_console::assets::ICON),
-        (&Method::GET, "/console/login") => return login_page(StatusCode::OK, None),
+        (&Method::GET, "/console/login") => return login_page(&gateway, StatusCode::OK, None),
         (&Method::POST, "/console/login") => {
             let f = form::parse(body.as_deref().unwrap_or_default());
             let token = form::get(&f, "csrf").unwrap_or("");
             let expected = cookie(headers, LOGIN_COOKIE).unwrap_or("");
             if !same_origin(headers) || !rampart_console::session::same(token, expected) {
-                return login_page(StatusCode::FORBIDDEN, Some("The sign-in form expired; try again."));
+                return login_page(
+                    &gateway,
+                    StatusCode::FORBIDDEN,
+                    Some("The sign-in form expired; try again."),
+                );
             }
             let key = form::get(&f, "key").unwrap_or("").trim();
             if key.is_empty() {
-                return login_page(StatusCode::UNAUTHORIZED, Some("Enter an API key."));
+                return login_page(&gateway, StatusCode::UNAUTHORIZED, Some("Enter an API key."));
             }
             return open_session(&gateway, format!("Bearer {key}")).await;
         }
+        (&Method::GET, "/console/oidc/start") => return oidc_start(&gateway).await,
+        (&Method::GET, "/console/oidc/callback") => return oidc_callback(&gateway, uri, headers).await,
         (&Method::GET, "/console/signin") => {
             let token = uri
                 .query()
@@ -229,6 +247,7 @@ pub async fn handle(
             return match gateway.console.redeem(token) {
                 Some(credential) => open_session(&gateway, credential).await,
                 None => login_page(
+                    &gateway,
                     StatusCode::UNAUTHORIZED,
                     Some("This sign-in link was used or has expired."),
                 ),
@@ -297,6 +316,108 @@ pub async fn handle(
         None => (None, None),
     };
     show(&gateway, &user, &principal, uri, flash.as_ref(), secret.as_deref()).await
+}
+
+/// Sends the browser to the OIDC provider's sign-in.
+async fn oidc_start(gateway: &Gateway) -> Reply {
+    let rt = gateway.current();
+    let Some(cfg) = rt.config.admin.console.oidc.as_ref() else {
+        return login_page(
+            gateway,
+            StatusCode::NOT_FOUND,
+            Some("Single sign-on is not configured."),
+        );
+    };
+    let Some((state, verifier, nonce)) = gateway.console.begin_oidc() else {
+        return login_page(
+            gateway,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("No sign-in could be started; try again."),
+        );
+    };
+    match crate::server::oidc::authorize_url(cfg, &state, &verifier, &nonce).await {
+        Ok(url) => {
+            let mut r = redirect(&url);
+            set_cookie(&mut r, OIDC_COOKIE, &state, Some(600));
+            r
+        }
+        Err(e) => {
+            tracing::warn!(event = "console_oidc", error = %e, "OIDC sign-in could not start");
+            login_page(
+                gateway,
+                StatusCode::BAD_GATEWAY,
+                Some(&format!("Single sign-on is unavailable: {e}.")),
+            )
+        }
+    }
+}
+
+/// The provider's redirect back: state checked against this browser's cookie, the code
+/// exchanged with the PKCE verifier, the ID token's nonce checked, then the token
+/// checked as a credential and a session opened.
+async fn oidc_callback(gateway: &Gateway, uri: &http::Uri, headers: &http::HeaderMap) -> Reply {
+    let rt = gateway.current();
+    let Some(cfg) = rt.config.admin.console.oidc.as_ref() else {
+        return login_page(
+            gateway,
+            StatusCode::NOT_FOUND,
+            Some("Single sign-on is not configured."),
+        );
+    };
+    let q = form::parse(uri.query().unwrap_or("").as_bytes());
+    if let Some(err) = form::get(&q, "error") {
+        return login_page(
+            gateway,
+            StatusCode::UNAUTHORIZED,
+            Some(&format!("The provider refused the sign-in: {err}.")),
+        );
+    }
+    let state = form::get(&q, "state").unwrap_or("");
+    let bound = cookie(headers, OIDC_COOKIE).unwrap_or("");
+    if !rampart_console::session::same(state, bound) {
+        return login_page(
+            gateway,
+            StatusCode::FORBIDDEN,
+            Some("This sign-in was not started in this browser; start again."),
+        );
+    }
+    let Some((verifier, nonce)) = gateway.console.finish_oidc(state) else {
+        return login_page(
+            gateway,
+            StatusCode::FORBIDDEN,
+            Some("This sign-in expired or was already used; start again."),
+        );
+    };
+    let code = form::get(&q, "code").unwrap_or("");
+    let token = match crate::server::oidc::exchange(cfg, code, &verifier, &nonce).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(event = "console_oidc", error = %e, "OIDC sign-in refused");
+            return login_page(
+                gateway,
+                StatusCode::UNAUTHORIZED,
+                Some(&format!("Sign-in failed: {e}.")),
+            );
+        }
+    };
+    let mut r = open_session(gateway, format!("Bearer {token}")).await;
+    if r.status() == StatusCode::SEE_OTHER {
+        // The provider's redirect is a cross-site navigation: a `SameSite=Strict` cookie
+        // set now is not sent on a redirect in the same chain. A page of our own moves
+        // the browser on, same-site.
+        let headers = std::mem::take(r.headers_mut());
+        r = html(
+            StatusCode::OK,
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url=/console/\">\
+             <title>Signed in · Rampart console</title></head><body><p><a href=\"/console/\">Continue to the console</a></p></body></html>"
+                .to_owned(),
+        );
+        for (name, value) in headers.iter().filter(|(n, _)| *n == header::SET_COOKIE) {
+            r.headers_mut().append(name, value.clone());
+        }
+    }
+    set_cookie(&mut r, OIDC_COOKIE, "", Some(0));
+    r
 }
 
 fn asset(content_type: &'static str, text: &'static str) -> Reply {

@@ -16,6 +16,7 @@ pub mod conn;
 pub mod console;
 pub mod erasure;
 pub mod guard;
+pub mod oidc;
 pub mod oversight_api;
 pub mod tls;
 

@@ -55,6 +55,12 @@ struct Setup {
 /// A gateway whose `chat` route holds requests with an e-mail address for review,
 /// with the audit trail on and payloads captured; `root` may do everything.
 async fn setup(extra_admin: &str) -> Setup {
+    setup_with(extra_admin, "", &[]).await
+}
+
+/// The same with `extra` appended to the config (and `env` for the gateway); an
+/// `extra_admin` starting with `listen` replaces the admin address.
+async fn setup_with(extra_admin: &str, extra: &str, env: &[(&str, &str)]) -> Setup {
     let received = Arc::new(Mutex::new(Vec::new()));
     let o = openai(DemoOptions {
         received: Some(Arc::clone(&received)),
@@ -79,17 +85,23 @@ async fn setup(extra_admin: &str) -> Setup {
         .replace("timeout = \"4s\"", "timeout = \"60s\"")
         .replace(
             "[admin]\nlisten = \"127.0.0.1:0\"\n",
-            &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{extra_admin}\n"),
+            &if extra_admin.starts_with("listen") {
+                format!("[admin]\n{extra_admin}\n")
+            } else {
+                format!("[admin]\nlisten = \"127.0.0.1:0\"\n{extra_admin}\n")
+            },
         )
         + "\n[roles.root]\nactions = [\"admin\", \"operate\", \"review\", \"metrics\", \"audit-read\"]\n";
+    // The key commands read the config without `extra` (its secrets are the gateway's).
     let keys = make_keys(state.path(), &text);
+    let text = text + extra;
     let cfg = state.join("keys-config.toml");
     let root = keys_cmd(
         state.path(),
         &cfg,
         &["create", "--subject", "dana-ops", "--role", "root"],
     );
-    let gw = start(&text);
+    let gw = GatewayProcess::start_with_env(bin(), &text, TempDir::new("rampart-console-gw").unwrap(), env).unwrap();
     Setup {
         gw,
         root,
@@ -759,4 +771,194 @@ async fn the_console_refuses_what_it_must() {
     for secret in [&s.root[21..], &s.viewer[21..], &temp[21..], csrf.as_str()] {
         assert!(!logs.contains(secret), "a secret in the logs");
     }
+}
+
+/// A gateway whose console signs in through `idp`, on a known admin port.
+async fn sso_setup() -> (Setup, rampart_testkit::oidc::OidcProvider, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = format!("http://127.0.0.1:{port}");
+    let idp = rampart_testkit::oidc::OidcProvider::spawn(
+        loopback(),
+        "rampart-console",
+        "console-client-secret",
+        &format!("{admin}/console/oidc/callback"),
+        "ida.sso",
+        &["root"],
+    )
+    .await
+    .unwrap();
+    let iss = idp.issuer();
+    let s = setup_with(
+        &format!("listen = \"127.0.0.1:{port}\""),
+        &format!(
+            r#"
+[admin.console.oidc]
+issuer = "{iss}"
+client_id = "rampart-console"
+client_secret = {{ env = "RAMPART_TEST_OIDC_SECRET" }}
+redirect_url = "{admin}/console/oidc/callback"
+scopes = ["openid", "profile"]
+name = "Test IdP"
+
+[[identity.jwt]]
+issuer = "{iss}"
+audiences = ["rampart-console"]
+algorithms = ["ES256"]
+jwks_url = "{jwks}"
+roles_claim = "roles"
+"#,
+            jwks = idp.jwks_url()
+        ),
+        &[("RAMPART_TEST_OIDC_SECRET", "console-client-secret")],
+    )
+    .await;
+    (s, idp, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sign_on_uses_pkce_a_browser_bound_state_and_a_nonce() {
+    let (s, idp, admin) = sso_setup().await;
+    assert_eq!(s.gw.admin_url(), admin);
+
+    // In the browser: the sign-in page offers the provider; one click signs in.
+    let b = Browser::start().await.unwrap();
+    b.goto(&format!("{admin}/console/login")).await.unwrap();
+    assert_eq!(b.text_of("[data-testid=sso]").await.unwrap(), "Sign in with Test IdP");
+    b.click(&b.find("[data-testid=sso]").await.unwrap()).await.unwrap();
+    if let Err(e) = b.wait_text("h1", "Overview").await {
+        panic!("{e}: {}", b.source().await.unwrap());
+    }
+    assert!(b.text_of("[data-testid=user]").await.unwrap().starts_with("ida.sso"));
+    assert_eq!(
+        b.text_of(".role").await.unwrap(),
+        "admin",
+        "from the token's roles claim"
+    );
+    assert_eq!(idp.tokens_issued(), 1);
+    assert!(b.errors().await.unwrap().is_empty());
+    drop(b);
+
+    // Over plain HTTP, step by step, the way an attacker would try it.
+    let c = TestClient::http1();
+    let start = async || {
+        let r = c
+            .request(Method::GET, &format!("{admin}/console/oidc/start"), &[], "")
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let to_idp = r.headers.get("location").unwrap().to_str().unwrap().to_owned();
+        assert!(
+            to_idp.contains("code_challenge_method=S256") && to_idp.contains("nonce="),
+            "{to_idp}"
+        );
+        let set = r.headers.get("set-cookie").unwrap().to_str().unwrap().to_owned();
+        assert!(
+            set.contains("SameSite=Lax") && set.contains("HttpOnly") && set.contains("Secure"),
+            "{set}"
+        );
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let back = c.request(Method::GET, &to_idp, &[], "").await.unwrap();
+        assert_eq!(back.status, StatusCode::SEE_OTHER);
+        let callback = back.headers.get("location").unwrap().to_str().unwrap().to_owned();
+        (cookie, callback)
+    };
+    // The provider's answer without the browser's state cookie (a login CSRF, or a
+    // code stolen on the way) is refused.
+    let (cookie, callback) = start().await;
+    let r = c.request(Method::GET, &callback, &[], "").await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = c
+        .request(
+            Method::GET,
+            &callback,
+            &[("cookie", "__Host-rampart_oidc=someone-elses")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // With it: signed in (a page of ours moves the browser on, same-site).
+    let r = c
+        .request(Method::GET, &callback, &[("cookie", &cookie)], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("url=/console/"));
+    let session = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("__Host-rampart_console="))
+        .unwrap();
+    let session = session.split(';').next().unwrap().to_owned();
+    let o = c
+        .request(
+            Method::GET,
+            &format!("{admin}/console/api/overview"),
+            &[("cookie", &session)],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.status, StatusCode::OK);
+    // The same answer again (a replay) is refused: the state worked once.
+    let r = c
+        .request(Method::GET, &callback, &[("cookie", &cookie)], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A provider answering with a token made for another sign-in (wrong nonce) is refused.
+    idp.send_wrong_nonce(true);
+    let (cookie, callback) = start().await;
+    let r = c
+        .request(Method::GET, &callback, &[("cookie", &cookie)], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(String::from_utf8_lossy(&r.body).contains("nonce"));
+    assert!(
+        r.headers
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| !v.to_str().unwrap().starts_with("__Host-rampart_console="))
+    );
+    idp.send_wrong_nonce(false);
+    // A code redeemed without the PKCE verifier (a stolen code) gets nothing from the
+    // provider; the gateway never sent its verifier anywhere but the token endpoint.
+    let (_, callback) = start().await;
+    let code = callback
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let refused_before = idp.refusals();
+    let basic = "Basic cmFtcGFydC1jb25zb2xlOmNvbnNvbGUtY2xpZW50LXNlY3JldA=="; // rampart-console:console-client-secret
+    let r = c
+        .request(
+            Method::POST,
+            &format!("{}/token", idp.issuer()),
+            &[("content-type", "application/x-www-form-urlencoded"), ("authorization", basic)],
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier=guessed-verifier-guessed-verifier-guessed-verifier",
+                rampart_testkit::oidc::encode(&format!("{admin}/console/oidc/callback"))
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(idp.refusals(), refused_before + 1);
+    // No token and no client secret in the gateway's logs.
+    let logs = format!("{}{}", s.gw.stderr_text(), s.gw.stdout_text());
+    assert!(
+        !logs.contains("console-client-secret") && !logs.contains("eyJ"),
+        "a secret in the logs"
+    );
 }
