@@ -687,6 +687,14 @@ pub fn audit(user: &User, d: &Value) -> String {
                 .as_object()
                 .map(|o| o.keys().map(|k| esc(k)).collect())
                 .unwrap_or_default();
+            let incident = if user.can.operate && r["type"] == "exchange" {
+                format!(
+                    "<a href=\"/console/incidents?source=exchange:{}\">open incident</a>",
+                    esc(&crate::form::encode(&text(&r["request_id"])))
+                )
+            } else {
+                String::new()
+            };
             vec![
                 t(&r["time"]),
                 t(&r["type"]),
@@ -696,6 +704,7 @@ pub fn audit(user: &User, d: &Value) -> String {
                 t(&r["status"]),
                 kinds.join(", "),
                 format!("<code>{}</code>", t(&r["request_id"])),
+                incident,
             ]
         })
         .collect();
@@ -714,6 +723,7 @@ pub fn audit(user: &User, d: &Value) -> String {
             "status",
             "findings",
             "request id",
+            "",
         ],
         &rows,
         "No record matches.",

@@ -307,13 +307,22 @@ impl Oversight {
             waiters.insert(id.clone(), tx);
             rx
         };
+        // Frees the slot however this ends — the client may go away while it waits.
+        let mut waiting = Waiting {
+            o: self,
+            id: id.clone(),
+            queued: false,
+            done: false,
+        };
         if let Err(e) = self.store.add_review(item).await {
             tracing::error!(error = %e, "a request held for review could not be queued; refused");
-            self.forget_waiter(&id);
+            waiting.done = true;
             return Held::Refuse(RequestError::ReviewQueueFull);
         }
+        waiting.queued = true;
         let decided = tokio::time::timeout(settings.timeout, rx).await;
-        self.forget_waiter(&id);
+        waiting.done = true;
+        drop(waiting);
         let item = match decided {
             Ok(Ok(item)) => item,
             // Nobody decided in time: expire it, unless a decision won the race.
@@ -343,7 +352,7 @@ impl Oversight {
         }
     }
 
-    fn forget_waiter(&self, id: &str) {
+    pub(crate) fn forget_waiter(&self, id: &str) {
         let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         waiters.remove(id);
     }
@@ -560,6 +569,40 @@ fn incident_detail(i: &rampart_oversight::Incident) -> String {
         s.push_str(&format!("; closed={}", t(c)));
     }
     s
+}
+
+/// A held request's place in the waiters: removed when the hold ends, however it ends.
+/// A hold abandoned while queued (the client went away) is marked expired, so nobody
+/// approves a request no one waits for.
+struct Waiting<'a> {
+    o: &'a Oversight,
+    id: String,
+    queued: bool,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.o.forget_waiter(&self.id);
+        if self.done || !self.queued {
+            return;
+        }
+        let store = Arc::clone(&self.o.store);
+        let id = std::mem::take(&mut self.id);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            #[allow(clippy::disallowed_methods)] // one bounded store write; ends by itself
+            handle.spawn(async move {
+                let gone = Decision {
+                    status: Status::Expired,
+                    by: "client_gone".into(),
+                    at: now(),
+                    note: Some("the client went away while the request was held".into()),
+                    block_principal: false,
+                };
+                let _ = store.decide(&id, gone).await;
+            });
+        }
+    }
 }
 
 fn mode_name(mode: Mode) -> &'static str {

@@ -1053,6 +1053,34 @@ async fn held_requests_wait_for_a_reviewer_and_after_the_fact_items_can_block_th
     assert_eq!(items(&c, &gw, &reviewer, "expired").await.len(), 1);
     assert_eq!(seen(), 1);
 
+    // A client that gives up while held frees its slot, and its item cannot be approved
+    // into nothing: it is marked expired.
+    let quitter = ask("cc quitter@example.com please");
+    assert!(eventually(5, async || items(&c, &gw, &reviewer, "pending").await.len() == 1).await);
+    quitter.abort();
+    assert!(
+        eventually(5, async || {
+            let (_, v) = admin(
+                &c,
+                &gw,
+                Some(&reviewer),
+                Method::GET,
+                "/admin/reviews?status=expired",
+                Value::Null,
+            )
+            .await;
+            v["held_here"] == 0
+                && v["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| i["decided_by"] == "client_gone")
+        })
+        .await,
+        "the abandoned hold is released and expired"
+    );
+    assert_eq!(seen(), 1);
+
     // After the fact: answered at once, queued; unacceptable, and the caller blocked.
     let r = ask("call me on +44 20 7946 0958 tomorrow").await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
