@@ -450,6 +450,22 @@ impl AuditTrail {
         );
     }
 
+    /// An administrative record's common part.
+    fn admin_base(&self, action: &'static str, via: &'static str, ok: bool) -> AdminRecord {
+        AdminRecord {
+            v: SCHEMA,
+            time: now(),
+            node: Arc::clone(&self.node),
+            action,
+            via,
+            result: if ok { "success" } else { "failure" },
+            config_sha256: None,
+            detail: None,
+            actor: None,
+            target: None,
+        }
+    }
+
     pub fn admin(
         &self,
         action: &'static str,
@@ -458,21 +474,12 @@ impl AuditTrail {
         config_sha256: Option<String>,
         detail: Option<String>,
     ) {
-        self.submit(
-            Record::Admin(AdminRecord {
-                v: SCHEMA,
-                time: now(),
-                node: Arc::clone(&self.node),
-                action,
-                via,
-                result: if ok { "success" } else { "failure" },
-                config_sha256,
-                detail,
-                actor: None,
-                target: None,
-            }),
-            None,
-        );
+        let record = AdminRecord {
+            config_sha256,
+            detail,
+            ..self.admin_base(action, via, ok)
+        };
+        self.submit(Record::Admin(record), None);
     }
 
     /// An operator's or reviewer's action (stop, resume, review decision, incident,
@@ -486,21 +493,13 @@ impl AuditTrail {
         target: &str,
         reason: Option<String>,
     ) {
-        self.submit(
-            Record::Admin(AdminRecord {
-                v: SCHEMA,
-                time: now(),
-                node: Arc::clone(&self.node),
-                action,
-                via,
-                result: if ok { "success" } else { "failure" },
-                config_sha256: None,
-                detail: reason,
-                actor: Some(actor.to_owned()),
-                target: Some(target.to_owned()),
-            }),
-            None,
-        );
+        let record = AdminRecord {
+            detail: reason,
+            actor: Some(actor.to_owned()),
+            target: Some(target.to_owned()),
+            ..self.admin_base(action, via, ok)
+        };
+        self.submit(Record::Admin(record), None);
     }
 
     /// An alert's record (chained like every other).

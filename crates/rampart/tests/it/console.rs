@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,18 +68,8 @@ async fn setup_with(extra_admin: &str, extra: &str, env: &[(&str, &str)]) -> Set
     .await;
     let k = kserve().await;
     let state = TempDir::new("rampart-console").unwrap();
-    let audit_key = state.join("audit.key");
-    let out = Command::new(bin())
-        .args(["audit", "keygen", "--out"])
-        .arg(&audit_key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(
-        state.join("master.key"),
-        "q7h3C1mZ0bWc2X0n8d3kY6yZ1wJ4pV9tR5sL2uA8eQo=\n",
-    )
-    .unwrap();
+    let audit_key = crate::oversight::audit_key(state.path());
+    crate::oversight::master_key(state.path());
     let text = review_config(&o.url(), &k.url(), state.path(), &audit_key)
         .replace("timeout = \"4s\"", "timeout = \"60s\"")
         .replace(
@@ -888,14 +877,7 @@ async fn single_sign_on_uses_pkce_a_browser_bound_state_and_a_nonce() {
         .unwrap();
     assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("url=/console/"));
-    let session = r
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("__Host-rampart_console="))
-        .unwrap();
-    let session = session.split(';').next().unwrap().to_owned();
+    let session = crate::oversight::session_cookie(&r).unwrap();
     let o = c
         .request(
             Method::GET,

@@ -189,14 +189,7 @@ fn every_printed_command_gives_the_printed_result() {
         let c = rampart_testkit::client::TestClient::http1();
         let r = c.request(http::Method::GET, &link, &[], "").await.unwrap();
         assert_eq!(r.status, http::StatusCode::SEE_OTHER);
-        let cookie = r
-            .headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|v| v.starts_with("__Host-rampart_console="))
-            .unwrap();
-        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let cookie = crate::oversight::session_cookie(&r).unwrap();
         let admin = demo.field("admin");
         let o = c
             .request(

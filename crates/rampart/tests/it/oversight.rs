@@ -19,6 +19,43 @@ use serde_json::{Value, json};
 
 const PEPPER: &str = "0123456789abcdef0123456789abcdef-oversight-test";
 
+/// Makes an audit signing key with the real CLI in `dir`; returns its path.
+pub(crate) fn audit_key(dir: &Path) -> std::path::PathBuf {
+    let key = dir.join("audit.key");
+    let out = Command::new(bin())
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    key
+}
+
+/// Writes the payload master key `master.key` in `dir`.
+pub(crate) fn master_key(dir: &Path) {
+    std::fs::write(dir.join("master.key"), "q7h3C1mZ0bWc2X0n8d3kY6yZ1wJ4pV9tR5sL2uA8eQo=\n").unwrap();
+}
+
+/// An `[audit]` section writing to `trail`, signed with `key`.
+pub(crate) fn audit_section(trail: &Path, key: &Path) -> String {
+    format!(
+        "\n[audit]\ndir = \"{}\"\nsigning_key = {{ file = \"{}\" }}\n",
+        trail.display(),
+        key.display()
+    )
+}
+
+/// The `__Host-rampart_console` session cookie a response sets, as a `Cookie` value.
+pub(crate) fn session_cookie(r: &TestResponse) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-rampart_console="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
 /// Keys and roles: `ops` may operate, `viewer` may only look, `app` calls models.
 /// `state` holds the key file and the oversight journal (they outlive a gateway).
 pub(crate) fn config(openai: &str, kserve: &str, state: &Path, oversight: &str) -> String {
@@ -498,20 +535,9 @@ async fn a_stop_survives_a_restart_and_a_planned_end_lifts_itself_on_the_record(
     let k = kserve().await;
     let state = TempDir::new("rampart-oversight-restart").unwrap();
     let trail = state.join("trail");
-    let key = state.join("audit.key");
-    let out = Command::new(bin())
-        .args(["audit", "keygen", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let key = audit_key(state.path());
     // No [oversight] path: the journal lives beside the file audit trail.
-    let text = format!(
-        "{}\n[audit]\ndir = \"{}\"\nsigning_key = {{ file = \"{}\" }}\n",
-        config(&o.url(), &k.url(), state.path(), "sync_interval = \"200ms\""),
-        trail.display(),
-        key.display()
-    );
+    let text = config(&o.url(), &k.url(), state.path(), "sync_interval = \"200ms\"") + &audit_section(&trail, &key);
     let keys = make_keys(state.path(), &text);
     let c = TestClient::http1();
     let mut gw = start(&text);
@@ -859,18 +885,8 @@ async fn held_requests_wait_for_a_reviewer_and_after_the_fact_items_can_block_th
     .await;
     let k = kserve().await;
     let state = TempDir::new("rampart-review").unwrap();
-    let audit_key = state.join("audit.key");
-    let out = Command::new(bin())
-        .args(["audit", "keygen", "--out"])
-        .arg(&audit_key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(
-        state.join("master.key"),
-        "q7h3C1mZ0bWc2X0n8d3kY6yZ1wJ4pV9tR5sL2uA8eQo=\n",
-    )
-    .unwrap();
+    let audit_key = audit_key(state.path());
+    master_key(state.path());
     let text = review_config(&o.url(), &k.url(), state.path(), &audit_key);
     let keys = make_keys(state.path(), &text);
     let cfg = state.join("keys-config.toml");
@@ -1217,19 +1233,8 @@ async fn serious_incidents_count_down_to_their_article_73_deadline() {
     let o = openai(DemoOptions::default()).await;
     let k = kserve().await;
     let state = TempDir::new("rampart-incidents").unwrap();
-    let audit_key = state.join("audit.key");
-    let out = Command::new(bin())
-        .args(["audit", "keygen", "--out"])
-        .arg(&audit_key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = format!(
-        "{}\n[audit]\ndir = \"{}\"\nsigning_key = {{ file = \"{}\" }}\n",
-        config(&o.url(), &k.url(), state.path(), ""),
-        state.join("trail").display(),
-        audit_key.display()
-    );
+    let audit_key = audit_key(state.path());
+    let text = config(&o.url(), &k.url(), state.path(), "") + &audit_section(&state.join("trail"), &audit_key);
     let keys = make_keys(state.path(), &text);
     let gw = start(&text);
     let c = TestClient::http1();
