@@ -189,16 +189,22 @@ impl Oversight {
         let mut rx = self.generation.subscribe();
         let this = Arc::downgrade(self);
         async move {
-            while rx.changed().await.is_ok() {
-                let Some(this) = this.upgrade() else {
+            // Checked at once too: a stop set between the request's admission and this
+            // subscription covers the stream all the same (any covering stop in force
+            // now came after the request was let through).
+            loop {
+                let Some(o) = this.upgrade() else {
                     return std::future::pending().await;
                 };
                 let t = target.as_target();
-                if this.stops.load().iter().any(|s| s.cut_streams && s.covers(&t)) {
+                if o.stops.load().iter().any(|s| s.cut_streams && s.covers(&t)) {
                     return;
                 }
+                drop(o);
+                if rx.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
             }
-            std::future::pending().await
         }
     }
 
