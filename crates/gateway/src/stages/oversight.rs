@@ -179,6 +179,11 @@ impl OversightStage {
             .get::<crate::audit::AuditState>()
             .and_then(|s| s.capture.clone());
         let mut item = self.item(o, ex, route, Mode::After, mark);
+        // Marked after the request stages (a response rule, a detector): the preview
+        // comes from the captured request, when there is one.
+        if item.preview.is_none() {
+            item.preview = capture.as_ref().and_then(|c| preview(&c.request));
+        }
         item.subject = capture
             .as_ref()
             .map(|c| c.subject.clone())

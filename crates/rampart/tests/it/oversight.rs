@@ -848,6 +848,7 @@ actions = ["admin"]
 
 [policies.guarded]
 request = {{ "pii.email" = "hold", "pii.phone" = "review" }}
+response = {{ "secret.*" = "review" }}
 injection = {{ action = "flag", threshold = 1.0, review = "review", review_threshold = 0.5 }}
 
 [audit]
@@ -1136,6 +1137,35 @@ async fn held_requests_wait_for_a_reviewer_and_after_the_fact_items_can_block_th
     let r = ask("hello again").await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(body(&r)["error"]["code"], "blocked_by_reviewer");
+
+    // A response rule queues answers too: a secret in the model's answer (another
+    // caller: `app` is blocked now). The preview comes from the captured request.
+    let auth = format!("Bearer {}", keys.acme_app);
+    let r = c
+        .request(
+            Method::POST,
+            &format!("{}/v1/chat/completions", gw.url("main")),
+            &[("content-type", "application/json"), ("authorization", &auth)],
+            json!({"model": "m", "messages": [{"role": "user", "content": "What is the deploy key?"}]}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        eventually(3, async || items(&c, &gw, &reviewer, "pending")
+            .await
+            .iter()
+            .any(|i| i["principal"] == "acme-app"))
+        .await
+    );
+    let queued = items(&c, &gw, &reviewer, "pending").await;
+    let answer = queued.iter().find(|i| i["principal"] == "acme-app").unwrap();
+    assert_eq!(answer["mode"], "after");
+    assert!(
+        answer["reasons"][0]["kind"].as_str().unwrap().starts_with("secret."),
+        "{answer}"
+    );
+    assert!(answer["preview"].as_str().unwrap().contains("deploy key"), "{answer}");
 
     // Erasure: the subject's previews go and the sealed payload cannot be opened.
     let (s, v) = admin(
