@@ -744,13 +744,26 @@ async fn two_gateways_sharing_postgresql_hold_each_others_stops_within_the_sync_
     let o = openai(DemoOptions::default()).await;
     let k = kserve().await;
     let state = TempDir::new("rampart-oversight-pg").unwrap();
-    let text = config(
+    // The `kserve` route holds requests for a reviewer; reviewers have their role.
+    let held = |t: String| {
+        t.replace(
+            "name = \"iris\"\npath_prefix = \"/v2/\"\nupstream = \"kserve\"\nprotocol = \"kserve\"\n",
+            "name = \"iris\"\npath_prefix = \"/v2/\"\nupstream = \"kserve\"\nprotocol = \"kserve\"\npolicy = \"held\"\n",
+        ) + "\n[policies.held]\nrequest = { \"pii.email\" = \"hold\" }\n\n[roles.rev]\nactions = [\"review\"]\n"
+    };
+    let text = held(config(
         &o.url(),
         &k.url(),
         state.path(),
         "postgres = { env = \"RAMPART_TEST_OVERSIGHT_PG\" }\nsync_interval = \"300ms\"",
+    ));
+    let keys_text = held(config(&o.url(), &k.url(), state.path(), ""));
+    let keys = make_keys(state.path(), &keys_text);
+    let reviewer = keys_cmd(
+        state.path(),
+        &state.join("keys-config.toml"),
+        &["create", "--subject", "rev", "--role", "rev"],
     );
-    let keys = make_keys(state.path(), &config(&o.url(), &k.url(), state.path(), ""));
     let env = [("RAMPART_TEST_OVERSIGHT_PG", url.as_str())];
     let a = GatewayProcess::start_with_env(bin(), &text, TempDir::new("rampart-gw-a").unwrap(), &env).unwrap();
     let b = GatewayProcess::start_with_env(bin(), &text, TempDir::new("rampart-gw-b").unwrap(), &env).unwrap();
@@ -814,6 +827,67 @@ async fn two_gateways_sharing_postgresql_hold_each_others_stops_within_the_sync_
             .status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+
+    // A request held on node b is decided on node c: b's client gets its answer within
+    // the sync interval. The queue is one for the fleet.
+    let (s, _) = admin(
+        &c,
+        &a,
+        Some(&keys.ops),
+        Method::POST,
+        "/admin/resume",
+        json!({"scope": "gateway"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        eventually(3, async || chat(&c, &b, &keys.app, "/v1/chat/completions", "m", false)
+            .await
+            .status
+            == StatusCode::OK)
+        .await
+    );
+    let held_request = {
+        let (c, url, key) = (c.clone(), b.url("main"), keys.app.clone());
+        tokio::spawn(async move {
+            let auth = format!("Bearer {key}");
+            c.request(
+                Method::POST,
+                &format!("{url}/v2/models/iris/infer"),
+                &[("content-type", "application/json"), ("authorization", &auth)],
+                json!({"inputs": [{"name": "note", "shape": [1], "datatype": "BYTES", "data": ["ask bob@example.org"]}]})
+                    .to_string(),
+            )
+            .await
+            .unwrap()
+        })
+    };
+    let mut id = String::new();
+    assert!(
+        eventually(5, async || {
+            let v = items(&c, &third, &reviewer, "pending").await;
+            id = v.first().and_then(|i| i["id"].as_str()).unwrap_or("").to_owned();
+            !id.is_empty()
+        })
+        .await,
+        "node c sees the item node b holds"
+    );
+    let (s, v) = admin(
+        &c,
+        &third,
+        Some(&reviewer),
+        Method::POST,
+        &format!("/admin/reviews/{id}"),
+        json!({"decision": "reject", "reason": "not for this model"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = tokio::time::timeout(Duration::from_secs(5), held_request)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(body(&r)["code"], "rejected_by_reviewer");
     drop((a, b, third));
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
