@@ -27,7 +27,7 @@ fn form(user: &User, action: &str, fields: &str, button: &str, class: &str, conf
 fn input(name: &str, label: &str, kind: &str, value: &str, required: bool, hint: &str) -> String {
     let id = format!("f-{name}");
     format!(
-        "<label for=\"{id}\">{}</label><input id=\"{id}\" name=\"{name}\" type=\"{kind}\" value=\"{}\"{}{}>",
+        "<div class=\"field\"><label for=\"{id}\">{}</label><input id=\"{id}\" name=\"{name}\" type=\"{kind}\" value=\"{}\"{}{}></div>",
         esc(label),
         esc(value),
         if required { " required" } else { "" },
