@@ -92,6 +92,11 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         privacy_budget()?;
         return Ok(());
     }
+    // MICRO_ONLY=oversight: only the stop-switch check rows.
+    if only == "oversight" {
+        stop_switch()?;
+        return Ok(());
+    }
     // MICRO_ONLY=injection: only the injection scoring rows.
     if only == "injection" {
         injection_scoring();
@@ -589,6 +594,53 @@ backend = "BACKEND"
 
 /// Paying for one noisy answer from a principal's privacy budget, in process and in
 /// Redis (one script call), through the route's real `OutputRuntime`.
+/// The stop-switch check every request pays: nothing stopped (the common case), and
+/// 20 stops in force that do not cover the request (the worst case short of a refusal).
+fn stop_switch() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _entered = rt.enter();
+    let dir = std::env::temp_dir().join(format!("rampart-bench-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let text = format!(
+        "[[listeners]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n[[upstreams]]\nname = \"k\"\ntargets = [\"http://127.0.0.1:9\"]\n\
+         [[routes]]\nname = \"chat\"\npath_prefix = \"/v1/\"\nupstream = \"k\"\npublic = true\n\
+         [oversight]\npath = \"{}\"\n",
+        dir.join("oversight.jsonl").display()
+    );
+    let config = rampart_config::from_str(&text, "bench.toml", &dir).map_err(|e| e.to_string())?;
+    let o = rampart_gateway::oversight::Oversight::open(&config, None)?;
+    let target = rampart_oversight::Target {
+        route: Some("chat"),
+        route_tenant: None,
+        caller_tenant: Some("acme"),
+        model: Some("gpt-4o-mini"),
+        principal: Some("billing-app"),
+    };
+    measure("stop switch check: nothing stopped", 5_000_000, || {
+        black_box(o.refusal(black_box(&target)).is_none());
+    });
+    let actor = rampart_gateway::oversight::Actor {
+        name: "bench".into(),
+        via: "admin_api",
+    };
+    for i in 0..20 {
+        let stop = rampart_oversight::Stop {
+            scope: rampart_oversight::Scope::Route(format!("other-{i}")),
+            reason: "bench".into(),
+            by: "bench".into(),
+            at: 0,
+            until: None,
+            cut_streams: false,
+        };
+        rt.block_on(o.set_stop(stop, &actor));
+    }
+    measure("stop switch check: 20 stops in force, none covering", 2_000_000, || {
+        black_box(o.refusal(black_box(&target)).is_none());
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn privacy_budget() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
