@@ -8,6 +8,7 @@ mod demo;
 mod kanon;
 mod keys;
 mod oversight_cmd;
+mod probe_cmd;
 mod scan_cmd;
 mod textjobs;
 mod watch_cmd;
@@ -87,6 +88,10 @@ enum Command {
         #[command(subcommand)]
         command: oversight_cmd::ReviewCommand,
     },
+    /// Red-team a model endpoint within a budget (access, input handling, output
+    /// exposure, …) and write Markdown, HTML, JSON, SARIF and JUnit reports; exit 1 on a
+    /// finding at or above --fail-on.
+    Probe(probe_cmd::ProbeArgs),
     /// Start the gateway in front of built-in demo model servers and print curl examples.
     Demo {
         #[command(subcommand)]
@@ -156,6 +161,7 @@ fn main() -> ExitCode {
         Command::Redact(args) => textjobs::redact(args),
         Command::Inspect(args) => textjobs::inspect(args),
         Command::Watch { command } => watch_cmd::run(command),
+        Command::Probe(args) => runtime().and_then(|rt| rt.block_on(probe_cmd::run(args))),
         Command::Stop(args) => runtime().and_then(|rt| rt.block_on(oversight_cmd::stop(args))),
         Command::Resume(args) => runtime().and_then(|rt| rt.block_on(oversight_cmd::resume(args))),
         Command::Stops(admin) => runtime().and_then(|rt| rt.block_on(oversight_cmd::stops(admin))),

@@ -21,6 +21,7 @@ mod limits;
 mod limits_redis;
 mod output;
 mod oversight;
+mod probe;
 mod proxy;
 mod scan;
 mod textjobs;
