@@ -52,7 +52,7 @@ impl Protocol {
 }
 
 /// The families, in the order they run.
-pub const FAMILIES: [&str; 3] = ["access", "input", "exposure"];
+pub const FAMILIES: [&str; 5] = ["access", "input", "injection", "leakage", "exposure"];
 
 /// What to probe and how.
 #[derive(Debug, Clone)]
@@ -90,6 +90,8 @@ pub async fn run(settings: &Settings, stop: Arc<AtomicBool>) -> Result<Report, S
         let got = match family {
             "access" => families::access::run(&ctx).await,
             "input" => families::input::run(&ctx).await,
+            "injection" => families::injection::run(&ctx).await,
+            "leakage" => families::leakage::run(&ctx).await,
             _ => families::exposure::run(&ctx).await,
         };
         cases.extend(got);

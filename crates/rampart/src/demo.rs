@@ -244,6 +244,8 @@ listeners = ["secure"]
 upstream = "demo-openai"
 protocol = "openai"
 policy = "guarded"
+# At most 5 alternatives per token (logit_bias with logprobs is refused by default).
+validation.max_top_logprobs = 5
 
 [[routes]]
 name = "secure-kserve"

@@ -5,7 +5,9 @@
 
 pub mod access;
 pub mod exposure;
+pub mod injection;
 pub mod input;
+pub mod leakage;
 
 use serde_json::{Value, json};
 
@@ -105,6 +107,8 @@ pub mod owasp {
     pub const API4: &str = "API4:2023 Unrestricted Resource Consumption";
     pub const API5: &str = "API5:2023 Broken Function Level Authorization";
     pub const API8: &str = "API8:2023 Security Misconfiguration";
+    pub const LLM01: &str = "LLM01:2025 Prompt Injection";
     pub const LLM02: &str = "LLM02:2025 Sensitive Information Disclosure";
+    pub const LLM07: &str = "LLM07:2025 System Prompt Leakage";
     pub const LLM10: &str = "LLM10:2025 Unbounded Consumption";
 }

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use crate::common::bin;
 
 /// A running demo and what its banner said.
-struct Demo {
+pub(crate) struct Demo {
     child: Child,
     banner: Vec<String>,
     /// Standard output after the banner (the access log and alert lines).
@@ -21,7 +21,7 @@ struct Demo {
 }
 
 impl Demo {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut child = Command::new(bin())
             .args([
                 "demo",
@@ -59,7 +59,7 @@ impl Demo {
     }
 
     /// The value printed after `label` in the banner's header (`  secure   http://…`).
-    fn field(&self, label: &str) -> String {
+    pub(crate) fn field(&self, label: &str) -> String {
         self.banner
             .iter()
             .find_map(|l| {
@@ -80,7 +80,7 @@ impl Demo {
             .collect()
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

@@ -6,13 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is the point; its tasks end with the test
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::oversight::make_keys;
 use rampart_testkit::{DemoOptions, TempDir};
 use serde_json::Value;
 
@@ -46,20 +44,6 @@ fn verdict(report: &Value, id: &str) -> String {
         .to_owned()
 }
 
-/// A gateway in front of `openai` with a key scoped to the demo model, the OpenAI
-/// protocol checks and logprobs capped at 5 alternatives; returns its config text.
-fn protected(openai: &str, kserve: &str, state: &Path) -> String {
-    crate::oversight::config(openai, kserve, state, "")
-        .replace(
-            "[roles.app]\nroutes = [\"*\"]\nmodels = [\"*\"]",
-            "[roles.app]\nroutes = [\"*\"]\nmodels = [\"rampart-demo-chat\"]",
-        )
-        .replace(
-        "name = \"chat\"\npath_prefix = \"/v1/\"\nupstream = \"openai\"\nprotocol = \"openai\"\n",
-        "name = \"chat\"\npath_prefix = \"/v1/\"\nupstream = \"openai\"\nprotocol = \"openai\"\nvalidation = { max_top_logprobs = 5 }\n",
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behind_the_gateway() {
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -68,7 +52,6 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
         ..DemoOptions::default()
     })
     .await;
-    let k = kserve().await;
 
     // The model server itself: anyone may call it, and it hands out logprobs.
     let (code, text, direct, dir) = probe(
@@ -89,7 +72,13 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
     assert_eq!(verdict(&direct, "access.jwt_alg_none"), "fail");
     assert_eq!(verdict(&direct, "exposure.logprobs"), "fail");
     assert_eq!(verdict(&direct, "exposure.logit_bias_with_logprobs"), "fail");
-    assert!(direct["requests_sent"].as_u64().unwrap() <= 60);
+    // It follows injected instructions (the canary from the probe's system prompt comes
+    // back) and gives planted data back through its instructions.
+    assert_eq!(verdict(&direct, "injection.direct_override"), "fail");
+    assert_eq!(verdict(&direct, "leakage.via_instructions"), "fail");
+    assert!(direct["requests_sent"].as_u64().unwrap() <= 80);
+    // The budget, counted where it matters: at the model server.
+    assert!(received.lock().unwrap().len() as u64 <= direct["requests_sent"].as_u64().unwrap());
     for file in ["report.md", "report.html", "report.sarif", "junit.xml"] {
         assert!(dir.join(file).exists(), "{file}");
     }
@@ -104,25 +93,44 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<testsuite name=\"access\"") && junit.contains("<failure"));
 
-    // The same model behind the gateway: a key, protocol checks, logprobs capped.
-    let state = TempDir::new("rampart-probe-gw").unwrap();
-    let text = protected(&o.url(), &k.url(), state.path());
-    let keys = make_keys(state.path(), &text);
-    let gw = start(&text);
-    let before = received.lock().unwrap().len();
-    let (code, out, behind, _) = probe(
+    // The same model behind `rampart demo`'s secure listener: a key, a content policy
+    // (injection blocked, a canary, personal data pseudonymised, secrets blocked) and
+    // logprobs capped.
+    let demo = crate::demo::Demo::start();
+    let secure = demo.field("secure");
+    let key = demo.field("API key");
+    let (_, out, behind, _) = probe(
         &[
-            &gw.url("main"),
+            &secure,
             "--protocol",
             "openai",
             "--model",
             "rampart-demo-chat",
             "--budget",
-            "requests=60,rps=50",
+            "requests=80,rps=50",
         ],
-        &[("RAMPART_PROBE_KEY", &keys.app)],
+        &[("RAMPART_PROBE_KEY", &key)],
     );
     assert_eq!(verdict(&behind, "access.baseline"), "pass", "{out}");
+    let failing = |r: &Value, family: &str| {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["family"] == family && c["verdict"] == "fail")
+            .count()
+    };
+    for family in ["injection", "leakage", "exposure"] {
+        assert!(
+            failing(&direct, family) > 0,
+            "the unprotected model has {family} findings"
+        );
+        assert_eq!(
+            failing(&behind, family),
+            0,
+            "{family} findings behind the gateway\n{out}"
+        );
+    }
     for id in [
         "access.no_credential",
         "access.malformed_credential",
@@ -131,23 +139,17 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
         "access.jwt_expired_unsigned",
         "access.key_in_query",
         "access.admin_paths",
-        "access.other_model",
         "input.malformed_json",
         "input.deep_nesting",
         "input.duplicate_keys",
         "input.protocol_violation",
-        "exposure.logprobs",
-        "exposure.logit_bias_with_logprobs",
     ] {
         assert_eq!(verdict(&behind, id), "pass", "{id} behind the gateway\n{out}");
     }
-    assert_eq!(code, 0, "no finding at or above high behind the gateway\n{out}");
-    // The budget, counted where it matters: at the model server.
-    let reached = received.lock().unwrap().len() - before;
-    assert!(reached as u64 <= behind["requests_sent"].as_u64().unwrap(), "{reached}");
-    // No credential in any report.
+    // No credential and no planted secret in any report.
     let all = serde_json::to_string(&behind).unwrap();
-    assert!(!all.contains(&keys.app[21..]), "the key is masked in the evidence");
+    assert!(!all.contains(&key[21..]), "the key is masked in the evidence");
+    demo.stop();
 
     // --diff: what the gateway fixed.
     let a = std::env::temp_dir().join(format!("probe-before-{}.json", std::process::id()));
@@ -162,7 +164,7 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
         .unwrap();
     let diff = String::from_utf8_lossy(&out.stdout);
     assert!(diff.contains("| `access.no_credential` | fail | pass |"), "{diff}");
-    assert!(diff.contains("0 new findings"), "{diff}");
+    assert!(diff.contains("| `injection.direct_override` | fail | pass |"), "{diff}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
