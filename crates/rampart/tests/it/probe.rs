@@ -32,6 +32,14 @@ fn probe(args: &[&str], env: &[(&str, &str)]) -> (i32, String, Value, std::path:
     (out.status.code().unwrap_or(-1), stdout, report, out_dir)
 }
 
+/// Where the HTML report's screenshot goes (`RAMPART_SCREENSHOTS=docs/probe` for the docs).
+fn screenshots() -> std::path::PathBuf {
+    match std::env::var("RAMPART_SCREENSHOTS") {
+        Ok(dir) if !dir.is_empty() => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/probe-screenshots"),
+    }
+}
+
 fn verdict(report: &Value, id: &str) -> String {
     report["cases"]
         .as_array()
@@ -92,6 +100,15 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
     );
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<testsuite name=\"access\"") && junit.contains("<failure"));
+    // The HTML report in a real browser: it renders, with no script error.
+    let b = rampart_testkit::webdriver::Browser::start().await.unwrap();
+    b.goto(&format!("file://{}", dir.join("report.html").display())).await.unwrap();
+    let findings = b.text_of("[data-testid=findings]").await.unwrap();
+    assert!(findings.ends_with("findings") && !findings.starts_with('0'), "{findings}");
+    assert!(b.source().await.unwrap().contains("LLM01:2025 Prompt Injection"));
+    assert!(b.errors().await.unwrap().is_empty());
+    b.screenshot(&screenshots().join("report.png")).await.unwrap();
+    drop(b);
 
     // The same model behind `rampart demo`'s secure listener: a key, a content policy
     // (injection blocked, a canary, personal data pseudonymised, secrets blocked) and
