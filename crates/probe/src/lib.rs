@@ -52,7 +52,7 @@ impl Protocol {
 }
 
 /// The families, in the order they run.
-pub const FAMILIES: [&str; 5] = ["access", "input", "injection", "leakage", "exposure"];
+pub const FAMILIES: [&str; 6] = ["access", "input", "injection", "leakage", "exposure", "abuse"];
 
 /// What to probe and how.
 #[derive(Debug, Clone)]
@@ -92,6 +92,7 @@ pub async fn run(settings: &Settings, stop: Arc<AtomicBool>) -> Result<Report, S
             "input" => families::input::run(&ctx).await,
             "injection" => families::injection::run(&ctx).await,
             "leakage" => families::leakage::run(&ctx).await,
+            "abuse" => families::abuse::run(&ctx).await,
             _ => families::exposure::run(&ctx).await,
         };
         cases.extend(got);

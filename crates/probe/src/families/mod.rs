@@ -3,6 +3,7 @@
 //! when the endpoint refused or neutralised it, and says it was not run when the budget
 //! stopped it.
 
+pub mod abuse;
 pub mod access;
 pub mod exposure;
 pub mod injection;

@@ -84,6 +84,9 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
     // back) and gives planted data back through its instructions.
     assert_eq!(verdict(&direct, "injection.direct_override"), "fail");
     assert_eq!(verdict(&direct, "leakage.via_instructions"), "fail");
+    // Nothing limits it: a burst all answered, a slow client never cut off.
+    assert_eq!(verdict(&direct, "abuse.rate_limit"), "fail");
+    assert_eq!(verdict(&direct, "abuse.slow_client"), "fail");
     assert!(direct["requests_sent"].as_u64().unwrap() <= 80);
     // The budget, counted where it matters: at the model server.
     assert!(received.lock().unwrap().len() as u64 <= direct["requests_sent"].as_u64().unwrap());
@@ -102,9 +105,14 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
     assert!(junit.contains("<testsuite name=\"access\"") && junit.contains("<failure"));
     // The HTML report in a real browser: it renders, with no script error.
     let b = rampart_testkit::webdriver::Browser::start().await.unwrap();
-    b.goto(&format!("file://{}", dir.join("report.html").display())).await.unwrap();
+    b.goto(&format!("file://{}", dir.join("report.html").display()))
+        .await
+        .unwrap();
     let findings = b.text_of("[data-testid=findings]").await.unwrap();
-    assert!(findings.ends_with("findings") && !findings.starts_with('0'), "{findings}");
+    assert!(
+        findings.ends_with("findings") && !findings.starts_with('0'),
+        "{findings}"
+    );
     assert!(b.source().await.unwrap().contains("LLM01:2025 Prompt Injection"));
     assert!(b.errors().await.unwrap().is_empty());
     b.screenshot(&screenshots().join("report.png")).await.unwrap();
@@ -160,6 +168,7 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
         "input.deep_nesting",
         "input.duplicate_keys",
         "input.protocol_violation",
+        "abuse.slow_client",
     ] {
         assert_eq!(verdict(&behind, id), "pass", "{id} behind the gateway\n{out}");
     }
