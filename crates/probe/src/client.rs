@@ -151,12 +151,32 @@ impl Prober {
             .map(|k| ("authorization".to_owned(), format!("Bearer {k}")))
     }
 
-    /// Sends one request if the budget allows (`None`: it did not).
+    /// The base URL's scheme and authority (`https://host:port`).
+    pub fn origin(&self) -> String {
+        let (scheme, rest) = self.base.split_once("://").unwrap_or(("http", &self.base));
+        let authority = rest.split('/').next().unwrap_or(rest);
+        format!("{scheme}://{authority}")
+    }
+
+    /// Sends one request to `path` under the base URL if the budget allows (`None`: it
+    /// did not).
     pub async fn send(&self, method: Method, path: &str, headers: &[(String, String)], body: Bytes) -> Option<Answer> {
+        self.send_url(method, &format!("{}{path}", self.base), headers, body)
+            .await
+    }
+
+    /// The same for a whole URL.
+    pub async fn send_url(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Option<Answer> {
         if !self.budget.take().await {
             return None;
         }
-        let url = format!("{}{path}", self.base);
+        let url = url.to_owned();
         let key = self.key.as_deref();
         let request_headers: Vec<(String, String)> = headers
             .iter()
@@ -264,6 +284,19 @@ impl Prober {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_drops_the_path() {
+        let budget = std::sync::Arc::new(crate::budget::Budget::new(
+            crate::budget::Limits::default(),
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        ));
+        let p = Prober::new("https://api.example.com:8443/v1/predict/", None, budget);
+        assert_eq!(
+            p.map(|p| p.origin()).ok().as_deref(),
+            Some("https://api.example.com:8443")
+        );
+    }
 
     #[test]
     fn evidence_never_shows_a_credential() {

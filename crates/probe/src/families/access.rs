@@ -235,6 +235,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Case> {
     );
     let mut answers = Vec::new();
     let mut open = Vec::new();
+    let origin = ctx.prober.origin();
     for path in [
         "/admin/reload",
         "/admin/stops",
@@ -242,7 +243,8 @@ pub async fn run(ctx: &Ctx) -> Vec<Case> {
         "/console/",
         "/admin/audit/erase",
     ] {
-        let Some(a) = ctx.prober.send(Method::GET, path, &[], Bytes::new()).await else {
+        let url = format!("{origin}{path}");
+        let Some(a) = ctx.prober.send_url(Method::GET, &url, &[], Bytes::new()).await else {
             break;
         };
         if a.ok() {
