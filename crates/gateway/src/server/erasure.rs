@@ -35,7 +35,7 @@ pub async fn erase(gateway: &Gateway, body: Option<Bytes>, via: &'static str, ac
         .and_then(|v| v.get("subject").and_then(|s| s.as_str()).map(str::to_owned))
         .filter(|s| !s.is_empty());
     let Some(subject) = subject else {
-        return bad("invalid_request", "send {\"subject\": \"<id>\"} (at most 4 KiB)");
+        return bad("invalid_request", "send {\"subject\": \"<id>\"} (at most 16 KiB)");
     };
     let pseudonym = audit.pseudonym(&subject);
     let p = pseudonym.clone();

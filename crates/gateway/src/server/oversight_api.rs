@@ -61,11 +61,14 @@ pub fn actor_name(p: &Principal) -> String {
 
 fn body_json(body: Option<&Bytes>) -> Result<serde_json::Map<String, Value>, Refused> {
     let Some(b) = body else {
-        return Err(bad("invalid_request", "send a JSON object (at most 4 KiB)"));
+        return Err(bad("invalid_request", "send a JSON object (at most 16 KiB)"));
     };
     match serde_json::from_slice::<Value>(b) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(bad("invalid_request", "the body must be a JSON object (at most 4 KiB)")),
+        _ => Err(bad(
+            "invalid_request",
+            "the body must be a JSON object (at most 16 KiB)",
+        )),
     }
 }
 
