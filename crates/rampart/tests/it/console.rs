@@ -673,6 +673,10 @@ async fn the_console_refuses_what_it_must() {
         (stop(""), None),
         (stop("wrong"), None),
         (stop(&csrf), Some("http://evil.example")),
+        // The next variations: an opaque origin (sandboxed frames, `no-referrer` pages)
+        // and the same host on another port.
+        (stop(&csrf), Some("null")),
+        (stop(&csrf), Some("http://127.0.0.1:1")),
     ] {
         let r = post("/console/stop", &cookie, &form, origin).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{form} {origin:?}");

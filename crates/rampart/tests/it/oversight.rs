@@ -344,6 +344,20 @@ async fn stops_refuse_by_scope_in_each_protocols_shape_and_only_operators_may_se
     assert!(b["error"].is_string(), "KServe clients read `error` as a string: {b}");
     assert_eq!(b["code"], "stopped_by_operator");
     assert_eq!(header(&r, "retry-after"), None, "no planned end, no Retry-After");
+    // The next variation: the model's name percent-encoded in the path reaches the same
+    // model, so the stop holds for it too.
+    let auth = format!("Bearer {}", keys.app);
+    let encoded = c
+        .request(
+            Method::POST,
+            &format!("{}/v2/models/ir%69s/infer", gw.url("main")),
+            &[("content-type", "application/json"), ("authorization", &auth)],
+            json!({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})
+                .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(encoded.status, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&encoded.body));
     assert_ne!(
         infer(&c, &gw, &keys.app, "other-model").await.status,
         StatusCode::SERVICE_UNAVAILABLE
