@@ -16,7 +16,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rampart_config::{JwksSource, JwtIssuer, UpstreamTls};
+use rampart_config::{JwksSource, JwtIssuer};
 use rampart_identity::jwt::{IssuerRules, KeySet};
 use tokio::time::Instant;
 
@@ -48,21 +48,7 @@ pub struct Issuer {
 impl Issuer {
     /// Builds the issuer and starts its refresher (which ends when a reload drops it).
     pub fn start(key: &str, cfg: &JwtIssuer) -> Result<Arc<Self>, InitError> {
-        let tls = crate::server::tls::client_config(
-            &format!("{key}.ca"),
-            &UpstreamTls {
-                ca: cfg.ca.clone(),
-                ..UpstreamTls::default()
-            },
-        )?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(FETCH_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::server::tls::fetch_connector(&format!("{key}.ca"), cfg.ca.clone(), FETCH_TIMEOUT)?;
         let issuer = Arc::new(Self {
             rules: IssuerRules {
                 issuer: cfg.issuer.clone(),

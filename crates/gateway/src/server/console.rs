@@ -468,6 +468,11 @@ async fn api(
     let body = body.map(|b| Bytes::from(b.to_string()));
     let r =
         crate::server::oversight_api::handle_as(Arc::clone(gateway), principal, &method, &uri, body, "console").await;
+    read_reply(r).await
+}
+
+/// An admin API answer's status and JSON body.
+async fn read_reply(r: Reply) -> (StatusCode, Value) {
     let status = r.status();
     let bytes = r.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -607,9 +612,7 @@ async fn act(
                 &user.name,
             )
             .await;
-            let status = r.status();
-            let bytes = r.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let (status, v) = read_reply(r).await;
             let (ok, text) = api_message(
                 status,
                 &v,

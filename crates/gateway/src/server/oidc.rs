@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rampart_config::{ConsoleOidc, UpstreamTls};
+use rampart_config::ConsoleOidc;
 use serde_json::Value;
 
 /// Each call to the provider, at most.
@@ -28,22 +28,8 @@ const MAX_BODY: usize = 64 * 1024;
 type OidcClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 fn client(cfg: &ConsoleOidc) -> Result<OidcClient, String> {
-    let tls = crate::server::tls::client_config(
-        "admin.console.oidc.ca",
-        &UpstreamTls {
-            ca: cfg.ca.clone(),
-            ..UpstreamTls::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(TIMEOUT));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let connector = crate::server::tls::fetch_connector("admin.console.oidc.ca", cfg.ca.clone(), TIMEOUT)
+        .map_err(|e| e.to_string())?;
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 

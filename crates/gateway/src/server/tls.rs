@@ -100,3 +100,28 @@ pub fn client_config(key: &str, tls: &UpstreamTls) -> Result<ClientConfig, InitE
     // ALPN (h2 or http/1.1) is set by the connector from the pool's `http2` setting.
     Ok(config)
 }
+
+/// The connector for the gateway's own HTTP(S) fetches (JWKS, an OIDC provider):
+/// webpki roots plus an optional extra CA (`key` names it in errors), HTTP/1.1, and a
+/// connect timeout.
+pub fn fetch_connector(
+    key: &str,
+    ca: Option<std::path::PathBuf>,
+    connect_timeout: std::time::Duration,
+) -> Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, InitError> {
+    let tls = client_config(
+        key,
+        &UpstreamTls {
+            ca,
+            ..UpstreamTls::default()
+        },
+    )?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}

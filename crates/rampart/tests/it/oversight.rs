@@ -357,7 +357,12 @@ async fn stops_refuse_by_scope_in_each_protocols_shape_and_only_operators_may_se
         )
         .await
         .unwrap();
-    assert_eq!(encoded.status, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&encoded.body));
+    assert_eq!(
+        encoded.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&encoded.body)
+    );
     assert_ne!(
         infer(&c, &gw, &keys.app, "other-model").await.status,
         StatusCode::SERVICE_UNAVAILABLE
