@@ -53,4 +53,12 @@ if [ "$browser" != "$driver" ]; then
   exit 1
 fi
 echo "chromium and chromedriver $browser available" >&2
+
+# The probe's transport tests stand up a legacy TLS server with OpenSSL's s_server.
+if ! command -v openssl >/dev/null; then
+  echo "installing openssl from Debian packages" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
+fi
+echo "$(openssl version | cut -d' ' -f1-2) available" >&2
 echo "PostgreSQL ready on 127.0.0.1:5432" >&2

@@ -13,6 +13,10 @@ pub const MAX_JSON_DEPTH: u32 = 64;
 
 /// Upper bound for one request's header block (HTTP/1.1 read buffer, HTTP/2 header
 /// list). Browsers and SDKs send under 4 KiB; 16 KiB allows large JWTs.
+/// `Strict-Transport-Security` on TLS listeners' answers: one year, as browsers'
+/// preload lists ask for.
+pub const HSTS: &str = "max-age=31536000";
+
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// A client must finish sending request headers within this time (slowloris defence).

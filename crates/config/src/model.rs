@@ -432,6 +432,9 @@ pub struct ListenerTls {
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
     pub client_auth: ClientAuth,
+    /// The `Strict-Transport-Security` value put on every answer of this listener
+    /// (`None`: turned off with `hsts = ""`).
+    pub hsts: Option<String>,
 }
 
 #[derive(Debug, Clone)]

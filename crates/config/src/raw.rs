@@ -549,6 +549,7 @@ pub struct RawListenerTls {
     pub key: String,
     pub client_ca: Option<String>,
     pub client_auth: Option<ClientAuth>,
+    pub hsts: Option<String>,
 }
 
 /// Whether a TLS listener with a `client_ca` demands a client certificate.

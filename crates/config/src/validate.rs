@@ -361,7 +361,26 @@ impl Validator<'_> {
                     "needs `client_ca` to verify client certificates against",
                 );
             }
+            let hsts = match tls.hsts.as_deref() {
+                None => Some(defaults::HSTS.to_owned()),
+                Some("") => None,
+                Some(v) => {
+                    let max_age = v
+                        .split(';')
+                        .next()
+                        .and_then(|d| d.trim().strip_prefix("max-age="))
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                    if !max_age || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                        self.issue(
+                            &tp.key("hsts"),
+                            "must start with `max-age=<seconds>` (e.g. \"max-age=31536000; includeSubDomains\"), or be \"\" to send none",
+                        );
+                    }
+                    Some(v.to_owned())
+                }
+            };
             ListenerTls {
+                hsts,
                 cert: self.file_path(&tp.key("cert"), &tls.cert),
                 key: self.file_path(&tp.key("key"), &tls.key),
                 client_ca,

@@ -164,6 +164,13 @@ fn tls_settings_need_their_files() {
     has(&err, "listeners[0].tls.cert", "does not exist");
     has(&err, "listeners[0].tls.key", "does not exist");
     has(&err, "listeners[0].tls.client_auth", "needs `client_ca`");
+    for bad in ["31536000", "max-age=; preload", "max-age=1y", "max-age=60\\n"] {
+        let text = BASE.replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:8080\"\ntls = {{ cert = \"c.pem\", key = \"k.pem\", hsts = \"{bad}\" }}"),
+        );
+        has(&errors(&text), "listeners[0].tls.hsts", "max-age=<seconds>");
+    }
     let up = BASE.replace("[[routes]]", "tls = { client_cert = \"c.pem\" }\n\n[[routes]]");
     has(&errors(&up), "upstreams[0].tls", "both `client_cert` and `client_key`");
 }

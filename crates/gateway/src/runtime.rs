@@ -27,6 +27,8 @@ pub struct Runtime {
     pub pools: Vec<Arc<Pool>>,
     pub pipeline: Arc<Pipeline>,
     pub listener_tls: HashMap<String, Arc<ServerConfig>>,
+    /// `Strict-Transport-Security` per TLS listener that sends it.
+    pub listener_hsts: HashMap<String, http::HeaderValue>,
     trusted_proxies: Vec<(Arc<str>, Vec<rampart_config::Cidr>)>,
     pub identity: Arc<crate::identity::IdentityRuntime>,
     /// Request limits (also used by the limit stage).
@@ -45,8 +47,12 @@ impl Runtime {
         oversight: Option<&Arc<crate::oversight::Oversight>>,
     ) -> Result<Self, InitError> {
         let mut listener_tls = HashMap::new();
+        let mut listener_hsts = HashMap::new();
         for (i, l) in config.listeners.iter().enumerate() {
             if let Some(tls) = &l.tls {
+                if let Some(v) = tls.hsts.as_deref().and_then(|v| http::HeaderValue::from_str(v).ok()) {
+                    listener_hsts.insert(l.name.clone(), v);
+                }
                 listener_tls.insert(
                     l.name.clone(),
                     crate::server::tls::server_config(&format!("listeners[{i}].tls"), tls)?,
@@ -131,6 +137,7 @@ impl Runtime {
             pools,
             pipeline,
             listener_tls,
+            listener_hsts,
             trusted_proxies,
             identity,
             limiter,

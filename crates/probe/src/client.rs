@@ -70,6 +70,7 @@ pub struct Prober {
     pub key: Option<String>,
     budget: Arc<Budget>,
     client: HttpClient,
+    roots: Arc<rustls::RootCertStore>,
 }
 
 /// Masks a secret: its first 4 and last 2 characters stay, so a reader can tell keys
@@ -116,13 +117,32 @@ fn cut(text: &str) -> String {
 }
 
 impl Prober {
-    pub fn new(base: &str, key: Option<String>, budget: Arc<Budget>) -> Result<Self, String> {
+    /// `ca`: a PEM bundle trusted beside the public roots.
+    pub fn new(
+        base: &str,
+        key: Option<String>,
+        ca: Option<&std::path::Path>,
+        budget: Arc<Budget>,
+    ) -> Result<Self, String> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = ca {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("--ca {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("--ca {}: no PEM certificate in it", path.display()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| format!("--ca {}: {e}", path.display()))?;
+            }
+        }
+        let roots = Arc::new(roots);
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
+            .with_root_certificates(Arc::clone(&roots))
             .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -137,7 +157,13 @@ impl Prober {
             key,
             budget,
             client: Client::builder(TokioExecutor::new()).build(connector),
+            roots,
         })
+    }
+
+    /// The roots the probe trusts (public ones and `--ca`).
+    pub fn roots(&self) -> Arc<rustls::RootCertStore> {
+        Arc::clone(&self.roots)
     }
 
     pub fn budget(&self) -> &Budget {
@@ -291,7 +317,7 @@ mod tests {
             crate::budget::Limits::default(),
             std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         ));
-        let p = Prober::new("https://api.example.com:8443/v1/predict/", None, budget);
+        let p = Prober::new("https://api.example.com:8443/v1/predict/", None, None, budget);
         assert_eq!(
             p.map(|p| p.origin()).ok().as_deref(),
             Some("https://api.example.com:8443")

@@ -52,7 +52,15 @@ impl Protocol {
 }
 
 /// The families, in the order they run.
-pub const FAMILIES: [&str; 6] = ["access", "input", "injection", "leakage", "exposure", "abuse"];
+pub const FAMILIES: [&str; 7] = [
+    "access",
+    "transport",
+    "input",
+    "injection",
+    "leakage",
+    "exposure",
+    "abuse",
+];
 
 /// What to probe and how.
 #[derive(Debug, Clone)]
@@ -65,6 +73,8 @@ pub struct Settings {
     pub limits: budget::Limits,
     /// Families to run; empty: all.
     pub only: Vec<String>,
+    /// A PEM bundle trusted beside the public roots (a private CA).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Runs the battery; `stop` ends it early (Ctrl-C) with a partial report.
@@ -75,7 +85,12 @@ pub async fn run(settings: &Settings, stop: Arc<AtomicBool>) -> Result<Report, S
         }
     }
     let budget = Arc::new(budget::Budget::new(settings.limits, stop));
-    let prober = client::Prober::new(&settings.url, settings.key.clone(), Arc::clone(&budget))?;
+    let prober = client::Prober::new(
+        &settings.url,
+        settings.key.clone(),
+        settings.ca.as_deref(),
+        Arc::clone(&budget),
+    )?;
     let started = rampart_identity::time::format(rampart_identity::time::now());
     let ctx = families::Ctx {
         prober,
@@ -89,6 +104,7 @@ pub async fn run(settings: &Settings, stop: Arc<AtomicBool>) -> Result<Report, S
         }
         let got = match family {
             "access" => families::access::run(&ctx).await,
+            "transport" => families::transport::run(&ctx).await,
             "input" => families::input::run(&ctx).await,
             "injection" => families::injection::run(&ctx).await,
             "leakage" => families::leakage::run(&ctx).await,

@@ -28,6 +28,9 @@ pub struct ProbeArgs {
     /// requests=N,seconds=S,rps=R (default requests=500,seconds=300,rps=20).
     #[arg(long, default_value = "")]
     pub budget: String,
+    /// A PEM CA bundle to trust beside the public roots (an endpoint with a private CA).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// Families to run, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -86,6 +89,7 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         model: args.model.clone(),
         limits,
         only: args.only.clone(),
+        ca: args.ca.clone(),
     };
     // Ctrl-C: stop sending, finish the report with what was done.
     let stop = Arc::new(AtomicBool::new(false));

@@ -449,8 +449,19 @@ async fn serve<I>(
         let info = Arc::clone(&info);
         // In flight from here until the response body is done or dropped.
         let busy = crate::server::conn::Activity::start(&activity);
+        let hsts = if info.tls {
+            runtime.listener_hsts.get(&*info.listener).cloned()
+        } else {
+            None
+        };
         async move {
-            let response = crate::exchange::handle(runtime, req, info).await;
+            let mut response = crate::exchange::handle(runtime, req, info).await;
+            if let Some(v) = hsts {
+                response
+                    .headers_mut()
+                    .entry(http::header::STRICT_TRANSPORT_SECURITY)
+                    .or_insert(v);
+            }
             Ok::<_, Infallible>(response.map(|body| body.with_busy(busy)))
         }
     });

@@ -9,6 +9,7 @@ pub mod exposure;
 pub mod injection;
 pub mod input;
 pub mod leakage;
+pub mod transport;
 
 use serde_json::{Value, json};
 

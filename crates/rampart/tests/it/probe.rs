@@ -240,3 +240,260 @@ async fn the_budget_is_never_exceeded_and_ctrl_c_writes_a_partial_report() {
     assert_eq!(code, 2);
     assert!(out.contains("requests must be a positive number"), "{out}");
 }
+
+/// An `openssl s_server` that dies with the test.
+struct OpensslServer(std::process::Child, u16);
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate for `localhost` from the CA in `dir`, valid for `days` (negative: expired).
+fn openssl_leaf(dir: &std::path::Path, name: &str, days: i32) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(dir.join("ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            "ext",
+        ],
+    );
+}
+
+/// Serves `name`'s certificate; `legacy`: SSL 3.0 up, every suite OpenSSL still has.
+async fn openssl_server(dir: &std::path::Path, name: &str, legacy: bool) -> OpensslServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = vec![
+        "s_server".to_owned(),
+        "-accept".into(),
+        format!("127.0.0.1:{port}"),
+        "-cert".into(),
+        format!("{name}.pem"),
+        "-key".into(),
+        format!("{name}.key"),
+        "-www".into(),
+        "-quiet".into(),
+    ];
+    if legacy {
+        args.extend(
+            [
+                "-min_protocol",
+                "SSLv3",
+                "-cipher",
+                "ALL:COMPLEMENTOFALL:eNULL:@SECLEVEL=0",
+            ]
+            .map(String::from),
+        );
+    }
+    let child = Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl (scripts/services.sh installs it)");
+    let server = OpensslServer(child, port);
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("openssl s_server did not start on {port}");
+}
+
+fn detail(report: &Value, id: &str) -> String {
+    report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no case {id}"))["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_family_tells_a_hardened_listener_from_a_legacy_server() {
+    // Rampart's own TLS listener (rustls: TLS 1.2 and 1.3, AEAD suites with forward
+    // secrecy, HSTS by default).
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let dir = TempDir::new("rampart-probe-tls").unwrap();
+    let pki = rampart_testkit::certs::generate(dir.path()).unwrap();
+    let listener = format!(
+        "[[listeners]]\nname = \"tls\"\nlisten = \"127.0.0.1:0\"\ntls.cert = \"{}\"\ntls.key = \"{}\"\n\n[defaults.limits]",
+        pki.server_cert.display(),
+        pki.server_key.display()
+    );
+    let config = base_config(&o.url(), &k.url()).replacen("[defaults.limits]", &listener, 1);
+    let ca = pki.ca_cert.display().to_string();
+    let gw = rampart_testkit::harness::GatewayProcess::start_in(bin(), &config, dir).unwrap();
+    let url = format!("https://localhost:{}", gw.addr("tls").port());
+    let (code, text, r, _) = probe(&[&url, "--only", "transport", "--ca", &ca], &[]);
+    assert_eq!(code, 0, "{text}");
+    for id in [
+        "transport.plain_http",
+        "transport.certificate",
+        "transport.legacy_versions",
+        "transport.weak_ciphers",
+        "transport.forward_secrecy",
+        "transport.hsts",
+        "transport.plain_beside_tls",
+    ] {
+        assert_eq!(verdict(&r, id), "pass", "{id}: {}", detail(&r, id));
+    }
+    assert!(detail(&r, "transport.certificate").contains("days left"));
+    assert!(detail(&r, "transport.legacy_versions").contains("TLS 1.0"));
+    // Without `--ca` the private CA is not trusted: named as such.
+    let (_, _, r, _) = probe(&[&url, "--only", "transport"], &[]);
+    assert_eq!(verdict(&r, "transport.certificate"), "fail");
+    assert!(detail(&r, "transport.certificate").contains("not issued by a trusted authority"));
+
+    // A legacy server: OpenSSL allowing TLS 1.0, NULL, anonymous and static-RSA suites,
+    // and no HSTS.
+    let certs = TempDir::new("rampart-probe-openssl").unwrap();
+    let d = certs.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Probe Test CA",
+        ],
+    );
+    openssl_leaf(d, "good", 30);
+    openssl_leaf(d, "soon", 3);
+    openssl_leaf(d, "expired", -1);
+    let ca = d.join("ca.pem").display().to_string();
+    let legacy = openssl_server(d, "good", true).await;
+    let url = format!("https://localhost:{}", legacy.1);
+    let (code, text, r, _) = probe(&[&url, "--only", "transport", "--ca", &ca, "--fail-on", "medium"], &[]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(
+        verdict(&r, "transport.certificate"),
+        "pass",
+        "{}",
+        detail(&r, "transport.certificate")
+    );
+    for id in [
+        "transport.legacy_versions",
+        "transport.weak_ciphers",
+        "transport.forward_secrecy",
+        "transport.hsts",
+    ] {
+        assert_eq!(verdict(&r, id), "fail", "{id}: {}", detail(&r, id));
+    }
+    assert!(detail(&r, "transport.legacy_versions").contains("TLS 1.0"));
+    assert!(detail(&r, "transport.forward_secrecy").contains("TLS_RSA_WITH_"));
+    // Over TLS only, never in clear.
+    assert_eq!(verdict(&r, "transport.plain_beside_tls"), "pass");
+    // The same server by an address its certificate does not name.
+    let by_ip = format!("https://127.0.0.1:{}", legacy.1);
+    let (_, _, r, _) = probe(&[&by_ip, "--only", "transport", "--ca", &ca], &[]);
+    assert!(detail(&r, "transport.certificate").contains("not valid for the name `127.0.0.1`"));
+
+    // Expired, and about to expire.
+    let expired = openssl_server(d, "expired", false).await;
+    let (_, _, r, _) = probe(
+        &[
+            &format!("https://localhost:{}", expired.1),
+            "--only",
+            "transport",
+            "--ca",
+            &ca,
+        ],
+        &[],
+    );
+    assert_eq!(verdict(&r, "transport.certificate"), "fail");
+    assert!(
+        detail(&r, "transport.certificate").contains("expired"),
+        "{}",
+        detail(&r, "transport.certificate")
+    );
+    let soon = openssl_server(d, "soon", false).await;
+    let (_, _, r, _) = probe(
+        &[
+            &format!("https://localhost:{}", soon.1),
+            "--only",
+            "transport",
+            "--ca",
+            &ca,
+        ],
+        &[],
+    );
+    assert_eq!(verdict(&r, "transport.certificate"), "fail");
+    assert!(
+        detail(&r, "transport.certificate").contains("expires in 2 days"),
+        "{}",
+        detail(&r, "transport.certificate")
+    );
+    // A modern OpenSSL with its defaults refuses what the legacy one accepted.
+    assert_eq!(
+        verdict(&r, "transport.legacy_versions"),
+        "pass",
+        "{}",
+        detail(&r, "transport.legacy_versions")
+    );
+    assert_eq!(
+        verdict(&r, "transport.weak_ciphers"),
+        "pass",
+        "{}",
+        detail(&r, "transport.weak_ciphers")
+    );
+}

@@ -27,6 +27,7 @@ listen = "127.0.0.1:0"
 tls.cert = "{}"
 tls.key = "{}"
 tls.client_ca = "{}"
+tls.hsts = ""
 "#,
         pki.server_cert.display(),
         pki.server_key.display(),
@@ -54,6 +55,15 @@ async fn tls_http1_and_h2_and_mtls() {
     let r = c.get(&format!("{}/v1/models", https(&gw, "tls"))).await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.version, Version::HTTP_11);
+    // Browsers are told to keep to HTTPS (the default), on errors too.
+    assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"));
+    let r = c.get(&format!("{}/no/such/route", https(&gw, "tls"))).await.unwrap();
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000"),
+        "{}",
+        r.status
+    );
 
     // TLS, HTTP/2 negotiated by ALPN.
     let c2 = TestClient::tls(&pki.ca_cert, None, true).unwrap();
@@ -81,6 +91,8 @@ async fn tls_http1_and_h2_and_mtls() {
     let r = good.get(&format!("{}/v1/models", https(&gw, "mtls"))).await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.version, Version::HTTP_2);
+    // `hsts = ""` turns it off.
+    assert_eq!(r.header("strict-transport-security"), None);
 
     // Plain HTTP to a TLS port is not served.
     let plain = TestClient::http1();
@@ -94,6 +106,7 @@ async fn tls_http1_and_h2_and_mtls() {
     // The plain listener keeps serving throughout.
     let r = plain.get(&format!("{}/v1/models", gw.url("main"))).await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("strict-transport-security"), None, "not on plain HTTP");
     let logged = gw.wait_for_access_log(Duration::from_secs(5), |l| {
         l["tls.established"] == true && l["rampart.listener"] == "mtls"
     });
