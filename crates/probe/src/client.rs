@@ -61,6 +61,10 @@ impl Answer {
     }
 }
 
+/// A byte stream to the endpoint, plain or TLS.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The probe's view of the target: where it is, how to call it, and the budget.
@@ -159,6 +163,50 @@ impl Prober {
             client: Client::builder(TokioExecutor::new()).build(connector),
             roots,
         })
+    }
+
+    /// A raw connection to the endpoint (TLS for https, with the probe's roots), for
+    /// cases that must control the bytes on the wire: a slow client, a held body.
+    /// Takes no budget: the caller does.
+    pub async fn connect(&self) -> std::io::Result<(Box<dyn Io>, String)> {
+        let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_owned());
+        let (scheme, rest) = self.base.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest).to_owned();
+        let https = scheme == "https";
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            && !authority.ends_with(']');
+        let addr = if has_port {
+            authority.clone()
+        } else {
+            format!("{authority}:{}", if https { 443 } else { 80 })
+        };
+        let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        let _ = tcp.set_nodelay(true);
+        if !https {
+            return Ok((Box::new(tcp), authority));
+        }
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
+            None => authority
+                .rsplit_once(':')
+                .filter(|_| has_port)
+                .map_or(authority.as_str(), |(h, _)| h)
+                .to_owned(),
+        };
+        let name = rustls::pki_types::ServerName::try_from(host).map_err(|_| bad("not a server name"))?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e.to_string()))?
+            .with_root_certificates(Arc::clone(&self.roots))
+            .with_no_client_auth();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await?;
+        Ok((Box::new(stream), authority))
     }
 
     /// The roots the probe trusts (public ones and `--ca`).

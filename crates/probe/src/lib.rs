@@ -23,7 +23,7 @@ use std::sync::atomic::AtomicBool;
 pub use report::{Case, Report, Severity, Verdict};
 
 /// The attack texts' version (bumped whenever a text changes, so reports compare).
-pub const CORPUS: &str = "2026.12.1";
+pub const CORPUS: &str = "2026.12.2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

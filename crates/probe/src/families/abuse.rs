@@ -1,7 +1,9 @@
 //! Abuse: limits that keep one client from taking the endpoint for itself, measured
-//! within the budget. A burst of requests (is there a rate limit?) and a client that
-//! sends its request head one byte a second (is it cut off?). A limit higher than the budget lets the probe see is reported as not
-//! seen within it — the report says how many requests that was.
+//! within the budget. A burst of requests (is there a rate limit?), requests held in
+//! flight at once (is there a concurrency limit?), and a client that sends its request
+//! head one byte a second (is it cut off?). A limit higher than the budget lets the
+//! probe see is reported as not seen within it — the report says how many requests
+//! that was.
 
 use std::time::{Duration, Instant};
 
@@ -16,13 +18,17 @@ const BURST: u64 = 40;
 pub const SLOW_WINDOW: Duration = Duration::from_secs(15);
 
 pub async fn run(ctx: &Ctx) -> Vec<Case> {
-    let mut out = Vec::new();
-    let left = ctx
-        .prober
-        .budget()
-        .limits()
-        .requests
-        .saturating_sub(ctx.prober.budget().sent());
+    let left = |ctx: &Ctx| {
+        ctx.prober
+            .budget()
+            .limits()
+            .requests
+            .saturating_sub(ctx.prober.budget().sent())
+    };
+    // Concurrency before the burst, so a rate limit the burst trips does not pose as
+    // a concurrency limit.
+    let mut out = vec![concurrency(ctx, left(ctx) / 4).await];
+    let left = left(ctx);
 
     // A burst: as fast as the budget's rate allows.
     let rate = Case::new(
@@ -72,8 +78,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Case> {
 }
 
 /// A request head sent one byte a second: a server that waits for it forever can be
-/// held by a few clients (slowloris). Plain HTTP only (the probe does not trickle
-/// through TLS).
+/// held by a few clients (slowloris).
 async fn slow_client(ctx: &Ctx) -> Case {
     let case = Case::new(
         "abuse.slow_client",
@@ -82,30 +87,17 @@ async fn slow_client(ctx: &Ctx) -> Case {
         Severity::Medium,
         &[owasp::API4],
     );
-    let Some(rest) = ctx.prober.base.strip_prefix("http://") else {
-        return case.skip("plain http:// endpoints only");
-    };
-    let (authority, prefix) = match rest.split_once('/') {
-        Some((a, p)) => (a, format!("/{}", p.trim_end_matches('/'))),
-        None => (rest, String::new()),
-    };
-    let addr = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
     if !ctx.prober.budget().take().await {
         return case.not_run();
     }
-    let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr)).await
-    else {
-        let mut c = case.skip("could not connect");
-        c.verdict = Verdict::Inconclusive;
-        return c;
+    let (mut stream, authority) = match ctx.prober.connect().await {
+        Ok(c) => c,
+        Err(e) => return inconclusive(case, format!("could not connect: {e}")),
     };
-    let target = format!("{prefix}{}", ctx.path());
-    let target = if target.is_empty() { "/".to_owned() } else { target };
-    let head = format!("POST {target} HTTP/1.1\r\nHost: {authority}\r\nX-Probe-Slow: ");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {authority}\r\nX-Probe-Slow: ",
+        ctx.request_target()
+    );
     let started = Instant::now();
     let mut buf = [0u8; 512];
     for byte in head.bytes().chain(std::iter::repeat(b'a')) {
@@ -116,7 +108,7 @@ async fn slow_client(ctx: &Ctx) -> Case {
                 &[],
             );
         }
-        if stream.write_all(&[byte]).await.is_err() {
+        if stream.write_all(&[byte]).await.is_err() || stream.flush().await.is_err() {
             break;
         }
         // Did the server close or answer (408)?
@@ -145,4 +137,201 @@ async fn slow_client(ctx: &Ctx) -> Case {
         ),
         &[],
     )
+}
+
+fn inconclusive(case: Case, why: String) -> Case {
+    let mut c = case.skip(&why);
+    c.verdict = Verdict::Inconclusive;
+    c
+}
+
+/// The most requests held in flight at once by the concurrency case.
+pub const HELD: u64 = 12;
+
+/// How one held request ended.
+enum Held {
+    /// Answered before its body was complete: refused at admission.
+    Early(u16, String),
+    /// Still waiting for its last byte.
+    Open(Box<dyn crate::client::Io>),
+    Failed(String),
+}
+
+/// Requests in flight at once, without sending faster than the budget's rate: each
+/// request sends its head and all of its body but the last byte, and is held there
+/// while the next ones start. A server that admits requests before reading bodies
+/// (a gateway's concurrency limit does) answers the one over its limit at once (429
+/// or 503); one with no limit holds them all. Then every held request gets its last
+/// byte and its answer is read, so each is an ordinary, complete request.
+async fn concurrency(ctx: &Ctx, left: u64) -> Case {
+    let case = Case::new(
+        "abuse.concurrency_limit",
+        "abuse",
+        "No limit on requests in flight at once",
+        Severity::Medium,
+        &[owasp::API4, owasp::LLM10],
+    );
+    let n = HELD.min(left);
+    if n < 4 {
+        return case.not_run();
+    }
+    let body = ctx.valid_body("Hello").to_string();
+    let mut held: Vec<Held> = Vec::new();
+    let started = Instant::now();
+    for _ in 0..n {
+        if !ctx.prober.budget().take().await {
+            break;
+        }
+        let (mut stream, authority) = match ctx.prober.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                held.push(Held::Failed(e.to_string()));
+                continue;
+            }
+        };
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            ctx.request_target(),
+            body.len()
+        );
+        if let Some((k, v)) = ctx.prober.auth() {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.push_str(&body[..body.len() - 1]);
+        if let Err(e) = async {
+            stream.write_all(head.as_bytes()).await?;
+            stream.flush().await
+        }
+        .await
+        {
+            held.push(Held::Failed(e.to_string()));
+            continue;
+        }
+        held.push(Held::Open(stream));
+        // Answers that came while holding: the ones refused at admission.
+        for h in &mut held {
+            if let Held::Open(s) = h
+                && let Some((status, text)) = peek_answer(s.as_mut()).await
+            {
+                *h = Held::Early(status, text);
+            }
+        }
+    }
+    let in_flight = held.iter().filter(|h| matches!(h, Held::Open(_))).count();
+    let held_secs = started.elapsed().as_secs_f64();
+    // Complete every held request and read its answer.
+    let mut completed = Vec::new();
+    let last = &body[body.len() - 1..];
+    for h in &mut held {
+        if let Held::Open(s) = h {
+            completed.push(finish(s.as_mut(), last.as_bytes()).await);
+        }
+    }
+    let early: Vec<(u16, &str)> = held
+        .iter()
+        .filter_map(|h| {
+            if let Held::Early(s, t) = h {
+                Some((*s, t.as_str()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let failed: Vec<&str> = held
+        .iter()
+        .filter_map(|h| {
+            if let Held::Failed(e) = h {
+                Some(e.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let ok = completed
+        .iter()
+        .filter(|s| s.is_some_and(|s| (200..300).contains(&s)))
+        .count();
+    if let Some((s, text)) = early.iter().find(|(s, _)| matches!(s, 429 | 503)) {
+        // Was it the requests in flight? Once they have ended, one more request must
+        // be let in; a rate limit or a quota would still refuse it.
+        let Some(after) = ctx.infer(&ctx.valid_body("Hello"), true).await else {
+            return case.not_run();
+        };
+        if !after.ok() {
+            return inconclusive(
+                case,
+                format!(
+                    "refused with {s} after {in_flight} held, and still refused ({}) once they had ended: a rate limit or a quota, not a concurrency limit",
+                    super::status_text(&after)
+                ),
+            );
+        }
+        return case.judge(
+            Verdict::Pass,
+            format!(
+                "{in_flight} requests held in flight at once; the next was refused with {s} before its body was read ({} refused in all: `{}`), and let in again once they had ended",
+                early.len(),
+                first_line(text)
+            ),
+            &[&after],
+        );
+    }
+    if !early.is_empty() || !failed.is_empty() || ok == 0 {
+        return inconclusive(
+            case,
+            format!(
+                "{in_flight} held, {} answered early ({:?}), {} could not connect ({}), {ok} answered 2xx after completion",
+                early.len(),
+                early.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+                failed.len(),
+                failed.first().copied().unwrap_or("")
+            ),
+        );
+    }
+    case.judge(
+        Verdict::Fail,
+        format!(
+            "{in_flight} requests in flight at once for {held_secs:.1} s, none refused; {ok} of them then answered 2xx: no concurrency limit seen within {n} requests"
+        ),
+        &[],
+    )
+}
+
+/// An answer already waiting on `s`, if one is: its status and its first bytes.
+async fn peek_answer(s: &mut dyn crate::client::Io) -> Option<(u16, String)> {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => Some((status_of(&buf[..n])?, String::from_utf8_lossy(&buf[..n]).into_owned())),
+        _ => None,
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+fn status_of(head: &[u8]) -> Option<u16> {
+    std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
+}
+
+/// Sends the held request's last byte and reads its status.
+async fn finish(s: &mut dyn crate::client::Io, last: &[u8]) -> Option<u16> {
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(crate::client::TIMEOUT, async {
+        s.write_all(last).await.ok()?;
+        s.flush().await.ok()?;
+        let mut got = 0;
+        while got < 12 {
+            let n = s.read(&mut buf[got..]).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        status_of(&buf[..got])
+    })
+    .await
+    .ok()
+    .flatten()
 }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod exposure;
 pub mod injection;
 pub mod input;
+pub mod jailbreak;
 pub mod leakage;
 pub mod transport;
 
@@ -38,6 +39,12 @@ impl Ctx {
             Protocol::Kserve => format!("/v2/models/{}/infer", self.model()),
             Protocol::Json => String::new(),
         }
+    }
+
+    /// The inference path as a request target on the wire: the base URL's own path
+    /// followed by [`Ctx::path`].
+    pub fn request_target(&self) -> String {
+        request_target(&self.prober.base, &self.path())
     }
 
     /// A request the endpoint should accept from an allowed caller.
@@ -92,6 +99,25 @@ impl Case {
         self.evidence = answers.iter().map(|a| a.evidence.clone()).collect();
         self
     }
+}
+
+/// The base URL's path followed by `path`, as a request target.
+pub fn request_target(base: &str, path: &str) -> String {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let prefix = rest.find('/').map_or("", |i| &rest[i..]);
+    let p = format!("{}{path}", prefix.trim_end_matches('/'));
+    if p.is_empty() { "/".into() } else { p }
+}
+
+#[cfg(test)]
+#[test]
+fn the_request_target_keeps_the_endpoints_path() {
+    assert_eq!(request_target("https://h/api/predict", ""), "/api/predict");
+    assert_eq!(
+        request_target("https://h", "/v1/chat/completions"),
+        "/v1/chat/completions"
+    );
+    assert_eq!(request_target("https://h/", ""), "/");
 }
 
 /// `HTTP 401`, or what happened instead of an answer.

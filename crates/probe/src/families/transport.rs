@@ -745,7 +745,7 @@ async fn plain_beside_tls(ctx: &Ctx, target: &Target) -> Case {
         };
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            path_of(&ctx.prober.base, &ctx.path()),
+            ctx.request_target(),
             t.host
         );
         let answer = tokio::time::timeout(WAIT, async {
@@ -805,14 +805,6 @@ async fn plain_beside_tls(ctx: &Ctx, target: &Target) -> Case {
         }
     }
     case.judge(Verdict::Pass, seen.join("; "), &[])
-}
-
-/// The request target on the endpoint: the base URL's path followed by `path`.
-fn path_of(base: &str, path: &str) -> String {
-    let rest = base.split_once("://").map_or(base, |(_, r)| r);
-    let prefix = rest.find('/').map_or("", |i| &rest[i..]);
-    let p = format!("{}{path}", prefix.trim_end_matches('/'));
-    if p.is_empty() { "/".into() } else { p }
 }
 
 #[cfg(test)]
@@ -917,12 +909,5 @@ mod tests {
         der.extend_from_slice(&cert);
         assert_eq!(not_after(&der), rampart_identity::time::parse("2030-06-15T12:30:00Z"));
         assert_eq!(not_after(&der[..10]), None, "cut short");
-    }
-
-    #[test]
-    fn the_request_target_keeps_the_endpoints_path() {
-        assert_eq!(path_of("https://h/api/predict", ""), "/api/predict");
-        assert_eq!(path_of("https://h", "/v1/chat/completions"), "/v1/chat/completions");
-        assert_eq!(path_of("https://h/", ""), "/");
     }
 }

@@ -70,7 +70,7 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
             "--model",
             "rampart-demo-chat",
             "--budget",
-            "requests=60,rps=50",
+            "requests=110,rps=50",
         ],
         &[],
     );
@@ -84,10 +84,17 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
     // back) and gives planted data back through its instructions.
     assert_eq!(verdict(&direct, "injection.direct_override"), "fail");
     assert_eq!(verdict(&direct, "leakage.via_instructions"), "fail");
+    // Without a canary: it refuses a harmful request asked plainly, complies inside a
+    // persona, and only echoes the base64 one (neither refusal nor compliance).
+    assert_eq!(verdict(&direct, "injection.harmful_plain"), "pass");
+    assert_eq!(verdict(&direct, "injection.jailbreak_persona"), "fail");
+    assert_eq!(verdict(&direct, "injection.jailbreak_fiction"), "fail");
+    assert_eq!(verdict(&direct, "injection.jailbreak_base64"), "inconclusive");
+    assert_eq!(verdict(&direct, "abuse.concurrency_limit"), "fail");
     // Nothing limits it: a burst all answered, a slow client never cut off.
     assert_eq!(verdict(&direct, "abuse.rate_limit"), "fail");
     assert_eq!(verdict(&direct, "abuse.slow_client"), "fail");
-    assert!(direct["requests_sent"].as_u64().unwrap() <= 80);
+    assert!(direct["requests_sent"].as_u64().unwrap() <= 110);
     // The budget, counted where it matters: at the model server.
     assert!(received.lock().unwrap().len() as u64 <= direct["requests_sent"].as_u64().unwrap());
     for file in ["report.md", "report.html", "report.sarif", "junit.xml"] {
@@ -132,7 +139,7 @@ async fn the_probe_finds_what_an_unprotected_endpoint_lets_through_and_not_behin
             "--model",
             "rampart-demo-chat",
             "--budget",
-            "requests=80,rps=50",
+            "requests=110,rps=50",
         ],
         &[("RAMPART_PROBE_KEY", &key)],
     );
@@ -496,4 +503,61 @@ async fn the_transport_family_tells_a_hardened_listener_from_a_legacy_server() {
         "{}",
         detail(&r, "transport.weak_ciphers")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_held_in_flight_find_a_concurrency_limit_and_are_not_fooled_by_a_rate_limit() {
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let run = |url: String| {
+        probe(
+            &[
+                &url,
+                "--only",
+                "abuse",
+                "--model",
+                "rampart-demo-chat",
+                "--budget",
+                "requests=60,rps=50",
+            ],
+            &[],
+        )
+    };
+    // The model server alone holds every request.
+    let (_, text, r, _) = run(o.url());
+    assert_eq!(verdict(&r, "abuse.concurrency_limit"), "fail", "{text}");
+    assert!(detail(&r, "abuse.concurrency_limit").contains("in flight at once"));
+
+    // Behind a gateway with a concurrency limit of 3 on the route.
+    let limited = format!(
+        "{}\n[[concurrency_limits]]\nname = \"in-flight\"\nper = \"route\"\nmax = 3\nroutes = [\"openai\"]\n",
+        base_config(&o.url(), &k.url())
+    );
+    let gw = start(&limited);
+    let (_, text, r, _) = run(gw.url("main"));
+    assert_eq!(
+        verdict(&r, "abuse.concurrency_limit"),
+        "pass",
+        "{text}\n{}",
+        detail(&r, "abuse.concurrency_limit")
+    );
+    let d = detail(&r, "abuse.concurrency_limit");
+    assert!(d.starts_with("3 requests held") && d.contains("429"), "{d}");
+    // Every held request was completed and answered: nothing left hanging.
+    drop(gw);
+
+    // A rate limit's 429 is not taken for a concurrency limit.
+    let rated = format!(
+        "{}\n[[rate_limits]]\nname = \"per-ip\"\nper = \"ip\"\nrequests = 2\nwindow = \"60s\"\n",
+        base_config(&o.url(), &k.url())
+    );
+    let gw = start(&rated);
+    let (_, text, r, _) = run(gw.url("main"));
+    assert_eq!(
+        verdict(&r, "abuse.concurrency_limit"),
+        "inconclusive",
+        "{text}\n{}",
+        detail(&r, "abuse.concurrency_limit")
+    );
+    assert!(detail(&r, "abuse.concurrency_limit").contains("rate limit"));
+    assert_eq!(verdict(&r, "abuse.rate_limit"), "pass");
 }
