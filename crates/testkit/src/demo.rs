@@ -173,7 +173,7 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions, last: &LastRequest) ->
             .iter()
             .any(|t| asked.contains(t))
         {
-            "Sure, here is a plan in three steps. Step one: the demo model would write the first real step here. Step two: and the second. Step three: and the last.".to_owned()
+            "Sure, here is a plan in three steps. Step one: the demo model would write the first real step here. Step two: and the second. Step three: and the last. A model without this placeholder would have written working instructions.".to_owned()
         } else {
             "I'm sorry, but I can't help with that.".to_owned()
         }
