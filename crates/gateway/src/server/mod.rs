@@ -456,11 +456,12 @@ async fn serve<I>(
         };
         async move {
             let mut response = crate::exchange::handle(runtime, req, info).await;
+            // The listener's, replacing any the upstream sent: the gateway owns the
+            // transport, and an upstream must not turn HSTS off with `max-age=0`.
             if let Some(v) = hsts {
                 response
                     .headers_mut()
-                    .entry(http::header::STRICT_TRANSPORT_SECURITY)
-                    .or_insert(v);
+                    .insert(http::header::STRICT_TRANSPORT_SECURITY, v);
             }
             Ok::<_, Infallible>(response.map(|body| body.with_busy(busy)))
         }

@@ -44,7 +44,22 @@ fn https(gw: &GatewayProcess, listener: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_http1_and_h2_and_mtls() {
-    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    // The KServe upstream is one that tries to switch HSTS off.
+    let o = openai(DemoOptions::default()).await;
+    let k = rampart_testkit::TestServer::spawn(loopback(), |_req| async move {
+        use http_body_util::BodyExt as _;
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"{}"))
+            .map_err(|never| match never {})
+            .boxed();
+        let mut r = http::Response::new(body);
+        r.headers_mut()
+            .insert("content-type", http::HeaderValue::from_static("application/json"));
+        r.headers_mut()
+            .insert("strict-transport-security", http::HeaderValue::from_static("max-age=0"));
+        r
+    })
+    .await
+    .unwrap();
     let dir = TempDir::new("rampart-tls").unwrap();
     let pki = certs::generate(dir.path()).unwrap();
     let config = tls_config(&base_config(&o.url(), &k.url()), &pki);
@@ -70,6 +85,8 @@ async fn tls_http1_and_h2_and_mtls() {
     let r = c2.get(&format!("{}/v2/models/iris", https(&gw, "tls"))).await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.version, Version::HTTP_2);
+    // The upstream's `max-age=0` does not reach the browser: the listener owns HSTS.
+    assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"));
 
     // The upstream learns the client came over TLS.
     let r = c.get(&format!("{}/echo", https(&gw, "tls"))).await.unwrap();
