@@ -220,12 +220,20 @@ async fn concurrency(ctx: &Ctx, left: u64) -> Case {
     }
     let in_flight = held.iter().filter(|h| matches!(h, Held::Open(_))).count();
     let held_secs = started.elapsed().as_secs_f64();
-    // Complete every held request and read its answer.
+    // Complete every held request, then read the answers, all within one timeout.
+    let last = &body.as_bytes()[body.len() - 1..];
+    for h in &mut held {
+        if let Held::Open(s) = h
+            && (s.write_all(last).await.is_err() || s.flush().await.is_err())
+        {
+            *h = Held::Failed("the connection closed before the last byte".into());
+        }
+    }
+    let deadline = Instant::now() + crate::client::TIMEOUT;
     let mut completed = Vec::new();
-    let last = &body[body.len() - 1..];
     for h in &mut held {
         if let Held::Open(s) = h {
-            completed.push(finish(s.as_mut(), last.as_bytes()).await);
+            completed.push(read_status(s.as_mut(), deadline.saturating_duration_since(Instant::now())).await);
         }
     }
     let early: Vec<(u16, &str)> = held
@@ -315,12 +323,10 @@ fn status_of(head: &[u8]) -> Option<u16> {
     std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
 }
 
-/// Sends the held request's last byte and reads its status.
-async fn finish(s: &mut dyn crate::client::Io, last: &[u8]) -> Option<u16> {
+/// Reads a completed request's status, waiting at most `wait`.
+async fn read_status(s: &mut dyn crate::client::Io, wait: Duration) -> Option<u16> {
     let mut buf = [0u8; 64];
-    tokio::time::timeout(crate::client::TIMEOUT, async {
-        s.write_all(last).await.ok()?;
-        s.flush().await.ok()?;
+    tokio::time::timeout(wait, async {
         let mut got = 0;
         while got < 12 {
             let n = s.read(&mut buf[got..]).await.ok()?;
