@@ -92,7 +92,7 @@ async fn slow_client(ctx: &Ctx) -> Case {
     }
     let (mut stream, authority) = match ctx.prober.connect().await {
         Ok(c) => c,
-        Err(e) => return inconclusive(case, format!("could not connect: {e}")),
+        Err(e) => return case.inconclusive(format!("could not connect: {e}")),
     };
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: {authority}\r\nX-Probe-Slow: ",
@@ -137,12 +137,6 @@ async fn slow_client(ctx: &Ctx) -> Case {
         ),
         &[],
     )
-}
-
-fn inconclusive(case: Case, why: String) -> Case {
-    let mut c = case.skip(&why);
-    c.verdict = Verdict::Inconclusive;
-    c
 }
 
 /// The most requests held in flight at once by the concurrency case.
@@ -267,9 +261,7 @@ async fn concurrency(ctx: &Ctx, left: u64) -> Case {
             return case.not_run();
         };
         if !after.ok() {
-            return inconclusive(
-                case,
-                format!(
+            return case.inconclusive(format!(
                     "refused with {s} after {in_flight} held, and still refused ({}) once they had ended: a rate limit or a quota, not a concurrency limit",
                     super::status_text(&after)
                 ),
@@ -286,16 +278,13 @@ async fn concurrency(ctx: &Ctx, left: u64) -> Case {
         );
     }
     if !early.is_empty() || !failed.is_empty() || ok == 0 {
-        return inconclusive(
-            case,
-            format!(
-                "{in_flight} held, {} answered early ({:?}), {} could not connect ({}), {ok} answered 2xx after completion",
-                early.len(),
-                early.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-                failed.len(),
-                failed.first().copied().unwrap_or("")
-            ),
-        );
+        return case.inconclusive(format!(
+            "{in_flight} held, {} answered early ({:?}), {} could not connect ({}), {ok} answered 2xx after completion",
+            early.len(),
+            early.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            failed.len(),
+            failed.first().copied().unwrap_or("")
+        ));
     }
     case.judge(
         Verdict::Fail,

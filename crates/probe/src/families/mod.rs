@@ -87,6 +87,13 @@ impl Case {
         self
     }
 
+    /// Neither a finding nor a defence could be shown.
+    pub fn inconclusive(mut self, why: impl Into<String>) -> Self {
+        self.verdict = Verdict::Inconclusive;
+        self.detail = why.into();
+        self
+    }
+
     pub fn skip(mut self, why: &str) -> Self {
         self.verdict = Verdict::Skipped;
         self.detail = why.to_owned();

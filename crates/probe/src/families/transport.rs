@@ -296,9 +296,9 @@ async fn certificate(ctx: &Ctx, target: &Target) -> Case {
             )
         }
         Ok(Err(e)) => {
-            return inconclusive(case, format!("the TLS handshake failed: {e}"));
+            return case.inconclusive(format!("the TLS handshake failed: {e}"));
         }
-        Err(_) => return inconclusive(case, format!("no TLS handshake within {} s", (WAIT * 2).as_secs())),
+        Err(_) => return case.inconclusive(format!("no TLS handshake within {} s", (WAIT * 2).as_secs())),
     };
     let (leaf, verdict) = match seen.lock() {
         Ok(mut s) => (s.leaf.take(), s.verdict.take()),
@@ -336,14 +336,8 @@ async fn certificate(ctx: &Ctx, target: &Target) -> Case {
             format!("{}; {offered}", certificate_problem(&e, &target.host)),
             &[],
         ),
-        None => inconclusive(case, "the server sent no certificate".into()),
+        None => case.inconclusive("the server sent no certificate"),
     }
-}
-
-fn inconclusive(case: Case, why: String) -> Case {
-    let mut c = case.skip(&why);
-    c.verdict = Verdict::Inconclusive;
-    c
 }
 
 /// What is wrong with a certificate, in words.
@@ -499,7 +493,7 @@ async fn legacy_versions(ctx: &Ctx, target: &Target) -> Case {
             None => return case.not_run(),
             Some(Hello::Accepted { version: v, .. }) if v <= version => accepted.push(version_name(v)),
             Some(Hello::Accepted { .. } | Hello::Refused(_)) => refused.push(version_name(version)),
-            Some(Hello::NoAnswer(why)) => return inconclusive(case, format!("{}: {why}", version_name(version))),
+            Some(Hello::NoAnswer(why)) => return case.inconclusive(format!("{}: {why}", version_name(version))),
         }
     }
     accepted.dedup();
@@ -535,7 +529,7 @@ async fn offered_suites(ctx: &Ctx, target: &Target, case: Case, suites: &[(u16, 
             format!("offered only {} such suites: refused ({why})", codes.len()),
             &[],
         ),
-        Some(Hello::NoAnswer(why)) => inconclusive(case, why),
+        Some(Hello::NoAnswer(why)) => case.inconclusive(why),
     }
 }
 
@@ -694,7 +688,7 @@ async fn hsts(ctx: &Ctx) -> Case {
         return case.not_run();
     };
     if a.status.is_none() {
-        return inconclusive(case, super::status_text(&a));
+        return case.inconclusive(super::status_text(&a));
     }
     let value = a
         .headers

@@ -354,6 +354,11 @@ async fn openssl_server(dir: &std::path::Path, name: &str, legacy: bool) -> Open
     panic!("openssl s_server did not start on {port}");
 }
 
+/// The transport family alone against `url`, trusting `ca`.
+fn transport(url: &str, ca: &str) -> Value {
+    probe(&[url, "--only", "transport", "--ca", ca], &[]).2
+}
+
 fn detail(report: &Value, id: &str) -> String {
     report["cases"]
         .as_array()
@@ -452,21 +457,12 @@ async fn the_transport_family_tells_a_hardened_listener_from_a_legacy_server() {
     assert_eq!(verdict(&r, "transport.plain_beside_tls"), "pass");
     // The same server by an address its certificate does not name.
     let by_ip = format!("https://127.0.0.1:{}", legacy.1);
-    let (_, _, r, _) = probe(&[&by_ip, "--only", "transport", "--ca", &ca], &[]);
+    let r = transport(&by_ip, &ca);
     assert!(detail(&r, "transport.certificate").contains("not valid for the name `127.0.0.1`"));
 
     // Expired, and about to expire.
     let expired = openssl_server(d, "expired", false).await;
-    let (_, _, r, _) = probe(
-        &[
-            &format!("https://localhost:{}", expired.1),
-            "--only",
-            "transport",
-            "--ca",
-            &ca,
-        ],
-        &[],
-    );
+    let r = transport(&format!("https://localhost:{}", expired.1), &ca);
     assert_eq!(verdict(&r, "transport.certificate"), "fail");
     assert!(
         detail(&r, "transport.certificate").contains("expired"),
@@ -474,16 +470,7 @@ async fn the_transport_family_tells_a_hardened_listener_from_a_legacy_server() {
         detail(&r, "transport.certificate")
     );
     let soon = openssl_server(d, "soon", false).await;
-    let (_, _, r, _) = probe(
-        &[
-            &format!("https://localhost:{}", soon.1),
-            "--only",
-            "transport",
-            "--ca",
-            &ca,
-        ],
-        &[],
-    );
+    let r = transport(&format!("https://localhost:{}", soon.1), &ca);
     assert_eq!(verdict(&r, "transport.certificate"), "fail");
     assert!(
         detail(&r, "transport.certificate").contains("expires in 2 days"),
