@@ -230,7 +230,7 @@ async fn concurrency(ctx: &Ctx, left: u64) -> Case {
             completed.push(read_status(s.as_mut(), deadline.saturating_duration_since(Instant::now())).await);
         }
     }
-    let early: Vec<(u16, &str)> = held
+    let mut early: Vec<(u16, &str)> = held
         .iter()
         .filter_map(|h| {
             if let Held::Early(s, t) = h {
@@ -240,6 +240,14 @@ async fn concurrency(ctx: &Ctx, left: u64) -> Case {
             }
         })
         .collect();
+    // A refusal slower than the peek shows up as the held request's answer.
+    early.extend(
+        completed
+            .iter()
+            .flatten()
+            .filter(|s| matches!(s, 429 | 503))
+            .map(|s| (*s, "")),
+    );
     let failed: Vec<&str> = held
         .iter()
         .filter_map(|h| {
