@@ -87,6 +87,21 @@ LUA
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
+# CPU time (clock ticks, user + system) of the given processes and their children
+# (nginx's workers), from /proc.
+cpu_ticks() {
+  local total=0 pid kid
+  for pid in "$@"; do
+    for kid in $pid $(pgrep -P "$pid" || true); do
+      if [ -r "/proc/$kid/stat" ]; then
+        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$kid/stat")))
+      fi
+    done
+  done
+  echo "$total"
+}
+TICKS=$(getconf CLK_TCK)
+
 # One suite. $1 = mode: "shared" (nothing pinned; nginx and Rampart use every core) or
 # "pinned" (proxy alone on CPU 1 with one worker; load generator and upstream on CPU 0).
 suite() {
@@ -126,8 +141,9 @@ NGX
     for _ in $(seq 100); do curl -sf -H "Authorization: Bearer $KEY" -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
   done
 
-  declare -A RPS P50 P99 HL
-  local t name port out round
+  declare -A RPS P50 P99 HL PROC CPU_T REQS
+  PROC[nginx]=${pids[1]}; PROC[rampart]=${pids[2]}; PROC[rampart_logged]=${pids[3]}
+  local t name port out round c0 c1
   # ROUNDS interleaved rounds (direct, nginx, rampart, logged, repeat); the median
   # round per path is reported, so one noisy run on a shared 2-core box cannot decide.
   for round in $(seq "$ROUNDS"); do
@@ -135,7 +151,11 @@ NGX
       name=${t%%:*}; port=${t##*:}
       script="$WORK/post.lua"; [ "$name" = rampart_logged ] && script="$WORK/auth.lua"
       $load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+      c0=$( [ -n "${PROC[$name]:-}" ] && cpu_ticks "${PROC[$name]}" || echo 0)
       out=$($load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$port/v1/chat/completions")
+      c1=$( [ -n "${PROC[$name]:-}" ] && cpu_ticks "${PROC[$name]}" || echo 0)
+      CPU_T[$name]=$(( ${CPU_T[$name]:-0} + c1 - c0 ))
+      REQS[$name]=$(( ${REQS[$name]:-0} + $(awk '/requests in/ {print $1}' <<<"$out") ))
       if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$mode/$name: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
       echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out")" >>"$WORK/$mode-$name.rounds"
     done
@@ -170,10 +190,14 @@ NGX
 
   echo "### $mode: $( [ "$mode" = pinned ] && echo 'proxy alone on CPU 1 (1 worker), wrk + upstream on CPU 0' || echo "nothing pinned, proxies use $workers workers")"
   echo
-  echo "| path | req/s (wrk) | ratio vs nginx | wrk p50 | wrk p99 | p50 at ${half}/s | p99 at ${half}/s | p99.9 at ${half}/s | errors at ${half}/s |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| path | req/s (wrk) | ratio vs nginx | proxy CPU per request | wrk p50 | wrk p99 | p50 at ${half}/s | p99 at ${half}/s | p99.9 at ${half}/s | errors at ${half}/s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for name in direct nginx rampart rampart_logged; do
-    echo "| $name | ${RPS[$name]} | $(ratio "${RPS[$name]}" "${RPS[nginx]}") | ${P50[$name]} | ${P99[$name]} | $(j $name p50_us) µs | $(j $name p99_us) µs | $(j $name p999_us) µs | $(j $name errors) |"
+    local cpu="—"
+    if [ -n "${PROC[$name]:-}" ] && [ "${REQS[$name]:-0}" -gt 0 ]; then
+      cpu="$(awk -v t="${CPU_T[$name]}" -v hz="$TICKS" -v n="${REQS[$name]}" 'BEGIN { printf "%.1f µs", t / hz / n * 1e6 }')"
+    fi
+    echo "| $name | ${RPS[$name]} | $(ratio "${RPS[$name]}" "${RPS[nginx]}") | $cpu | ${P50[$name]} | ${P99[$name]} | $(j $name p50_us) µs | $(j $name p99_us) µs | $(j $name p999_us) µs | $(j $name errors) |"
   done
   echo
   echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; full pipeline so far (auth + JSON + access log): $(ratio "${RPS[rampart_logged]}" "${RPS[nginx]}")× nginx, $(ratio "${RPS[rampart_logged]}" "${RPS[rampart]}")× passthrough"
