@@ -610,3 +610,83 @@ async fn total_timeout_cuts_a_long_stream() {
     assert!(text.contains("exceeded the total timeout"), "{text}");
     assert!(!text.contains("[DONE]"));
 }
+
+/// An upstream that answers one request per connection and then closes it, without
+/// saying `Connection: close` (a keep-alive timeout of zero): every connection the
+/// gateway kept is dead by the next request.
+async fn one_shot_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&served);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let count = std::sync::Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Head, then a Content-Length body.
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = r#"{"ok":true}"#;
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                // Closed here, as the next request is about to come.
+            });
+        }
+    });
+    (port, served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_target_closed_are_not_reused_and_no_request_is_sent_twice() {
+    let (port, served) = one_shot_upstream().await;
+    let k = kserve().await;
+    let config = base_config(&format!("http://127.0.0.1:{port}"), &k.url()).replace("protocol = \"openai\"\n", "");
+    let gw = start(&config);
+    let c = TestClient::http1();
+    let url = format!("{}/v1/anything", gw.url("main"));
+    for i in 0..30 {
+        // POST: not idempotent, so a request that reached the target is never retried;
+        // every one must still be answered, on a fresh connection.
+        let r = c.post_json(&url, &json!({"n": i})).await.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst),
+        30,
+        "each request reached the target once"
+    );
+}
