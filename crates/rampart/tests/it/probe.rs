@@ -40,16 +40,21 @@ fn screenshots() -> std::path::PathBuf {
     }
 }
 
-fn verdict(report: &Value, id: &str) -> String {
+/// A field of case `id` in a JSON report.
+fn case_field(report: &Value, id: &str, field: &str) -> String {
     report["cases"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no case {id}"))["verdict"]
+        .unwrap_or_else(|| panic!("no case {id}"))[field]
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+fn verdict(report: &Value, id: &str) -> String {
+    case_field(report, id, "verdict")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,15 +365,7 @@ fn transport(url: &str, ca: &str) -> Value {
 }
 
 fn detail(report: &Value, id: &str) -> String {
-    report["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no case {id}"))["detail"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    case_field(report, id, "detail")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
