@@ -234,6 +234,9 @@ impl std::fmt::Debug for AuditState {
 pub use rampart_audit::chain::hex;
 
 /// The process-wide audit trail: outlives reloads (its settings need a restart).
+/// How long an oversight action waits for its audit record to be synced.
+const OVERSIGHT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct AuditTrail {
     writer: rampart_audit::Writer,
     /// The writer thread; it ends when the process does, after `close` sealed the trail.
@@ -500,6 +503,16 @@ impl AuditTrail {
             ..self.admin_base(action, via, ok)
         };
         self.submit(Record::Admin(record), None);
+        // A person's action is on the record before it is acknowledged, whatever the
+        // durability mode: a crash right after "stopped" must not lose who stopped
+        // what. Operator actions are rare, so the short wait (one write and sync,
+        // bounded) costs nothing a client would see.
+        if !self.writer.flush(OVERSIGHT_FLUSH) {
+            tracing::warn!(
+                action,
+                "the audit record of an oversight action could not be synced in time"
+            );
+        }
     }
 
     /// An alert's record (chained like every other).

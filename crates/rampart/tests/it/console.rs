@@ -832,7 +832,8 @@ async fn single_sign_on_uses_pkce_a_browser_bound_state_and_a_nonce() {
         "from the token's roles claim"
     );
     assert_eq!(idp.tokens_issued(), 1);
-    assert!(b.errors().await.unwrap().is_empty());
+    let errors = b.errors().await.unwrap();
+    assert!(errors.is_empty(), "script errors: {errors:?}");
     drop(b);
 
     // Over plain HTTP, step by step, the way an attacker would try it.
