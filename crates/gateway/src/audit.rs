@@ -234,6 +234,9 @@ impl std::fmt::Debug for AuditState {
 pub use rampart_audit::chain::hex;
 
 /// The process-wide audit trail: outlives reloads (its settings need a restart).
+/// The action name of a console sign-in.
+pub const SIGN_IN: &str = "console_sign_in";
+
 /// How long an oversight action waits for its audit record to be synced.
 const OVERSIGHT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -503,6 +506,11 @@ impl AuditTrail {
             ..self.admin_base(action, via, ok)
         };
         self.submit(Record::Admin(record), None);
+        if action == SIGN_IN {
+            // A sign-in changes nothing: it goes with the batch, and the page it opens
+            // does not wait for a sync.
+            return;
+        }
         // A person's action is on the record before it is acknowledged, whatever the
         // durability mode: a crash right after "stopped" must not lose who stopped
         // what. Operator actions are rare, so the short wait (one write and sync,
