@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Side-by-side proxy benchmark, one run, same upstream, same load:
 #   (a) direct to the upstream, (b) nginx as a reverse proxy, (c) Rampart passthrough,
-#   (d) Rampart with its default pipeline (access log on).
+#   (d) Rampart logged (API key, JSON checks, access log), (e) Rampart's authenticated
+#   pipeline (logged plus limits and the audit trail in batch mode); then TLS 1.3 rows
+#   with HTTP/1.1 and HTTP/2 clients (nginx against Rampart passthrough).
 # Peak throughput with wrk (closed loop), then latency at half of Rampart's peak with
 # an open-loop generator (bench/src/bin/loadgen.rs) that counts from each request's
-# intended send time. Installs wrk and nginx from Debian packages when missing.
+# intended send time. Installs wrk, nginx, h2load and openssl from Debian packages when
+# missing.
 #
 #   bench/run.sh                  # DURATION=10 CONNS=64 WRK_THREADS=1 ROUNDS=3 by default
 #
@@ -24,6 +27,8 @@ BASE_PORT=${BASE_PORT:-18000}
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} from Debian packages" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -31,6 +36,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+source bench/lib.sh
 
 cargo build --release -q -p rampart -p rampart-bench
 BIN=target/release
@@ -39,6 +45,7 @@ cleanup() { pkill -P $$ 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 UP=$BASE_PORT; NG=$((BASE_PORT+1)); RP=$((BASE_PORT+2)); RPA=$((BASE_PORT+3)); RL=$((BASE_PORT+4)); RLA=$((BASE_PORT+5))
+RF=$((BASE_PORT+6)); RFA=$((BASE_PORT+7)); NGT=$((BASE_PORT+8)); RT=$((BASE_PORT+9)); RTA=$((BASE_PORT+10))
 BODY='{"model":"bench","messages":[{"role":"user","content":"Summarise the benefits of a security gateway in one sentence."}]}'
 cat >"$WORK/post.lua" <<LUA
 wrk.method = "POST"
@@ -46,37 +53,12 @@ wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-rampart_config() { # port admin_port access_log protocol workers public
-  cat <<TOML
-[server]
-access_log = $3
-workers = $5
-[admin]
-listen = "127.0.0.1:$2"
-public_metrics = true
-[[listeners]]
-name = "main"
-listen = "127.0.0.1:$1"
-[identity]
-pepper = { file = "$WORK/pepper" }
-api_keys = { file = "$WORK/keys.toml" }
-[roles.bench]
-routes = ["*"]
-models = ["*"]
-actions = ["infer"]
-[[upstreams]]
-name = "bench"
-targets = ["http://127.0.0.1:$UP"]
-[[routes]]
-name = "passthrough"
-path_prefix = "/"
-upstream = "bench"
-protocol = "$4"
-public = $6
-TOML
-}
 echo "benchmark-pepper-benchmark-pepper-0123456789" >"$WORK/pepper"
 rampart_config 0 0 false http 1 true >"$WORK/keys-cli.toml"
+$BIN/rampart audit keygen --out "$WORK/audit.key" >/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+printf '%s' "$BODY" >"$WORK/body.json"
 KEY=$($BIN/rampart keys create --config "$WORK/keys-cli.toml" --subject bench --role bench 2>/dev/null)
 cat >"$WORK/auth.lua" <<LUA
 wrk.method = "POST"
@@ -85,21 +67,6 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $KEY"
 LUA
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-
-# CPU time (clock ticks, user + system) of the given processes and their children
-# (nginx's workers), from /proc.
-cpu_ticks() {
-  local total=0 pid kid
-  for pid in "$@"; do
-    for kid in $pid $(pgrep -P "$pid" || true); do
-      if [ -r "/proc/$kid/stat" ]; then
-        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$kid/stat")))
-      fi
-    done
-  done
-  echo "$total"
-}
 TICKS=$(getconf CLK_TCK)
 
 # One suite. $1 = mode: "shared" (nothing pinned; nginx and Rampart use every core) or
@@ -135,21 +102,23 @@ NGX
   $proxy_cpu "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" & pids+=($!)
   rampart_config $RP $RPA false http "$workers" true >"$WORK/passthrough.toml"
   rampart_config $RL $RLA true openai "$workers" false >"$WORK/logged.toml"
+  rampart_config $RF $RFA true openai "$workers" false full >"$WORK/full.toml"
   $proxy_cpu $BIN/rampart serve --config "$WORK/passthrough.toml" >/dev/null 2>"$WORK/rp.log" & pids+=($!)
   $proxy_cpu $BIN/rampart serve --config "$WORK/logged.toml" >/dev/null 2>"$WORK/rl.log" & pids+=($!)
-  for port in $UP $NG $RP $RL; do
+  $proxy_cpu $BIN/rampart serve --config "$WORK/full.toml" >/dev/null 2>"$WORK/rf.log" & pids+=($!)
+  for port in $UP $NG $RP $RL $RF; do
     for _ in $(seq 100); do curl -sf -H "Authorization: Bearer $KEY" -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
   done
 
   declare -A RPS P50 P99 HL PROC CPU_T REQS
-  PROC[nginx]=${pids[1]}; PROC[rampart]=${pids[2]}; PROC[rampart_logged]=${pids[3]}
+  PROC[nginx]=${pids[1]}; PROC[rampart]=${pids[2]}; PROC[rampart_logged]=${pids[3]}; PROC[rampart_full]=${pids[4]}
   local t name port out round c0 c1
   # ROUNDS interleaved rounds (direct, nginx, rampart, logged, repeat); the median
   # round per path is reported, so one noisy run on a shared 2-core box cannot decide.
   for round in $(seq "$ROUNDS"); do
-    for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
+    for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL rampart_full:$RF; do
       name=${t%%:*}; port=${t##*:}
-      script="$WORK/post.lua"; [ "$name" = rampart_logged ] && script="$WORK/auth.lua"
+      script="$WORK/auth.lua"; case $name in direct|nginx|rampart) script="$WORK/post.lua" ;; esac
       $load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
       c0=$( [ -n "${PROC[$name]:-}" ] && cpu_ticks "${PROC[$name]}" || echo 0)
       out=$($load_cpu wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$port/v1/chat/completions")
@@ -160,14 +129,14 @@ NGX
       echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out")" >>"$WORK/$mode-$name.rounds"
     done
   done
-  for name in direct nginx rampart rampart_logged; do
+  for name in direct nginx rampart rampart_logged rampart_full; do
     read -r RPS[$name] P50[$name] P99[$name] < <(sort -n "$WORK/$mode-$name.rounds" | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2)')
   done
   local half; half=$(awk -v r="${RPS[rampart]}" 'BEGIN { printf "%d", r / 2 }')
   # Rampart's own view of the time it adds (rampart_gateway_added_seconds), over the
   # open-loop run only: bucket counts after minus before.
   curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/before.prom"
-  for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL; do
+  for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL rampart_full:$RF; do
     HL[${t%%:*}]=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$half" "$DURATION" 16 "$BODY" "Bearer $KEY")
     if [ "${t%%:*}" = rampart ]; then curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/after.prom"; fi
   done
@@ -192,7 +161,7 @@ NGX
   echo
   echo "| path | req/s (wrk) | ratio vs nginx | proxy CPU per request | wrk p50 | wrk p99 | p50 at ${half}/s | p99 at ${half}/s | p99.9 at ${half}/s | errors at ${half}/s |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
-  for name in direct nginx rampart rampart_logged; do
+  for name in direct nginx rampart rampart_logged rampart_full; do
     local cpu="—"
     if [ -n "${PROC[$name]:-}" ] && [ "${REQS[$name]:-0}" -gt 0 ]; then
       cpu="$(awk -v t="${CPU_T[$name]}" -v hz="$TICKS" -v n="${REQS[$name]}" 'BEGIN { printf "%.1f µs", t / hz / n * 1e6 }')"
@@ -200,9 +169,85 @@ NGX
     echo "| $name | ${RPS[$name]} | $(ratio "${RPS[$name]}" "${RPS[nginx]}") | $cpu | ${P50[$name]} | ${P99[$name]} | $(j $name p50_us) µs | $(j $name p99_us) µs | $(j $name p999_us) µs | $(j $name errors) |"
   done
   echo
-  echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; full pipeline so far (auth + JSON + access log): $(ratio "${RPS[rampart_logged]}" "${RPS[nginx]}")× nginx, $(ratio "${RPS[rampart_logged]}" "${RPS[rampart]}")× passthrough"
+  echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; logged (key + JSON + access log): $(ratio "${RPS[rampart_logged]}" "${RPS[rampart]}")× passthrough; authenticated pipeline (logged + limits + audit in batch mode): **$(ratio "${RPS[rampart_full]}" "${RPS[rampart]}")× passthrough** ($(ratio "${RPS[rampart_full]}" "${RPS[nginx]}")× nginx)"
   echo "- p50 / p99 added vs direct at ${half}/s (half of Rampart's peak, open loop, client-measured): Rampart $(( $(j rampart p50_us) - $(j direct p50_us) )) / $(( $(j rampart p99_us) - $(j direct p99_us) )) µs; nginx $(( $(j nginx p50_us) - $(j direct p50_us) )) / $(( $(j nginx p99_us) - $(j direct p99_us) )) µs"
-  echo "- Gateway-added time as Rampart measures it (request in → response headers out, minus the upstream's wait; doubling histogram buckets) during that run: $added"
+  echo "- Gateway-added time as Rampart measures it (first request byte read → last response byte handed to the connection, minus the upstream's time; doubling histogram buckets) during that run: $added"
+  echo
+}
+
+# TLS 1.3 on the listener, as clients really connect: HTTP/1.1 (wrk) and HTTP/2 (h2load,
+# one stream at a time per connection, like the HTTP/1.1 clients) to nginx and to
+# Rampart passthrough, each alone on CPU 1 with one worker; h1 to the upstream for both.
+tls_suite() {
+  local pids=()
+  UPSTREAM_THREADS=1 taskset -c 0 $BIN/upstream 127.0.0.1:$UP 2>"$WORK/upstream.log" & pids+=($!)
+  cat >"$WORK/nginx-tls.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx-tls.pid;
+error_log $WORK/nginx-tls-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream bench { server 127.0.0.1:$UP; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGT ssl http2;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    ssl_protocols TLSv1.3;
+    location / {
+      proxy_pass http://bench;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+NGX
+  taskset -c 1 "$NGINX" -c "$WORK/nginx-tls.conf" -p "$WORK" & pids+=($!)
+  rampart_config $RT $RTA false http 1 true |
+    sed "/^listen = \"127.0.0.1:$RT\"/a tls = { cert = \"$WORK/cert.pem\", key = \"$WORK/key.pem\" }" >"$WORK/tls.toml"
+  taskset -c 1 $BIN/rampart serve --config "$WORK/tls.toml" >/dev/null 2>"$WORK/rt.log" & pids+=($!)
+  for port in $NGT $RT; do
+    for _ in $(seq 100); do curl -skf -d '{}' "https://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
+  done
+  declare -A TPROC TCPU TREQ
+  TPROC[nginx]=${pids[1]}; TPROC[rampart]=${pids[2]}
+  local round t name port proto out n c0 c1
+  for round in $(seq "$ROUNDS"); do
+    for t in nginx:$NGT rampart:$RT; do
+      name=${t%%:*}; port=${t##*:}
+      for proto in h1 h2; do
+        url="https://127.0.0.1:$port/v1/chat/completions"
+        c0=$(cpu_ticks "${TPROC[$name]}")
+        if [ $proto = h1 ]; then
+          out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$url")
+          n=$(awk '/requests in/ {print $1}' <<<"$out")
+          awk '/Requests\/sec/ {print $2}' <<<"$out" >>"$WORK/tls-$name-$proto.rounds"
+        else
+          out=$(taskset -c 0 h2load -t1 -c"$CONNS" -m1 -D "$DURATION" -d "$WORK/body.json" -H 'content-type: application/json' "$url")
+          n=$(awk '/^requests:/ {print $8}' <<<"$out")
+          awk '/^finished in/ {print $4}' <<<"$out" >>"$WORK/tls-$name-$proto.rounds"
+        fi
+        c1=$(cpu_ticks "${TPROC[$name]}")
+        TCPU[$name-$proto]=$(( ${TCPU[$name-$proto]:-0} + c1 - c0 ))
+        TREQ[$name-$proto]=$(( ${TREQ[$name-$proto]:-0} + n ))
+      done
+    done
+  done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "### TLS 1.3: proxy alone on CPU 1 (1 worker), client + upstream on CPU 0"
+  echo
+  echo "| client protocol | nginx req/s | Rampart req/s | ratio | nginx CPU per request | Rampart CPU per request |"
+  echo "|---|---|---|---|---|---|"
+  local a b
+  for proto in h1 h2; do
+    a=$(median "$WORK/tls-nginx-$proto.rounds" "$ROUNDS"); b=$(median "$WORK/tls-rampart-$proto.rounds" "$ROUNDS")
+    echo "| $( [ $proto = h1 ] && echo 'HTTP/1.1 (wrk)' || echo 'HTTP/2 (h2load, 1 stream per connection)') | $a | $b | $(ratio "$b" "$a") | $(awk -v t="${TCPU[nginx-$proto]}" -v hz="$TICKS" -v n="${TREQ[nginx-$proto]}" 'BEGIN { printf "%.1f µs", t / hz / n * 1e6 }') | $(awk -v t="${TCPU[rampart-$proto]}" -v hz="$TICKS" -v n="${TREQ[rampart-$proto]}" 'BEGIN { printf "%.1f µs", t / hz / n * 1e6 }') |"
+  done
   echo
 }
 
@@ -212,9 +257,10 @@ OUT=bench/results/proxy.md
   echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS ROUNDS=$ROUNDS, median round reported) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
   echo "Upstream: bench/src/bin/upstream.rs (1 thread, ~300-byte JSON answer to a ~120-byte POST). nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), access_log off, upstream keepalive. Rampart: release build."
-  echo "rampart = passthrough route (protocol http: body streamed, public, access log off, as nginx); rampart_logged = the pipeline so far: OpenAI route with API-key authentication, authorization, body buffered + JSON depth check, model check, ECS access log on."
+  echo "rampart = passthrough route (protocol http: body streamed, public, access log off, as nginx); rampart_logged = OpenAI route with API-key authentication, authorization, body buffered + strict JSON parse, model check, ECS access log on; rampart_full = rampart_logged plus a rate limit, a concurrency limit and a token budget (local store) and the audit trail in batch mode (file store)."
   echo
   suite shared
   suite pinned
+  tls_suite
 } >"$OUT"
 cat "$OUT"

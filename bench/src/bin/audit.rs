@@ -112,7 +112,7 @@ fn request_path(dir: &std::path::Path, n: u32) -> Result<f64, Error> {
         tls: true,
         client_cert: None,
     });
-    let mut ex = rampart_gateway::context::Exchange::new(conn, http::Method::POST, "/v1/chat/completions".into());
+    let mut ex = rampart_gateway::context::Exchange::new(conn, http::Method::POST, "/v1/chat/completions".into(), None);
     ex.request_id = "bench-7f3a2b1c-0000000001".into();
     ex.route = Some(Arc::from("chat"));
     ex.model = Some("meta-llama/Llama-3.1-8B-Instruct".into());

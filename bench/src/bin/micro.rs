@@ -414,6 +414,7 @@ impl ContentExchange {
             Arc::clone(&self.conn),
             http::Method::POST,
             "/v1/chat/completions".into(),
+            None,
         );
         let body = bytes::Bytes::from_static(REQUEST.as_bytes());
         ex.request_bytes = body.len() as u64;
@@ -722,7 +723,7 @@ fn limit_decisions() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 tls: false,
                 client_cert: None,
             });
-            let mut ex = Exchange::new(conn, http::Method::POST, "/v1/x".into());
+            let mut ex = Exchange::new(conn, http::Method::POST, "/v1/x".into(), None);
             ex.principal = Some(rampart_identity::Principal::anonymous());
             let who = rampart_limits::Caller {
                 principal: ex.principal.as_ref(),

@@ -6,8 +6,11 @@
 //!
 //! Durability: in [`Durability::Sync`] every batch is fdatasynced before its records
 //! are acknowledged (callers hold the response until then); in [`Durability::Batch`]
-//! records are written as they arrive (a process crash loses only what is still in the
-//! queue) and fdatasynced every `batch_interval` (a power loss loses at most that).
+//! records are written within [`GATHER`] of arriving (a process crash loses only what
+//! is still in the queue) and fdatasynced every `batch_interval` (a power loss loses at
+//! most that). The writer gathers for that long after each write in batch mode instead
+//! of waking for every record: a wake-up per request (a futex call on the request path
+//! and a context switch) cost a third of the CPU of an audited exchange.
 //! Either way the writer drains everything queued at once and writes it with one
 //! `write`, so one sync covers a whole group of requests (group commit).
 //!
@@ -245,6 +248,9 @@ const WITNESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Most messages handled in one group.
 const MAX_GROUP: usize = 8192;
+/// Batch mode: how long the writer lets records gather after a write before it waits
+/// for the next one. Senders do not wake a writer that is not waiting.
+pub const GATHER: Duration = Duration::from_millis(1);
 /// How often a failed store is tried again.
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -277,6 +283,9 @@ impl State {
                 self.handle(group);
                 if self.dirty && next_sync.is_none() {
                     next_sync = Some(Instant::now() + self.opts.batch_interval);
+                }
+                if self.opts.durability == Durability::Batch {
+                    std::thread::sleep(GATHER.min(self.opts.batch_interval));
                 }
             }
             let now = Instant::now();

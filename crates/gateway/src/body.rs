@@ -523,6 +523,9 @@ impl Body for ExchangeBody {
             }
             Poll::Ready(None) => {
                 *this.finished = true;
+                if let (Source::Upstream(_), Some(ex)) = (&*this.source, this.exchange.as_mut()) {
+                    ex.timings.upstream_end = Some(ex.started.elapsed());
+                }
                 let extra = match this.exchange.as_mut() {
                     Some(ex) if *this.chunk_stages => this.pipeline.response_end(ex),
                     _ => None,

@@ -66,15 +66,20 @@ impl Decision {
     }
 }
 
-/// Timing marks, all relative to `Exchange::started`.
+/// Timing marks, all relative to `Exchange::started` (the first byte of the request
+/// read from the connection, see `server::conn::Activity`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timings {
     /// Request sent to the upstream (all request stages done).
     pub upstream_sent: Option<Duration>,
     /// Upstream response headers received.
     pub upstream_headers: Option<Duration>,
+    /// The upstream's response body ended (read whole, or its last frame passed on).
+    pub upstream_end: Option<Duration>,
     /// Response headers handed to the client connection.
     pub response_headers: Option<Duration>,
+    /// The response's last byte handed to the client connection.
+    pub response_end: Option<Duration>,
 }
 
 /// How the exchange ended, from the client's point of view.
@@ -133,10 +138,12 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(conn: Arc<ConnInfo>, method: Method, path: String) -> Self {
+    /// `started` is when the request's first byte was read, when the connection knows
+    /// it (HTTP/1), else now.
+    pub fn new(conn: Arc<ConnInfo>, method: Method, path: String, started: Option<Instant>) -> Self {
         Self {
             request_id: String::new(),
-            started: Instant::now(),
+            started: started.unwrap_or_else(Instant::now),
             started_wall: SystemTime::now(),
             client_ip: conn.peer.ip().to_canonical(),
             conn,
@@ -187,16 +194,22 @@ impl Exchange {
         self.decision = self.decision.max(decision);
     }
 
-    /// Gateway-added time: everything until response headers minus the time the
-    /// upstream took to answer with headers.
+    /// Gateway-added time: from the request's first byte read to the response's last
+    /// byte handed to the connection (its headers, while the body has not ended),
+    /// minus the time the upstream took from receiving the request to the end of its
+    /// answer. Waiting for a worker, for an upstream connection and for the stages
+    /// all count; a streamed body's chunk inspection, which runs between upstream
+    /// frames, counts as the upstream's.
     pub fn gateway_added(&self) -> Option<Duration> {
-        let headers = self.timings.response_headers?;
-        match (self.timings.upstream_sent, self.timings.upstream_headers) {
-            (Some(sent), Some(got)) => Some(headers.saturating_sub(got.saturating_sub(sent))),
-            _ => Some(headers),
-        }
+        let end = self.timings.response_end.or(self.timings.response_headers)?;
+        let upstream = match (self.timings.upstream_sent, self.timings.upstream_end) {
+            (Some(sent), Some(done)) if end >= done => done.saturating_sub(sent),
+            _ => self.upstream_time().unwrap_or_default(),
+        };
+        Some(end.saturating_sub(upstream))
     }
 
+    /// From sending the request upstream to receiving its response headers.
     pub fn upstream_time(&self) -> Option<Duration> {
         match (self.timings.upstream_sent, self.timings.upstream_headers) {
             (Some(sent), Some(got)) => Some(got.saturating_sub(sent)),

@@ -115,9 +115,20 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<String>, RequestError>
 }
 
 /// Handles one request end to end. Never fails: every error becomes a JSON response.
-pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<ExchangeBody> {
+/// `began` is when the request's first byte was read, when the connection knows it.
+pub async fn handle(
+    rt: Arc<Runtime>,
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    began: Option<std::time::Instant>,
+) -> Response<ExchangeBody> {
     let pipeline = Arc::clone(&rt.pipeline);
-    let mut ex = Box::new(Exchange::new(conn, req.method().clone(), req.uri().path().to_owned()));
+    let mut ex = Box::new(Exchange::new(
+        conn,
+        req.method().clone(),
+        req.uri().path().to_owned(),
+        began,
+    ));
     let host = request_host(&req);
     ex.user_agent = req
         .headers()
@@ -215,6 +226,7 @@ pub async fn handle(rt: Arc<Runtime>, req: Request<Incoming>, conn: Arc<ConnInfo
             crate::body::read_bounded(incoming, limit, route.config.timeouts.idle),
         )
         .await;
+        ex.timings.upstream_end = Some(ex.started.elapsed());
         let body = match read {
             Ok(Ok(b)) => b,
             Ok(Err(RequestError::BodyTooLarge { .. })) => {
@@ -358,7 +370,7 @@ upstream = "u"
             tls: false,
             client_cert: None,
         });
-        let mut ex = Exchange::new(conn, http::Method::POST, "/v1/chat/completions".into());
+        let mut ex = Exchange::new(conn, http::Method::POST, "/v1/chat/completions".into(), None);
         ex.request_id = "test-1".into();
         ex
     }

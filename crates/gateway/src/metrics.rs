@@ -195,7 +195,7 @@ impl Metrics {
         );
         registry.register(
             "gateway_added_seconds",
-            "Time the gateway added before response headers reached the client",
+            "Time the gateway added: first request byte read to last response byte written, minus the upstream's time",
             m.gateway_added.clone(),
         );
         registry.register(

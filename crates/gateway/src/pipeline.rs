@@ -233,6 +233,7 @@ impl Pipeline {
         ex: &mut Exchange,
         route: Option<&RouteRuntime>,
     ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        ex.timings.response_end = Some(ex.started.elapsed());
         self.request_id.on_complete(ex);
         self.identify.on_complete(ex);
         self.authorize.on_complete(ex);

@@ -3,7 +3,9 @@
 //! the listener's header-read timeout. That bounds silent sockets (which would
 //! otherwise hold a connection slot forever, TLS handshake not even begun), HTTP/2
 //! connections left idle, and the wait for a first request, independently of what the
-//! HTTP layer times itself. It never looks at the bytes. [`Drain`] hands every new
+//! HTTP layer times itself. It never looks at the bytes. It also notes when the first
+//! byte of the next request arrived ([`Activity::take_began`]), so an exchange is timed
+//! from there and not from when HTTP parsing finished. [`Drain`] hands every new
 //! connection a graceful-shutdown watcher until shutdown begins.
 
 use std::future::Future;
@@ -35,6 +37,9 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds after `base` at which the connection last became idle.
     idle_since_ms: AtomicU64,
+    /// Nanoseconds after `base`, plus one, at which the first byte read while no
+    /// request was in flight arrived; 0 when none is waiting to be taken.
+    began_ns: AtomicU64,
     base: Instant,
 }
 
@@ -43,6 +48,7 @@ impl Default for Activity {
         Self {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            began_ns: AtomicU64::new(0),
             base: Instant::now(),
         }
     }
@@ -53,6 +59,27 @@ impl Activity {
     pub fn start(this: &Arc<Self>) -> Busy {
         this.in_flight.fetch_add(1, Ordering::Relaxed);
         Busy(Arc::clone(this))
+    }
+
+    /// When the first byte of the request now starting was read, if this connection
+    /// saw it arrive while idle (HTTP/1; the first stream of an HTTP/2 connection).
+    pub fn take_began(&self) -> Option<std::time::Instant> {
+        match self.began_ns.swap(0, Ordering::Relaxed) {
+            0 => None,
+            ns => Some((self.base + Duration::from_nanos(ns - 1)).into_std()),
+        }
+    }
+
+    /// Forgets a first byte noted so far (the TLS handshake's, which is not a request's).
+    pub fn clear_began(&self) {
+        self.began_ns.store(0, Ordering::Relaxed);
+    }
+
+    fn note_read(&self, at: Instant) {
+        if self.in_flight.load(Ordering::Relaxed) == 0 && self.began_ns.load(Ordering::Relaxed) == 0 {
+            let ns = u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1);
+            self.began_ns.store(ns + 1, Ordering::Relaxed);
+        }
     }
 
     fn idle_since(&self) -> Instant {
@@ -107,6 +134,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for IdleGuard<I> {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
                     this.last_read = Instant::now();
+                    this.activity.note_read(this.last_read);
                 }
                 Poll::Ready(r)
             }
@@ -185,5 +213,32 @@ mod tests {
             std::io::ErrorKind::TimedOut
         );
         drop(client);
+    }
+
+    #[tokio::test]
+    async fn the_first_byte_of_a_request_is_noted_once_and_not_while_one_is_in_flight() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let activity = Arc::new(Activity::default());
+        let mut guarded = IdleGuard::new(server, Duration::from_secs(5), Arc::clone(&activity));
+        let mut buf = [0u8; 4];
+        assert_eq!(activity.take_began(), None);
+        let before = std::time::Instant::now();
+        client.write_all(b"GET ").await.unwrap();
+        guarded.read_exact(&mut buf).await.unwrap();
+        client.write_all(b"/ HT").await.unwrap();
+        guarded.read_exact(&mut buf).await.unwrap();
+        // The first read, not the second, and only once.
+        let began = activity.take_began().unwrap();
+        assert!(began >= before && began <= std::time::Instant::now());
+        assert_eq!(activity.take_began(), None);
+        // Bytes read while a request is in flight belong to it.
+        let busy = Activity::start(&activity);
+        client.write_all(b"TP/1").await.unwrap();
+        guarded.read_exact(&mut buf).await.unwrap();
+        assert_eq!(activity.take_began(), None);
+        drop(busy);
+        client.write_all(b".1\r\n").await.unwrap();
+        guarded.read_exact(&mut buf).await.unwrap();
+        assert!(activity.take_began().is_some());
     }
 }

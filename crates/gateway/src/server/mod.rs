@@ -412,6 +412,7 @@ async fn accept_loop(
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
+                            activity.clear_began();
                             info.client_cert = tls_stream
                                 .get_ref()
                                 .1
@@ -448,6 +449,7 @@ async fn serve<I>(
         let runtime = gw.current();
         let info = Arc::clone(&info);
         // In flight from here until the response body is done or dropped.
+        let began = activity.take_began();
         let busy = crate::server::conn::Activity::start(&activity);
         let hsts = if info.tls {
             runtime.listener_hsts.get(&*info.listener).cloned()
@@ -455,7 +457,7 @@ async fn serve<I>(
             None
         };
         async move {
-            let mut response = crate::exchange::handle(runtime, req, info).await;
+            let mut response = crate::exchange::handle(runtime, req, info, began).await;
             // The listener's, replacing any the upstream sent: the gateway owns the
             // transport, and an upstream must not turn HSTS off with `max-age=0`.
             if let Some(v) = hsts {

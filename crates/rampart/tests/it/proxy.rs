@@ -160,6 +160,67 @@ async fn sse_chunks_arrive_one_by_one() {
             .count();
         assert!(gaps >= 8, "only {gaps} chunks arrived separately");
     }
+    // The time the gateway adds runs to the stream's last byte, but the 1.2 s the
+    // upstream spent producing it are the upstream's, not the gateway's.
+    let logs = gw.wait_for_access_logs(2, Duration::from_secs(5));
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    for line in &logs {
+        let added = line["rampart.gateway_added_us"].as_u64().unwrap();
+        let duration_us = line["event.duration"].as_u64().unwrap() / 1000;
+        assert!(duration_us >= 1_200_000, "{line}");
+        assert!(
+            added < 300_000,
+            "gateway-added {added} µs of a {duration_us} µs stream: {line}"
+        );
+    }
+}
+
+/// The gateway-added time starts at the request's first byte read, not when its head
+/// was parsed: a request the gateway takes 400 ms to receive shows 400 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_added_time_runs_from_the_first_byte_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (o, k) = (openai(DemoOptions::default()).await, kserve().await);
+    let gw = start(&base_config(&o.url(), &k.url()));
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hello"}]}).to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(gw.addr("main")).await.unwrap();
+    // First a quick request on the same connection, so the slow one is not its first.
+    let quick = format!("{head}\r\n{body}");
+    s.write_all(quick.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s.write_all(&head.as_bytes()[..20]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    s.write_all(&head.as_bytes()[20..]).await.unwrap();
+    s.write_all(format!("\r\n{body}").as_bytes()).await.unwrap();
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let logs = gw.wait_for_access_logs(2, Duration::from_secs(5));
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    let added: Vec<u64> = logs
+        .iter()
+        .map(|l| l["rampart.gateway_added_us"].as_u64().unwrap())
+        .collect();
+    assert!(added[0] < 300_000, "{added:?}");
+    assert!(added[1] >= 400_000, "{added:?}");
+    assert!(
+        logs[1]["event.duration"].as_u64().unwrap() >= 400_000_000,
+        "{}",
+        logs[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
