@@ -69,26 +69,21 @@ LUA
 
 TICKS=$(getconf CLK_TCK)
 
-# One suite. $1 = mode: "shared" (nothing pinned; nginx and Rampart use every core) or
-# "pinned" (proxy alone on CPU 1 with one worker; load generator and upstream on CPU 0).
-suite() {
-  local mode=$1 proxy_cpu="" load_cpu="" workers
-  workers=$(nproc)
-  if [ "$mode" = pinned ]; then proxy_cpu="taskset -c 1"; load_cpu="taskset -c 0"; workers=1; fi
-  local pids=()
-  UPSTREAM_THREADS=1 $load_cpu $BIN/upstream 127.0.0.1:$UP 2>"$WORK/upstream.log" & pids+=($!)
-  cat >"$WORK/nginx.conf" <<NGX
-worker_processes $workers;
+# nginx as a reverse proxy to the upstream. $1 = name (pid and log files), $2 = worker
+# processes, $3 = the server block's listen (and TLS) directives.
+nginx_conf() {
+  cat <<NGX
+worker_processes $2;
 daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+pid $WORK/$1.pid;
+error_log $WORK/$1-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
   upstream bench { server 127.0.0.1:$UP; keepalive 256; }
   server {
-    listen 127.0.0.1:$NG;
+    $3
     location / {
       proxy_pass http://bench;
       proxy_http_version 1.1;
@@ -99,6 +94,17 @@ http {
   }
 }
 NGX
+}
+
+# One suite. $1 = mode: "shared" (nothing pinned; nginx and Rampart use every core) or
+# "pinned" (proxy alone on CPU 1 with one worker; load generator and upstream on CPU 0).
+suite() {
+  local mode=$1 proxy_cpu="" load_cpu="" workers
+  workers=$(nproc)
+  if [ "$mode" = pinned ]; then proxy_cpu="taskset -c 1"; load_cpu="taskset -c 0"; workers=1; fi
+  local pids=()
+  UPSTREAM_THREADS=1 $load_cpu $BIN/upstream 127.0.0.1:$UP 2>"$WORK/upstream.log" & pids+=($!)
+  nginx_conf nginx "$workers" "listen 127.0.0.1:$NG;" >"$WORK/nginx.conf"
   $proxy_cpu "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" & pids+=($!)
   rampart_config $RP $RPA false http "$workers" true >"$WORK/passthrough.toml"
   rampart_config $RL $RLA true openai "$workers" false >"$WORK/logged.toml"
@@ -181,31 +187,10 @@ NGX
 tls_suite() {
   local pids=()
   UPSTREAM_THREADS=1 taskset -c 0 $BIN/upstream 127.0.0.1:$UP 2>"$WORK/upstream.log" & pids+=($!)
-  cat >"$WORK/nginx-tls.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx-tls.pid;
-error_log $WORK/nginx-tls-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream bench { server 127.0.0.1:$UP; keepalive 256; }
-  server {
-    listen 127.0.0.1:$NGT ssl http2;
+  nginx_conf nginx-tls 1 "listen 127.0.0.1:$NGT ssl http2;
     ssl_certificate $WORK/cert.pem;
     ssl_certificate_key $WORK/key.pem;
-    ssl_protocols TLSv1.3;
-    location / {
-      proxy_pass http://bench;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-NGX
+    ssl_protocols TLSv1.3;" >"$WORK/nginx-tls.conf"
   taskset -c 1 "$NGINX" -c "$WORK/nginx-tls.conf" -p "$WORK" & pids+=($!)
   rampart_config $RT $RTA false http 1 true |
     sed "/^listen = \"127.0.0.1:$RT\"/a tls = { cert = \"$WORK/cert.pem\", key = \"$WORK/key.pem\" }" >"$WORK/tls.toml"
