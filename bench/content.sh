@@ -72,8 +72,6 @@ for n in pass validate content; do
   $BIN/rampart serve --config "$WORK/$n.toml" >/dev/null 2>"$WORK/$n.log" &
   PID[$n]=$!
 done
-# CPU time (user + system, clock ticks) the gateway process has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 wait_http http://127.0.0.1:18301/ http://127.0.0.1:18302/ http://127.0.0.1:18303/
 # The policy really acts: the upstream must see a placeholder, not the address.
