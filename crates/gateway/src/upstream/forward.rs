@@ -162,13 +162,23 @@ fn idempotent(method: &http::Method) -> bool {
     )
 }
 
-/// The connection closed before any byte of a response arrived (for example a
-/// pooled keep-alive connection to a target that just died).
+/// The connection closed or was reset before any byte of a response arrived (for
+/// example a pooled keep-alive connection to a target that just died: a close seen
+/// before the request was written, or a reset or broken pipe while writing it).
 fn closed_before_response(err: &hyper_util::client::legacy::Error) -> bool {
+    use std::io::ErrorKind;
     let mut source = std::error::Error::source(err);
     while let Some(e) = source {
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message() || h.is_canceled();
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+            );
         }
         source = e.source();
     }
