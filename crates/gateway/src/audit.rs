@@ -233,13 +233,10 @@ impl std::fmt::Debug for AuditState {
 
 pub use rampart_audit::chain::hex;
 
-/// The process-wide audit trail: outlives reloads (its settings need a restart).
-/// The action name of a console sign-in.
-pub const SIGN_IN: &str = "console_sign_in";
-
 /// How long an oversight action waits for its audit record to be synced.
 const OVERSIGHT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The process-wide audit trail: outlives reloads (its settings need a restart).
 pub struct AuditTrail {
     writer: rampart_audit::Writer,
     /// The writer thread; it ends when the process does, after `close` sealed the trail.
@@ -488,9 +485,13 @@ impl AuditTrail {
         self.submit(Record::Admin(record), None);
     }
 
-    /// An operator's or reviewer's action (stop, resume, review decision, incident,
-    /// key): who, on what, and why.
-    pub fn oversight(
+    /// A console sign-in. It changes nothing, so unlike [`AuditTrail::oversight`] it
+    /// goes with the batch: the page it opens does not wait for a sync.
+    pub fn sign_in(&self, actor: &str) {
+        self.submit_oversight("console_sign_in", "console", true, actor, "console", None);
+    }
+
+    fn submit_oversight(
         &self,
         action: &'static str,
         via: &'static str,
@@ -506,11 +507,20 @@ impl AuditTrail {
             ..self.admin_base(action, via, ok)
         };
         self.submit(Record::Admin(record), None);
-        if action == SIGN_IN {
-            // A sign-in changes nothing: it goes with the batch, and the page it opens
-            // does not wait for a sync.
-            return;
-        }
+    }
+
+    /// An operator's or reviewer's action (stop, resume, review decision, incident,
+    /// key): who, on what, and why.
+    pub fn oversight(
+        &self,
+        action: &'static str,
+        via: &'static str,
+        ok: bool,
+        actor: &str,
+        target: &str,
+        reason: Option<String>,
+    ) {
+        self.submit_oversight(action, via, ok, actor, target, reason);
         // A person's action is on the record before it is acknowledged, whatever the
         // durability mode: a crash right after "stopped" must not lose who stopped
         // what. Operator actions are rare, so the short wait (one write and sync,

@@ -189,7 +189,7 @@ async fn open_session(gateway: &Gateway, credential: String) -> Reply {
         );
     };
     if let Some(audit) = &gateway.audit {
-        audit.oversight(crate::audit::SIGN_IN, "console", true, &name, "console", None);
+        audit.sign_in(&name);
     }
     let mut r = redirect("/console/");
     set_cookie(&mut r, COOKIE, &id, None);
