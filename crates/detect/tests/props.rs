@@ -72,8 +72,12 @@ fn phone() -> impl Strategy<Value = String> {
     ("[1-9][0-9]", "[1-9][0-9]{2}", "[0-9]{4}", "[0-9]{3}").prop_map(|(cc, a, b, c)| format!("+{cc} {a} {b} {c}"))
 }
 
-/// Filler that contains trigger words, digits and non-ASCII text but no values.
+/// Filler that contains trigger words, digits and non-ASCII text but no values. Two
+/// numbers never stand side by side: "42 42 2024" is a phone number when a context word
+/// is near, and redaction can bring one nearer (a card becomes `<CARD_1>`), so such a
+/// run would be a value the generator did not plant.
 fn filler() -> impl Strategy<Value = String> {
+    let number = |w: &&str| w.bytes().all(|b| b.is_ascii_digit());
     prop::collection::vec(
         prop::sample::select(vec![
             "please", "ignore", "the", "system", "prompt", "card", "mail", "at", "is", "my", "Grüße", "東京", "—", ",",
@@ -81,6 +85,9 @@ fn filler() -> impl Strategy<Value = String> {
         ]),
         0..6,
     )
+    .prop_filter("two numbers side by side make a value", move |w| {
+        !w.windows(2).any(|p| number(&p[0]) && number(&p[1]))
+    })
     .prop_map(|w| w.join(" "))
 }
 
