@@ -9,6 +9,8 @@
 #                       "full" adds a rate limit, a concurrency limit, a token budget and
 #                       the audit trail in batch mode (audit key in $WORK/audit.key)
 #   cpu_ticks PID...    user + system CPU clock ticks of the processes and their children
+#   steal_ticks         the machine's steal time so far, in clock ticks (a noisy host shows here)
+#   steal_pct S0 S1 T0 T1  steal between two readings as a share of all CPU time
 
 need_wrk() {
   command -v wrk >/dev/null && return
@@ -100,4 +102,15 @@ signing_key = { file = "$WORK/audit.key" }
 durability = "batch"
 TOML
   fi
+}
+
+# Steal time (clock ticks the host ran something else while a vCPU wanted to run), all
+# CPUs together, from /proc/stat.
+steal_ticks() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
+
+# Steal as a share of the machine's CPU time between two (steal_ticks, date +%s.%N)
+# readings: steal_pct S0 S1 T0 T1.
+steal_pct() {
+  awk -v s="$(($2 - $1))" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" -v t0="$3" -v t1="$4" \
+    'BEGIN { printf "%.1f %%", s / hz / n / (t1 - t0) * 100 }'
 }

@@ -3,13 +3,15 @@
 #   (a) direct to the upstream, (b) nginx as a reverse proxy, (c) Rampart passthrough,
 #   (d) Rampart logged (API key, JSON checks, access log), (e) Rampart's authenticated
 #   pipeline (logged plus limits and the audit trail in batch mode); then TLS 1.3 rows
-#   with HTTP/1.1 and HTTP/2 clients (nginx against Rampart passthrough).
+#   with HTTP/1.1 and HTTP/2 clients (nginx against Rampart passthrough); then streamed
+#   answers (SSE): time to first byte and the gap between events, added by each proxy.
 # Peak throughput with wrk (closed loop), then latency at half of Rampart's peak with
 # an open-loop generator (bench/src/bin/loadgen.rs) that counts from each request's
 # intended send time. Installs wrk, nginx, h2load and openssl from Debian packages when
 # missing.
 #
-#   bench/run.sh                  # DURATION=10 CONNS=64 WRK_THREADS=1 ROUNDS=3 by default
+#   bench/run.sh                  # DURATION=10 CONNS=64 WRK_THREADS=1 ROUNDS=3 SSE_CONNS=128 by default
+#   SUITES="sse" bench/run.sh     # only some suites: any of shared pinned tls sse
 #
 # Two suites: "shared" (nothing pinned, every process competes for the 2 cores) and
 # "pinned" (the proxy alone on one core: per-core efficiency without scheduler noise).
@@ -47,6 +49,8 @@ trap cleanup EXIT
 UP=$BASE_PORT; NG=$((BASE_PORT+1)); RP=$((BASE_PORT+2)); RPA=$((BASE_PORT+3)); RL=$((BASE_PORT+4)); RLA=$((BASE_PORT+5))
 RF=$((BASE_PORT+6)); RFA=$((BASE_PORT+7)); NGT=$((BASE_PORT+8)); RT=$((BASE_PORT+9)); RTA=$((BASE_PORT+10))
 BODY='{"model":"bench","messages":[{"role":"user","content":"Summarise the benefits of a security gateway in one sentence."}]}'
+SSE_BODY='{"model":"bench","stream":true,"messages":[{"role":"user","content":"Summarise the benefits of a security gateway in one sentence."}]}'
+SSE_CONNS=${SSE_CONNS:-128}
 cat >"$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
@@ -116,7 +120,7 @@ suite() {
     for _ in $(seq 100); do curl -sf -H "Authorization: Bearer $KEY" -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
   done
 
-  declare -A RPS P50 P99 HL PROC CPU_T REQS
+  declare -A RPS P50 P99 PROC CPU_T REQS
   PROC[nginx]=${pids[1]}; PROC[rampart]=${pids[2]}; PROC[rampart_logged]=${pids[3]}; PROC[rampart_full]=${pids[4]}
   local t name port out round c0 c1
   # ROUNDS interleaved rounds (direct, nginx, rampart, logged, repeat); the median
@@ -139,13 +143,23 @@ suite() {
     read -r RPS[$name] P50[$name] P99[$name] < <(sort -n "$WORK/$mode-$name.rounds" | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2)')
   done
   local half; half=$(awk -v r="${RPS[rampart]}" 'BEGIN { printf "%d", r / 2 }')
-  # Rampart's own view of the time it adds (rampart_gateway_added_seconds), over the
-  # open-loop run only: bucket counts after minus before.
+  # Open loop at half of Rampart's peak, ROUNDS interleaved rounds; each percentile is
+  # the median over the rounds, so one burst of host steal (tens of ms on this VM)
+  # cannot decide the tail. Rampart's own view of the time it adds
+  # (rampart_gateway_added_seconds) over these runs: bucket counts after minus before.
   curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/before.prom"
-  for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL rampart_full:$RF; do
-    HL[${t%%:*}]=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$half" "$DURATION" 16 "$BODY" "Bearer $KEY")
-    if [ "${t%%:*}" = rampart ]; then curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/after.prom"; fi
+  local f s0 s1 w0 w1
+  s0=$(steal_ticks); w0=$(date +%s.%N)
+  for round in $(seq "$ROUNDS"); do
+    for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL rampart_full:$RF; do
+      out=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "$half" "$DURATION" 16 "$BODY" "Bearer $KEY")
+      for f in p50_us p99_us p999_us errors; do
+        sed -E "s/.*\"$f\":([0-9]+).*/\1/" <<<"$out" >>"$WORK/$mode-${t%%:*}-open-$f.rounds"
+      done
+    done
   done
+  s1=$(steal_ticks); w1=$(date +%s.%N)
+  curl -s "http://127.0.0.1:$RPA/metrics" >"$WORK/after.prom"
   local added
   added=$(awk '
     /^rampart_gateway_added_seconds_bucket/ {
@@ -161,7 +175,7 @@ suite() {
     }' "$WORK/before.prom" "$WORK/after.prom")
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  j() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"${HL[$1]}"; }
+  j() { median "$WORK/$mode-$1-open-$2.rounds" "$ROUNDS"; }
 
   echo "### $mode: $( [ "$mode" = pinned ] && echo 'proxy alone on CPU 1 (1 worker), wrk + upstream on CPU 0' || echo "nothing pinned, proxies use $workers workers")"
   echo
@@ -177,6 +191,7 @@ suite() {
   echo
   echo "- Rampart passthrough / nginx throughput: **$(ratio "${RPS[rampart]}" "${RPS[nginx]}")×**; logged (key + JSON + access log): $(ratio "${RPS[rampart_logged]}" "${RPS[rampart]}")× passthrough; authenticated pipeline (logged + limits + audit in batch mode): **$(ratio "${RPS[rampart_full]}" "${RPS[rampart]}")× passthrough** ($(ratio "${RPS[rampart_full]}" "${RPS[nginx]}")× nginx)"
   echo "- p50 / p99 added vs direct at ${half}/s (half of Rampart's peak, open loop, client-measured): Rampart $(( $(j rampart p50_us) - $(j direct p50_us) )) / $(( $(j rampart p99_us) - $(j direct p99_us) )) µs; nginx $(( $(j nginx p50_us) - $(j direct p50_us) )) / $(( $(j nginx p99_us) - $(j direct p99_us) )) µs"
+  echo "- Host steal during the open-loop runs: $(steal_pct "$s0" "$s1" "$w0" "$w1") of the machine's CPU time (from /proc/stat; a virtual machine's vCPUs wait for the host)"
   echo "- Gateway-added time as Rampart measures it (first request byte read → last response byte handed to the connection, minus the upstream's time; doubling histogram buckets) during that run: $added"
   echo
 }
@@ -236,16 +251,75 @@ tls_suite() {
   echo
 }
 
+# Streaming: SSE_CONNS connections each keep one streamed chat completion in flight
+# (the upstream sends 20 events 10 ms apart), to the upstream directly, through nginx,
+# Rampart passthrough and Rampart's authenticated pipeline (which also counts the
+# stream's tokens against the budget). Proxy alone on CPU 1, client + upstream on CPU 0.
+# Each figure is the median over the rounds.
+sse_suite() {
+  local pids=()
+  UPSTREAM_THREADS=1 taskset -c 0 $BIN/upstream 127.0.0.1:$UP 2>"$WORK/upstream.log" & pids+=($!)
+  nginx_conf nginx-sse 1 "listen 127.0.0.1:$NG;" >"$WORK/nginx-sse.conf"
+  taskset -c 1 "$NGINX" -c "$WORK/nginx-sse.conf" -p "$WORK" & pids+=($!)
+  rampart_config $RP $RPA false http 1 true >"$WORK/sse-passthrough.toml"
+  rampart_config $RF $RFA true openai 1 false full >"$WORK/sse-full.toml"
+  taskset -c 1 $BIN/rampart serve --config "$WORK/sse-passthrough.toml" >/dev/null 2>"$WORK/sp.log" & pids+=($!)
+  taskset -c 1 $BIN/rampart serve --config "$WORK/sse-full.toml" >/dev/null 2>"$WORK/sf.log" & pids+=($!)
+  for port in $UP $NG $RP $RF; do
+    for _ in $(seq 100); do curl -sf -H "Authorization: Bearer $KEY" -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
+  done
+  declare -A SPROC SCPU SN
+  SPROC[nginx]=${pids[1]}; SPROC[rampart]=${pids[2]}; SPROC[rampart_full]=${pids[3]}
+  local round t name port out c0 c1 f s0 s1 w0 w1
+  s0=$(steal_ticks); w0=$(date +%s.%N)
+  for round in $(seq "$ROUNDS"); do
+    for t in direct:$UP nginx:$NG rampart:$RP rampart_full:$RF; do
+      name=${t%%:*}; port=${t##*:}
+      c0=$( [ -n "${SPROC[$name]:-}" ] && cpu_ticks "${SPROC[$name]}" || echo 0)
+      out=$(taskset -c 0 $BIN/loadgen --sse "http://127.0.0.1:$port/v1/chat/completions" "$DURATION" "$SSE_CONNS" "$SSE_BODY" "Bearer $KEY")
+      c1=$( [ -n "${SPROC[$name]:-}" ] && cpu_ticks "${SPROC[$name]}" || echo 0)
+      SCPU[$name]=$(( ${SCPU[$name]:-0} + c1 - c0 ))
+      SN[$name]=$(( ${SN[$name]:-0} + $(sed -E 's/.*"streams":([0-9]+).*/\1/' <<<"$out") ))
+      for f in streams events errors ttfb_p50_us ttfb_p99_us gap_p50_us gap_p99_us gap_max_us; do
+        sed -E "s/.*\"$f\":([0-9]+).*/\1/" <<<"$out" >>"$WORK/sse-$name-$f.rounds"
+      done
+    done
+  done
+  s1=$(steal_ticks); w1=$(date +%s.%N)
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  m() { median "$WORK/sse-$1-$2.rounds" "$ROUNDS"; }
+  echo "### Streaming (SSE): $SSE_CONNS streams in flight, 20 events 10 ms apart each; proxy alone on CPU 1 (1 worker), client + upstream on CPU 0"
+  echo
+  echo "| path | streams | errors | time to first byte p50 | p99 | added p99 vs direct | gap between events p50 | p99 | max | added gap p99 vs direct | proxy CPU per stream |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  for name in direct nginx rampart rampart_full; do
+    local cpu="—"
+    if [ -n "${SPROC[$name]:-}" ] && [ "${SN[$name]:-0}" -gt 0 ]; then
+      cpu="$(awk -v t="${SCPU[$name]}" -v hz="$TICKS" -v n="${SN[$name]}" 'BEGIN { printf "%.0f µs", t / hz / n * 1e6 }')"
+    fi
+    echo "| $name | $(m $name streams) | $(m $name errors) | $(m $name ttfb_p50_us) µs | $(m $name ttfb_p99_us) µs | $(( $(m $name ttfb_p99_us) - $(m direct ttfb_p99_us) )) µs | $(m $name gap_p50_us) µs | $(m $name gap_p99_us) µs | $(m $name gap_max_us) µs | $(( $(m $name gap_p99_us) - $(m direct gap_p99_us) )) µs | $cpu |"
+  done
+  echo
+  echo "- Host steal during these runs: $(steal_pct "$s0" "$s1" "$w0" "$w1") of the machine's CPU time."
+  echo
+}
+
 mkdir -p bench/results
 OUT=bench/results/proxy.md
 {
-  echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS ROUNDS=$ROUNDS, median round reported) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS ROUNDS=$ROUNDS SSE_CONNS=$SSE_CONNS SUITES=\"${SUITES:-shared pinned tls sse}\", median round reported) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
   echo "Upstream: bench/src/bin/upstream.rs (1 thread, ~300-byte JSON answer to a ~120-byte POST). nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), access_log off, upstream keepalive. Rampart: release build."
   echo "rampart = passthrough route (protocol http: body streamed, public, access log off, as nginx); rampart_logged = OpenAI route with API-key authentication, authorization, body buffered + strict JSON parse, model check, ECS access log on; rampart_full = rampart_logged plus a rate limit, a concurrency limit and a token budget (local store) and the audit trail in batch mode (file store)."
   echo
-  suite shared
-  suite pinned
-  tls_suite
+  for s in ${SUITES:-shared pinned tls sse}; do
+    case $s in
+      shared|pinned) suite "$s" ;;
+      tls) tls_suite ;;
+      sse) sse_suite ;;
+      *) echo "unknown suite $s (shared, pinned, tls, sse)" >&2; exit 2 ;;
+    esac
+  done
 } >"$OUT"
 cat "$OUT"

@@ -261,7 +261,7 @@ async fn chat(req: Request<Incoming>, opts: &DemoOptions, last: &LastRequest) ->
 }
 
 /// Streams `events` as Server-Sent Events, one frame each, `delay` apart.
-fn sse(events: Vec<Bytes>, delay: Duration) -> Response<ResponseBody> {
+pub fn sse(events: Vec<Bytes>, delay: Duration) -> Response<ResponseBody> {
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
     tokio::spawn(async move {
         for (i, e) in events.into_iter().enumerate() {
