@@ -6,7 +6,8 @@
 # limits test) and Debian's chromium and chromium-driver (the console's browser tests), via
 # scripts/services.sh; the pinned client libraries the SDK tests
 # drive (OpenAI Python and Node SDKs, LangChain, tritonclient), via scripts/clients.sh.
-# Last, the newcomer path: README.md followed top to bottom on a fresh clone
+# The deployment files in deploy/ are checked by promtool (scripts/deploy-check.sh,
+# which installs Debian's prometheus package, pinned, for it). Last, the newcomer path: README.md followed top to bottom on a fresh clone
 # (scripts/newcomer.py; it builds the release binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +33,7 @@ cargo test --workspace 2>&1 | tee /tmp/rampart-test-$$.log
 # A closing summary the CI reader understands, summed over every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' /tmp/rampart-test-$$.log
 rm -f /tmp/rampart-test-$$.log
+echo "== deployment files (promtool over the alert rules and the dashboard's queries)"
+scripts/deploy-check.sh
 echo "== the newcomer path (README.md on a fresh clone)"
 python3 scripts/newcomer.py

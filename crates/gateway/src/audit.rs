@@ -365,6 +365,7 @@ impl AuditTrail {
         });
         let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(cfg.signing_key.expose())
             .map_err(|_| fail("audit.signing_key is not an Ed25519 key".into()))?;
+        metrics.audit_queue_capacity(cfg.queue);
         let observer: Observer = {
             let m = Arc::clone(&metrics);
             Arc::new(move |e| m.audit_event(e))

@@ -112,9 +112,19 @@ pub struct Metrics {
     audit_records: Family<AuditLabels, Counter>,
     audit_refused: Counter,
     audit_queue: Gauge,
+    audit_queue_capacity: Gauge,
     detections: Family<DetectionLabels, Counter>,
     alerts: Family<DetectionLabels, Counter>,
     alert_deliveries: Family<ResultLabels, Counter>,
+    certificate_expiry: Family<CertificateLabels, Gauge>,
+}
+
+/// A certificate the gateway presents: a listener's (`role="listener"`) or an upstream
+/// pool's client certificate (`role="upstream_client"`), by listener or upstream name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CertificateLabels {
+    pub role: &'static str,
+    pub name: Name,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -153,9 +163,11 @@ impl Metrics {
             audit_records: Family::default(),
             audit_refused: Counter::default(),
             audit_queue: Gauge::default(),
+            audit_queue_capacity: Gauge::default(),
             detections: Family::default(),
             alerts: Family::default(),
             alert_deliveries: Family::default(),
+            certificate_expiry: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -261,6 +273,16 @@ impl Metrics {
             m.audit_refused.clone(),
         );
         registry.register(
+            "audit_queue_capacity",
+            "Audit records that may wait for the writer before on_backlog applies (audit.queue)",
+            m.audit_queue_capacity.clone(),
+        );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When each certificate the gateway presents expires (its notAfter, Unix seconds), by role and name",
+            m.certificate_expiry.clone(),
+        );
+        registry.register(
             "audit_queue_depth",
             "Audit records waiting for the writer (sampled when a record is handed over)",
             m.audit_queue.clone(),
@@ -276,6 +298,20 @@ impl Metrics {
                 decision,
             })
             .inc();
+    }
+
+    /// Replaces the certificate expiry series with the given (role, name, notAfter) set:
+    /// a reload that drops a listener drops its series.
+    pub fn certificates(&self, certs: &[(&'static str, Name, i64)]) {
+        self.certificate_expiry.clear();
+        for (role, name, not_after) in certs {
+            self.certificate_expiry
+                .get_or_create(&CertificateLabels {
+                    role,
+                    name: name.clone(),
+                })
+                .set(*not_after);
+        }
     }
 
     /// An exchange answered with an error: its code (`stopped_by_operator`, …).
@@ -425,6 +461,10 @@ impl Metrics {
         self.audit_queue.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    pub fn audit_queue_capacity(&self, n: usize) {
+        self.audit_queue_capacity.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// Prometheus / OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
@@ -444,5 +484,105 @@ fn audit_event_name(e: rampart_audit::writer::Event) -> &'static str {
         Event::Delivered(_) => "delivered",
         Event::StoreError => "store_error",
         Event::Checkpoint => "checkpoint",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Metrics, Name};
+
+    /// The registry with a series in every family (an empty family is not exported).
+    fn every_family() -> String {
+        let m = Metrics::new();
+        let n = |s: &str| Name(Arc::from(s));
+        let ms = Duration::from_millis(1);
+        m.request(&n("r"), 200, "allow");
+        m.certificates(&[("listener", n("l"), 1)]);
+        m.error(&n("r"), "rate_limited");
+        m.timings(&n("r"), ms, Some(ms), Some(ms));
+        m.upstream_error(&n("u"), &n("t"), "connect");
+        m.ejected(&n("u"), &n("t"));
+        m.target_up(&n("u"), &n("t"));
+        m.connection_opened(&n("l"));
+        m.connection_refused(&n("l"));
+        m.reload(false);
+        m.limit(&n("x"), "refused");
+        m.fail_open(&n("r"));
+        m.limit_keys("x", 1);
+        m.limit_backend_error();
+        m.detection("extraction", "alert");
+        m.alert("extraction", "alert");
+        m.alert_delivery("failed");
+        m.access_log_dropped();
+        m.audit_event(rampart_audit::writer::Event::StoreError);
+        m.audit_refused();
+        m.audit_queue_depth(1);
+        m.audit_queue_capacity(2);
+        m.render()
+    }
+
+    /// The `rampart_…` names a file mentions (label values never start so).
+    fn metric_names(text: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let mut at = 0;
+        while let Some(i) = text[at..].find("rampart_") {
+            let start = at + i;
+            let after_word = text[..start]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            let end = text[start..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(text.len(), |k| start + k);
+            if !after_word {
+                names.insert(text[start..end].to_owned());
+            }
+            at = end;
+        }
+        names
+    }
+
+    /// Whether `name` is a series of one of `families` (name → type): a gauge by its
+    /// name, a counter's `_total`, a histogram's `_bucket`, `_sum` and `_count`.
+    fn exported(name: &str, families: &BTreeMap<&str, &str>) -> bool {
+        let series = |suffix: &str, kind: &str| {
+            name.strip_suffix(suffix)
+                .is_some_and(|base| families.get(base) == Some(&kind))
+        };
+        families.get(name) == Some(&"gauge")
+            || series("_total", "counter")
+            || ["_bucket", "_sum", "_count"].iter().any(|s| series(s, "histogram"))
+    }
+
+    #[test]
+    fn alert_rules_and_dashboard_query_only_exported_metrics() {
+        let text = every_family();
+        let families: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' '))
+            .collect();
+        assert_eq!(families.len(), 25, "every registered family has a series: {families:?}");
+        for file in ["deploy/prometheus/rampart-alerts.yml", "deploy/grafana/rampart.json"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(file);
+            let names = metric_names(&std::fs::read_to_string(&path).unwrap());
+            assert!(names.len() >= 15, "{file} names only {names:?}");
+            let missing: Vec<_> = names.iter().filter(|n| !exported(n, &families)).collect();
+            assert!(
+                missing.is_empty(),
+                "{file} queries metrics the gateway does not export: {missing:?}"
+            );
+        }
+        // The check can fail: misspelt or mis-suffixed names are not exported.
+        assert!(!exported("rampart_request_total", &families));
+        assert!(!exported("rampart_audit_queue_depth_total", &families));
+        assert!(!exported("rampart_requests_bucket", &families));
+        assert!(!exported("rampart_requests", &families));
+        assert!(exported("rampart_gateway_added_seconds_bucket", &families));
     }
 }

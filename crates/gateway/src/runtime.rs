@@ -131,6 +131,7 @@ impl Runtime {
             .filter(|l| !l.trusted_proxies.is_empty())
             .map(|l| (Arc::from(l.name.as_str()), l.trusted_proxies.clone()))
             .collect();
+        metrics.certificates(&certificate_expiries(&config));
         Ok(Self {
             router: Router::new(&routes),
             config: Arc::new(config),
@@ -192,6 +193,21 @@ impl Runtime {
 
 /// A route's model pin against its manifest file: the manifest's digest must be the
 /// pinned one, and its signature must verify with the configured public key.
+/// The notAfter of every certificate the gateway presents: listeners' and upstream
+/// pools' client certificates (files already loaded once by the TLS configs above).
+fn certificate_expiries(config: &Config) -> Vec<(&'static str, crate::metrics::Name, i64)> {
+    let name = |n: &str| crate::metrics::Name(Arc::from(n));
+    let listeners = config.listeners.iter().filter_map(|l| {
+        let at = crate::server::tls::leaf_not_after(&l.tls.as_ref()?.cert)?;
+        Some(("listener", name(&l.name), at))
+    });
+    let upstreams = config.upstreams.iter().filter_map(|u| {
+        let at = crate::server::tls::leaf_not_after(u.tls.client_cert.as_ref()?)?;
+        Some(("upstream_client", name(&u.name), at))
+    });
+    listeners.chain(upstreams).collect()
+}
+
 fn check_pin(pin: &rampart_config::ModelPin) -> Result<(), String> {
     use rampart_modelscan::manifest;
     let Some(path) = &pin.manifest else { return Ok(()) };

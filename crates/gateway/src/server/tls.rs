@@ -49,6 +49,79 @@ fn roots(key: &str, path: &Path) -> Result<RootCertStore, InitError> {
     Ok(store)
 }
 
+/// One DER element at the start of `input`: (tag, content, the bytes after it). Only
+/// the definite lengths DER allows (short form, or long form in 1 to 4 bytes).
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |l, &b| (l << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// A certificate's `notAfter` as Unix seconds, read from its DER: `Certificate ::=
+/// SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature,
+/// issuer, validity SEQUENCE { notBefore, notAfter }, … }, … }` (RFC 5280 §4.1), the
+/// time a `UTCTime` (years 1950–2049) or a `GeneralizedTime`, both in UTC ("Z"). `None`
+/// when the bytes are not a certificate of that shape. Written by hand: the one field
+/// the expiry metric needs does not justify an X.509 parser in the dependency tree.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    const SEQUENCE: u8 = 0x30;
+    let (SEQUENCE, cert, _) = der_element(der)? else {
+        return None;
+    };
+    let (SEQUENCE, tbs, _) = der_element(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = der_element(rest)?.2;
+    }
+    for _ in 0..3 {
+        rest = der_element(rest)?.2; // serialNumber, signature, issuer
+    }
+    let (SEQUENCE, validity, _) = der_element(rest)? else {
+        return None;
+    };
+    let (tag, time, _) = der_element(der_element(validity)?.2)?;
+    let text = time.strip_suffix(b"Z")?;
+    let digits = |s: &[u8]| {
+        s.iter()
+            .try_fold(0i64, |n, &b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
+    };
+    let (year, rest) = match (tag, text.len()) {
+        (0x17, 12) => {
+            let yy = digits(&text[..2])?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+        }
+        (0x18, 14) => (digits(&text[..4])?, &text[4..]),
+        _ => return None,
+    };
+    let field = |i: usize| digits(&rest[i..i + 2]);
+    let (month, day, hour, minute, second) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(rampart_identity::time::days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// The `notAfter` of the first (leaf) certificate in a PEM file, for the expiry metric.
+pub fn leaf_not_after(path: &Path) -> Option<i64> {
+    CertificateDer::pem_file_iter(path)
+        .ok()?
+        .next()?
+        .ok()
+        .and_then(|c| not_after(&c))
+}
+
 /// Server config for a TLS listener. `key` is the config key prefix for errors.
 pub fn server_config(key: &str, tls: &ListenerTls) -> Result<Arc<ServerConfig>, InitError> {
     let builder = ServerConfig::builder_with_provider(provider())
@@ -124,4 +197,41 @@ pub fn fetch_connector(
         .https_or_http()
         .enable_http1()
         .wrap_connector(http))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_after;
+
+    fn cert_until(year: i32, month: u8, day: u8) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn reads_not_after_in_both_time_encodings() {
+        // Before 2050 RFC 5280 has a UTCTime; from 2050 a GeneralizedTime.
+        assert_eq!(not_after(&cert_until(2027, 3, 1)), Some(1_803_859_200));
+        assert_eq!(not_after(&cert_until(2049, 12, 31)), Some(2_524_521_600));
+        assert_eq!(not_after(&cert_until(2051, 1, 2)), Some(2_556_230_400));
+    }
+
+    #[test]
+    fn anything_else_is_none_and_never_panics() {
+        let der = cert_until(2030, 6, 15);
+        assert_eq!(not_after(b""), None);
+        assert_eq!(not_after(b"not a certificate"), None);
+        // Every truncation and every single-byte change either still parses or gives
+        // None: no slice out of range, no arithmetic overflow.
+        for n in 0..der.len() {
+            let _ = not_after(&der[..n]);
+            for b in [0x00, 0x7f, 0x80, 0x84, 0xff, b'9', 0xc3] {
+                let mut bent = der.clone();
+                bent[n] = b;
+                let _ = not_after(&bent);
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ mod audit;
 mod console;
 mod content;
 mod demo;
+mod deploy;
 mod identity;
 mod jwt;
 mod keystore_pg;
