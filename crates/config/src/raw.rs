@@ -478,10 +478,19 @@ pub struct RawRole {
     pub actions: Vec<String>,
 }
 
+/// `server.node_id`: a name, or `{ env = "POD_NAME" }` / `{ file = … }` to take it from
+/// the environment (each replica of a fleet needs its own).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawNodeId {
+    Name(String),
+    From(RawSecretRef),
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
-    pub node_id: Option<String>,
+    pub node_id: Option<RawNodeId>,
     pub shutdown_grace: Option<String>,
     pub access_log: Option<bool>,
     pub workers: Option<usize>,

@@ -146,6 +146,28 @@ impl Validator<'_> {
         Some(format!("{}{}", raw.prefix.as_deref().unwrap_or(""), value))
     }
 
+    /// `server.node_id`, literal or from the environment. It names audit segment files
+    /// and PostgreSQL chains, so it is a plain name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not
+    /// starting with a dot.
+    fn node_id(&mut self, path: &KeyPath, raw: Option<&crate::raw::RawNodeId>) -> String {
+        let id = match raw {
+            None => return defaults::NODE_ID.to_owned(),
+            Some(crate::raw::RawNodeId::Name(n)) => n.clone(),
+            Some(crate::raw::RawNodeId::From(source)) => match self.secret(path, source) {
+                Some(v) => v,
+                None => return defaults::NODE_ID.to_owned(),
+            },
+        };
+        let plain = id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if id.is_empty() || id.len() > 64 || id.starts_with('.') || !plain {
+            self.issue(
+                path,
+                format!("`{id}` is not a node name: 1 to 64 letters, digits, `.`, `_` or `-`, not starting with `.`"),
+            );
+        }
+        id
+    }
+
     /// The `[audit]` table. The signing key must be an Ed25519 PKCS#8 key in base64
     /// (what `rampart audit keygen` writes); the pseudonym key, when not given, is
     /// derived from it.
@@ -1598,11 +1620,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     let root = KeyPath::default();
 
     let server = Server {
-        node_id: raw
-            .server
-            .node_id
-            .clone()
-            .unwrap_or_else(|| defaults::NODE_ID.to_owned()),
+        node_id: v.node_id(&root.key("server").key("node_id"), raw.server.node_id.as_ref()),
         shutdown_grace: v.duration(
             &root.key("server").key("shutdown_grace"),
             &raw.server.shutdown_grace,

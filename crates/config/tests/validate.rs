@@ -507,3 +507,30 @@ fn detectors_and_alerts_are_checked() {
     has(&err, "watch.webhook.secret", "at least 16 bytes");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn node_id_is_a_plain_name_literal_or_from_the_environment() {
+    let with = |id: &str| format!("[server]\nnode_id = {id}\n{BASE}");
+    assert_eq!(from_str(BASE, "t.toml", Path::new(".")).unwrap().server.node_id, "rampart-1");
+    let c = from_str(&with("\"gw-7.eu_west\""), "t.toml", Path::new(".")).unwrap();
+    assert_eq!(c.server.node_id, "gw-7.eu_west");
+    // From a file (Kubernetes: the downward API's pod name), trailing newline removed.
+    let dir = std::env::temp_dir().join(format!("rampart-node-id-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("name"), "rampart-6d9f-x2k\n").unwrap();
+    let c = from_str(&with("{ file = \"name\" }"), "t.toml", &dir).unwrap();
+    assert_eq!(c.server.node_id, "rampart-6d9f-x2k");
+    // It names audit files and chains: nothing that leaves the directory or hides.
+    for bad in ["\"../../etc/cron.d/x\"", "\"a/b\"", "\".hidden\"", "\"\"", "\"two words\""] {
+        has(&errors(&with(bad)), "server.node_id", "is not a node name");
+    }
+    std::fs::write(dir.join("bad"), "../up\n").unwrap();
+    let e = from_str(&with("{ file = \"bad\" }"), "t.toml", &dir).expect_err("a path from a file is refused too");
+    has(&e, "server.node_id", "is not a node name");
+    has(
+        &errors(&with("{ env = \"RAMPART_TEST_UNSET_NODE_ID_VARIABLE\" }")),
+        "server.node_id.env",
+        "is not set",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
