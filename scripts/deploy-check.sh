@@ -118,6 +118,19 @@ names = {p["name"] for p in targets[0]["spec"]["ports"]}
 for e in sm["endpoints"]:
     if e["port"] not in names or e["path"] != "/metrics" or e["authorization"]["type"] != "Bearer":
         sys.exit(f"{sys.argv[2]}: ServiceMonitor endpoint {e} does not scrape the admin port's /metrics with a bearer key")
+mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+config_arg = c["args"][c["args"].index("--config") + 1]
+if config_arg.rsplit("/", 1)[0] != mounts["config"]:
+    sys.exit(f"{sys.argv[2]}: --config {config_arg} is not in the config volume ({mounts['config']})")
+for a in mounts.values():
+    for b in mounts.values():
+        if a != b and b.startswith(a.rstrip("/") + "/"):
+            sys.exit(f"{sys.argv[2]}: {b} is mounted inside {a}")
+import re
+toml = open(sys.argv[2] + "/rampart.toml").read()
+for path in re.findall(r'file = "([^"]+)"', toml):
+    if not path.startswith(mounts["secrets"] + "/"):
+        sys.exit(f"{sys.argv[2]}rampart.toml: {path} is not in the secrets volume ({mounts['secrets']})")
 grace = spec["terminationGracePeriodSeconds"]
 if grace <= 25 + c["lifecycle"]["preStop"]["sleep"]["seconds"]:
     sys.exit(f"{sys.argv[2]}: terminationGracePeriodSeconds {grace} leaves no room for the preStop pause and shutdown_grace")
@@ -125,7 +138,7 @@ print(f"{sys.argv[2]}: {len(docs)} resources ({', '.join(sorted(kinds))}) consis
 PY
   # The overlay's gateway config, with throwaway secrets where the Secret would mount them.
   mkdir -p "$work/$name/secrets"
-  cp "$overlay/rampart.toml" "$work/$name/"
+  sed "s#/etc/rampart/secrets/#$work/$name/secrets/#" "$overlay/rampart.toml" >"$work/$name/rampart.toml"
   openssl rand -hex 32 >"$work/$name/secrets/pepper"
   target/debug/rampart audit keygen --out "$work/$name/secrets/audit.key" >/dev/null
   : >"$work/$name/secrets/keys.toml"

@@ -7,7 +7,9 @@
 # scripts/services.sh; the pinned client libraries the SDK tests
 # drive (OpenAI Python and Node SDKs, LangChain, tritonclient), via scripts/clients.sh.
 # The deployment files in deploy/ are checked by promtool (scripts/deploy-check.sh,
-# which installs Debian's prometheus package, pinned, for it). Last, the newcomer path: README.md followed top to bottom on a fresh clone
+# which installs Debian's prometheus package, pinned, for it). The container image is
+# built with podman and run read-only and unprivileged (scripts/container-check.sh).
+# Last but one, the newcomer path: README.md followed top to bottom on a fresh clone
 # (scripts/newcomer.py; it builds the release binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +39,5 @@ echo "== deployment files (promtool over the alert rules and the dashboard's que
 scripts/deploy-check.sh
 echo "== the newcomer path (README.md on a fresh clone)"
 python3 scripts/newcomer.py
+echo "== the container image: built from scratch, run read-only and unprivileged (scripts/container-check.sh)"
+scripts/container-check.sh
