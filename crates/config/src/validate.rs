@@ -158,7 +158,9 @@ impl Validator<'_> {
                 None => return defaults::NODE_ID.to_owned(),
             },
         };
-        let plain = id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        let plain = id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if id.is_empty() || id.len() > 64 || id.starts_with('.') || !plain {
             self.issue(
                 path,

@@ -511,7 +511,10 @@ fn detectors_and_alerts_are_checked() {
 #[test]
 fn node_id_is_a_plain_name_literal_or_from_the_environment() {
     let with = |id: &str| format!("[server]\nnode_id = {id}\n{BASE}");
-    assert_eq!(from_str(BASE, "t.toml", Path::new(".")).unwrap().server.node_id, "rampart-1");
+    assert_eq!(
+        from_str(BASE, "t.toml", Path::new(".")).unwrap().server.node_id,
+        "rampart-1"
+    );
     let c = from_str(&with("\"gw-7.eu_west\""), "t.toml", Path::new(".")).unwrap();
     assert_eq!(c.server.node_id, "gw-7.eu_west");
     // From a file (Kubernetes: the downward API's pod name), trailing newline removed.
@@ -521,7 +524,13 @@ fn node_id_is_a_plain_name_literal_or_from_the_environment() {
     let c = from_str(&with("{ file = \"name\" }"), "t.toml", &dir).unwrap();
     assert_eq!(c.server.node_id, "rampart-6d9f-x2k");
     // It names audit files and chains: nothing that leaves the directory or hides.
-    for bad in ["\"../../etc/cron.d/x\"", "\"a/b\"", "\".hidden\"", "\"\"", "\"two words\""] {
+    for bad in [
+        "\"../../etc/cron.d/x\"",
+        "\"a/b\"",
+        "\".hidden\"",
+        "\"\"",
+        "\"two words\"",
+    ] {
         has(&errors(&with(bad)), "server.node_id", "is not a node name");
     }
     std::fs::write(dir.join("bad"), "../up\n").unwrap();

@@ -191,8 +191,6 @@ impl Runtime {
     }
 }
 
-/// A route's model pin against its manifest file: the manifest's digest must be the
-/// pinned one, and its signature must verify with the configured public key.
 /// The notAfter of every certificate the gateway presents: listeners' and upstream
 /// pools' client certificates (files already loaded once by the TLS configs above).
 fn certificate_expiries(config: &Config) -> Vec<(&'static str, crate::metrics::Name, i64)> {
@@ -208,6 +206,8 @@ fn certificate_expiries(config: &Config) -> Vec<(&'static str, crate::metrics::N
     listeners.chain(upstreams).collect()
 }
 
+/// A route's model pin against its manifest file: the manifest's digest must be the
+/// pinned one, and its signature must verify with the configured public key.
 fn check_pin(pin: &rampart_config::ModelPin) -> Result<(), String> {
     use rampart_modelscan::manifest;
     let Some(path) = &pin.manifest else { return Ok(()) };
