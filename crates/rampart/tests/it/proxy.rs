@@ -751,3 +751,62 @@ async fn connections_the_target_closed_are_not_reused_and_no_request_is_sent_twi
         "each request reached the target once"
     );
 }
+
+/// A target that reads a request's head and resets the connection without answering,
+/// counting the requests it saw: it may have acted on each one.
+async fn resetting_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                stream.set_zero_linger().unwrap();
+                drop(stream); // RST, no response
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_after_the_request_arrived_is_retried_only_for_idempotent_methods() {
+    // Two targets that both take the request and reset. A GET may be sent again on the
+    // other target; a POST must not: the first target may already have acted on it.
+    let (a, seen_a) = resetting_upstream().await;
+    let (b, seen_b) = resetting_upstream().await;
+    let k = kserve().await;
+    let config = base_config("http://127.0.0.1:1", &k.url())
+        .replace("protocol = \"openai\"\n", "")
+        .replace(
+            "targets = [\"http://127.0.0.1:1\"]",
+            &format!("targets = [\"http://127.0.0.1:{a}\", \"http://127.0.0.1:{b}\"]"),
+        );
+    let gw = start(&config);
+    let c = TestClient::http1();
+    let url = format!("{}/v1/anything", gw.url("main"));
+    let total = || seen_a.load(std::sync::atomic::Ordering::SeqCst) + seen_b.load(std::sync::atomic::Ordering::SeqCst);
+
+    let r = c.post_json(&url, &json!({"transfer": 100})).await.unwrap();
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    assert_eq!(total(), 1, "a POST reached a target once and was not sent again");
+
+    let r = c.get(&url).await.unwrap();
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    assert_eq!(total(), 3, "the GET was sent again, to the other target, once");
+}
