@@ -3,7 +3,7 @@
 # read-only root filesystem, as its non-root user, every capability dropped, no new
 # privileges, the config mounted read-only. Checks that the image holds nothing but the
 # binary and its runtime, that it answers /healthz and /readyz, proxies a request to an
-# upstream on the host, and on SIGTERM lets an in-flight request finish and exits 0
+# upstream on the host named by a host name (glibc's resolver works in the image), and on SIGTERM lets an in-flight request finish and exits 0
 # within its drain period (server.shutdown_grace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +55,7 @@ name = "main"
 listen = "127.0.0.1:$PORT"
 [[upstreams]]
 name = "host"
-targets = ["http://127.0.0.1:$UP"]
+targets = ["http://localhost:$UP"] # a host name: the image must resolve it
 [[routes]]
 name = "all"
 path_prefix = "/"
