@@ -103,6 +103,11 @@ sc, csc = spec["securityContext"], c["securityContext"]
 if not (sc["runAsNonRoot"] and csc["readOnlyRootFilesystem"] and not csc["allowPrivilegeEscalation"] and csc["capabilities"]["drop"] == ["ALL"]):
     sys.exit(f"{sys.argv[2]}: the pod must run as non-root, read-only, without privilege escalation or capabilities")
 maps = {m["metadata"]["name"] for m in kinds["ConfigMap"]}
+for m in kinds["ConfigMap"]:
+    # A ConfigMap without a content hash in its name changes in place: only a gateway
+    # that watches its config file would ever see the change.
+    if m["metadata"]["name"] == "rampart-config" and "watch_config" not in m["data"]["rampart.toml"]:
+        sys.exit(f"{sys.argv[2]}: the ConfigMap is updated in place but rampart.toml does not set server.watch_config")
 for v in spec["volumes"]:
     if "configMap" in v and v["configMap"]["name"] not in maps:
         sys.exit(f"{sys.argv[2]}: volume {v['name']} names ConfigMap {v['configMap']['name']}, which the overlay does not make")

@@ -18,7 +18,7 @@ pub use error::{ConfigError, ConfigIssue};
 pub use locate::{KeyPath, Locator};
 pub use model::*;
 pub use secret::Secret;
-pub use validate::{Environment, validate};
+pub use validate::{Environment, sha256_hex, validate};
 
 /// Parses and validates config text. `file` names the source in errors; relative
 /// paths resolve against `base_dir`.

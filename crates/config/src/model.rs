@@ -374,6 +374,9 @@ pub struct Server {
     /// Keys each in-process limit tracks at most (memory: about 100 bytes a key);
     /// read at start.
     pub limit_keys: usize,
+    /// How often the config file is checked for a change, which is then reloaded as
+    /// SIGHUP would (a mounted Kubernetes ConfigMap changes in place); read at start.
+    pub watch_config: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

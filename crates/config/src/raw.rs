@@ -492,6 +492,7 @@ pub enum RawNodeId {
 pub struct RawServer {
     pub node_id: Option<RawNodeId>,
     pub shutdown_grace: Option<String>,
+    pub watch_config: Option<String>,
     pub access_log: Option<bool>,
     pub workers: Option<usize>,
     pub limit_keys: Option<usize>,

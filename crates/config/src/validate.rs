@@ -1639,6 +1639,13 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             raw.server.limit_keys,
             defaults::LIMIT_KEYS,
         ),
+        watch_config: raw.server.watch_config.as_ref().map(|_| {
+            v.duration(
+                &root.key("server").key("watch_config"),
+                &raw.server.watch_config,
+                Duration::ZERO,
+            )
+        }),
     };
     let admin = Admin {
         listen: if raw.admin.enabled.unwrap_or(true) {

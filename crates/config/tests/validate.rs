@@ -543,3 +543,25 @@ fn node_id_is_a_plain_name_literal_or_from_the_environment() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn watch_config_is_off_unless_set_and_must_be_a_duration() {
+    assert_eq!(
+        from_str(BASE, "t.toml", Path::new(".")).unwrap().server.watch_config,
+        None
+    );
+    let c = from_str(
+        &format!("[server]\nwatch_config = \"5s\"\n{BASE}"),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(c.server.watch_config, Some(std::time::Duration::from_secs(5)));
+    for bad in ["\"soon\"", "\"0s\""] {
+        has(
+            &errors(&format!("[server]\nwatch_config = {bad}\n{BASE}")),
+            "server.watch_config",
+            "",
+        );
+    }
+}

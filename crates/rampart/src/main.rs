@@ -243,8 +243,16 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         announce(&server);
         #[allow(clippy::disallowed_methods)] // aborted when the server returns (reloader)
         let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&gateway)));
+        #[allow(clippy::disallowed_methods)] // aborted when the server returns (watcher)
+        let watcher = config
+            .server
+            .watch_config
+            .map(|every| tokio::spawn(reload_on_change(Arc::clone(&gateway), path.to_path_buf(), every)));
         server.run(shutdown_signal()).await;
         reloader.abort();
+        if let Some(w) = watcher {
+            w.abort();
+        }
         tracing::info!(event = "shutdown", "stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -267,6 +275,38 @@ async fn reload_on_sighup(gateway: Arc<Gateway>) {
         let gw = Arc::clone(&gateway);
         // Reload reads files; keep it off the request workers.
         let _ = tokio::task::spawn_blocking(move || gw.reload("signal")).await;
+    }
+}
+
+/// `server.watch_config`: every `every`, hashes the config file and reloads when it
+/// differs from the running config, as SIGHUP would. A version that was rejected is
+/// not tried again (one error, not one per tick) until the file changes once more.
+async fn reload_on_change(gateway: Arc<Gateway>, path: std::path::PathBuf, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rejected: Option<String> = None;
+    loop {
+        tick.tick().await;
+        let (gw, file) = (Arc::clone(&gateway), path.clone());
+        // File reads stay off the request workers.
+        let changed = tokio::task::spawn_blocking(move || {
+            let digest = rampart_config::sha256_hex(&std::fs::read(&file).ok()?);
+            (digest != gw.current().config.digest).then_some(digest)
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(digest) = changed else {
+            rejected = None;
+            continue;
+        };
+        if rejected.as_deref() == Some(digest.as_str()) {
+            continue;
+        }
+        let gw = Arc::clone(&gateway);
+        if let Ok(Err(_)) = tokio::task::spawn_blocking(move || gw.reload("file_change")).await {
+            rejected = Some(digest);
+        }
     }
 }
 

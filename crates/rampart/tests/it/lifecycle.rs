@@ -328,3 +328,103 @@ fn check_config_names_file_line_and_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rampart.toml: cannot read the file"));
 }
+
+/// Writes `text` the way the kubelet updates a mounted ConfigMap: a new file renamed
+/// over the old, so the gateway never reads half a file.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_config_file_is_reloaded_when_watched_and_a_bad_one_is_refused_once() {
+    let o = openai(DemoOptions {
+        chunk_delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let k = kserve().await;
+    let original = base_config(&o.url(), &k.url()).replacen(
+        "node_id = \"test-node\"\n",
+        "node_id = \"test-node\"\nwatch_config = \"100ms\"\n",
+        1,
+    );
+    assert!(original.contains("watch_config"));
+    let gw = start(&original);
+    let c = TestClient::http1();
+    let main = gw.url("main");
+    let private = format!("{main}/private/x");
+    let reloads = |result: &'static str| {
+        let c = c.clone();
+        let url = format!("{}/metrics", gw.admin_url());
+        async move {
+            let text = c.get(&url).await.unwrap().text();
+            metric(
+                &text,
+                "rampart_config_reloads_total",
+                &[&format!("result=\"{result}\"")],
+            )
+        }
+    };
+    // Unchanged, the file is not reloaded on every check.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reloads("success").await, 0.0);
+    assert_eq!(c.get(&private).await.unwrap().status, StatusCode::UNAUTHORIZED);
+
+    // A stream in flight while the file changes finishes whole.
+    let in_flight = {
+        let c = c.clone();
+        let url = format!("{main}/v1/chat/completions");
+        tokio::spawn(async move {
+            let resp = c
+                .send(
+                    Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    stream_request(),
+                )
+                .await?;
+            let status = resp.status();
+            let chunks = timed_chunks(resp.into_body()).await?;
+            Ok::<_, rampart_testkit::client::Error>((status, chunks.len()))
+        })
+    };
+    settle().await;
+    let opened = original.replace(
+        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"",
+        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"\npublic = true",
+    );
+    assert_ne!(opened, original);
+    replace_file(&gw.config_path, &opened);
+    gw.wait_for_log(Duration::from_secs(5), |l| l["message"] == "config reloaded")
+        .expect("the changed file is reloaded without a signal");
+    assert_ne!(c.get(&private).await.unwrap().status, StatusCode::UNAUTHORIZED);
+    let (status, chunks) = in_flight.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(chunks > 3, "the stream was cut: {chunks} chunks");
+
+    // A broken file is refused once, not on every check, and the last good config serves.
+    replace_file(
+        &gw.config_path,
+        &opened.replace("[[routes]]", "[[routes]]\nnot_a_key = 1"),
+    );
+    gw.wait_for_log(Duration::from_secs(5), |l| l["result"] == "failure")
+        .expect("the broken file is refused");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let refusals = gw.logs().iter().filter(|l| l["result"] == "failure").count();
+    assert_eq!(refusals, 1, "a rejected version is not retried every check");
+    assert_eq!(reloads("failure").await, 1.0);
+    assert_ne!(c.get(&private).await.unwrap().status, StatusCode::UNAUTHORIZED);
+
+    // Mended, it is taken at once.
+    replace_file(&gw.config_path, &original);
+    for _ in 0..50 {
+        if c.get(&private).await.unwrap().status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.get(&private).await.unwrap().status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reloads("success").await, 2.0);
+}
