@@ -27,13 +27,7 @@ async fn certificate_expiry_follows_the_file_across_a_reload_and_audit_capacity_
     let k = kserve().await;
     let dir = TempDir::new("rampart-deploy").unwrap();
     let pki = certs::generate(dir.path()).unwrap();
-    let key = dir.join("audit.key");
-    let out = Command::new(bin())
-        .args(["audit", "keygen", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = crate::oversight::audit_key(dir.path());
     // The listener's certificate is a copy the test can replace before a reload.
     let cert = dir.join("listener.pem");
     std::fs::copy(&pki.server_cert, &cert).unwrap();
