@@ -38,6 +38,16 @@ fn stream_in_flight(
     })
 }
 
+/// The standard config with its closed route (`/private/`) made public.
+fn open_closed_route(config: &str) -> String {
+    let opened = config.replace(
+        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"",
+        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"\npublic = true",
+    );
+    assert_ne!(opened, config, "the closed route is where the test expects it");
+    opened
+}
+
 fn stream_request() -> String {
     json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a b c d e f g h"}]}).to_string()
 }
@@ -60,11 +70,7 @@ async fn hot_reload_valid_and_invalid_with_requests_in_flight() {
     settle().await;
 
     // 1. Valid change over SIGHUP: the closed route becomes public.
-    let opened = original.replace(
-        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"",
-        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"\npublic = true",
-    );
-    assert_ne!(opened, original);
+    let opened = open_closed_route(&original);
     assert_eq!(
         c.get(&format!("{main}/private/x")).await.unwrap().status,
         StatusCode::UNAUTHORIZED
@@ -380,11 +386,7 @@ async fn a_changed_config_file_is_reloaded_when_watched_and_a_bad_one_is_refused
     // A stream in flight while the file changes finishes whole.
     let in_flight = stream_in_flight(&c, format!("{main}/v1/chat/completions"));
     settle().await;
-    let opened = original.replace(
-        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"",
-        "name = \"closed\"\npath_prefix = \"/private/\"\nupstream = \"openai\"\npublic = true",
-    );
-    assert_ne!(opened, original);
+    let opened = open_closed_route(&original);
     replace_file(&gw.config_path, &opened);
     gw.wait_for_log(Duration::from_secs(5), |l| l["message"] == "config reloaded")
         .expect("the changed file is reloaded without a signal");
