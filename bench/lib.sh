@@ -9,6 +9,7 @@
 #                       "full" adds a rate limit, a concurrency limit, a token budget and
 #                       the audit trail in batch mode (audit key in $WORK/audit.key)
 #   cpu_ticks PID...    user + system CPU clock ticks of the processes and their children
+#   json_num LINE FIELD the number FIELD holds in loadgen's one-line JSON
 #   steal_ticks         the machine's steal time so far, in clock ticks (a noisy host shows here)
 #   steal_pct S0 S1 T0 T1  steal between two readings as a share of all CPU time
 
@@ -114,3 +115,5 @@ steal_pct() {
   awk -v s="$(($2 - $1))" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" -v t0="$3" -v t1="$4" \
     'BEGIN { printf "%.1f %%", s / hz / n / (t1 - t0) * 100 }'
 }
+
+json_num() { sed -E "s/.*\"$2\":([0-9]+).*/\1/" <<<"$1"; }

@@ -160,7 +160,7 @@ suite() {
     for t in direct:$UP nginx:$NG rampart:$RP rampart_logged:$RL rampart_full:$RF; do
       out=$($load_cpu $BIN/loadgen "http://127.0.0.1:${t##*:}/v1/chat/completions" "${RATE[${t%%:*}]}" "$DURATION" 16 "$BODY" "Bearer $KEY")
       for f in p50_us p99_us p999_us errors; do
-        sed -E "s/.*\"$f\":([0-9]+).*/\1/" <<<"$out" >>"$WORK/$mode-${t%%:*}-open-$f.rounds"
+        json_num "$out" "$f" >>"$WORK/$mode-${t%%:*}-open-$f.rounds"
       done
     done
   done
@@ -285,9 +285,9 @@ sse_suite() {
       out=$(taskset -c 0 $BIN/loadgen --sse "http://127.0.0.1:$port/v1/chat/completions" "$DURATION" "$SSE_CONNS" "$SSE_BODY" "Bearer $KEY")
       c1=$( [ -n "${SPROC[$name]:-}" ] && cpu_ticks "${SPROC[$name]}" || echo 0)
       SCPU[$name]=$(( ${SCPU[$name]:-0} + c1 - c0 ))
-      SN[$name]=$(( ${SN[$name]:-0} + $(sed -E 's/.*"streams":([0-9]+).*/\1/' <<<"$out") ))
+      SN[$name]=$(( ${SN[$name]:-0} + $(json_num "$out" streams) ))
       for f in streams events errors ttfb_p50_us ttfb_p99_us gap_p50_us gap_p99_us gap_max_us; do
-        sed -E "s/.*\"$f\":([0-9]+).*/\1/" <<<"$out" >>"$WORK/sse-$name-$f.rounds"
+        json_num "$out" "$f" >>"$WORK/sse-$name-$f.rounds"
       done
     done
   done
