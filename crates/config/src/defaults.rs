@@ -201,6 +201,12 @@ pub const TOKEN_FLOOR: u64 = 20_000;
 pub const DENIED_PER_MINUTE: u32 = 20;
 /// Policy refusals among a principal's last 20 exchanges that fire.
 pub const REFUSALS: u32 = 5;
+/// OTLP export: spans waiting, spans per request, how long a partial batch waits,
+/// per attempt.
+pub const TRACE_QUEUE: usize = 8192;
+pub const TRACE_BATCH: usize = 512;
+pub const TRACE_INTERVAL: Duration = Duration::from_secs(1);
+pub const TRACE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Webhook delivery: per attempt, attempts after the first, alerts waiting.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WEBHOOK_RETRIES: u32 = 5;

@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue, Method};
 
 pub use crate::raw::{
     AuditStoreKind, Balance, ClientAuth, ContentAction, Durability, IpPolicy, LimitBackend, LimitKey, OnBackendError,
-    OnBacklog, Protocol, QuotaPeriod, Tokenizer,
+    OnBacklog, OtlpProtocol, ParentSampled, Protocol, QuotaPeriod, Tokenizer,
 };
 use crate::secret::Secret;
 
@@ -39,8 +39,29 @@ pub struct Config {
     pub watch: Option<Watch>,
     /// Stop switches, the review queue and incidents (always on).
     pub oversight: Oversight,
+    /// Trace context and OTLP export; `None` without `[traces]`.
+    pub traces: Option<Traces>,
     /// SHA-256 (hex) of the config text: the policy version every audit record names.
     pub digest: String,
+}
+
+/// `[traces]`: trace context on every exchange, spans exported over OTLP.
+#[derive(Debug, Clone)]
+pub struct Traces {
+    /// The full export URL (`…/v1/traces` for HTTP, the server's base for gRPC);
+    /// `None`: ids are kept and propagated, nothing is exported.
+    pub endpoint: Option<http::Uri>,
+    pub protocol: OtlpProtocol,
+    pub sample_ratio: f64,
+    pub parent_sampled: ParentSampled,
+    pub service_name: String,
+    pub headers: Vec<(HeaderName, Secret<String>)>,
+    pub ca: Option<PathBuf>,
+    pub queue: usize,
+    pub batch: usize,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub stages: bool,
 }
 
 /// `[oversight]`: where human-oversight state lives and how held requests wait.

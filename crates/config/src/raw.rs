@@ -41,6 +41,65 @@ pub struct RawConfig {
     pub watch: Option<RawWatch>,
     /// Stop switches, the review queue and incidents: where they are kept.
     pub oversight: Option<RawOversight>,
+    /// OpenTelemetry traces: W3C trace context, sampling, OTLP export.
+    pub traces: Option<RawTraces>,
+}
+
+/// `[traces]`: a span per exchange, exported over OTLP; trace ids in the access log
+/// and `traceparent` to the upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraces {
+    /// The collector: `http(s)://host:4318[/v1/traces]` (HTTP/protobuf) or
+    /// `http(s)://host:4317` (gRPC). Absent: trace ids are kept and propagated, no span
+    /// is exported.
+    pub endpoint: Option<String>,
+    pub protocol: Option<OtlpProtocol>,
+    /// Share of new traces sampled, 0.0 to 1.0.
+    pub sample_ratio: Option<f64>,
+    /// Whether a caller's `traceparent` sampled flag decides (`follow`) or only the
+    /// ratio does (`ignore`).
+    pub parent_sampled: Option<ParentSampled>,
+    pub service_name: Option<String>,
+    /// Request headers for the collector (an API key): secrets, never inline.
+    #[serde(default)]
+    pub headers: BTreeMap<String, RawSecretRef>,
+    /// Extra root CA (PEM) for an https collector.
+    pub ca: Option<String>,
+    /// Spans waiting for export; more are dropped and counted.
+    pub queue: Option<usize>,
+    /// Spans per export request.
+    pub batch: Option<usize>,
+    /// How long a partial batch waits.
+    pub interval: Option<String>,
+    /// Per export attempt.
+    pub timeout: Option<String>,
+    /// A child span per pipeline stage (default true).
+    pub stages: Option<bool>,
+}
+
+/// How spans travel to the collector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    /// `POST /v1/traces`, `application/x-protobuf`.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// `opentelemetry.proto.collector.trace.v1.TraceService/Export` over HTTP/2.
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+/// Whose sampling decision a traced request follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentSampled {
+    /// Only `sample_ratio`, applied to the trace id (so every node agrees): a client
+    /// cannot force its requests into the trace pipeline.
+    #[default]
+    Ignore,
+    /// The caller's sampled flag, when it sent a valid `traceparent`.
+    Follow,
 }
 
 /// `[oversight]`: where stop switches, review items and incidents are kept, and how

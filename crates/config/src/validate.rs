@@ -1142,6 +1142,102 @@ impl Validator<'_> {
         }
     }
 
+    fn traces(&mut self, path: &KeyPath, raw: &crate::raw::RawTraces) -> Traces {
+        use crate::raw::OtlpProtocol;
+        let protocol = raw.protocol.unwrap_or_default();
+        let endpoint = raw.endpoint.as_ref().and_then(|text| {
+            let p = path.key("endpoint");
+            let uri = match text.parse::<Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => u,
+                _ => {
+                    self.issue(&p, format!("`{text}` is not an http:// or https:// URL"));
+                    return None;
+                }
+            };
+            if uri.query().is_some() {
+                self.issue(&p, "takes no query string");
+                return None;
+            }
+            let bare = matches!(uri.path(), "" | "/");
+            match protocol {
+                // As OTEL_EXPORTER_OTLP_ENDPOINT: a bare base gets the signal's path.
+                OtlpProtocol::HttpProtobuf if bare => format!("{}/v1/traces", text.trim_end_matches('/')).parse().ok(),
+                OtlpProtocol::HttpProtobuf => Some(uri),
+                OtlpProtocol::Grpc if bare => format!(
+                    "{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    text.trim_end_matches('/')
+                )
+                .parse()
+                .ok(),
+                OtlpProtocol::Grpc => {
+                    self.issue(
+                        &p,
+                        "a gRPC endpoint is the collector's base URL, `http(s)://host:4317`, without a path",
+                    );
+                    None
+                }
+            }
+        });
+        let sample_ratio = raw.sample_ratio.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&sample_ratio) {
+            self.issue(&path.key("sample_ratio"), "must be between 0.0 and 1.0");
+        }
+        let service_name = raw.service_name.clone().unwrap_or_else(|| "rampart".to_owned());
+        if service_name.is_empty() || service_name.len() > 128 {
+            self.issue(&path.key("service_name"), "must be 1 to 128 characters");
+        }
+        let mut headers = Vec::new();
+        for (name, secret) in &raw.headers {
+            let hp = path.key("headers").key(name);
+            let header = match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(h)
+                    if !matches!(
+                        h.as_str(),
+                        "host" | "content-type" | "content-length" | "te" | "connection" | "transfer-encoding"
+                    ) =>
+                {
+                    h
+                }
+                _ => {
+                    self.issue(&hp, "is not a header the exporter may set");
+                    continue;
+                }
+            };
+            if let Some(value) = self.secret(&hp, secret) {
+                if HeaderValue::from_str(&value).is_err() {
+                    self.issue(&hp, "the secret is not a valid header value");
+                    continue;
+                }
+                headers.push((header, Secret::new(value)));
+            }
+        }
+        let queue = raw.queue.unwrap_or(defaults::TRACE_QUEUE);
+        let batch = raw.batch.unwrap_or(defaults::TRACE_BATCH);
+        if queue == 0 || batch == 0 {
+            self.issue(path, "`queue` and `batch` must be at least 1");
+        } else if batch > queue {
+            self.issue(&path.key("batch"), "cannot be larger than `queue`");
+        }
+        let interval = self.duration(&path.key("interval"), &raw.interval, defaults::TRACE_INTERVAL);
+        if interval.is_zero() {
+            self.issue(&path.key("interval"), "must be longer than zero");
+        }
+        Traces {
+            endpoint,
+            protocol,
+            sample_ratio: sample_ratio.clamp(0.0, 1.0),
+            parent_sampled: raw.parent_sampled.unwrap_or_default(),
+            service_name,
+            headers,
+            ca: raw.ca.as_deref().map(|f| self.file_path(&path.key("ca"), f)),
+            queue: queue.max(1),
+            batch: batch.clamp(1, queue.max(1)),
+            interval,
+            timeout: self.duration(&path.key("timeout"), &raw.timeout, defaults::TRACE_TIMEOUT),
+            stages: raw.stages.unwrap_or(true),
+        }
+    }
+
     fn policy(&mut self, path: &KeyPath, name: &str, raw: &crate::raw::RawPolicy) -> ContentPolicy {
         use crate::raw::ContentAction;
         let min_confidence = raw.min_confidence.unwrap_or(defaults::MIN_CONFIDENCE);
@@ -1978,6 +2074,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
     }
 
     let watch = raw.watch.as_ref().map(|w| v.watch(&root.key("watch"), w));
+    let traces = raw.traces.as_ref().map(|t| v.traces(&root.key("traces"), t));
     let oversight = v.oversight(&root.key("oversight"), raw.oversight.as_ref(), audit.as_ref());
 
     let redis = raw.redis.as_ref().map(|r| Redis {
@@ -2004,6 +2101,7 @@ pub fn validate(raw: &RawConfig, source: &str, file: &str, env: &Environment<'_>
             audit,
             watch,
             oversight,
+            traces,
             digest: sha256_hex(source.as_bytes()),
         })
     } else {

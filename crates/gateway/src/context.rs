@@ -135,6 +135,8 @@ pub struct Exchange {
     pub response_bytes: u64,
     pub timings: Timings,
     pub outcome: Option<Outcome>,
+    /// The W3C trace context and span data; `None` without `[traces]`.
+    pub trace: Option<Box<crate::trace::Trace>>,
 }
 
 impl Exchange {
@@ -169,6 +171,7 @@ impl Exchange {
             response_bytes: 0,
             timings: Timings::default(),
             outcome: None,
+            trace: None,
         }
     }
 

@@ -136,6 +136,7 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
     pipeline.assign_request_id(&mut ex, req.headers());
+    pipeline.begin_trace(&mut ex, req.headers());
     ex.client_ip = rt.client_ip(&ex.conn.listener, ex.conn.peer.ip(), req.headers());
 
     ex.host = match host {
@@ -165,6 +166,9 @@ pub async fn handle(
     };
     let http1 = parts.head.version <= http::Version::HTTP_11;
     let staged = tokio::time::timeout(total, pipeline.request_stages(&mut ex, &route, &mut parts)).await;
+    if let (Some(t), Some(body)) = (ex.trace.as_deref_mut(), ex.body_json.as_ref()) {
+        t.llm_request(body);
+    }
     // The parsed body served the request stages; it need not live as long as a stream.
     ex.body_json = None;
     let refused = match staged {
@@ -199,6 +203,9 @@ pub async fn handle(
         host.as_deref(),
         rt.trusts_peer(&ex.conn.listener, ex.conn.peer.ip()),
     );
+    if let Some(t) = &ex.trace {
+        t.propagate(&mut parts.head.headers);
+    }
     let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
     let upstreamed = match proxy::forward(&mut ex, &route, parts.head, parts.body, budget).await {
         Ok(u) => u,
@@ -206,6 +213,9 @@ pub async fn handle(
     };
 
     let (mut head, incoming) = upstreamed.response.into_parts();
+    if let Some(t) = ex.trace.as_deref_mut() {
+        t.upstream_answered(head.status);
+    }
     proxy::strip_hop_by_hop(&mut head.headers);
     if let Err(e) = pipeline.response_stages(&mut ex, &route, &mut head) {
         return error_response(pipeline, ex, Some(route), e);
@@ -435,6 +445,7 @@ upstream = "u"
         compliance(&p.tokens, &rt).await;
         compliance(&p.metrics, &rt).await;
         compliance(&p.access_log, &rt).await;
+        compliance(&p.trace, &rt).await;
     }
 
     #[tokio::test]

@@ -40,6 +40,7 @@ pub mod runtime;
 pub mod server;
 pub mod stage;
 pub mod stages;
+pub mod trace;
 pub mod upstream;
 pub mod watch;
 

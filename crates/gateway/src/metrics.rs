@@ -116,6 +116,7 @@ pub struct Metrics {
     detections: Family<DetectionLabels, Counter>,
     alerts: Family<DetectionLabels, Counter>,
     alert_deliveries: Family<ResultLabels, Counter>,
+    trace_spans: Family<ResultLabels, Counter>,
     certificate_expiry: Family<CertificateLabels, Gauge>,
 }
 
@@ -167,6 +168,7 @@ impl Metrics {
             detections: Family::default(),
             alerts: Family::default(),
             alert_deliveries: Family::default(),
+            trace_spans: Family::default(),
             certificate_expiry: Family::default(),
             registry: Registry::default(),
         };
@@ -184,6 +186,11 @@ impl Metrics {
             "alert_deliveries",
             "Webhook deliveries of alerts: delivered, retried, failed (retries exhausted), dropped (queue full)",
             m.alert_deliveries.clone(),
+        );
+        registry.register(
+            "trace_spans",
+            "Spans given to the OTLP exporter: exported, failed (the collector refused or retries ran out), dropped (queue full)",
+            m.trace_spans.clone(),
         );
         registry.register(
             "requests",
@@ -440,6 +447,11 @@ impl Metrics {
         self.access_log_dropped.inc();
     }
 
+    /// `exported`, `failed` or `dropped`, `n` spans at once.
+    pub fn trace_spans(&self, result: &'static str, n: u64) {
+        self.trace_spans.get_or_create(&ResultLabels { result }).inc_by(n);
+    }
+
     pub fn audit_event(&self, e: rampart_audit::writer::Event) {
         use rampart_audit::writer::Event;
         let n = match e {
@@ -518,6 +530,7 @@ mod tests {
         m.alert("extraction", "alert");
         m.alert_delivery("failed");
         m.access_log_dropped();
+        m.trace_spans("dropped", 1);
         m.audit_event(rampart_audit::writer::Event::StoreError);
         m.audit_refused();
         m.audit_queue_depth(1);
@@ -565,7 +578,7 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' '))
             .collect();
-        assert_eq!(families.len(), 25, "every registered family has a series: {families:?}");
+        assert_eq!(families.len(), 26, "every registered family has a series: {families:?}");
         for file in ["deploy/prometheus/rampart-alerts.yml", "deploy/grafana/rampart.json"] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../..")

@@ -42,6 +42,7 @@ use crate::stages::request_id::RequestIdStage;
 use crate::stages::tokens::TokensStage;
 use crate::stages::validate::ValidateStage;
 use crate::stages::watch::WatchStage;
+use crate::trace::{TraceStage, Tracer};
 
 /// Every stage of the gateway. Fields are listed in the order they run.
 #[derive(Debug)]
@@ -96,6 +97,10 @@ pub struct Pipeline {
     pub(crate) metrics: MetricsStage,
     /// Completion: one ECS JSON line per exchange.
     pub(crate) access_log: AccessLogStage,
+    /// Before the stages: the exchange's trace context (`trace::Tracer::begin`).
+    /// Chunks: an LLM answer's head and tail, for the GenAI attributes. Completion: a
+    /// sampled exchange's spans to the OTLP exporter.
+    pub(crate) trace: TraceStage,
 }
 
 impl Pipeline {
@@ -117,7 +122,13 @@ impl Pipeline {
             log.clone(),
             limiter.redis(),
         )?;
+        let node: Arc<str> = Arc::from(config.server.node_id.as_str());
+        let tracer = match &config.traces {
+            Some(t) => Some(Arc::new(Tracer::start(t, &node, Arc::clone(&metrics))?)),
+            None => None,
+        };
         Ok(Self {
+            trace: TraceStage::new(tracer, Arc::clone(&node)),
             request_id: RequestIdStage::new(),
             identify: IdentifyStage::new(Arc::clone(&identity)),
             authorize: AuthorizeStage::new(Arc::clone(&identity)),
@@ -132,12 +143,7 @@ impl Pipeline {
             tokens: TokensStage::new(tokens, Arc::clone(&metrics)),
             output: OutputStage,
             metrics: MetricsStage::new(Arc::clone(&metrics)),
-            access_log: AccessLogStage::new(
-                config.server.access_log,
-                Arc::from(config.server.node_id.as_str()),
-                log,
-                metrics,
-            ),
+            access_log: AccessLogStage::new(config.server.access_log, node, log, metrics),
         })
     }
 
@@ -161,7 +167,16 @@ impl Pipeline {
         run(&self.validate, ex, route, req).await?;
         run(&self.watch, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
-        self.oversight.hold(ex, route, req, &self.audit).await?;
+        let begun = ex
+            .trace
+            .as_ref()
+            .is_some_and(|t| t.record_stages)
+            .then(|| ex.started.elapsed());
+        let held = self.oversight.hold(ex, route, req, &self.audit).await;
+        if let (Some(begun), Some(t)) = (begun, ex.trace.as_deref_mut()) {
+            t.stage("oversight.hold", begun, ex.started.elapsed(), held.is_err());
+        }
+        held?;
         run(&self.tokens, ex, route, req).await?;
         run(&self.output, ex, route, req).await?;
         self.audit.capture_request(ex, route, req);
@@ -199,6 +214,7 @@ impl Pipeline {
             || self.output.wants_chunks(route)
             || self.metrics.wants_chunks(route)
             || self.access_log.wants_chunks(route)
+            || self.trace.wants_chunks(route)
     }
 
     /// Chunk stages, in order, on one response body chunk.
@@ -213,6 +229,7 @@ impl Pipeline {
         flow(self.content.on_response_chunk(ex, chunk))?;
         flow(self.tokens.on_response_chunk(ex, chunk))?;
         flow(self.output.on_response_chunk(ex, chunk))?;
+        flow(self.trace.on_response_chunk(ex, chunk))?;
         // Last: the digest is of what the client receives.
         flow(self.audit.on_response_chunk(ex, chunk))?;
         Ok(())
@@ -249,6 +266,7 @@ impl Pipeline {
         // takes the captured payload.
         self.oversight.on_complete(ex, route, &self.audit);
         self.metrics.on_complete(ex);
+        self.trace.on_complete(ex);
         self.access_log.on_complete(ex);
         self.audit.on_complete(ex);
         self.audit.record(ex, route)
@@ -256,6 +274,13 @@ impl Pipeline {
 
     pub fn assign_request_id(&self, ex: &mut Exchange, headers: &http::HeaderMap) {
         self.request_id.assign(ex, headers);
+    }
+
+    /// The exchange's trace context, when `[traces]` is configured.
+    pub fn begin_trace(&self, ex: &mut Exchange, headers: &http::HeaderMap) {
+        if let Some(tracer) = self.trace.tracer() {
+            ex.trace = Some(Box::new(tracer.begin(ex, headers)));
+        }
     }
 }
 
@@ -265,7 +290,16 @@ async fn run<S: Stage>(
     route: &RouteRuntime,
     req: &mut RequestParts,
 ) -> Result<(), RequestError> {
-    flow(stage.on_request(ex, route, req).await)
+    let begun = ex
+        .trace
+        .as_ref()
+        .is_some_and(|t| t.record_stages)
+        .then(|| ex.started.elapsed());
+    let result = flow(stage.on_request(ex, route, req).await);
+    if let (Some(begun), Some(t)) = (begun, ex.trace.as_deref_mut()) {
+        t.stage(S::NAME, begun, ex.started.elapsed(), result.is_err());
+    }
+    result
 }
 
 fn flow(f: Flow) -> Result<(), RequestError> {

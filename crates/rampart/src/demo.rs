@@ -47,7 +47,8 @@ fn write(path: &Path, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
+/// `otlp`: a collector's URL and the OTLP protocol, for `[traces]`.
+pub async fn run(want: Addresses, otlp: Option<(String, String)>) -> anyhow::Result<ExitCode> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let openai = spawn_openai(
         loopback,
@@ -121,7 +122,7 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
 
     let trail = dir.join("trail");
     let config_path = dir.join("rampart.toml");
-    let toml = config_text(
+    let mut toml = config_text(
         &dir,
         &Addresses {
             open: free_or_fallback(want.open),
@@ -131,6 +132,7 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
         &openai.url(),
         &kserve.url(),
     );
+    toml.push_str(&traces_text(otlp.as_ref()));
     write(&config_path, &toml)?;
     let config = rampart_config::load(&config_path).map_err(|e| anyhow::anyhow!("demo config is invalid: {e}"))?;
     let gateway = Gateway::new(config.clone())?;
@@ -164,6 +166,11 @@ pub async fn run(want: Addresses) -> anyhow::Result<ExitCode> {
         public_key: dir.join("audit.key.pub").display().to_string(),
     };
     print_banner(&tour, &config_path, &kserve.url());
+    if let Some((url, protocol)) = &otlp {
+        println!(
+            "Traces: every exchange's spans go to {url} (OTLP {protocol}); trace.id and span.id are in each log line."
+        );
+    }
     server.run(crate::shutdown_signal()).await;
     openai.stop().await;
     kserve.stop().await;
@@ -288,6 +295,37 @@ response = {{ "secret.*" = "redact", "pii.*" = "redact" }}
         trail = dir.join("trail").display(),
         dir = dir.display(),
     )
+}
+
+/// `[traces]`: W3C trace context on every exchange (ids in the access log, `traceparent`
+/// to the model servers); with `--otlp`, every exchange's spans exported.
+fn traces_text(otlp: Option<&(String, String)>) -> String {
+    let mut text = String::from(
+        "\n# Trace context on every exchange: trace.id and span.id in the access log,\n# traceparent to the model servers.\n[traces]\n",
+    );
+    if let Some((url, protocol)) = otlp {
+        text.push_str(&format!(
+            "endpoint = {}\nprotocol = {}\nsample_ratio = 1.0\ninterval = \"500ms\"\n",
+            toml_string(url),
+            toml_string(protocol)
+        ));
+    }
+    text
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// What the printed commands need.

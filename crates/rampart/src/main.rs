@@ -107,6 +107,14 @@ enum Command {
         /// Address for the admin API; falls back to a free port if taken.
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: std::net::SocketAddr,
+        /// Export every exchange's spans to this OpenTelemetry collector
+        /// (`http://127.0.0.1:4318` for OTLP/HTTP, `http://127.0.0.1:4317` with
+        /// `--otlp-protocol grpc`).
+        #[arg(long)]
+        otlp: Option<String>,
+        /// `http/protobuf` or `grpc`.
+        #[arg(long, default_value = "http/protobuf", value_parser = ["http/protobuf", "grpc"])]
+        otlp_protocol: String,
     },
 }
 
@@ -175,12 +183,17 @@ fn main() -> ExitCode {
             listen,
             secure,
             admin,
+            otlp,
+            otlp_protocol,
         } => runtime().and_then(|rt| {
-            rt.block_on(demo::run(demo::Addresses {
-                open: listen,
-                secure,
-                admin,
-            }))
+            rt.block_on(demo::run(
+                demo::Addresses {
+                    open: listen,
+                    secure,
+                    admin,
+                },
+                otlp.map(|url| (url, otlp_protocol)),
+            ))
         }),
     };
     match result {

@@ -38,6 +38,9 @@ use crate::iris::IrisModel;
 /// Largest request body the demo servers read.
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
+/// Requests' paths and headers as a server received them.
+pub type SeenHeaders = Arc<std::sync::Mutex<Vec<(String, http::HeaderMap)>>>;
+
 /// Behaviour knobs for tests.
 #[derive(Debug, Clone, Default)]
 pub struct DemoOptions {
@@ -50,6 +53,9 @@ pub struct DemoOptions {
     /// When set, every chat request body received is appended here, so a test can see
     /// exactly what reached the model.
     pub received: Option<Arc<std::sync::Mutex<Vec<Value>>>>,
+    /// When set, the OpenAI server appends every request's path and headers here (the
+    /// trace tests read the `traceparent` the model server was sent).
+    pub received_headers: Option<SeenHeaders>,
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResponseBody> {
@@ -444,6 +450,11 @@ pub async fn spawn_openai(addr: SocketAddr, opts: DemoOptions) -> std::io::Resul
         async move {
             let name = opts.server_name.clone();
             let path = req.uri().path().to_owned();
+            if let Some(log) = &opts.received_headers {
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((path.clone(), req.headers().clone()));
+            }
             let resp = match (req.method().clone(), path.as_str()) {
                 (Method::POST, "/v1/chat/completions") => chat(req, &opts, &last).await,
                 (Method::POST, "/v1/embeddings") => embeddings(req).await,

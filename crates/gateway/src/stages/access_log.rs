@@ -60,6 +60,11 @@ struct Line<'a> {
     node: &'a str,
     #[serde(rename = "http.request.id")]
     request_id: &'a str,
+    /// The W3C trace and the exchange's span (with `[traces]`).
+    #[serde(rename = "trace.id", skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+    #[serde(rename = "span.id", skip_serializing_if = "Option::is_none")]
+    span_id: Option<String>,
     #[serde(rename = "http.request.method")]
     method: &'a str,
     #[serde(rename = "url.path")]
@@ -223,6 +228,8 @@ impl Stage for AccessLogStage {
             outcome: if failed { "failure" } else { "success" },
             node: &self.node,
             request_id: &ex.request_id,
+            trace_id: ex.trace.as_ref().map(|t| t.trace_hex()),
+            span_id: ex.trace.as_ref().map(|t| t.span_hex()),
             method: ex.method.as_str(),
             path: &ex.path,
             request_bytes: ex.request_bytes,

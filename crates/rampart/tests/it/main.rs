@@ -28,5 +28,6 @@ mod scan;
 mod textjobs;
 mod tls;
 mod tokens;
+mod traces;
 mod validate;
 mod watch;

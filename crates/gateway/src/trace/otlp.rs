@@ -1,0 +1,281 @@
+//! The OTLP trace messages Rampart sends, encoded as protobuf by hand: only the fields
+//! of `ExportTraceServiceRequest` it fills (resource, scope, spans with attributes and
+//! status) and the one field of `ExportTraceServiceResponse` it reads
+//! (`partial_success.rejected_spans`). Field numbers are those of
+//! opentelemetry-proto's `trace/v1/trace.proto`, `common/v1/common.proto`,
+//! `resource/v1/resource.proto` and `collector/trace/v1/trace_service.proto`; the
+//! integration test decodes these bytes with the official generated Python classes.
+
+/// An attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Strs(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Internal = 1,
+    Server = 2,
+    Client = 3,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpanStatus {
+    Unset,
+    Error(String),
+}
+
+/// One finished span.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent: Option<[u8; 8]>,
+    /// The parent came from the caller's `traceparent`.
+    pub remote_parent: bool,
+    pub name: String,
+    pub kind: Kind,
+    /// Unix nanoseconds.
+    pub start: u64,
+    pub end: u64,
+    pub attrs: Vec<(&'static str, Value)>,
+    pub status: SpanStatus,
+}
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+fn varint(buf: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let [low, ..] = v.to_le_bytes();
+        if v < 0x80 {
+            buf.push(low);
+            return;
+        }
+        buf.push(low | 0x80);
+        v >>= 7;
+    }
+}
+
+fn key(buf: &mut Vec<u8>, field: u32, wire: u8) {
+    varint(buf, (u64::from(field) << 3) | u64::from(wire));
+}
+
+fn bytes(buf: &mut Vec<u8>, field: u32, b: &[u8]) {
+    key(buf, field, LEN);
+    varint(buf, b.len() as u64);
+    buf.extend_from_slice(b);
+}
+
+/// A nested message: written to a scratch buffer, then length-prefixed.
+fn message(buf: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
+    let mut inner = Vec::new();
+    write(&mut inner);
+    bytes(buf, field, &inner);
+}
+
+fn any_value(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Str(s) => bytes(buf, 1, s.as_bytes()),
+        Value::Bool(b) => {
+            key(buf, 2, VARINT);
+            varint(buf, u64::from(*b));
+        }
+        Value::Int(i) => {
+            key(buf, 3, VARINT);
+            // int64: two's complement, ten bytes when negative.
+            varint(buf, u64::from_ne_bytes(i.to_ne_bytes()));
+        }
+        Value::Double(d) => {
+            key(buf, 4, FIXED64);
+            buf.extend_from_slice(&d.to_le_bytes());
+        }
+        Value::Strs(list) => message(buf, 5, |arr| {
+            for s in list {
+                message(arr, 1, |any| bytes(any, 1, s.as_bytes()));
+            }
+        }),
+    }
+}
+
+fn key_value(buf: &mut Vec<u8>, field: u32, k: &str, v: &Value) {
+    message(buf, field, |kv| {
+        bytes(kv, 1, k.as_bytes());
+        message(kv, 2, |any| any_value(any, v));
+    });
+}
+
+fn span(buf: &mut Vec<u8>, s: &Span) {
+    bytes(buf, 1, &s.trace_id);
+    bytes(buf, 2, &s.span_id);
+    if let Some(p) = &s.parent {
+        bytes(buf, 4, p);
+    }
+    bytes(buf, 5, s.name.as_bytes());
+    key(buf, 6, VARINT);
+    varint(buf, s.kind as u64);
+    key(buf, 7, FIXED64);
+    buf.extend_from_slice(&s.start.to_le_bytes());
+    key(buf, 8, FIXED64);
+    buf.extend_from_slice(&s.end.to_le_bytes());
+    for (k, v) in &s.attrs {
+        key_value(buf, 9, k, v);
+    }
+    if let SpanStatus::Error(message_text) = &s.status {
+        message(buf, 15, |st| {
+            bytes(st, 2, message_text.as_bytes());
+            key(st, 3, VARINT);
+            varint(st, 2); // STATUS_CODE_ERROR
+        });
+    }
+    // Flags: the W3C trace flags (sampled) in bits 0–7; bit 8 says whether bit 9
+    // (the parent is remote) is known.
+    let flags: u32 = 0x01 | 0x100 | if s.remote_parent { 0x200 } else { 0 };
+    key(buf, 16, FIXED32);
+    buf.extend_from_slice(&flags.to_le_bytes());
+}
+
+/// `ExportTraceServiceRequest` with one resource and one instrumentation scope.
+pub fn export_request(resource: &[(&'static str, Value)], scope_version: &str, spans: &[Span]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 * spans.len() + 256);
+    message(&mut out, 1, |rs| {
+        message(rs, 1, |res| {
+            for (k, v) in resource {
+                key_value(res, 1, k, v);
+            }
+        });
+        message(rs, 2, |ss| {
+            message(ss, 1, |scope| {
+                bytes(scope, 1, b"rampart");
+                bytes(scope, 2, scope_version.as_bytes());
+            });
+            for s in spans {
+                message(ss, 2, |b| span(b, s));
+            }
+        });
+    });
+    out
+}
+
+/// Reads one varint at `at`, advancing it.
+fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Visits the top-level fields of a message: `(field, wire, varint value or
+/// length-delimited bytes)`. `None` when the bytes are not a protobuf message.
+fn fields(b: &[u8], mut visit: impl FnMut(u64, u64, &[u8])) -> Option<()> {
+    let mut at = 0;
+    while at < b.len() {
+        let tag = read_varint(b, &mut at)?;
+        let (field, wire) = (tag >> 3, tag & 7);
+        match wire {
+            0 => {
+                let v = read_varint(b, &mut at)?;
+                visit(field, v, &[]);
+            }
+            1 => at = at.checked_add(8).filter(|&e| e <= b.len())?,
+            2 => {
+                let len = usize::try_from(read_varint(b, &mut at)?).ok()?;
+                let end = at.checked_add(len).filter(|&e| e <= b.len())?;
+                visit(field, 0, &b[at..end]);
+                at = end;
+            }
+            5 => at = at.checked_add(4).filter(|&e| e <= b.len())?,
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// `ExportTraceServiceResponse.partial_success.rejected_spans`: spans the collector
+/// says it dropped (0 for an empty response).
+pub fn rejected_spans(response: &[u8]) -> Option<u64> {
+    let mut rejected = 0;
+    let mut inner_ok = Some(());
+    fields(response, |field, _, body| {
+        if field == 1 {
+            inner_ok = fields(body, |f, v, _| {
+                if f == 1 {
+                    rejected = v;
+                }
+            });
+        }
+    })?;
+    inner_ok.map(|()| rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_negative_ints_encode_as_protobuf_does() {
+        let mut b = Vec::new();
+        varint(&mut b, 300);
+        assert_eq!(b, [0xac, 0x02]);
+        let mut b = Vec::new();
+        any_value(&mut b, &Value::Int(-1));
+        assert_eq!(b, [0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        let mut b = Vec::new();
+        any_value(&mut b, &Value::Str("hi".into()));
+        assert_eq!(b, [0x0a, 0x02, b'h', b'i']);
+    }
+
+    #[test]
+    fn the_request_walks_back_into_its_fields() {
+        let s = Span {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent: Some([3; 8]),
+            remote_parent: true,
+            name: "POST chat".into(),
+            kind: Kind::Server,
+            start: 10,
+            end: 20,
+            attrs: vec![("a", Value::Int(5))],
+            status: SpanStatus::Error("x".into()),
+        };
+        let req = export_request(
+            &[("service.name", Value::Str("rampart".into()))],
+            "0.1.0",
+            &[s.clone(), s],
+        );
+        // resource_spans → scope_spans → two spans.
+        let mut spans = 0;
+        fields(&req, |f, _, rs| {
+            assert_eq!(f, 1);
+            fields(rs, |f, _, ss| {
+                if f == 2 {
+                    fields(ss, |f, _, _| spans += usize::from(f == 2)).unwrap();
+                }
+            })
+            .unwrap();
+        })
+        .unwrap();
+        assert_eq!(spans, 2);
+    }
+
+    #[test]
+    fn partial_success_is_read_and_garbage_is_refused() {
+        assert_eq!(rejected_spans(&[]), Some(0));
+        assert_eq!(rejected_spans(&[0x0a, 0x02, 0x08, 0x07]), Some(7));
+        assert_eq!(rejected_spans(&[0x0a, 0x05, 0x08]), None);
+        assert_eq!(rejected_spans(&[0x0f]), None);
+    }
+}
