@@ -22,6 +22,11 @@ pub(crate) struct Demo {
 
 impl Demo {
     pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The demo with more command-line arguments (`--otlp URL`).
+    pub(crate) fn start_with(extra: &[&str]) -> Self {
         let mut child = Command::new(bin())
             .args([
                 "demo",
@@ -32,6 +37,7 @@ impl Demo {
                 "--admin",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

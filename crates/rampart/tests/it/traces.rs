@@ -441,3 +441,38 @@ async fn a_dead_collector_costs_traffic_nothing() {
     let logs = gw.wait_for_access_logs(40, Duration::from_secs(5));
     assert!(logs.iter().filter(|l| l["http.response.status_code"] == 200).count() >= 40);
 }
+
+/// The acceptance check: `rampart demo --otlp URL` sends its exchanges' spans to the
+/// receiver docs/OPERATIONS.md names, over both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_exports_to_the_receiver_the_docs_name() {
+    for (transport, protocol) in [("http", "http/protobuf"), ("grpc", "grpc")] {
+        let receiver = Receiver::start(transport, 0);
+        let url = format!("http://127.0.0.1:{}", receiver.port);
+        let demo = crate::demo::Demo::start_with(&["--otlp", &url, "--otlp-protocol", protocol]);
+        let c = TestClient::http1();
+        let body = json!({"model": "rampart-demo-chat", "messages": [{"role": "user", "content": "Hello"}]});
+        let r = c
+            .request(
+                Method::POST,
+                &format!("{}/v1/chat/completions", demo.field("open")),
+                &[
+                    ("content-type", "application/json"),
+                    ("traceparent", &format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")),
+                ],
+                body.to_string(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        let spans = receiver.wait_for_trace(CALLER_TRACE, 3);
+        let server = spans
+            .iter()
+            .find(|s| s["kind"] == 2)
+            .unwrap_or_else(|| panic!("{protocol}: {spans:#?}"));
+        assert_eq!(server["resource"]["service.instance.id"], "demo");
+        assert_eq!(attr(server, "gen_ai.request.model"), "rampart-demo-chat");
+        assert!(spans.iter().any(|s| s["kind"] == 3), "{protocol}: no upstream span");
+        demo.stop();
+    }
+}
