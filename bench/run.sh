@@ -11,7 +11,7 @@
 # missing.
 #
 #   bench/run.sh                  # DURATION=10 CONNS=64 WRK_THREADS=1 ROUNDS=3 SSE_CONNS=128 by default
-#   SUITES="sse" bench/run.sh     # only some suites: any of shared pinned tls sse
+#   SUITES="sse" bench/run.sh     # only some suites: any of shared pinned tls sse traces
 #
 # Two suites: "shared" (nothing pinned, every process competes for the 2 cores) and
 # "pinned" (the proxy alone on one core: per-core efficiency without scheduler noise).
@@ -311,20 +311,77 @@ sse_suite() {
   echo
 }
 
+# Trace overhead: Rampart's authenticated pipeline alone on CPU 1 (1 worker), wrk and
+# the upstream (which also plays a null OTLP/HTTP collector) on CPU 0, three ways:
+# without [traces]; with trace context only (sample_ratio = 0: ids in the access log,
+# traceparent to the upstream, nothing exported); and every exchange sampled and
+# exported (a server span, a span per stage, the upstream span). Rounds interleaved,
+# the median reported, with CPU per request.
+traces_suite() {
+  local pids=() name port out c0 c1 round t
+  UPSTREAM_THREADS=1 taskset -c 0 $BIN/upstream 127.0.0.1:$UP 2>"$WORK/upstream.log" & pids+=($!)
+  local off=$((BASE_PORT+11)) ctx=$((BASE_PORT+13)) on=$((BASE_PORT+15))
+  rampart_config $off $((off+1)) true openai 1 false full >"$WORK/traces-off.toml"
+  { rampart_config $ctx $((ctx+1)) true openai 1 false full; printf '[traces]\nsample_ratio = 0.0\n'; } >"$WORK/traces-ctx.toml"
+  { rampart_config $on $((on+1)) true openai 1 false full
+    printf '[traces]\nendpoint = "http://127.0.0.1:%s"\nsample_ratio = 1.0\n' "$UP"; } >"$WORK/traces-on.toml"
+  declare -A TPROC TCPU TREQ
+  for name in off ctx on; do
+    taskset -c 1 $BIN/rampart serve --config "$WORK/traces-$name.toml" >/dev/null 2>"$WORK/traces-$name.log" & pids+=($!)
+    TPROC[$name]=$!
+  done
+  for port in $off $ctx $on; do
+    for _ in $(seq 100); do curl -sf -H "Authorization: Bearer $KEY" -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null && break; sleep 0.1; done
+  done
+  for round in $(seq "$ROUNDS"); do
+    for t in off:$off ctx:$ctx on:$on; do
+      name=${t%%:*}; port=${t##*:}
+      taskset -c 0 wrk -t1 -c"$CONNS" -d1s -s "$WORK/auth.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+      c0=$(cpu_ticks "${TPROC[$name]}")
+      out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/auth.lua" "http://127.0.0.1:$port/v1/chat/completions")
+      c1=$(cpu_ticks "${TPROC[$name]}")
+      TCPU[$name]=$(( ${TCPU[$name]:-0} + c1 - c0 ))
+      TREQ[$name]=$(( ${TREQ[$name]:-0} + $(awk '/requests in/ {print $1}' <<<"$out") ))
+      if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "traces/$name: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
+      echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out")" >>"$WORK/traces-$name.rounds"
+    done
+  done
+  local metrics; metrics=$(curl -s "http://127.0.0.1:$((on+1))/metrics")
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  declare -A TRPS TP99
+  for name in off ctx on; do
+    read -r TRPS[$name] TP99[$name] < <(sort -n "$WORK/traces-$name.rounds" | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2)')
+  done
+  echo "### Trace overhead: authenticated pipeline alone on CPU 1 (1 worker), wrk + upstream/collector on CPU 0"
+  echo
+  echo "| traces | req/s (wrk) | vs no traces | proxy CPU per request | wrk p99 |"
+  echo "|---|---|---|---|---|"
+  for name in off ctx on; do
+    local label
+    case $name in off) label="no \`[traces]\`" ;; ctx) label="trace context only (sample_ratio 0)" ;; on) label="every exchange exported (sample_ratio 1.0)" ;; esac
+    echo "| $label | ${TRPS[$name]} | $(ratio "${TRPS[$name]}" "${TRPS[off]}") | $(awk -v t="${TCPU[$name]}" -v hz="$TICKS" -v n="${TREQ[$name]}" 'BEGIN { printf "%.1f µs", t / hz / n * 1e6 }') | ${TP99[$name]} |"
+  done
+  echo
+  echo "- Spans the sampled gateway handed to the collector: $(awk '/^rampart_trace_spans_total/ { s[$1] = $2 } END { for (k in s) printf "%s = %s; ", k, s[k] }' <<<"$metrics")"
+  echo
+}
+
 mkdir -p bench/results
 OUT=bench/results/proxy.md
 {
-  echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS ROUNDS=$ROUNDS SSE_CONNS=$SSE_CONNS SUITES=\"${SUITES:-shared pinned tls sse}\", median round reported) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "Run: \`bench/run.sh\` (DURATION=${DURATION}s CONNS=$CONNS WRK_THREADS=$WRK_THREADS ROUNDS=$ROUNDS SSE_CONNS=$SSE_CONNS SUITES=\"${SUITES:-shared pinned tls sse traces}\", median round reported) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
   echo "Upstream: bench/src/bin/upstream.rs (1 thread, ~300-byte JSON answer to a ~120-byte POST). nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), access_log off, upstream keepalive. Rampart: release build."
   echo "rampart = passthrough route (protocol http: body streamed, public, access log off, as nginx); rampart_logged = OpenAI route with API-key authentication, authorization, body buffered + strict JSON parse, model check, ECS access log on; rampart_full = rampart_logged plus a rate limit, a concurrency limit and a token budget (local store) and the audit trail in batch mode (file store)."
   echo
-  for s in ${SUITES:-shared pinned tls sse}; do
+  for s in ${SUITES:-shared pinned tls sse traces}; do
     case $s in
       shared|pinned) suite "$s" ;;
       tls) tls_suite ;;
       sse) sse_suite ;;
-      *) echo "unknown suite $s (shared, pinned, tls, sse)" >&2; exit 2 ;;
+      traces) traces_suite ;;
+      *) echo "unknown suite $s (shared, pinned, tls, sse, traces)" >&2; exit 2 ;;
     esac
   done
 } >"$OUT"

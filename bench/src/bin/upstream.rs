@@ -7,6 +7,9 @@
 //! Streams carry `X-Accel-Buffering: no`, as LLM servers behind nginx send, so nginx
 //! passes each chunk on as it arrives.
 //!
+//! `POST /v1/traces` is answered as an OTLP/HTTP collector that keeps nothing would
+//! (the trace-overhead rows of `bench/run.sh` export to it).
+//!
 //! Usage: `upstream ADDR` (for example 127.0.0.1:18000). Runs until killed.
 
 use std::net::SocketAddr;
@@ -61,6 +64,7 @@ fn main() -> std::io::Result<()> {
     rt.block_on(async move {
         let server =
             rampart_testkit::TestServer::spawn(addr, move |req: http::Request<hyper::body::Incoming>| async move {
+                let collector = req.uri().path() == "/v1/traces";
                 // Read the request body like a real server would.
                 let body = req
                     .into_body()
@@ -68,6 +72,16 @@ fn main() -> std::io::Result<()> {
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
+                if collector {
+                    // An OTLP/HTTP collector that keeps nothing: an empty
+                    // ExportTraceServiceResponse (full success).
+                    let mut r = Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed());
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/x-protobuf"),
+                    );
+                    return r;
+                }
                 if body.windows(13).any(|w| w == b"\"stream\":true") {
                     let mut r = rampart_testkit::demo::sse(stream_events(chunks), gap);
                     r.headers_mut()
