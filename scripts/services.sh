@@ -3,7 +3,8 @@
 #   PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres (key store tests);
 #   the redis-server binary (the shared-limits test starts and kills its own server);
 #   Debian's chromium and chromium-driver (the console's browser tests drive them
-#   headless; nothing is downloaded from anywhere but Debian's archive).
+#   headless; nothing is downloaded from anywhere but Debian's archive);
+#   HAProxy (the fleet chaos test's load balancer), pinned.
 # Starts an installed cluster if it is down; installs PostgreSQL from Debian packages
 # if it is missing. Safe to run repeatedly.
 set -euo pipefail
@@ -53,6 +54,17 @@ if [ "$browser" != "$driver" ]; then
   exit 1
 fi
 echo "chromium and chromedriver $browser available" >&2
+
+# The fleet chaos test (tests/it/chaos.rs) puts HAProxy in front of three gateways.
+HAPROXY_VERSION=2.6.12-1+deb12u4
+if ! command -v haproxy >/dev/null; then
+  echo "installing haproxy $HAPROXY_VERSION from Debian packages" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "haproxy=$HAPROXY_VERSION" >/dev/null
+fi
+# Debian's package starts a system haproxy; the tests run their own.
+$SUDO systemctl disable --now haproxy >/dev/null 2>&1 || $SUDO service haproxy stop >/dev/null 2>&1 || true
+echo "$(haproxy -v | head -1 | cut -d' ' -f1-3) available" >&2
 
 # The probe's transport tests stand up a legacy TLS server with OpenSSL's s_server.
 if ! command -v openssl >/dev/null; then

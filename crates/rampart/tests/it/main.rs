@@ -10,6 +10,7 @@ mod common;
 mod abuse;
 mod attacks;
 mod audit;
+mod chaos;
 mod console;
 mod content;
 mod demo;
