@@ -80,9 +80,21 @@ fn message(buf: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
     bytes(buf, field, &inner);
 }
 
+/// Attribute strings are cut to this many bytes (on a character boundary): a client's
+/// model name or user agent cannot make a span large.
+pub const MAX_STRING: usize = 256;
+
+fn clipped(s: &str) -> &[u8] {
+    let mut end = s.len().min(MAX_STRING);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s.as_bytes()[..end]
+}
+
 fn any_value(buf: &mut Vec<u8>, v: &Value) {
     match v {
-        Value::Str(s) => bytes(buf, 1, s.as_bytes()),
+        Value::Str(s) => bytes(buf, 1, clipped(s)),
         Value::Bool(b) => {
             key(buf, 2, VARINT);
             varint(buf, u64::from(*b));
@@ -98,7 +110,7 @@ fn any_value(buf: &mut Vec<u8>, v: &Value) {
         }
         Value::Strs(list) => message(buf, 5, |arr| {
             for s in list {
-                message(arr, 1, |any| bytes(any, 1, s.as_bytes()));
+                message(arr, 1, |any| bytes(any, 1, clipped(s)));
             }
         }),
     }
@@ -235,6 +247,11 @@ mod tests {
         let mut b = Vec::new();
         any_value(&mut b, &Value::Str("hi".into()));
         assert_eq!(b, [0x0a, 0x02, b'h', b'i']);
+        // Long strings are cut on a character boundary.
+        let mut b = Vec::new();
+        any_value(&mut b, &Value::Str("€".repeat(200)));
+        assert_eq!(&b[..3], [0x0a, 0xff, 0x01], "85 three-byte characters");
+        assert_eq!(b.len(), 3 + 255);
     }
 
     #[test]
