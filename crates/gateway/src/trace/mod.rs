@@ -25,6 +25,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use rampart_config::{ParentSampled, Protocol, Traces};
 
+use crate::audit::hex;
 use crate::context::{Exchange, Outcome};
 use crate::error::InitError;
 use crate::metrics::Metrics;
@@ -276,16 +277,6 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
         out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
     }
     Some(out)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
 }
 
 thread_local! {
