@@ -374,22 +374,20 @@ impl AnswerScan {
     }
 }
 
+/// Where `"key"` starts in `text`, looking only at quote characters.
+fn key_positions<'a>(text: &'a [u8], key: &'a str) -> impl DoubleEndedIterator<Item = usize> + 'a {
+    text.iter().enumerate().filter_map(move |(i, &b)| {
+        let rest = &text[i + 1..];
+        (b == b'"' && rest.starts_with(key.as_bytes()) && rest.get(key.len()) == Some(&b'"')).then_some(i)
+    })
+}
+
 /// The value after the last (or first) `"key":` in `text`: a number or a short string.
 fn json_field(text: &[u8], key: &str, last: bool) -> Option<String> {
-    let needle = format!("\"{key}\"");
-    let hits: Vec<usize> = text
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle.as_bytes())
-        .map(|(i, _)| i)
-        .collect();
-    let ordered: Box<dyn Iterator<Item = &usize>> = if last {
-        Box::new(hits.iter().rev())
-    } else {
-        Box::new(hits.iter())
-    };
-    for &at in ordered {
-        let rest = text[at + needle.len()..].trim_ascii_start();
+    let hits = key_positions(text, key);
+    let ordered: Box<dyn Iterator<Item = usize>> = if last { Box::new(hits.rev()) } else { Box::new(hits) };
+    for at in ordered {
+        let rest = text[at + key.len() + 2..].trim_ascii_start();
         let Some(rest) = rest.strip_prefix(b":") else { continue };
         let rest = rest.trim_ascii_start();
         if let Some(s) = rest.strip_prefix(b"\"") {
@@ -408,18 +406,14 @@ fn json_field(text: &[u8], key: &str, last: bool) -> Option<String> {
 }
 
 fn finish_reasons(text: &[u8]) -> Vec<String> {
-    let needle = b"\"finish_reason\"";
     let mut out: Vec<String> = Vec::new();
-    let mut at = 0;
-    while let Some(i) = text[at..].windows(needle.len()).position(|w| w == needle) {
-        let start = at + i;
-        if let Some(v) = json_field(&text[start..], "finish_reason", false)
+    for at in key_positions(text, "finish_reason") {
+        if let Some(v) = json_field(&text[at..], "finish_reason", false)
             && !out.contains(&v)
             && out.len() < 8
         {
             out.push(v);
         }
-        at = start + needle.len();
     }
     out
 }
@@ -472,17 +466,14 @@ impl TraceStage {
         let mut attrs: Vec<(&'static str, Value)> = vec![
             ("http.request.method", Value::Str(ex.method.as_str().to_owned())),
             ("url.path", Value::Str(ex.path.clone())),
-            (
-                "url.scheme",
-                Value::Str(if ex.conn.tls { "https" } else { "http" }.to_owned()),
-            ),
+            ("url.scheme", Value::Static(if ex.conn.tls { "https" } else { "http" })),
             ("client.address", Value::Str(ex.client_ip.to_string())),
             ("network.peer.address", Value::Str(ex.conn.peer.ip().to_string())),
             ("server.port", Value::Int(i64::from(ex.conn.local.port()))),
             ("rampart.node", Value::Str(self.node.to_string())),
             ("rampart.listener", Value::Str(ex.conn.listener.to_string())),
             ("rampart.request_id", Value::Str(ex.request_id.clone())),
-            ("rampart.decision", Value::Str(ex.decision.as_str().to_owned())),
+            ("rampart.decision", Value::Static(ex.decision.as_str())),
             (
                 "rampart.findings",
                 Value::Int(i64::try_from(ex.findings.len()).unwrap_or(i64::MAX)),
@@ -498,7 +489,7 @@ impl TraceStage {
             attrs.push(("rampart.route", Value::Str(r.to_string())));
         }
         if let Some(e) = &ex.error {
-            attrs.push(("rampart.error.code", Value::Str(e.code().to_owned())));
+            attrs.push(("rampart.error.code", Value::Static(e.code())));
         }
         let mut kinds: Vec<String> = Vec::new();
         for f in &ex.findings {
@@ -523,7 +514,7 @@ impl TraceStage {
                 Outcome::Failed => "failed",
                 Outcome::ClientGone => "client_gone",
             };
-            attrs.push(("rampart.outcome", Value::Str(o.to_owned())));
+            attrs.push(("rampart.outcome", Value::Static(o)));
         }
         let gen_ai = self.gen_ai(ex, t, llm_op);
         attrs.extend(gen_ai.iter().cloned());
@@ -537,7 +528,8 @@ impl TraceStage {
             span_id: t.span_id,
             parent: t.parent,
             remote_parent: t.parent.is_some(),
-            name,
+            name_prefix: "",
+            name: name.into(),
             kind: Kind::Server,
             start: t.wall_start_ns,
             end: at(end),
@@ -555,7 +547,8 @@ impl TraceStage {
                 span_id: new_span_id(),
                 parent: Some(t.span_id),
                 remote_parent: false,
-                name: format!("rampart.{}", m.name),
+                name_prefix: "rampart.",
+                name: m.name.into(),
                 kind: Kind::Internal,
                 start: at(m.start),
                 end: at(m.end),
@@ -602,7 +595,8 @@ impl TraceStage {
                 span_id: t.upstream_span,
                 parent: Some(t.span_id),
                 remote_parent: false,
-                name,
+                name_prefix: "",
+                name: name.into(),
                 kind: Kind::Client,
                 start: at(sent),
                 end: at(done.max(sent)),
@@ -624,7 +618,7 @@ impl TraceStage {
     /// settings, the answer's model, id, finish reasons and token usage.
     fn gen_ai(&self, ex: &Exchange, t: &Trace, op: Option<&'static str>) -> Vec<(&'static str, Value)> {
         let Some(op) = op else { return Vec::new() };
-        let mut a = vec![("gen_ai.operation.name", Value::Str(op.to_owned()))];
+        let mut a = vec![("gen_ai.operation.name", Value::Static(op))];
         if let Some(m) = &ex.model {
             a.push(("gen_ai.request.model", Value::Str(m.clone())));
         }

@@ -10,6 +10,8 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(String),
+    /// A constant (a decision, a scheme): no allocation per span.
+    Static(&'static str),
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -37,7 +39,10 @@ pub struct Span {
     pub parent: Option<[u8; 8]>,
     /// The parent came from the caller's `traceparent`.
     pub remote_parent: bool,
-    pub name: String,
+    /// The name is `name_prefix` followed by `name` (stage spans: `rampart.` and the
+    /// stage's constant name, without a string built per span).
+    pub name_prefix: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     pub kind: Kind,
     /// Unix nanoseconds.
     pub start: u64,
@@ -45,6 +50,9 @@ pub struct Span {
     pub attrs: Vec<(&'static str, Value)>,
     pub status: SpanStatus,
 }
+
+// The encoder computes every message's length before writing it, so the request is
+// written once, front to back, into one buffer.
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -63,21 +71,30 @@ fn varint(buf: &mut Vec<u8>, mut v: u64) {
     }
 }
 
+fn varint_len(v: u64) -> usize {
+    // One byte per 7 significant bits, at least one.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 fn key(buf: &mut Vec<u8>, field: u32, wire: u8) {
     varint(buf, (u64::from(field) << 3) | u64::from(wire));
 }
 
-fn bytes(buf: &mut Vec<u8>, field: u32, b: &[u8]) {
-    key(buf, field, LEN);
-    varint(buf, b.len() as u64);
-    buf.extend_from_slice(b);
+/// A length-delimited field's size: its key (fields < 16 take one byte), the length, the
+/// payload.
+fn delimited_len(payload: usize) -> usize {
+    1 + varint_len(payload as u64) + payload
 }
 
-/// A nested message: written to a scratch buffer, then length-prefixed.
-fn message(buf: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    write(&mut inner);
-    bytes(buf, field, &inner);
+/// Starts a length-delimited field whose payload is `len` bytes.
+fn open(buf: &mut Vec<u8>, field: u32, len: usize) {
+    key(buf, field, LEN);
+    varint(buf, len as u64);
+}
+
+fn bytes(buf: &mut Vec<u8>, field: u32, b: &[u8]) {
+    open(buf, field, b.len());
+    buf.extend_from_slice(b);
 }
 
 /// Attribute strings are cut to this many bytes (on a character boundary): a client's
@@ -92,9 +109,27 @@ fn clipped(s: &str) -> &[u8] {
     &s.as_bytes()[..end]
 }
 
+fn any_value_len(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => delimited_len(clipped(s).len()),
+        Value::Static(s) => delimited_len(clipped(s).len()),
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(u64::from_ne_bytes(i.to_ne_bytes())),
+        Value::Double(_) => 9,
+        Value::Strs(list) => delimited_len(array_len(list)),
+    }
+}
+
+fn array_len(list: &[String]) -> usize {
+    list.iter()
+        .map(|s| delimited_len(delimited_len(clipped(s).len())))
+        .sum()
+}
+
 fn any_value(buf: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Str(s) => bytes(buf, 1, clipped(s)),
+        Value::Static(s) => bytes(buf, 1, clipped(s)),
         Value::Bool(b) => {
             key(buf, 2, VARINT);
             varint(buf, u64::from(*b));
@@ -108,19 +143,48 @@ fn any_value(buf: &mut Vec<u8>, v: &Value) {
             key(buf, 4, FIXED64);
             buf.extend_from_slice(&d.to_le_bytes());
         }
-        Value::Strs(list) => message(buf, 5, |arr| {
+        Value::Strs(list) => {
+            open(buf, 5, array_len(list));
             for s in list {
-                message(arr, 1, |any| bytes(any, 1, clipped(s)));
+                let s = clipped(s);
+                open(buf, 1, delimited_len(s.len()));
+                bytes(buf, 1, s);
             }
-        }),
+        }
     }
 }
 
+fn key_value_len(k: &str, v: &Value) -> usize {
+    delimited_len(k.len()) + delimited_len(any_value_len(v))
+}
+
 fn key_value(buf: &mut Vec<u8>, field: u32, k: &str, v: &Value) {
-    message(buf, field, |kv| {
-        bytes(kv, 1, k.as_bytes());
-        message(kv, 2, |any| any_value(any, v));
-    });
+    open(buf, field, key_value_len(k, v));
+    bytes(buf, 1, k.as_bytes());
+    open(buf, 2, any_value_len(v));
+    any_value(buf, v);
+}
+
+fn status_len(message: &str) -> usize {
+    delimited_len(message.len()) + 2
+}
+
+fn span_len(s: &Span) -> usize {
+    let mut n = delimited_len(16) + delimited_len(8);
+    if s.parent.is_some() {
+        n += delimited_len(8);
+    }
+    n += delimited_len(s.name_prefix.len() + clipped(&s.name).len());
+    n += 2 + 9 + 9; // kind, start, end
+    n += s
+        .attrs
+        .iter()
+        .map(|(k, v)| delimited_len(key_value_len(k, v)))
+        .sum::<usize>();
+    if let SpanStatus::Error(m) = &s.status {
+        n += delimited_len(status_len(m));
+    }
+    n + 2 + 4 // flags: a two-byte key (field 16), fixed32
 }
 
 fn span(buf: &mut Vec<u8>, s: &Span) {
@@ -129,7 +193,10 @@ fn span(buf: &mut Vec<u8>, s: &Span) {
     if let Some(p) = &s.parent {
         bytes(buf, 4, p);
     }
-    bytes(buf, 5, s.name.as_bytes());
+    let name = clipped(&s.name);
+    open(buf, 5, s.name_prefix.len() + name.len());
+    buf.extend_from_slice(s.name_prefix.as_bytes());
+    buf.extend_from_slice(name);
     key(buf, 6, VARINT);
     varint(buf, s.kind as u64);
     key(buf, 7, FIXED64);
@@ -139,12 +206,11 @@ fn span(buf: &mut Vec<u8>, s: &Span) {
     for (k, v) in &s.attrs {
         key_value(buf, 9, k, v);
     }
-    if let SpanStatus::Error(message_text) = &s.status {
-        message(buf, 15, |st| {
-            bytes(st, 2, message_text.as_bytes());
-            key(st, 3, VARINT);
-            varint(st, 2); // STATUS_CODE_ERROR
-        });
+    if let SpanStatus::Error(message) = &s.status {
+        open(buf, 15, status_len(message));
+        bytes(buf, 2, message.as_bytes());
+        key(buf, 3, VARINT);
+        varint(buf, 2); // STATUS_CODE_ERROR
     }
     // Flags: the W3C trace flags (sampled) in bits 0–7; bit 8 says whether bit 9
     // (the parent is remote) is known.
@@ -155,23 +221,27 @@ fn span(buf: &mut Vec<u8>, s: &Span) {
 
 /// `ExportTraceServiceRequest` with one resource and one instrumentation scope.
 pub fn export_request(resource: &[(&'static str, Value)], scope_version: &str, spans: &[Span]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 * spans.len() + 256);
-    message(&mut out, 1, |rs| {
-        message(rs, 1, |res| {
-            for (k, v) in resource {
-                key_value(res, 1, k, v);
-            }
-        });
-        message(rs, 2, |ss| {
-            message(ss, 1, |scope| {
-                bytes(scope, 1, b"rampart");
-                bytes(scope, 2, scope_version.as_bytes());
-            });
-            for s in spans {
-                message(ss, 2, |b| span(b, s));
-            }
-        });
-    });
+    let resource_len: usize = resource.iter().map(|(k, v)| delimited_len(key_value_len(k, v))).sum();
+    let scope_len = delimited_len(b"rampart".len()) + delimited_len(scope_version.len());
+    let span_lens: Vec<usize> = spans.iter().map(span_len).collect();
+    let scope_spans_len = delimited_len(scope_len) + span_lens.iter().map(|&n| delimited_len(n)).sum::<usize>();
+    let resource_spans_len = delimited_len(resource_len) + delimited_len(scope_spans_len);
+    let total = delimited_len(resource_spans_len);
+    let mut out = Vec::with_capacity(total);
+    open(&mut out, 1, resource_spans_len);
+    open(&mut out, 1, resource_len);
+    for (k, v) in resource {
+        key_value(&mut out, 1, k, v);
+    }
+    open(&mut out, 2, scope_spans_len);
+    open(&mut out, 1, scope_len);
+    bytes(&mut out, 1, b"rampart");
+    bytes(&mut out, 2, scope_version.as_bytes());
+    for (s, &len) in spans.iter().zip(&span_lens) {
+        open(&mut out, 2, len);
+        span(&mut out, s);
+    }
+    debug_assert_eq!(out.len(), total, "the computed lengths match what was written");
     out
 }
 
@@ -261,6 +331,7 @@ mod tests {
             span_id: [2; 8],
             parent: Some([3; 8]),
             remote_parent: true,
+            name_prefix: "",
             name: "POST chat".into(),
             kind: Kind::Server,
             start: 10,
@@ -286,6 +357,47 @@ mod tests {
         })
         .unwrap();
         assert_eq!(spans, 2);
+    }
+
+    #[test]
+    fn computed_lengths_match_what_is_written() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
+            let mut b = Vec::new();
+            varint(&mut b, v);
+            assert_eq!(varint_len(v), b.len(), "{v}");
+        }
+        let values = [
+            Value::Str("x".repeat(300)),
+            Value::Static("allow"),
+            Value::Bool(true),
+            Value::Int(-5),
+            Value::Int(i64::MAX),
+            Value::Double(0.5),
+            Value::Strs(vec!["a".into(), "€".repeat(100), String::new()]),
+            Value::Strs(Vec::new()),
+        ];
+        let spans: Vec<Span> = (0..3)
+            .map(|i| Span {
+                trace_id: [9; 16],
+                span_id: [i; 8],
+                parent: (i > 0).then_some([1; 8]),
+                remote_parent: false,
+                name_prefix: if i == 1 { "rampart." } else { "" },
+                name: "n".repeat(usize::from(i) * 200).into(),
+                kind: Kind::Internal,
+                start: u64::MAX,
+                end: 0,
+                attrs: values.iter().map(|v| ("k", v.clone())).collect(),
+                status: if i == 2 {
+                    SpanStatus::Error("e".repeat(130))
+                } else {
+                    SpanStatus::Unset
+                },
+            })
+            .collect();
+        // `export_request` asserts (in debug builds) that it wrote what it computed.
+        let req = export_request(&[("service.name", Value::Static("rampart"))], "1", &spans);
+        assert!(fields(&req, |_, _, _| {}).is_some());
     }
 
     #[test]
