@@ -135,8 +135,41 @@ pub struct Exchange {
     pub response_bytes: u64,
     pub timings: Timings,
     pub outcome: Option<Outcome>,
-    /// The W3C trace context and span data; `None` without `[traces]`.
-    pub trace: Option<Box<crate::trace::Trace>>,
+    /// Each request stage's run, when something asked for them (a sampled trace).
+    pub stage_times: Option<Vec<StageTime>>,
+}
+
+/// One request stage's run: offsets from `Exchange::started`, and whether it refused.
+#[derive(Debug, Clone, Copy)]
+pub struct StageTime {
+    pub stage: &'static str,
+    pub start: Duration,
+    pub end: Duration,
+    pub refused: bool,
+}
+
+impl Exchange {
+    /// Runs `phase` and, when stage times are kept, records its run as `stage`'s.
+    pub async fn timed<T, E>(
+        &mut self,
+        stage: &'static str,
+        phase: impl AsyncFnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let Some(start) = self.stage_times.is_some().then(|| self.started.elapsed()) else {
+            return phase(self).await;
+        };
+        let result = phase(self).await;
+        let end = self.started.elapsed();
+        if let Some(times) = self.stage_times.as_mut() {
+            times.push(StageTime {
+                stage,
+                start,
+                end,
+                refused: result.is_err(),
+            });
+        }
+        result
+    }
 }
 
 impl Exchange {
@@ -171,7 +204,7 @@ impl Exchange {
             response_bytes: 0,
             timings: Timings::default(),
             outcome: None,
-            trace: None,
+            stage_times: None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::route::RouteRuntime;
 use crate::runtime::Runtime;
 use crate::stage::RequestParts;
 use crate::stages::request_id::X_REQUEST_ID;
+use crate::trace::Trace;
 use crate::upstream::forward as proxy;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
@@ -166,7 +167,7 @@ pub async fn handle(
     };
     let http1 = parts.head.version <= http::Version::HTTP_11;
     let staged = tokio::time::timeout(total, pipeline.request_stages(&mut ex, &route, &mut parts)).await;
-    if let (Some(t), Some(body)) = (ex.trace.as_deref_mut(), ex.body_json.as_ref()) {
+    if let (Some(t), Some(body)) = (ex.stash.get_mut::<Trace>(), ex.body_json.as_ref()) {
         t.llm_request(body);
     }
     // The parsed body served the request stages; it need not live as long as a stream.
@@ -203,7 +204,7 @@ pub async fn handle(
         host.as_deref(),
         rt.trusts_peer(&ex.conn.listener, ex.conn.peer.ip()),
     );
-    if let Some(t) = &ex.trace {
+    if let Some(t) = ex.stash.get::<Trace>() {
         t.propagate(&mut parts.head.headers);
     }
     let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -213,7 +214,7 @@ pub async fn handle(
     };
 
     let (mut head, incoming) = upstreamed.response.into_parts();
-    if let Some(t) = ex.trace.as_deref_mut() {
+    if let Some(t) = ex.stash.get_mut::<Trace>() {
         t.upstream_answered(head.status);
     }
     proxy::strip_hop_by_hop(&mut head.headers);

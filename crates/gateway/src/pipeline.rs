@@ -167,16 +167,10 @@ impl Pipeline {
         run(&self.validate, ex, route, req).await?;
         run(&self.watch, ex, route, req).await?;
         run(&self.content, ex, route, req).await?;
-        let begun = ex
-            .trace
-            .as_ref()
-            .is_some_and(|t| t.record_stages)
-            .then(|| ex.started.elapsed());
-        let held = self.oversight.hold(ex, route, req, &self.audit).await;
-        if let (Some(begun), Some(t)) = (begun, ex.trace.as_deref_mut()) {
-            t.stage("oversight.hold", begun, ex.started.elapsed(), held.is_err());
-        }
-        held?;
+        ex.timed("oversight.hold", async |ex| {
+            self.oversight.hold(ex, route, req, &self.audit).await
+        })
+        .await?;
         run(&self.tokens, ex, route, req).await?;
         run(&self.output, ex, route, req).await?;
         self.audit.capture_request(ex, route, req);
@@ -279,7 +273,11 @@ impl Pipeline {
     /// The exchange's trace context, when `[traces]` is configured.
     pub fn begin_trace(&self, ex: &mut Exchange, headers: &http::HeaderMap) {
         if let Some(tracer) = self.trace.tracer() {
-            ex.trace = Some(Box::new(tracer.begin(ex, headers)));
+            let trace = tracer.begin(ex, headers);
+            if trace.sampled && tracer.stages() {
+                ex.stage_times = Some(Vec::with_capacity(16));
+            }
+            ex.stash.put(trace);
         }
     }
 }
@@ -290,16 +288,8 @@ async fn run<S: Stage>(
     route: &RouteRuntime,
     req: &mut RequestParts,
 ) -> Result<(), RequestError> {
-    let begun = ex
-        .trace
-        .as_ref()
-        .is_some_and(|t| t.record_stages)
-        .then(|| ex.started.elapsed());
-    let result = flow(stage.on_request(ex, route, req).await);
-    if let (Some(begun), Some(t)) = (begun, ex.trace.as_deref_mut()) {
-        t.stage(S::NAME, begun, ex.started.elapsed(), result.is_err());
-    }
-    result
+    ex.timed(S::NAME, async |ex| flow(stage.on_request(ex, route, req).await))
+        .await
 }
 
 fn flow(f: Flow) -> Result<(), RequestError> {

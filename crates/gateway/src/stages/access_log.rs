@@ -221,6 +221,7 @@ impl Stage for AccessLogStage {
             return;
         }
         let failed = matches!(ex.outcome, Some(Outcome::Failed)) || ex.status.is_none_or(|s| s.as_u16() >= 500);
+        let trace = ex.stash.get::<crate::trace::Trace>();
         let line = Line {
             timestamp: rfc3339(ex.started_wall),
             dataset: "rampart.access",
@@ -228,8 +229,8 @@ impl Stage for AccessLogStage {
             outcome: if failed { "failure" } else { "success" },
             node: &self.node,
             request_id: &ex.request_id,
-            trace_id: ex.trace.as_ref().map(|t| t.trace_hex()),
-            span_id: ex.trace.as_ref().map(|t| t.span_hex()),
+            trace_id: trace.map(crate::trace::Trace::trace_hex),
+            span_id: trace.map(crate::trace::Trace::span_hex),
             method: ex.method.as_str(),
             path: &ex.path,
             request_bytes: ex.request_bytes,

@@ -53,6 +53,11 @@ pub struct Tracer {
 }
 
 impl Tracer {
+    /// Whether sampled exchanges get a child span per stage.
+    pub fn stages(&self) -> bool {
+        self.stages
+    }
+
     /// Starts the exporter (when `endpoint` is set). Must run inside a Tokio runtime.
     pub fn start(config: &Traces, node: &str, metrics: Arc<Metrics>) -> Result<Self, InitError> {
         // Exact at 1.0 (2^56 is above every 56-bit value); the cast saturates.
@@ -98,9 +103,7 @@ impl Tracer {
             parent: caller.map(|c| c.parent_id),
             caller_valid: caller.is_some(),
             sampled,
-            record_stages: sampled && self.stages,
             wall_start_ns: u64::try_from(wall_start.as_nanos()).unwrap_or(0),
-            stages: Vec::new(),
             upstream_status: None,
             llm: LlmRequest::default(),
             answer: AnswerScan::default(),
@@ -121,20 +124,10 @@ pub struct Trace {
     /// The caller sent a valid `traceparent` (an invalid one is replaced).
     caller_valid: bool,
     pub sampled: bool,
-    pub record_stages: bool,
     wall_start_ns: u64,
-    stages: Vec<StageMark>,
     upstream_status: Option<u16>,
     llm: LlmRequest,
     answer: AnswerScan,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct StageMark {
-    name: &'static str,
-    start: Duration,
-    end: Duration,
-    refused: bool,
 }
 
 impl Trace {
@@ -145,18 +138,6 @@ impl Trace {
 
     pub fn span_hex(&self) -> String {
         hex(&self.span_id)
-    }
-
-    /// Records one stage's run (offsets from `Exchange::started`).
-    pub fn stage(&mut self, name: &'static str, start: Duration, end: Duration, refused: bool) {
-        if self.record_stages {
-            self.stages.push(StageMark {
-                name,
-                start,
-                end,
-                refused,
-            });
-        }
     }
 
     /// The upstream's status, before the response stages.
@@ -461,7 +442,8 @@ impl TraceStage {
             .or(ex.timings.response_headers)
             .unwrap_or_else(|| ex.started.elapsed());
         let llm_op = (ex.protocol == Protocol::Openai).then(|| operation(&ex.path)).flatten();
-        let mut spans = Vec::with_capacity(t.stages.len() + 2);
+        let stages = ex.stage_times.as_deref().unwrap_or_default();
+        let mut spans = Vec::with_capacity(stages.len() + 2);
 
         let mut attrs: Vec<(&'static str, Value)> = vec![
             ("http.request.method", Value::Str(ex.method.as_str().to_owned())),
@@ -541,14 +523,14 @@ impl TraceStage {
             },
         });
 
-        for m in &t.stages {
+        for m in stages {
             spans.push(Span {
                 trace_id: t.trace_id,
                 span_id: new_span_id(),
                 parent: Some(t.span_id),
                 remote_parent: false,
                 name_prefix: "rampart.",
-                name: m.name.into(),
+                name: m.stage.into(),
                 kind: Kind::Internal,
                 start: at(m.start),
                 end: at(m.end),
@@ -670,7 +652,7 @@ impl Stage for TraceStage {
     }
 
     fn on_response_chunk(&self, ex: &mut Exchange, chunk: &mut Bytes) -> Flow {
-        if let Some(t) = ex.trace.as_deref_mut()
+        if let Some(t) = ex.stash.get_mut::<Trace>()
             && t.sampled
         {
             t.answer.feed(chunk);
@@ -679,7 +661,7 @@ impl Stage for TraceStage {
     }
 
     fn on_complete(&self, ex: &Exchange) {
-        let (Some(tracer), Some(t)) = (self.tracer.as_deref(), ex.trace.as_deref()) else {
+        let (Some(tracer), Some(t)) = (self.tracer.as_deref(), ex.stash.get::<Trace>()) else {
             return;
         };
         if let (true, Some(queue)) = (t.sampled, &tracer.queue) {
