@@ -13,4 +13,12 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 export CHAOS_PHASE_MS=${CHAOS_PHASE_MS:-15000}
 echo "fleet chaos test, phases of ${CHAOS_PHASE_MS} ms, $(date -u +%Y-%m-%dT%H:%MZ)"
-cargo test -q -p rampart --test it chaos:: -- --nocapture 2>&1 | grep -E "^(chaos|answers|events|test |thread|test result)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if cargo test -q -p rampart --test it chaos:: -- --nocapture >"$log" 2>&1; then
+  grep -E "^(chaos|answers|events|test result)" "$log"
+else
+  sed -n '/panicked/,/stack backtrace/p' "$log"
+  tail -5 "$log"
+  exit 1
+fi

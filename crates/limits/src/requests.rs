@@ -478,6 +478,10 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
+/// PINGs one breaker probe may send, and the pause between them.
+const PROBE_ATTEMPTS: u32 = 3;
+const PROBE_PAUSE: Duration = Duration::from_millis(100);
+
 impl RedisBackend {
     fn new(cfg: &rampart_config::Redis, on_error: Hook) -> Result<Self, BackendError> {
         let bad = |e: redis::RedisError| BackendError(format!("redis.url: {e}"));
@@ -522,8 +526,12 @@ impl RedisBackend {
         }
     }
 
-    /// One PING off the request path, bounded by the timeout; its answer closes or
-    /// keeps open the breaker. The task ends by itself.
+    /// A PING off the request path; its answer closes or keeps open the breaker. The
+    /// connection manager answers the first command after an outage with the old
+    /// connection's error while it reconnects, so a failed PING is tried again (up to
+    /// [`PROBE_ATTEMPTS`] times, [`PROBE_PAUSE`] apart, each bounded by the timeout):
+    /// otherwise a Redis that is back would stay unused for one more cool-down (up to
+    /// 5 s). The task ends by itself.
     fn probe(&self) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             self.breaker.failure();
@@ -533,10 +541,19 @@ impl RedisBackend {
         let timeout = self.timeout.max(Duration::from_millis(200));
         let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
         handle.spawn(async move {
-            let ok = matches!(
-                tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
-                Ok(Ok(_))
-            );
+            let mut ok = false;
+            for attempt in 0..PROBE_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(PROBE_PAUSE).await;
+                }
+                ok = matches!(
+                    tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
+                    Ok(Ok(_))
+                );
+                if ok {
+                    break;
+                }
+            }
             let _ = tx.send(ok);
         });
         // The verdict is applied when the next request looks (no shared task state).

@@ -197,9 +197,11 @@ path_prefix = "/v1/"
 upstream = "openai"
 protocol = "openai"
 
+# Generous: the test command runs this beside the other tests on two cores, and a
+# Redis round trip slower than the timeout is (rightly) a backend error.
 [redis]
 url = {{ env = "CHAOS_REDIS" }}
-timeout = "200ms"
+timeout = "1s"
 
 # The load route: a generous shared rate limit that falls back to each node's own
 # counters while Redis is down (it never refuses this load).
@@ -582,8 +584,8 @@ async fn a_fleet_loses_nothing_when_nodes_redis_and_postgres_die() {
     }
     let kill_window = killed_at..killed_at + Duration::from_secs(3);
     // The breaker probes a Redis that is down after 250 ms, doubling up to 5 s: the fail
-    // mode may hold that long after Redis is back.
-    let redis_window = redis_down..redis_up + Duration::from_secs(6);
+    // mode may hold that long after Redis is back, plus the probe's own PINGs.
+    let redis_window = redis_down..redis_up + Duration::from_secs(7);
     let mut balancer_errors = 0;
     for s in seen.iter().filter(|s| s.status != 200) {
         let code = s.code.as_deref().unwrap_or("");
@@ -599,7 +601,7 @@ async fn a_fleet_loses_nothing_when_nodes_redis_and_postgres_die() {
         };
         assert!(
             allowed,
-            "an error no fail mode promises: {s:?}\n{tally:#?}\nevents: {events:?}"
+            "an error no fail mode promises: {s:?}\n{tally:?}\nevents: {events:?}"
         );
     }
     assert!(
