@@ -137,7 +137,8 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
     pipeline.assign_request_id(&mut ex, req.headers());
-    pipeline.begin_trace(&mut ex, req.headers());
+    // Without `[traces]` the exchange never looks for a trace in its stash.
+    let traced = pipeline.begin_trace(&mut ex, req.headers());
     ex.client_ip = rt.client_ip(&ex.conn.listener, ex.conn.peer.ip(), req.headers());
 
     ex.host = match host {
@@ -167,7 +168,7 @@ pub async fn handle(
     };
     let http1 = parts.head.version <= http::Version::HTTP_11;
     let staged = tokio::time::timeout(total, pipeline.request_stages(&mut ex, &route, &mut parts)).await;
-    if let (Some(t), Some(body)) = (ex.stash.get_mut::<Trace>(), ex.body_json.as_ref()) {
+    if traced && let (Some(t), Some(body)) = (ex.stash.get_mut::<Trace>(), ex.body_json.as_ref()) {
         t.llm_request(body);
     }
     // The parsed body served the request stages; it need not live as long as a stream.
@@ -204,7 +205,7 @@ pub async fn handle(
         host.as_deref(),
         rt.trusts_peer(&ex.conn.listener, ex.conn.peer.ip()),
     );
-    if let Some(t) = ex.stash.get::<Trace>() {
+    if traced && let Some(t) = ex.stash.get::<Trace>() {
         t.propagate(&mut parts.head.headers);
     }
     let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -214,7 +215,7 @@ pub async fn handle(
     };
 
     let (mut head, incoming) = upstreamed.response.into_parts();
-    if let Some(t) = ex.stash.get_mut::<Trace>() {
+    if traced && let Some(t) = ex.stash.get_mut::<Trace>() {
         t.upstream_answered(head.status);
     }
     proxy::strip_hop_by_hop(&mut head.headers);

@@ -270,15 +270,17 @@ impl Pipeline {
         self.request_id.assign(ex, headers);
     }
 
-    /// The exchange's trace context, when `[traces]` is configured.
-    pub fn begin_trace(&self, ex: &mut Exchange, headers: &http::HeaderMap) {
-        if let Some(tracer) = self.trace.tracer() {
-            let trace = tracer.begin(ex, headers);
-            if trace.sampled && tracer.stages() {
-                ex.stage_times = Some(Vec::with_capacity(16));
-            }
-            ex.stash.put(trace);
+    /// The exchange's trace context, when `[traces]` is configured; whether it is.
+    pub fn begin_trace(&self, ex: &mut Exchange, headers: &http::HeaderMap) -> bool {
+        let Some(tracer) = self.trace.tracer() else {
+            return false;
+        };
+        let trace = tracer.begin(ex, headers);
+        if trace.sampled && tracer.stages() {
+            ex.stage_times = Some(Vec::with_capacity(16));
         }
+        ex.stash.put(trace);
+        true
     }
 }
 
