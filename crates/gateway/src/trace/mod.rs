@@ -363,36 +363,39 @@ fn key_positions<'a>(text: &'a [u8], key: &'a str) -> impl DoubleEndedIterator<I
     })
 }
 
-/// The value after the last (or first) `"key":` in `text`: a number or a short string.
-fn json_field(text: &[u8], key: &str, last: bool) -> Option<String> {
-    let hits = key_positions(text, key);
-    let ordered: Box<dyn Iterator<Item = usize>> = if last { Box::new(hits.rev()) } else { Box::new(hits) };
-    for at in ordered {
-        let rest = text[at + key.len() + 2..].trim_ascii_start();
-        let Some(rest) = rest.strip_prefix(b":") else { continue };
-        let rest = rest.trim_ascii_start();
-        if let Some(s) = rest.strip_prefix(b"\"") {
+/// The value of the `"key"` starting at `at`: a number or a short string without
+/// escapes; `None` for anything else (null, an object, a long or escaped string).
+fn value_at(text: &[u8], at: usize, key: &str) -> Option<String> {
+    let rest = text.get(at + key.len() + 2..)?.trim_ascii_start();
+    let rest = rest.strip_prefix(b":")?.trim_ascii_start();
+    let value = match rest.strip_prefix(b"\"") {
+        Some(s) => {
             let end = s.iter().position(|&b| b == b'"' || b == b'\\')?;
-            if end <= 128 && s.get(end) == Some(&b'"') {
-                return std::str::from_utf8(&s[..end]).ok().map(str::to_owned);
-            }
-            continue;
+            (end <= 128 && s[end] == b'"').then(|| &s[..end])?
         }
-        let end = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
-        if end > 0 && end < 19 {
-            return std::str::from_utf8(&rest[..end]).ok().map(str::to_owned);
+        None => {
+            let end = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+            (end > 0 && end < 19).then(|| &rest[..end])?
         }
+    };
+    std::str::from_utf8(value).ok().map(str::to_owned)
+}
+
+/// The value after the last (or first) `"key":` in `text` that is a number or a short
+/// string.
+fn json_field(text: &[u8], key: &str, last: bool) -> Option<String> {
+    let value = |at| value_at(text, at, key);
+    if last {
+        key_positions(text, key).rev().find_map(value)
+    } else {
+        key_positions(text, key).find_map(value)
     }
-    None
 }
 
 fn finish_reasons(text: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for at in key_positions(text, "finish_reason") {
-        if let Some(v) = json_field(&text[at..], "finish_reason", false)
-            && !out.contains(&v)
-            && out.len() < 8
-        {
+    for v in key_positions(text, "finish_reason").filter_map(|at| value_at(text, at, "finish_reason")) {
+        if !out.contains(&v) && out.len() < 8 {
             out.push(v);
         }
     }
@@ -661,10 +664,12 @@ impl Stage for TraceStage {
     }
 
     fn on_complete(&self, ex: &Exchange) {
-        let (Some(tracer), Some(t)) = (self.tracer.as_deref(), ex.stash.get::<Trace>()) else {
+        let Some(queue) = self.tracer.as_deref().and_then(|t| t.queue.as_ref()) else {
             return;
         };
-        if let (true, Some(queue)) = (t.sampled, &tracer.queue) {
+        if let Some(t) = ex.stash.get::<Trace>()
+            && t.sampled
+        {
             queue.offer(self.spans(ex, t));
         }
     }
@@ -722,6 +727,82 @@ mod tests {
         }
         // Two headers: which one is meant is unknowable.
         assert!(parse_traceparent(&headers(&[("traceparent", good), ("traceparent", good)])).is_none());
+    }
+
+    fn traces(ratio: f64, parent: ParentSampled) -> Traces {
+        Traces {
+            endpoint: Some("http://127.0.0.1:9/v1/traces".parse().unwrap()),
+            protocol: rampart_config::OtlpProtocol::HttpProtobuf,
+            sample_ratio: ratio,
+            parent_sampled: parent,
+            service_name: "rampart".into(),
+            headers: Vec::new(),
+            ca: None,
+            queue: 10,
+            batch: 10,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            stages: true,
+        }
+    }
+
+    fn exchange() -> Exchange {
+        let conn = Arc::new(crate::context::ConnInfo {
+            listener: Arc::from("main"),
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            tls: false,
+            client_cert: None,
+        });
+        Exchange::new(conn, http::Method::POST, "/v1/chat/completions".into(), None)
+    }
+
+    /// A client cannot force its requests into the trace pipeline: under the default
+    /// `ignore` only the ratio decides; `follow` hands the decision to the caller.
+    #[tokio::test]
+    async fn a_caller_decides_sampling_only_when_told_to() {
+        let metrics = Arc::new(Metrics::new());
+        let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let begin = |ratio, parent, header: Option<&str>| {
+            let tracer = Tracer::start(&traces(ratio, parent), "n", Arc::clone(&metrics)).unwrap();
+            let h = header.map_or_else(HeaderMap::new, |v| headers(&[("traceparent", v)]));
+            tracer.begin(&exchange(), &h).sampled
+        };
+        assert!(
+            !begin(0.0, ParentSampled::Ignore, Some(sampled)),
+            "forced by the caller"
+        );
+        assert!(begin(1.0, ParentSampled::Ignore, Some(unsampled)), "the ratio decides");
+        assert!(begin(0.0, ParentSampled::Follow, Some(sampled)));
+        assert!(!begin(1.0, ParentSampled::Follow, Some(unsampled)));
+        // No valid caller context: the ratio decides, also under `follow`.
+        assert!(!begin(0.0, ParentSampled::Follow, None));
+        assert!(begin(1.0, ParentSampled::Follow, Some("00-bogus")));
+        // The ratio is applied to the trace id, so every node agrees on one trace.
+        let a = begin(0.5, ParentSampled::Ignore, Some(unsampled));
+        for _ in 0..20 {
+            assert_eq!(begin(0.5, ParentSampled::Ignore, Some(unsampled)), a);
+        }
+    }
+
+    /// The next variations of a hostile trace context: an over-long or unprintable
+    /// `tracestate` beside a valid `traceparent` is dropped; a sampled exchange names
+    /// its own upstream span.
+    #[tokio::test]
+    async fn hostile_tracestate_is_not_forwarded() {
+        let tracer = Tracer::start(&traces(1.0, ParentSampled::Ignore), "n", Arc::new(Metrics::new())).unwrap();
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let long = format!("v={}", "x".repeat(600));
+        for state in [long.as_str(), "v=a\tb", "v=ok"] {
+            let mut h = headers(&[("traceparent", caller)]);
+            h.insert(TRACESTATE, HeaderValue::from_str(state).unwrap());
+            let t = tracer.begin(&exchange(), &h);
+            t.propagate(&mut h);
+            assert_eq!(h.get(TRACESTATE).is_some(), state == "v=ok", "{state}");
+            let sent = h[TRACEPARENT].to_str().unwrap();
+            assert_eq!(sent, traceparent(&t.trace_id, &t.upstream_span, true));
+        }
     }
 
     #[test]
