@@ -565,3 +565,56 @@ fn watch_config_is_off_unless_set_and_must_be_a_duration() {
         );
     }
 }
+
+#[test]
+fn traces_endpoints_ratios_and_queues_are_checked() {
+    let traces = |body: &str| format!("{BASE}\n[traces]\n{body}\n");
+    let c = from_str(
+        &traces("endpoint = \"http://collector:4318\""),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    let t = c.traces.unwrap();
+    assert_eq!(t.endpoint.unwrap().to_string(), "http://collector:4318/v1/traces");
+    assert_eq!((t.sample_ratio, t.queue, t.batch), (1.0, 8192, 512));
+    let c = from_str(
+        &traces("endpoint = \"https://collector:4317\"\nprotocol = \"grpc\""),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        c.traces.unwrap().endpoint.unwrap().path(),
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    );
+    // Without an endpoint: context only.
+    assert!(
+        from_str(&traces(""), "t.toml", Path::new("."))
+            .unwrap()
+            .traces
+            .unwrap()
+            .endpoint
+            .is_none()
+    );
+    for (body, key) in [
+        ("endpoint = \"ftp://collector\"", "traces.endpoint"),
+        ("endpoint = \"http://c:4318/v1/traces?k=secret\"", "traces.endpoint"),
+        ("endpoint = \"http://c:4317/x\"\nprotocol = \"grpc\"", "traces.endpoint"),
+        ("sample_ratio = 1.5", "traces.sample_ratio"),
+        ("sample_ratio = -0.1", "traces.sample_ratio"),
+        ("batch = 100\nqueue = 10", "traces.batch"),
+        ("interval = \"0s\"", "traces.interval"),
+        ("headers = { host = { env = \"X\" } }", "traces.headers.host"),
+    ] {
+        has(&errors(&traces(body)), key, "");
+    }
+    // Mistakes the TOML reader catches name the line (18: the `[traces]` body).
+    for (body, words) in [
+        ("protocol = \"http/json\"", "expected `http/protobuf` or `grpc`"),
+        ("sampel_ratio = 0.5", "sampel_ratio"),
+    ] {
+        let e = errors(&traces(body)).to_string();
+        assert!(e.contains("t.toml:18:") && e.contains(words), "{e}");
+    }
+}
